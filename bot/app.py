@@ -1,0 +1,120 @@
+"""The ASGI app: webhooks, health, readiness and metrics, with the inbox worker running beside
+them. Built by `create_app(settings)`; nothing happens at import."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from bot.metrics import Metrics
+from bot.settings import Settings
+from bot.webhooks import alertmanager, pagerduty
+from bot.webhooks.errors import RequestRejected, rejected_response
+from bot.webhooks.intake import Intake
+from bot.worker import InboxWorker
+from knowledge import inbox, migrate
+from knowledge.db import Database, open_database
+from knowledge.orgs import ensure_org
+from knowledge.types import utcnow
+
+log = logging.getLogger(__name__)
+
+
+async def prepare_database(settings: Settings) -> Database:
+    """Open the configured database, migrate it when allowed, and make sure the default org
+    exists (webhooks without `?org=` land there)."""
+    url = settings.db_url()
+    if settings.auto_migrate:
+        await migrate.upgrade_async(url)
+    db = open_database(url)
+    async with db.session() as session, session.begin():
+        await ensure_org(session, slug=settings.default_org, name=settings.default_org)
+    return db
+
+
+def create_app(settings: Settings, *, db: Database | None = None,
+               metrics: Metrics | None = None, run_worker: bool | None = None) -> FastAPI:
+    """The app. Pass `db` to share an open database (tests, the demo); otherwise the lifespan
+    opens the configured one. `run_worker` overrides `settings.worker`."""
+    metrics = metrics or Metrics()
+    with_worker = settings.worker if run_worker is None else run_worker
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database = db or await prepare_database(settings)
+        app.state.intake = Intake(settings=settings, db=database, metrics=metrics)
+        app.state.db = database
+        stop = asyncio.Event()
+        task: asyncio.Task[None] | None = None
+        if with_worker:
+            worker = InboxWorker(db=database, settings=settings, metrics=metrics,
+                                 wake=app.state.intake.wake)
+            app.state.worker = worker
+            task = asyncio.create_task(worker.run(stop), name="inbox-worker")
+        try:
+            yield
+        finally:
+            stop.set()
+            if task is not None:
+                # Let the current batch commit; its transaction is short.
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait_for(task, timeout=30)
+            if db is None:
+                await database.dispose()
+
+    app = FastAPI(title="SRE Copilot", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.add_exception_handler(RequestRejected, rejected_response)
+    _measure(app, metrics)
+
+    app.include_router(alertmanager.router())
+    app.include_router(pagerduty.router())
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        try:
+            await asyncio.wait_for(app.state.db.ping(), timeout=5)
+        except Exception as exc:
+            return JSONResponse({"status": "unavailable",
+                                 "detail": f"database unreachable: {type(exc).__name__}: {exc}"},
+                                status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics")
+    async def metrics_endpoint() -> Response:
+        with contextlib.suppress(Exception):  # a scrape must not fail because the db is away
+            async with app.state.db.session() as session:
+                depth = await inbox.depth(session)
+            metrics.inbox_depth.set(depth.pending)
+            metrics.inbox_failed.set(depth.failed)
+            age = ((utcnow() - depth.oldest_pending_at).total_seconds()
+                   if depth.oldest_pending_at else 0.0)
+            metrics.inbox_oldest_age.set(max(0.0, age))
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def _measure(app: FastAPI, metrics: Metrics) -> None:
+    @app.middleware("http")
+    async def count_requests(request: Request,
+                             call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        metrics.http_requests.labels(route, request.method, str(response.status_code)).inc()
+        metrics.http_latency.labels(route).observe(time.perf_counter() - started)
+        return response

@@ -1,0 +1,112 @@
+"""The `sre-copilot` command: serve, worker, db upgrade/current, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from bot.settings import Settings
+from knowledge.db import DatabaseURLError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sre-copilot",
+        description="SRE Copilot: the on-call teammate in your incident channel.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the HTTP server (webhooks, health, metrics) "
+                                         "with the inbox worker")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8080, help="port to listen on")
+    serve.add_argument("--no-worker", action="store_true",
+                       help="only take webhooks; process them with `sre-copilot worker`")
+
+    sub.add_parser("worker", help="process the inbox without serving HTTP")
+
+    db = sub.add_parser("db", help="database schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    up = db_sub.add_parser("upgrade", help="apply migrations (Alembic)")
+    up.add_argument("--revision", default="head")
+    db_sub.add_parser("current", help="print the database's schema revision")
+
+    sub.add_parser("demo", help="replay a bundled incident end to end on a local SQLite file")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings()
+        # The demo prints its own story; logs would only interleave with it.
+        level = "WARNING" if args.command == "demo" else settings.log_level.upper()
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.getLogger("alembic").setLevel(max(logging.getLevelName(level), logging.WARNING))
+        return _dispatch(args, settings)
+    except (ValidationError, DatabaseURLError) as exc:
+        print(f"sre-copilot: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "serve":
+        return _serve(settings, args.host, args.port, worker=not args.no_worker)
+    if args.command == "worker":
+        return asyncio.run(_worker(settings))
+    if args.command == "db":
+        from knowledge import migrate
+
+        if args.db_command == "upgrade":
+            migrate.upgrade(settings.db_url(), args.revision)
+            print(f"database at {settings.db_url().render_as_string()} is at "
+                  f"{migrate.current(settings.db_url())}")
+        else:
+            print(migrate.current(settings.db_url()) or "(no schema yet)")
+        return 0
+    if args.command == "demo":
+        from bot.demo.run import run_demo
+
+        return asyncio.run(run_demo(settings))
+    raise AssertionError(args.command)
+
+
+def _serve(settings: Settings, host: str, port: int, *, worker: bool) -> int:
+    import uvicorn
+
+    from bot.app import create_app
+
+    app = create_app(settings, run_worker=worker)
+    # uvicorn handles SIGTERM/SIGINT: stops accepting, finishes requests, runs the lifespan's
+    # shutdown (which lets the worker commit its batch).
+    uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(),
+                proxy_headers=True, timeout_graceful_shutdown=30)
+    return 0
+
+
+async def _worker(settings: Settings) -> int:
+    from bot.app import prepare_database
+    from bot.metrics import Metrics
+    from bot.worker import InboxWorker
+
+    db = await prepare_database(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await InboxWorker(db=db, settings=settings, metrics=Metrics()).run(stop)
+    finally:
+        await db.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,106 @@
+"""Runs the demo: a fresh SQLite database in the data directory, the real app (signature and
+token checks, inbox, worker, incident engine) driven in-process over ASGI — no network, no keys,
+no servers — then the incident, its timeline and the channel messages printed."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import UTC, datetime
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from bot.app import create_app, prepare_database
+from bot.demo.scenario import Delivery, deliveries
+from bot.metrics import Metrics
+from bot.render import terminal
+from bot.settings import Settings
+from bot.webhooks.pagerduty import signature_header
+from bot.worker import InboxWorker
+from knowledge.alerts import alerts_of_incident
+from knowledge.db import Database
+from knowledge.incidents import list_incidents
+from knowledge.orgs import get_org
+from knowledge.outbox import messages
+from knowledge.timeline import list_events
+
+
+async def run_demo(settings: Settings, console: Console | None = None) -> int:
+    console = console or Console()
+    path = (settings.data_dir / "demo.sqlite3").resolve()
+    for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        leftover.unlink(missing_ok=True)
+    settings = settings.model_copy(update={
+        "database_url": f"sqlite:///{path}",
+        "alertmanager_webhook_token": secrets.token_urlsafe(24),
+        "pagerduty_webhook_secret": secrets.token_urlsafe(24),
+    })
+    console.print(Text.assemble(("SRE Copilot demo", "bold"),
+                                " — replaying a bundled incident through the real intake path"))
+    console.print(f"[dim]database: {path} (SQLite, the embedded default)[/dim]\n")
+
+    db = await prepare_database(settings)
+    metrics = Metrics()
+    app = create_app(settings, db=db, metrics=metrics, run_worker=False)
+    try:
+        async with app.router.lifespan_context(app), httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://copilot") as client:
+            worker = InboxWorker(db=db, settings=settings, metrics=metrics)
+            table = Table(title="webhooks received", title_justify="left", expand=False)
+            table.add_column("time", no_wrap=True)
+            table.add_column("from", no_wrap=True)
+            table.add_column("what", min_width=28)
+            table.add_column("answer", min_width=24)
+            for delivery in deliveries(datetime.now(UTC)):
+                response = await _send(client, delivery, settings)
+                await worker.drain()
+                table.add_row(terminal.clock(delivery.at), delivery.source, delivery.what,
+                              _answer(response))
+            console.print(table)
+        await _show_incident(console, settings, db)
+    finally:
+        await db.dispose()
+    console.print("\n[dim]Next: `sre-copilot serve` takes these webhooks for real "
+                  "(see README, Settings).[/dim]")
+    return 0
+
+
+async def _send(client: httpx.AsyncClient, delivery: Delivery, settings: Settings
+                ) -> httpx.Response:
+    body = json.dumps(delivery.body).encode()
+    headers = {"content-type": "application/json"}
+    if delivery.source == "alertmanager":
+        headers["authorization"] = f"Bearer {settings.alertmanager_webhook_token}"
+        return await client.post("/webhooks/alertmanager", content=body, headers=headers)
+    secret = "not-the-secret" if delivery.forged else settings.pagerduty_secrets[0]
+    headers["x-pagerduty-signature"] = signature_header(body, secret)
+    return await client.post("/webhooks/pagerduty", content=body, headers=headers)
+
+
+def _answer(response: httpx.Response) -> Text:
+    data = response.json()
+    if response.status_code >= 400:
+        return Text.assemble((f"{response.status_code} refused", "bold red"),
+                             f" ({data.get('error')}): {data.get('detail', '')}")
+    stored = f"{data['accepted']} stored"
+    if data.get("duplicates"):
+        stored += f", {data['duplicates']} repeat{'s' if data['duplicates'] > 1 else ''} ignored"
+    return Text.assemble((str(response.status_code), "green"), f" {stored}")
+
+
+async def _show_incident(console: Console, settings: Settings, db: Database) -> None:
+    async with db.session() as session:
+        org = await get_org(session, slug=settings.default_org)
+        assert org.id is not None
+        for incident in reversed(await list_incidents(session, org_id=org.id)):
+            assert incident.id is not None
+            alerts = await alerts_of_incident(session, org_id=org.id, incident_id=incident.id)
+            events = await list_events(session, org_id=org.id, incident_id=incident.id)
+            posts = await messages(session, org_id=org.id, incident_id=incident.id)
+            console.print()
+            console.print(terminal.incident_card(incident, alerts))
+            console.print(terminal.timeline_table(events))
+            console.print(terminal.channel_messages(posts))

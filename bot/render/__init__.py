@@ -1,0 +1,1 @@
+"""Renderers: domain objects → what a surface shows (terminal now; Block Kit, Adaptive Cards)."""

@@ -1,0 +1,49 @@
+"""Settings: read from the environment in this one place, then passed down.
+
+Every setting is listed with its default and meaning in the README's settings table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL
+
+from knowledge.db import resolve_url
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SRE_COPILOT_", populate_by_name=True,
+                                      extra="ignore")
+
+    data_dir: Path = Path("./.sre-copilot")
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    alertmanager_webhook_token: str | None = Field(
+        default=None, validation_alias="ALERTMANAGER_WEBHOOK_TOKEN")
+    pagerduty_webhook_secret: str | None = Field(
+        default=None, validation_alias="PAGERDUTY_WEBHOOK_SECRET")
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    default_org: str = "default"
+    auto_resolve: bool = True
+    auto_migrate: bool = True
+    worker: bool = True
+    worker_batch: int = Field(default=100, gt=0)
+    worker_poll_seconds: float = Field(default=0.5, gt=0)
+    inbox_max_attempts: int = Field(default=5, gt=0)
+    log_level: str = "info"
+
+    @field_validator("database_url", "alertmanager_webhook_token", "pagerduty_webhook_secret")
+    @classmethod
+    def _empty_is_unset(cls, value: str | None) -> str | None:
+        return value or None
+
+    @property
+    def pagerduty_secrets(self) -> list[str]:
+        """Several comma-separated secrets are accepted so a secret can be rotated."""
+        raw = self.pagerduty_webhook_secret or ""
+        return [s.strip() for s in raw.split(",") if s.strip()]
+
+    def db_url(self) -> URL:
+        return resolve_url(self.database_url, self.data_dir)

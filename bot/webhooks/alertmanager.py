@@ -1,0 +1,108 @@
+"""`POST /webhooks/alertmanager`: Alertmanager's webhook (payload version 4), authorised by a
+bearer token. Each alert becomes one inbox item keyed by group key + fingerprint + status +
+startsAt, so Alertmanager's repeats (every `repeat_interval`, or after a retry) are ignored while
+a new alert in the same group still gets through."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from bot.webhooks.errors import RequestRejected, parse_json, read_body, require_json, validate
+from bot.webhooks.intake import intake_of
+from knowledge.correlation import AlertSignal
+from knowledge.inbox import InboxEntry
+
+SOURCE = "alertmanager"
+
+
+class AlertmanagerAlert(BaseModel):
+    status: Literal["firing", "resolved"]
+    labels: dict[str, str]
+    annotations: dict[str, str] = Field(default_factory=dict)
+    startsAt: datetime
+    endsAt: datetime | None = None
+    generatorURL: str | None = None
+    fingerprint: str = Field(min_length=1)
+
+
+class AlertmanagerPayload(BaseModel):
+    version: Literal["4"]
+    groupKey: str = Field(min_length=1)
+    truncatedAlerts: int = 0
+    status: Literal["firing", "resolved"]
+    receiver: str
+    groupLabels: dict[str, str] = Field(default_factory=dict)
+    commonLabels: dict[str, str] = Field(default_factory=dict)
+    commonAnnotations: dict[str, str] = Field(default_factory=dict)
+    externalURL: str | None = None
+    alerts: list[AlertmanagerAlert] = Field(min_length=1)
+
+
+def inbox_entries(payload: AlertmanagerPayload) -> list[InboxEntry]:
+    group = {"groupKey": payload.groupKey, "receiver": payload.receiver,
+             "groupLabels": payload.groupLabels, "commonLabels": payload.commonLabels,
+             "externalURL": payload.externalURL}
+    return [InboxEntry(source=SOURCE,
+                       key=f"{payload.groupKey}|{a.fingerprint}|{a.status}|{a.startsAt.isoformat()}",
+                       payload={"group": group, "alert": a.model_dump(mode="json")})
+            for a in payload.alerts]
+
+
+def _real_time(value: datetime | None) -> datetime | None:
+    """Alertmanager sends `0001-01-01T00:00:00Z` for 'not ended'."""
+    if value is None or value.year < 1971:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def signal_from_item(payload: dict[str, Any]) -> AlertSignal:
+    alert = AlertmanagerAlert.model_validate(payload["alert"])
+    group = payload["group"]
+    starts = _real_time(alert.startsAt)
+    assert starts is not None, "startsAt is always set by Alertmanager"
+    return AlertSignal(group_key=group["groupKey"], fingerprint=alert.fingerprint,
+                       status=alert.status, labels=alert.labels, annotations=alert.annotations,
+                       starts_at=starts,
+                       ends_at=_real_time(alert.endsAt) if alert.status == "resolved" else None,
+                       generator_url=alert.generatorURL,
+                       common_labels=group.get("commonLabels") or {})
+
+
+def _authorise(request: Request, token: str | None) -> None:
+    if not token:
+        raise RequestRejected(
+            401, "not_configured",
+            "ALERTMANAGER_WEBHOOK_TOKEN is not set on the copilot; set it and give Alertmanager "
+            "the same value in the receiver's http_config.authorization.credentials")
+    header = request.headers.get("authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        raise RequestRejected(401, "missing_token", "expected 'Authorization: Bearer <token>'",
+                              headers={"WWW-Authenticate": "Bearer"})
+    if not hmac.compare_digest(given.strip().encode(), token.encode()):
+        raise RequestRejected(401, "invalid_token", "the bearer token is not the configured one",
+                              headers={"WWW-Authenticate": "Bearer"})
+
+
+def router() -> APIRouter:
+    api = APIRouter()
+
+    @api.post("/webhooks/alertmanager", status_code=202)
+    async def alertmanager_webhook(request: Request, org: str | None = None) -> JSONResponse:
+        intake = intake_of(request)
+        _authorise(request, intake.settings.alertmanager_webhook_token)
+        require_json(request)
+        body = await read_body(request, limit=intake.settings.max_body_bytes)
+        payload = validate(AlertmanagerPayload, parse_json(body),
+                           what="Alertmanager webhook (version 4)")
+        result = await intake.store(org, inbox_entries(payload))
+        return JSONResponse({"accepted": result.accepted, "duplicates": result.duplicates},
+                            status_code=202)
+
+    return api

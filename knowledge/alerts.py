@@ -1,0 +1,54 @@
+"""Alerts: one row per alert firing (an alert's fingerprint and its `startsAt`), updated when it
+resolves. Times are the source's own (`startsAt`/`endsAt`), never the time a webhook arrived."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, UniqueConstraint
+from sqlmodel import Field, SQLModel, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from knowledge.types import UTCDateTime, utcnow
+
+
+class Alert(SQLModel, table=True):
+    __tablename__ = "alert"
+    __table_args__ = (UniqueConstraint("org_id", "fingerprint", "starts_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="org.id", index=True)
+    incident_id: int | None = Field(default=None, foreign_key="incident.id", index=True)
+    fingerprint: str = Field(max_length=128)
+    alertname: str = Field(max_length=200)
+    status: str = Field(max_length=16)  # firing | resolved
+    severity: str | None = Field(default=None, max_length=32)
+    service: str | None = Field(default=None, max_length=200)
+    group_key: str | None = None
+    labels: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    annotations: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    generator_url: str | None = Field(default=None, max_length=2000)
+    starts_at: datetime = Field(sa_type=UTCDateTime)
+    ends_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+async def alerts_of_incident(session: AsyncSession, *, org_id: int, incident_id: int
+                             ) -> list[Alert]:
+    stmt = (select(Alert).where(Alert.org_id == org_id, Alert.incident_id == incident_id)
+            .order_by(Alert.starts_at, Alert.id))  # type: ignore[arg-type]
+    return list((await session.exec(stmt)).all())
+
+
+async def find_alert(session: AsyncSession, *, org_id: int, fingerprint: str,
+                     starts_at: datetime) -> Alert | None:
+    stmt = select(Alert).where(Alert.org_id == org_id, Alert.fingerprint == fingerprint,
+                               Alert.starts_at == starts_at)
+    return (await session.exec(stmt)).first()
+
+
+async def list_alerts(session: AsyncSession, *, org_id: int, limit: int = 1000) -> list[Alert]:
+    stmt = select(Alert).where(Alert.org_id == org_id).order_by(Alert.id).limit(limit)  # type: ignore[arg-type]
+    return list((await session.exec(stmt)).all())

@@ -1,0 +1,116 @@
+"""Engines and sessions: PostgreSQL through psycopg 3 when a URL is given, else a SQLite file.
+
+`DATABASE_URL` comes in the usual `postgresql://user:pass@host/db` form; the driver names
+(`+psycopg`, `+aiosqlite`) are added here so users never need to know them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+
+class DatabaseURLError(ValueError):
+    """A DATABASE_URL this project cannot use; the message says what to write instead."""
+
+
+def resolve_url(database_url: str | None, data_dir: Path) -> URL:
+    """The sync URL for the configured database: the given one, or SQLite in the data directory."""
+    if not database_url:
+        return make_url(f"sqlite:///{(data_dir / 'sre-copilot.sqlite3').resolve()}")
+    try:
+        url = make_url(database_url)
+    except Exception as exc:  # sqlalchemy raises ArgumentError with little context
+        raise DatabaseURLError(
+            f"DATABASE_URL {database_url!r} is not a URL; expected e.g. "
+            "postgresql://user:pass@host:5432/db"
+        ) from exc
+    backend = url.get_backend_name()
+    if backend in ("postgresql", "postgres"):
+        return url.set(drivername="postgresql+psycopg")
+    if backend == "sqlite":
+        return url.set(drivername="sqlite")
+    raise DatabaseURLError(
+        f"DATABASE_URL uses {backend!r}; only postgresql:// and sqlite:/// are supported"
+    )
+
+
+def ensure_sqlite_dir(url: URL) -> None:
+    """SQLite creates the file but not its folder (the data directory on a fresh machine)."""
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def async_url(url: URL) -> URL:
+    """The same database through an async driver (psycopg 3 async, aiosqlite)."""
+    if url.get_backend_name() == "sqlite":
+        return url.set(drivername="sqlite+aiosqlite")
+    return url.set(drivername="postgresql+psycopg")
+
+
+def _sqlite_transactions(engine: AsyncEngine) -> None:
+    """Make SQLite transactions real: BEGIN IMMEDIATE takes the write lock up front, so a worker
+    that reads pending inbox rows and then marks them cannot race another writer, and the
+    busy timeout makes concurrent writers wait instead of failing (SQLAlchemy's documented
+    recipe for pysqlite/aiosqlite)."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@dataclass
+class Database:
+    """One database: its async engine and a session factory. Passed down, never global."""
+
+    url: URL
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.get_backend_name() == "sqlite"
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        async with self.sessions() as session:
+            yield session
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def open_database(url: URL, *, pool_size: int = 10, connect_args: dict[str, Any] | None = None
+                  ) -> Database:
+    """Open (lazily) the database at a sync URL from `resolve_url`."""
+    aurl = async_url(url)
+    kwargs: dict[str, Any] = {"connect_args": connect_args or {}}
+    ensure_sqlite_dir(aurl)
+    if aurl.get_backend_name() != "sqlite":
+        kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    engine = create_async_engine(aurl, **kwargs)
+    if aurl.get_backend_name() == "sqlite":
+        _sqlite_transactions(engine)
+    sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+    return Database(url=url, engine=engine, sessions=sessions)

@@ -1,0 +1,149 @@
+"""The durable inbox: every accepted webhook item, stored before the sender gets its 2xx.
+
+Items are keyed by their natural idempotency key per source, so a redelivery is recognised and
+ignored. A worker claims pending items (`FOR UPDATE SKIP LOCKED` on PostgreSQL, the database
+write lock on SQLite) and marks them done in the same transaction as their effects: a crash rolls
+both back and the item is simply claimed again — never lost, never applied twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Index, UniqueConstraint, func
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Field, SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from knowledge.types import UTCDateTime, utcnow
+
+
+class InboxStatus(StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"  # gave up after max attempts; kept, with its error, for a person to look at
+
+
+class InboxItem(SQLModel, table=True):
+    __tablename__ = "inbox_item"
+    __table_args__ = (
+        UniqueConstraint("org_id", "source", "idempotency_key"),
+        Index("ix_inbox_item_claim", "status", "available_at", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="org.id", index=True)
+    source: str = Field(max_length=32)
+    idempotency_key: str = Field(max_length=64)  # SHA-256 of the natural key: any length fits
+    payload: dict[str, Any] = Field(sa_type=JSON)
+    status: str = Field(default=InboxStatus.PENDING.value, max_length=16)
+    attempts: int = 0
+    last_error: str | None = Field(default=None, max_length=4000)
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    available_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    processed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+@dataclass(frozen=True)
+class InboxEntry:
+    """One item to store: its source (`alertmanager`, `pagerduty`, …), key and JSON payload."""
+
+    source: str
+    key: str
+    payload: dict[str, Any]
+
+
+def key_digest(key: str) -> str:
+    """Natural keys (an Alertmanager group key plus fingerprint, …) can be long; the unique
+    index holds their SHA-256 so any length fits PostgreSQL's index row limit."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class EnqueueResult:
+    accepted: int
+    duplicates: int
+
+
+async def enqueue(session: AsyncSession, *, org_id: int, entries: list[InboxEntry]
+                  ) -> EnqueueResult:
+    """Store entries, skipping any whose key is already in the inbox. All or nothing: the caller
+    commits once, so a request is either wholly stored or not at all."""
+    if not entries:
+        return EnqueueResult(accepted=0, duplicates=0)
+    # Keys repeated inside one request count as duplicates too.
+    unique = list({(e.source, e.key): e for e in entries}.values())
+    now = utcnow()
+    rows = [{"org_id": org_id, "source": e.source, "idempotency_key": key_digest(e.key),
+             "payload": e.payload, "status": InboxStatus.PENDING.value, "attempts": 0,
+             "received_at": now, "available_at": now} for e in unique]
+    bind = session.get_bind()
+    dialect = postgresql if bind.dialect.name == "postgresql" else sqlite
+    stmt = (dialect.insert(InboxItem).values(rows)
+            .on_conflict_do_nothing(index_elements=["org_id", "source", "idempotency_key"])
+            .returning(col(InboxItem.id)))
+    inserted = len((await session.exec(stmt)).all())
+    return EnqueueResult(accepted=inserted, duplicates=len(entries) - inserted)
+
+
+async def claim(session: AsyncSession, *, limit: int) -> list[InboxItem]:
+    """Lock up to `limit` pending items for this transaction, oldest first. Other workers skip
+    them; if this one dies, the lock goes with its connection and they become claimable."""
+    stmt = (select(InboxItem)
+            .where(InboxItem.status == InboxStatus.PENDING.value,
+                   InboxItem.available_at <= utcnow())
+            .order_by(col(InboxItem.id))
+            .limit(limit)
+            .with_for_update(skip_locked=True))
+    return list((await session.exec(stmt)).all())
+
+
+def mark_done(item: InboxItem) -> None:
+    item.status = InboxStatus.DONE.value
+    item.processed_at = utcnow()
+    item.attempts += 1
+
+
+def mark_failed_attempt(item: InboxItem, *, error: str, max_attempts: int) -> None:
+    """Record a failed attempt: retried later with backoff, or given up after `max_attempts`."""
+    item.attempts += 1
+    item.last_error = error[:4000]
+    if item.attempts >= max_attempts:
+        item.status = InboxStatus.FAILED.value
+        item.processed_at = utcnow()
+    else:
+        item.available_at = utcnow() + timedelta(seconds=min(300, 2 ** item.attempts))
+
+
+@dataclass(frozen=True)
+class InboxDepth:
+    pending: int
+    failed: int
+    oldest_pending_at: datetime | None
+
+
+async def depth(session: AsyncSession) -> InboxDepth:
+    """How much work waits, across orgs: what an operator alerts on."""
+    pending = InboxItem.status == InboxStatus.PENDING.value
+    row = (await session.exec(
+        select(func.count(), func.min(InboxItem.received_at)).where(pending))).one()
+    failed = (await session.exec(
+        select(func.count()).where(InboxItem.status == InboxStatus.FAILED.value))).one()
+    oldest = row[1]
+    if isinstance(oldest, str):  # aggregate results skip the column type on SQLite
+        oldest = datetime.fromisoformat(oldest)
+    if oldest is not None and oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=UTC)
+    return InboxDepth(pending=int(row[0]), failed=int(failed), oldest_pending_at=oldest)
+
+
+async def items(session: AsyncSession, *, org_id: int, status: InboxStatus | None = None
+                ) -> list[InboxItem]:
+    stmt = select(InboxItem).where(InboxItem.org_id == org_id)
+    if status is not None:
+        stmt = stmt.where(InboxItem.status == status.value)
+    return list((await session.exec(stmt.order_by(col(InboxItem.id)))).all())

@@ -1,0 +1,184 @@
+"""Incidents and their state machine: triggered → acknowledged → investigating → mitigated →
+resolved, with the time of each step.
+
+Two ways to move an incident: `transition` is a person's command and refuses an illegal move with
+a clear error; `advance` applies what a source reports (PagerDuty, Alertmanager), which may arrive
+late or out of order, so it only ever moves forward and ignores the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Index, UniqueConstraint, text
+from sqlmodel import Field, SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from knowledge.timeline import TimelineEvent, add_event
+from knowledge.types import UTCDateTime, utcnow
+
+
+class IncidentStatus(StrEnum):
+    TRIGGERED = "triggered"
+    ACKNOWLEDGED = "acknowledged"
+    INVESTIGATING = "investigating"
+    MITIGATED = "mitigated"
+    RESOLVED = "resolved"
+
+
+ORDER = list(IncidentStatus)
+
+# Forward moves may skip steps (an alert can resolve before anyone acknowledges); the one move
+# back is mitigated → investigating, for a mitigation that did not hold.
+ALLOWED: dict[IncidentStatus, frozenset[IncidentStatus]] = {
+    s: frozenset(ORDER[i + 1:]) for i, s in enumerate(ORDER)
+}
+ALLOWED[IncidentStatus.MITIGATED] |= {IncidentStatus.INVESTIGATING}
+
+
+class Incident(SQLModel, table=True):
+    __tablename__ = "incident"
+    __table_args__ = (
+        UniqueConstraint("org_id", "pagerduty_incident_id"),
+        # At most one open incident per Alertmanager group: two workers racing on the first
+        # alerts of a group cannot both open one.
+        Index("uq_incident_open_group", "org_id", "group_key_hash", unique=True,
+              postgresql_where=text("status <> 'resolved'"),
+              sqlite_where=text("status <> 'resolved'")),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="org.id", index=True)
+    title: str = Field(max_length=500)
+    service: str | None = Field(default=None, max_length=200)
+    severity: str | None = Field(default=None, max_length=32)
+    status: str = Field(default=IncidentStatus.TRIGGERED.value, max_length=16)
+    source: str = Field(max_length=32)  # alertmanager | pagerduty | manual
+    group_key: str | None = None
+    group_key_hash: str | None = Field(default=None, max_length=64)
+    pagerduty_incident_id: str | None = Field(default=None, max_length=64)
+    pagerduty_url: str | None = Field(default=None, max_length=2000)
+    labels: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    triggered_at: datetime = Field(sa_type=UTCDateTime)
+    acknowledged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    investigating_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    mitigated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+    @property
+    def ref(self) -> str:
+        """How people name it in chat."""
+        return f"INC-{self.id}"
+
+    @property
+    def state(self) -> IncidentStatus:
+        return IncidentStatus(self.status)
+
+    def step_time(self, status: IncidentStatus) -> datetime | None:
+        return getattr(self, f"{status.value}_at")  # type: ignore[no-any-return]
+
+
+class IllegalTransition(ValueError):
+    """A move the state machine does not allow; the message names what is allowed."""
+
+
+class IncidentNotFound(LookupError):
+    pass
+
+
+def group_key_hash(group_key: str) -> str:
+    """SHA-256 hex of an Alertmanager group key: what Alertmanager's PagerDuty integration sends
+    as the dedup key, so a PagerDuty incident's `incident_key` finds the same incident."""
+    return hashlib.sha256(group_key.encode()).hexdigest()
+
+
+async def get_incident(session: AsyncSession, *, org_id: int, incident_id: int) -> Incident:
+    stmt = select(Incident).where(Incident.org_id == org_id, Incident.id == incident_id)
+    incident = (await session.exec(stmt)).first()
+    if incident is None:
+        raise IncidentNotFound(f"no incident INC-{incident_id} in this org")
+    return incident
+
+
+async def list_incidents(session: AsyncSession, *, org_id: int, open_only: bool = False,
+                         limit: int = 100) -> list[Incident]:
+    stmt = select(Incident).where(Incident.org_id == org_id)
+    if open_only:
+        stmt = stmt.where(Incident.status != IncidentStatus.RESOLVED.value)
+    stmt = stmt.order_by(col(Incident.id).desc()).limit(limit)
+    return list((await session.exec(stmt)).all())
+
+
+async def open_incident_for_group(session: AsyncSession, *, org_id: int, group_key: str
+                                  ) -> Incident | None:
+    stmt = select(Incident).where(Incident.org_id == org_id,
+                                  Incident.group_key_hash == group_key_hash(group_key),
+                                  Incident.status != IncidentStatus.RESOLVED.value)
+    return (await session.exec(stmt)).first()
+
+
+async def incident_for_pagerduty(session: AsyncSession, *, org_id: int, pd_incident_id: str,
+                                 incident_key: str | None) -> Incident | None:
+    """The incident a PagerDuty incident belongs to: linked before, or opened by the same
+    Alertmanager group (its dedup key is the group key's hash)."""
+    stmt = select(Incident).where(Incident.org_id == org_id,
+                                  Incident.pagerduty_incident_id == pd_incident_id)
+    found = (await session.exec(stmt)).first()
+    if found is not None or not incident_key:
+        return found
+    stmt = (select(Incident)
+            .where(Incident.org_id == org_id, Incident.group_key_hash == incident_key,
+                   col(Incident.pagerduty_incident_id).is_(None))
+            .order_by(col(Incident.id).desc()))
+    return (await session.exec(stmt)).first()
+
+
+def _apply(incident: Incident, to: IncidentStatus, at: datetime) -> None:
+    incident.status = to.value
+    setattr(incident, f"{to.value}_at", at)
+    incident.updated_at = utcnow()
+
+
+async def transition(session: AsyncSession, *, incident: Incident, to: IncidentStatus, at: datetime,
+                     actor: str, source: str) -> TimelineEvent:
+    """A person's move: refused with `IllegalTransition` when the state machine does not allow
+    it; recorded on the timeline."""
+    current = incident.state
+    if to not in ALLOWED[current]:
+        allowed = ", ".join(s.value for s in ORDER if s in ALLOWED[current]) or "none"
+        raise IllegalTransition(
+            f"{incident.ref} is {current.value}; it cannot move to {to.value} "
+            f"(allowed from {current.value}: {allowed})")
+    _apply(incident, to, at)
+    session.add(incident)
+    return await _status_event(session, incident, current, to, at, actor, source)
+
+
+async def advance(session: AsyncSession, *, incident: Incident, to: IncidentStatus, at: datetime,
+                  actor: str, source: str) -> TimelineEvent | None:
+    """A source's report: moves forward only; a late or repeated report changes nothing."""
+    current = incident.state
+    if ORDER.index(to) <= ORDER.index(current):
+        return None
+    _apply(incident, to, at)
+    session.add(incident)
+    return await _status_event(session, incident, current, to, at, actor, source)
+
+
+async def _status_event(session: AsyncSession, incident: Incident, before: IncidentStatus,
+                        after: IncidentStatus, at: datetime, actor: str, source: str
+                        ) -> TimelineEvent:
+    assert incident.id is not None
+    event = await add_event(
+        session, org_id=incident.org_id, incident_id=incident.id, occurred_at=at,
+        kind="status_changed", source=source,
+        summary=f"{before.value} → {after.value} by {actor}",
+        data={"from": before.value, "to": after.value, "actor": actor},
+        dedupe_key=f"status:{after.value}:{at.isoformat()}")
+    assert event is not None
+    return event

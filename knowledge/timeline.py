@@ -1,0 +1,68 @@
+"""Timeline events of an incident: what happened and when, by the source's clock.
+
+A `dedupe_key` makes adding an event idempotent, so a redelivered webhook or a retried worker
+never writes the same line twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, UniqueConstraint
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Field, SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from knowledge.types import UTCDateTime, utcnow
+
+KINDS = frozenset({
+    "alert_fired", "alert_resolved", "status_changed", "pagerduty", "note", "deploy",
+    "hypothesis_posted", "message_pinned",
+})
+
+
+class TimelineEvent(SQLModel, table=True):
+    __tablename__ = "timeline_event"
+    __table_args__ = (UniqueConstraint("incident_id", "dedupe_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="org.id", index=True)
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    occurred_at: datetime = Field(sa_type=UTCDateTime)
+    kind: str = Field(max_length=32)
+    source: str = Field(max_length=32)
+    summary: str = Field(max_length=2000)
+    data: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    dedupe_key: str | None = Field(default=None, max_length=500)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+async def add_event(session: AsyncSession, *, org_id: int, incident_id: int, occurred_at: datetime,
+                    kind: str, source: str, summary: str, data: dict[str, Any] | None = None,
+                    dedupe_key: str | None = None) -> TimelineEvent | None:
+    """Append an event; with a `dedupe_key` already present it returns None and writes nothing."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown timeline kind {kind!r}; known: {', '.join(sorted(KINDS))}")
+    if dedupe_key is not None:
+        stmt = select(TimelineEvent).where(TimelineEvent.incident_id == incident_id,
+                                           TimelineEvent.dedupe_key == dedupe_key)
+        if (await session.exec(stmt)).first() is not None:
+            return None
+    event = TimelineEvent(org_id=org_id, incident_id=incident_id, occurred_at=occurred_at,
+                          kind=kind, source=source, summary=summary[:2000], data=data or {},
+                          dedupe_key=dedupe_key)
+    try:
+        async with session.begin_nested():
+            session.add(event)
+    except IntegrityError:  # a concurrent writer added the same key between our read and write
+        return None
+    return event
+
+
+async def list_events(session: AsyncSession, *, org_id: int, incident_id: int
+                      ) -> list[TimelineEvent]:
+    stmt = (select(TimelineEvent)
+            .where(TimelineEvent.org_id == org_id, TimelineEvent.incident_id == incident_id)
+            .order_by(col(TimelineEvent.occurred_at), col(TimelineEvent.id)))
+    return list((await session.exec(stmt)).all())
