@@ -251,7 +251,8 @@ async def apply_pagerduty(session: AsyncSession, *, org_id: int, signal: PagerDu
     if opened:
         await enqueue_message(
             session, org_id=org_id, incident_id=incident.id, key=f"incident:{incident.id}:opened",
-            kind="incident_opened", text=f"🔥 {incident.ref} opened from PagerDuty: {incident.title}",
+            kind="incident_opened",
+            text=f"🔥 {incident.ref} opened from PagerDuty: {incident.title}",
             payload={"incident_id": incident.id})
     target = PD_STATUS.get(signal.event_type)
     if target is not None and await advance(session, incident=incident, to=target,

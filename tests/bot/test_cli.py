@@ -1,0 +1,69 @@
+"""The `sre-copilot` command as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy.engine import URL
+
+from tests.conftest import url_string
+
+CLI = [sys.executable, "-m", "bot.cli"]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith(("SRE_COPILOT_", "DATABASE_URL", "ALERTMANAGER_", "PAGERDUTY_"))}
+    clean["PYTHONPATH"] = str(ROOT)
+    clean["COLUMNS"] = "120"
+    return subprocess.run([*CLI, *args], cwd=cwd, env={**clean, **env}, capture_output=True,
+                          text=True, timeout=120, check=False)
+
+
+def test_demo_runs_on_a_fresh_directory_with_nothing_configured(tmp_path: Path) -> None:
+    result = _run(["demo"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert (tmp_path / ".sre-copilot" / "demo.sqlite3").exists()
+    assert "INC-1 checkout is failing 12.4% of requests" in out
+    assert "401 refused (invalid_signature)" in out  # the forged webhook
+    assert "0 stored, 2 repeats ignored" in out  # Alertmanager's retry
+    assert "time to acknowledge 4m 00s" in out and "time to resolve 14m 00s" in out
+    assert "CheckoutHighErrorRate [critical]" in out
+    assert "note by Ana Ortiz: Errors started right after checkout v2.14.0" in out
+    assert "🔥 INC-1 opened" in out and "✅ INC-1 resolved after 14 min" in out
+    assert "Traceback" not in result.stderr
+    # Running it again starts from a clean slate: still one incident.
+    again = _run(["demo"], tmp_path)
+    assert again.returncode == 0 and "INC-2" not in again.stdout
+
+
+def test_db_upgrade_and_current(tmp_path: Path, db_url: URL) -> None:
+    up = _run(["db", "upgrade"], tmp_path, DATABASE_URL=url_string(db_url))
+    assert up.returncode == 0, up.stderr
+    assert "is at 0001" in up.stdout
+    cur = _run(["db", "current"], tmp_path, DATABASE_URL=url_string(db_url))
+    assert cur.stdout.strip() == "0001"
+
+
+def test_sqlite_default_lives_in_the_data_dir(tmp_path: Path) -> None:
+    up = _run(["db", "upgrade"], tmp_path, SRE_COPILOT_DATA_DIR=str(tmp_path / "state"))
+    assert up.returncode == 0, up.stderr
+    assert (tmp_path / "state" / "sre-copilot.sqlite3").exists()
+
+
+def test_a_bad_database_url_is_a_clear_error(tmp_path: Path) -> None:
+    result = _run(["db", "upgrade"], tmp_path, DATABASE_URL="mysql://root@localhost/x")
+    assert result.returncode == 2
+    assert "only postgresql:// and sqlite:/// are supported" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_bad_setting_is_a_clear_error(tmp_path: Path) -> None:
+    result = _run(["db", "current"], tmp_path, SRE_COPILOT_MAX_BODY_BYTES="lots")
+    assert result.returncode == 2
+    assert "max_body_bytes" in result.stderr

@@ -1,0 +1,141 @@
+"""Alerts and pages become incidents: one per Alertmanager group, re-fires join, resolution
+follows the alerts, PagerDuty links by dedup key, and redelivered or late signals change
+nothing."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+from knowledge.alerts import alerts_of_incident, list_alerts
+from knowledge.correlation import apply_alert, apply_pagerduty
+from knowledge.db import Database
+from knowledge.incidents import list_incidents
+from knowledge.outbox import messages
+from knowledge.timeline import list_events
+from tests.knowledge.factories import T0, firing, org_id, paging, resolution
+
+
+async def test_one_incident_per_group_and_refires_join(database: Database) -> None:
+    errors = firing("HighErrorRate", severity="warning")
+    latency = firing("HighLatency", minutes=1, severity="critical")
+    other = firing("DiskFull", group="g2", service="db")
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        first = await apply_alert(s, org_id=oid, signal=errors)
+        second = await apply_alert(s, org_id=oid, signal=latency)
+        third = await apply_alert(s, org_id=oid, signal=other)
+        again = await apply_alert(s, org_id=oid, signal=errors)  # redelivered
+    assert first is not None and second is not None and third is not None and again is not None
+    assert first.id == second.id == again.id != third.id
+    async with database.session() as s:
+        incidents = await list_incidents(s, org_id=oid)
+        assert len(incidents) == 2
+        checkout = next(i for i in incidents if i.id == first.id)
+        assert checkout.title == "HighErrorRate is firing"
+        assert checkout.service == "checkout"
+        assert checkout.severity == "critical"  # raised by the worse alert that joined
+        assert checkout.triggered_at == T0
+        assert len(await alerts_of_incident(s, org_id=oid, incident_id=checkout.id)) == 2
+        events = await list_events(s, org_id=oid, incident_id=checkout.id)
+        assert [e.kind for e in events] == ["alert_fired", "alert_fired"]
+        opened = await messages(s, org_id=oid, incident_id=checkout.id)
+        assert [m.kind for m in opened] == ["incident_opened"]
+
+
+async def test_incident_resolves_when_all_its_alerts_have(database: Database) -> None:
+    a, b = firing("HighErrorRate"), firing("HighLatency", minutes=1)
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        inc = await apply_alert(s, org_id=oid, signal=a)
+        await apply_alert(s, org_id=oid, signal=b)
+        await apply_alert(s, org_id=oid, signal=resolution(a, minutes=10))
+        assert inc is not None and inc.status == "triggered"  # b still fires
+        await apply_alert(s, org_id=oid, signal=resolution(b, minutes=12))
+        assert inc.status == "resolved"
+        assert inc.resolved_at == T0 + timedelta(minutes=12)  # the source's time, not now
+        assert inc.id is not None
+        kinds = [m.kind for m in await messages(s, org_id=oid, incident_id=inc.id)]
+    assert kinds == ["incident_opened", "incident_status"]
+
+
+async def test_auto_resolve_can_be_turned_off(database: Database) -> None:
+    a = firing("HighErrorRate")
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        inc = await apply_alert(s, org_id=oid, signal=a)
+        await apply_alert(s, org_id=oid, signal=resolution(a, minutes=5), auto_resolve=False)
+        assert inc is not None and inc.status == "triggered"
+        [alert] = await list_alerts(s, org_id=oid)
+        assert alert.status == "resolved" and alert.ends_at == T0 + timedelta(minutes=5)
+
+
+async def test_a_new_firing_after_resolution_opens_a_new_incident(database: Database) -> None:
+    a = firing("HighErrorRate")
+    later = firing("HighErrorRate", minutes=60)  # same alert, a new firing (new startsAt)
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        first = await apply_alert(s, org_id=oid, signal=a)
+        await apply_alert(s, org_id=oid, signal=resolution(a, minutes=5))
+        second = await apply_alert(s, org_id=oid, signal=later)
+    assert first is not None and second is not None
+    assert first.id != second.id
+    assert first.status == "resolved" and second.status == "triggered"
+
+
+async def test_resolution_arriving_before_its_firing(database: Database) -> None:
+    a = firing("HighErrorRate")
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        assert await apply_alert(s, org_id=oid, signal=resolution(a, minutes=3)) is None
+        # The late firing finds the alert already resolved: it joins nothing new and
+        # the alert stays resolved.
+        inc = await apply_alert(s, org_id=oid, signal=a)
+        [alert] = await list_alerts(s, org_id=oid)
+    assert alert.status == "resolved"
+    assert inc is not None
+
+
+async def test_pagerduty_joins_the_alertmanager_incident_by_dedup_key(database: Database
+                                                                       ) -> None:
+    a = firing("HighErrorRate", group='{}:{service="checkout"}')
+    key = hashlib.sha256(b'{}:{service="checkout"}').hexdigest()
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        inc = await apply_alert(s, org_id=oid, signal=a)
+        pd1 = await apply_pagerduty(s, org_id=oid, signal=paging("incident.triggered",
+                                                                   minutes=1, key=key))
+        pd2 = await apply_pagerduty(s, org_id=oid, signal=paging("incident.acknowledged",
+                                                                   minutes=4, key=key))
+        await apply_pagerduty(s, org_id=oid, signal=paging(
+            "incident.annotated", minutes=6, key=None, note="rolling back v2.14"))
+        # Redelivery of the same PagerDuty event adds nothing.
+        await apply_pagerduty(s, org_id=oid, signal=paging("incident.acknowledged",
+                                                             minutes=4, key=key))
+    assert inc is not None and inc.id is not None
+    assert pd1.id == pd2.id == inc.id
+    async with database.session() as s:
+        [only] = await list_incidents(s, org_id=oid)
+        assert only.pagerduty_incident_id == "PABC123"
+        assert only.status == "acknowledged"
+        assert only.acknowledged_at == T0 + timedelta(minutes=4)
+        events = await list_events(s, org_id=oid, incident_id=inc.id)
+    assert [(e.kind, e.summary) for e in events] == [
+        ("alert_fired", "HighErrorRate [warning]: HighErrorRate is firing"),
+        ("pagerduty", "PagerDuty: triggered by Ana"),
+        ("pagerduty", "PagerDuty: acknowledged by Ana"),
+        ("status_changed", "triggered → acknowledged by Ana"),
+        ("note", "note by Ana: rolling back v2.14"),
+    ]
+
+
+async def test_pagerduty_only_incident(database: Database) -> None:
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        inc = await apply_pagerduty(s, org_id=oid, signal=paging("incident.triggered",
+                                                                   minutes=0, pd_id="PXYZ"))
+        await apply_pagerduty(s, org_id=oid, signal=paging("incident.resolved", minutes=30,
+                                                             pd_id="PXYZ"))
+    assert inc.source == "pagerduty" and inc.title == "Checkout is down"
+    assert inc.status == "resolved" and inc.acknowledged_at is None
+    assert inc.resolved_at == T0 + timedelta(minutes=30)
