@@ -138,6 +138,9 @@ async def _fired(session: AsyncSession, *, org_id: int, signal: AlertSignal, ale
     session.add(alert)
     if not opened:
         incident.severity = _worse(incident.severity, signal.labels.get("severity"))
+        # Alertmanager orders a group's alerts by labels, not by start: an incident starts
+        # when its earliest alert did, or MTTA/MTTR come out too short.
+        incident.triggered_at = min(incident.triggered_at, signal.starts_at)
         incident.updated_at = utcnow()
         session.add(incident)
     await add_event(session, org_id=org_id, incident_id=incident.id, occurred_at=signal.starts_at,

@@ -139,3 +139,13 @@ async def test_pagerduty_only_incident(database: Database) -> None:
     assert inc.source == "pagerduty" and inc.title == "Checkout is down"
     assert inc.status == "resolved" and inc.acknowledged_at is None
     assert inc.resolved_at == T0 + timedelta(minutes=30)
+
+
+async def test_incident_starts_with_its_earliest_alert_whatever_the_order(database: Database
+                                                                          ) -> None:
+    later, earlier = firing("B", minutes=5), firing("A", minutes=-3)
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        inc = await apply_alert(s, org_id=oid, signal=later)
+        await apply_alert(s, org_id=oid, signal=earlier)
+    assert inc is not None and inc.triggered_at == T0 - timedelta(minutes=3)
