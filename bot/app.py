@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bot.metrics import Metrics
 from bot.settings import Settings
-from bot.webhooks import alertmanager, pagerduty
+from bot.webhooks import alertmanager, changes, pagerduty
 from bot.webhooks.errors import RequestRejected, rejected_response
 from bot.webhooks.intake import Intake
 from bot.worker import InboxWorker
@@ -78,6 +78,7 @@ def create_app(settings: Settings, *, db: Database | None = None,
 
     app.include_router(alertmanager.router())
     app.include_router(pagerduty.router())
+    app.include_router(changes.router())
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

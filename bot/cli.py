@@ -96,15 +96,20 @@ async def _worker(settings: Settings) -> int:
     from bot.metrics import Metrics
     from bot.worker import InboxWorker
 
-    db = await prepare_database(settings)
+    # Handle SIGTERM from the very start: a stop during migration still exits cleanly.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    db = await prepare_database(settings)
+    log = logging.getLogger("bot.worker")
+    log.info("worker started on %s", settings.db_url().render_as_string())
     try:
-        await InboxWorker(db=db, settings=settings, metrics=Metrics()).run(stop)
+        if not stop.is_set():
+            await InboxWorker(db=db, settings=settings, metrics=Metrics()).run(stop)
     finally:
         await db.dispose()
+    log.info("worker stopped")
     return 0
 
 

@@ -18,7 +18,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.metrics import Metrics
 from bot.settings import Settings
-from bot.webhooks import alertmanager, pagerduty
+from bot.webhooks import alertmanager, changes, pagerduty
+from knowledge.change_links import link_change
+from knowledge.changes import record_change
 from knowledge.correlation import apply_alert, apply_pagerduty
 from knowledge.db import Database
 from knowledge.inbox import InboxItem, claim, mark_done, mark_failed_attempt
@@ -40,9 +42,23 @@ async def _pagerduty(session: AsyncSession, item: InboxItem, _settings: Settings
                                  signal=pagerduty.signal_from_item(item.payload))
 
 
+async def _changes(session: AsyncSession, item: InboxItem, _settings: Settings) -> Any:
+    notice = changes.notice_from_item(item.payload)
+    change = await record_change(
+        session, org_id=item.org_id, service=notice.service, kind=notice.kind,
+        occurred_at=notice.occurred_at, source=changes.RECORDED_AS,
+        description=notice.description, version=notice.version,
+        previous_version=notice.previous_version, author=notice.author, link=notice.link,
+        external_id=notice.sender_id)
+    if change is not None:  # None: already recorded (and linked) from an earlier report
+        await link_change(session, change=change)
+    return change
+
+
 HANDLERS: dict[str, Handler] = {
     alertmanager.SOURCE: _alertmanager,
     pagerduty.SOURCE: _pagerduty,
+    changes.SOURCE: _changes,
 }
 
 

@@ -3,8 +3,9 @@ timeline events and outbox messages.
 
 Alerts of one Alertmanager group make one incident (re-fires join it while it is open); a
 PagerDuty incident joins the incident whose group key hash is its dedup key (what Alertmanager's
-PagerDuty integration sends), or opens its own. Every write here is idempotent, and timestamps are
-the sources' own, so redelivered or late webhooks change nothing and figures stay true.
+PagerDuty integration sends), or opens its own. A new incident gets the recent changes of its
+service on its timeline (`knowledge.change_links`). Every write here is idempotent, and timestamps
+are the sources' own, so redelivered or late webhooks change nothing and figures stay true.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from knowledge.alerts import Alert, alerts_of_incident, find_alert
+from knowledge.change_links import link_recent_changes
 from knowledge.incidents import (
     Incident,
     IncidentStatus,
@@ -121,9 +123,18 @@ async def apply_alert(session: AsyncSession, *, org_id: int, signal: AlertSignal
 
 
 async def _fired(session: AsyncSession, *, org_id: int, signal: AlertSignal, alert: Alert | None
-                 ) -> Incident:
+                 ) -> Incident | None:
     if alert is not None and alert.incident_id is not None:
         return await get_incident(session, org_id=org_id, incident_id=alert.incident_id)
+    if alert is not None and alert.status == "resolved":
+        # A late firing of an alert already resolved opens nothing: an incident it opened
+        # would never see another resolution. It joins the group's open incident, if any.
+        incident = await open_incident_for_group(session, org_id=org_id,
+                                                 group_key=signal.group_key)
+        if incident is not None:
+            alert.incident_id = incident.id
+            session.add(alert)
+        return incident
     incident, opened = await _open_alert_incident(session, org_id=org_id, signal=signal)
     await session.flush()
     assert incident.id is not None
@@ -136,13 +147,18 @@ async def _fired(session: AsyncSession, *, org_id: int, signal: AlertSignal, ale
                       starts_at=signal.starts_at)
     alert.incident_id = incident.id
     session.add(alert)
+    started_earlier = signal.starts_at < incident.triggered_at
     if not opened:
-        incident.severity = _worse(incident.severity, signal.labels.get("severity"))
+        severity = _worse(incident.severity, signal.labels.get("severity"))
         # Alertmanager orders a group's alerts by labels, not by start: an incident starts
         # when its earliest alert did, or MTTA/MTTR come out too short.
-        incident.triggered_at = min(incident.triggered_at, signal.starts_at)
-        incident.updated_at = utcnow()
-        session.add(incident)
+        triggered = min(incident.triggered_at, signal.starts_at)
+        if (severity, triggered) != (incident.severity, incident.triggered_at):
+            incident.severity, incident.triggered_at = severity, triggered
+            incident.updated_at = utcnow()
+            session.add(incident)
+    if opened or started_earlier:  # the changes before its (earlier) start are evidence
+        await link_recent_changes(session, incident=incident)
     await add_event(session, org_id=org_id, incident_id=incident.id, occurred_at=signal.starts_at,
                     kind="alert_fired", source="alertmanager",
                     summary=_alert_line(signal),
@@ -252,6 +268,7 @@ async def apply_pagerduty(session: AsyncSession, *, org_id: int, signal: PagerDu
                     occurred_at=signal.occurred_at, kind=kind, source="pagerduty",
                     summary=summary, data=data, dedupe_key=f"pagerduty:{signal.event_id}")
     if opened:
+        await link_recent_changes(session, incident=incident)
         await enqueue_message(
             session, org_id=org_id, incident_id=incident.id, key=f"incident:{incident.id}:opened",
             kind="incident_opened",

@@ -76,6 +76,14 @@ def _sqlite_transactions(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def upsert_dialect(session: AsyncSession) -> Any:
+    """The dialect module whose `insert` has `on_conflict_do_nothing` for this session's
+    database (PostgreSQL and SQLite spell it the same way)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    return postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+
+
 @dataclass
 class Database:
     """One database: its async engine and a session factory. Passed down, never global."""

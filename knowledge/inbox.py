@@ -15,10 +15,10 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Index, UniqueConstraint, func
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from knowledge.db import upsert_dialect
 from knowledge.types import UTCDateTime, utcnow
 
 
@@ -32,7 +32,8 @@ class InboxItem(SQLModel, table=True):
     __tablename__ = "inbox_item"
     __table_args__ = (
         UniqueConstraint("org_id", "source", "idempotency_key"),
-        Index("ix_inbox_item_claim", "status", "available_at", "id"),
+        # Claims read pending items in id order: this index returns them already sorted.
+        Index("ix_inbox_item_claim", "status", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -81,9 +82,7 @@ async def enqueue(session: AsyncSession, *, org_id: int, entries: list[InboxEntr
     rows = [{"org_id": org_id, "source": e.source, "idempotency_key": key_digest(e.key),
              "payload": e.payload, "status": InboxStatus.PENDING.value, "attempts": 0,
              "received_at": now, "available_at": now} for e in unique]
-    bind = session.get_bind()
-    dialect = postgresql if bind.dialect.name == "postgresql" else sqlite
-    stmt = (dialect.insert(InboxItem).values(rows)
+    stmt = (upsert_dialect(session).insert(InboxItem).values(rows)
             .on_conflict_do_nothing(index_elements=["org_id", "source", "idempotency_key"])
             .returning(col(InboxItem.id)))
     inserted = len((await session.exec(stmt)).all())

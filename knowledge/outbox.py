@@ -9,10 +9,10 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, UniqueConstraint
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from knowledge.db import upsert_dialect
 from knowledge.types import UTCDateTime, utcnow
 
 
@@ -44,17 +44,14 @@ async def enqueue_message(session: AsyncSession, *, org_id: int, key: str, kind:
                           incident_id: int | None = None, payload: dict[str, Any] | None = None
                           ) -> OutboxMessage | None:
     """Queue a message once: a key already queued returns None and writes nothing."""
-    stmt = select(OutboxMessage).where(OutboxMessage.org_id == org_id, OutboxMessage.key == key)
-    if (await session.exec(stmt)).first() is not None:
-        return None
-    msg = OutboxMessage(org_id=org_id, incident_id=incident_id, key=key, kind=kind,
-                        text=text[:4000], payload=payload or {})
-    try:
-        async with session.begin_nested():
-            session.add(msg)
-    except IntegrityError:
-        return None
-    return msg
+    row = {"org_id": org_id, "incident_id": incident_id, "key": key, "kind": kind,
+           "text": text[:4000], "payload": payload or {}, "status": OutboxStatus.PENDING.value,
+           "attempts": 0, "created_at": utcnow()}
+    stmt = (upsert_dialect(session).insert(OutboxMessage).values(row)
+            .on_conflict_do_nothing(index_elements=["org_id", "key"])
+            .returning(OutboxMessage))
+    found: OutboxMessage | None = (await session.exec(stmt)).scalars().first()
+    return found
 
 
 async def messages(session: AsyncSession, *, org_id: int, incident_id: int | None = None,

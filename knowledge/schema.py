@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlmodel import SQLModel
 
 from knowledge.alerts import Alert
+from knowledge.changes import Change
 from knowledge.hypotheses import Hypothesis
 from knowledge.inbox import InboxItem
 from knowledge.incidents import Incident
@@ -16,4 +17,5 @@ from knowledge.timeline import TimelineEvent
 
 metadata = SQLModel.metadata
 
-TABLES = (Org, Alert, Incident, TimelineEvent, Hypothesis, ChatThread, InboxItem, OutboxMessage)
+TABLES = (Org, Alert, Incident, TimelineEvent, Hypothesis, ChatThread, InboxItem, OutboxMessage,
+          Change)

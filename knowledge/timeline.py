@@ -10,14 +10,15 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, UniqueConstraint
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from knowledge.db import upsert_dialect
 from knowledge.types import UTCDateTime, utcnow
 
+# "deploy" is a deploy or rollback, "change" any other change (config, feature flag, …).
 KINDS = frozenset({
-    "alert_fired", "alert_resolved", "status_changed", "pagerduty", "note", "deploy",
+    "alert_fired", "alert_resolved", "status_changed", "pagerduty", "note", "deploy", "change",
     "hypothesis_posted", "message_pinned",
 })
 
@@ -44,20 +45,16 @@ async def add_event(session: AsyncSession, *, org_id: int, incident_id: int, occ
     """Append an event; with a `dedupe_key` already present it returns None and writes nothing."""
     if kind not in KINDS:
         raise ValueError(f"unknown timeline kind {kind!r}; known: {', '.join(sorted(KINDS))}")
-    if dedupe_key is not None:
-        stmt = select(TimelineEvent).where(TimelineEvent.incident_id == incident_id,
-                                           TimelineEvent.dedupe_key == dedupe_key)
-        if (await session.exec(stmt)).first() is not None:
-            return None
-    event = TimelineEvent(org_id=org_id, incident_id=incident_id, occurred_at=occurred_at,
-                          kind=kind, source=source, summary=summary[:2000], data=data or {},
-                          dedupe_key=dedupe_key)
-    try:
-        async with session.begin_nested():
-            session.add(event)
-    except IntegrityError:  # a concurrent writer added the same key between our read and write
-        return None
-    return event
+    row = {"org_id": org_id, "incident_id": incident_id, "occurred_at": occurred_at,
+           "kind": kind, "source": source, "summary": summary[:2000], "data": data or {},
+           "dedupe_key": dedupe_key, "created_at": utcnow()}
+    # One statement whatever happens: a key already present (a redelivery, a racing worker)
+    # inserts nothing and returns no row.
+    stmt = (upsert_dialect(session).insert(TimelineEvent).values(row)
+            .on_conflict_do_nothing(index_elements=["incident_id", "dedupe_key"])
+            .returning(TimelineEvent))
+    found: TimelineEvent | None = (await session.exec(stmt)).scalars().first()
+    return found
 
 
 async def list_events(session: AsyncSession, *, org_id: int, incident_id: int

@@ -18,8 +18,8 @@ STATUS_STYLE = {"triggered": "bold red", "acknowledged": "bold yellow",
                 "investigating": "bold magenta", "mitigated": "bold cyan",
                 "resolved": "bold green"}
 KIND_ICON = {"alert_fired": "🔥", "alert_resolved": "✅", "status_changed": "➜",
-             "pagerduty": "📟", "note": "📝", "deploy": "🚀", "hypothesis_posted": "💡",
-             "message_pinned": "📌"}
+             "pagerduty": "📟", "note": "📝", "deploy": "🚀", "change": "🔧",
+             "hypothesis_posted": "💡", "message_pinned": "📌"}
 
 
 def duration(delta: timedelta | None) -> str:

@@ -5,7 +5,6 @@ a new alert in the same group still gets through."""
 
 from __future__ import annotations
 
-import hmac
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -13,8 +12,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from bot.webhooks.errors import RequestRejected, parse_json, read_body, require_json, validate
+from bot.webhooks.errors import parse_json, read_body, require_json, validate
 from bot.webhooks.intake import intake_of
+from bot.webhooks.tokens import require_bearer
 from knowledge.correlation import AlertSignal
 from knowledge.inbox import InboxEntry
 
@@ -74,29 +74,16 @@ def signal_from_item(payload: dict[str, Any]) -> AlertSignal:
                        common_labels=group.get("commonLabels") or {})
 
 
-def _authorise(request: Request, token: str | None) -> None:
-    if not token:
-        raise RequestRejected(
-            401, "not_configured",
-            "ALERTMANAGER_WEBHOOK_TOKEN is not set on the copilot; set it and give Alertmanager "
-            "the same value in the receiver's http_config.authorization.credentials")
-    header = request.headers.get("authorization", "")
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not given:
-        raise RequestRejected(401, "missing_token", "expected 'Authorization: Bearer <token>'",
-                              headers={"WWW-Authenticate": "Bearer"})
-    if not hmac.compare_digest(given.strip().encode(), token.encode()):
-        raise RequestRejected(401, "invalid_token", "the bearer token is not the configured one",
-                              headers={"WWW-Authenticate": "Bearer"})
-
-
 def router() -> APIRouter:
     api = APIRouter()
 
     @api.post("/webhooks/alertmanager", status_code=202)
     async def alertmanager_webhook(request: Request, org: str | None = None) -> JSONResponse:
         intake = intake_of(request)
-        _authorise(request, intake.settings.alertmanager_webhook_token)
+        require_bearer(request, intake.settings.alertmanager_webhook_token,
+                       setting="ALERTMANAGER_WEBHOOK_TOKEN",
+                       hint="set it and give Alertmanager the same value in the receiver's "
+                            "http_config.authorization.credentials")
         require_json(request)
         body = await read_body(request, limit=intake.settings.max_body_bytes)
         payload = validate(AlertmanagerPayload, parse_json(body),

@@ -51,7 +51,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('org_id', 'source', 'idempotency_key')
     )
     with op.batch_alter_table('inbox_item', schema=None) as batch_op:
-        batch_op.create_index('ix_inbox_item_claim', ['status', 'available_at', 'id'], unique=False)
+        batch_op.create_index('ix_inbox_item_claim', ['status', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_inbox_item_org_id'), ['org_id'], unique=False)
 
     op.create_table('incident',

@@ -88,12 +88,12 @@ async def test_resolution_arriving_before_its_firing(database: Database) -> None
     async with database.session() as s, s.begin():
         oid = await org_id(s)
         assert await apply_alert(s, org_id=oid, signal=resolution(a, minutes=3)) is None
-        # The late firing finds the alert already resolved: it joins nothing new and
-        # the alert stays resolved.
-        inc = await apply_alert(s, org_id=oid, signal=a)
+        # The late firing finds the alert already resolved: it opens no incident that
+        # would never resolve, and the alert stays resolved.
+        assert await apply_alert(s, org_id=oid, signal=a) is None
         [alert] = await list_alerts(s, org_id=oid)
-    assert alert.status == "resolved"
-    assert inc is not None
+        assert await list_incidents(s, org_id=oid) == []
+    assert alert.status == "resolved" and alert.ends_at == T0 + timedelta(minutes=3)
 
 
 async def test_pagerduty_joins_the_alertmanager_incident_by_dedup_key(database: Database

@@ -1,0 +1,1 @@
+"""Root-cause hypotheses: the evidence engine that ranks them without a model."""

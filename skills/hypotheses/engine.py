@@ -1,0 +1,229 @@
+"""The evidence engine: ranks root-cause hypotheses for an incident without a model.
+
+From a `Snapshot` it finds each service's anomalies (robust scores against the baseline), then
+reasons along the call graph: a service whose anomaly is explained by an earlier-or-simultaneous
+persistent anomaly of something it calls is a symptom; what is left are candidate causes, scored
+by strength, persistence, onset order, a change just before onset, and how much of the incident
+they explain. Scores become probabilities by a softmax that includes a "no clear cause" option,
+so weak evidence yields low confidence instead of a confident guess.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from skills.context import ChangeRecord, Snapshot
+from skills.hypotheses.anomaly import Anomaly, detect
+from skills.hypotheses.models import Cause, CauseKind, Investigation, RankedHypothesis
+from skills.hypotheses.wording import describe, next_check
+from skills.hypotheses.wording import format_value as _fmt_value
+from skills.types import Evidence
+
+DETECT_SPAN = timedelta(minutes=45)  # onsets are looked for in the last part of the range
+EXPLAIN_TOLERANCE = 180.0  # s: rate windows smear onsets; a dependency may show a bit later
+CHANGE_BEFORE = 1800.0  # s: a change this long before onset can be its cause …
+CHANGE_AFTER = 180.0  # … or this long after (the first bad requests precede the rate's rise)
+
+# Weights of the candidate score and the softmax temperature/"no clear cause" score. Chosen from
+# first principles (log-strength, shares in [0, 1], one point for a correlated change) and
+# checked against generated incidents (tests/bench/rca_eval.py).
+W_STRENGTH, W_PERSIST, W_CHANGE, W_EXPLAINS, W_PATH, W_LATE = 1.0, 1.5, 2.0, 0.6, 0.8, 0.15
+W_SYMPTOM = 2.5
+TEMPERATURE, NONE_SCORE = 0.8, 2.6
+
+
+@dataclass
+class Candidate:
+    service: str
+    anomalies: list[tuple[Anomaly, str]] = field(default_factory=list)  # (anomaly, evidence id)
+    seen_by_callers: list[tuple[Anomaly, str, str]] = field(default_factory=list)  # + caller
+    change: tuple[ChangeRecord, str] | None = None
+    explained_by: str | None = None
+    explains: set[str] = field(default_factory=set)
+    score: float = 0.0
+
+    @property
+    def all(self) -> list[Anomaly]:
+        return [a for a, _ in self.anomalies] + [a for a, _, _ in self.seen_by_callers]
+
+    @property
+    def onset(self) -> float:
+        return min(a.onset for a in self.all)
+
+    @property
+    def strength(self) -> float:
+        return max(a.z for a in self.all)
+
+    @property
+    def persistence(self) -> float:
+        best = max(self.all, key=lambda a: a.z)
+        return best.persistence
+
+
+class EvidenceLog:
+    def __init__(self) -> None:
+        self.items: list[Evidence] = []
+
+    def add(self, **kwargs: object) -> str:
+        ev = Evidence(id=f"ev-{len(self.items) + 1}", **kwargs)
+        self.items.append(ev)
+        return ev.id
+
+
+def rank(snap: Snapshot, *, extra_changes: list[ChangeRecord] | None = None) -> Investigation:
+    log = EvidenceLog()
+    split = (snap.end - min(DETECT_SPAN, (snap.end - snap.start) / 2)).timestamp()
+    cands: dict[str, Candidate] = {}
+
+    def cand(service: str) -> Candidate:
+        return cands.setdefault(service, Candidate(service))
+
+    for sd in snap.signals:
+        anomaly = detect(sd.series, sd.signal, split)
+        if anomaly is None:
+            continue
+        who = f"{sd.service} → {sd.target}" if sd.target else sd.service
+        ev = log.add(source="prometheus", query=sd.query, start=snap.start, end=snap.end,
+                     step_seconds=snap.step,
+                     summary=(f"{who} {sd.signal.replace('_', ' ')}: "
+                              f"{_fmt_value(sd.signal, anomaly.baseline)} → "
+                              f"{_fmt_value(sd.signal, anomaly.peak)} from "
+                              f"{_clock(anomaly.onset, snap)} (robust z {anomaly.z:.0f})"),
+                     values={"baseline": anomaly.baseline, "peak": anomaly.peak,
+                             "current": anomaly.current, "robust_z": round(anomaly.z, 2),
+                             "onset_unix": anomaly.onset,
+                             "persistence": round(anomaly.persistence, 2)},
+                     labels={"service": sd.service, "signal": sd.signal,
+                             **({"target": sd.target} if sd.target else {})})
+        if sd.target is None:
+            cand(sd.service).anomalies.append((anomaly, ev))
+        else:
+            cand(sd.target).seen_by_callers.append((anomaly, ev, sd.service))
+    if not cands:
+        return _empty(snap, log)
+    _link_changes(snap, cands, log, [*snap.changes, *(extra_changes or [])])
+    _explain(snap, cands)
+    first = min(c.onset for c in cands.values())
+    reach = _downstream(snap.service, snap.edges)
+    for c in cands.values():
+        late_min = max(0.0, (c.onset - first) / 60.0)
+        c.score = (W_STRENGTH * math.log1p(c.strength) + W_PERSIST * c.persistence
+                   + (W_CHANGE if c.change else 0.0) + W_EXPLAINS * math.log1p(len(c.explains))
+                   + (W_PATH if c.service in reach else 0.0) - W_LATE * min(late_min, 20.0)
+                   - (W_SYMPTOM if c.explained_by else 0.0))
+    ordered = sorted(cands.values(), key=lambda c: c.score, reverse=True)
+    weights = [math.exp(c.score / TEMPERATURE) for c in ordered]
+    total = sum(weights) + math.exp(NONE_SCORE / TEMPERATURE)
+    hypotheses = [_hypothesis(c, w / total, snap) for c, w in zip(ordered, weights, strict=True)]
+    top = hypotheses[0]
+    verdict = (f"Look at {top.cause.service} first ({top.cause.kind}, confidence "
+               f"{top.confidence:.2f})." if top.confidence >= 0.5 else
+               f"No clear cause: the strongest lead is {top.cause.service} ({top.cause.kind}) at "
+               f"confidence {top.confidence:.2f}; treat it as a place to start, not an answer.")
+    return Investigation(service=snap.service, at=snap.at, start=snap.start, end=snap.end,
+                         onset=datetime.fromtimestamp(first, tz=snap.at.tzinfo),
+                         scope=snap.scope, hypotheses=hypotheses[:5], evidence=log.items,
+                         verdict=verdict)
+
+
+def _clock(unix: float, snap: Snapshot) -> str:
+    return datetime.fromtimestamp(unix, tz=snap.at.tzinfo).strftime("%H:%M")
+
+
+def _downstream(service: str, edges: list[tuple[str, str]]) -> set[str]:
+    seen, stack = {service}, [service]
+    while stack:
+        node = stack.pop()
+        for a, b in edges:
+            if a == node and b not in seen:
+                seen.add(b)
+                stack.append(b)
+    return seen
+
+
+def _link_changes(snap: Snapshot, cands: dict[str, Candidate], log: EvidenceLog,
+                  changes: list[ChangeRecord]) -> None:
+    for c in cands.values():
+        best: ChangeRecord | None = None
+        for ch in changes:
+            if ch.service != c.service:
+                continue
+            lead = c.onset - ch.occurred_at.timestamp()
+            if -CHANGE_AFTER <= lead <= CHANGE_BEFORE and (
+                    best is None or abs(lead) < abs(c.onset - best.occurred_at.timestamp())):
+                best = ch
+        if best is not None:
+            lead_min = (c.onset - best.occurred_at.timestamp()) / 60.0
+            ev = log.add(source=best.source, query=best.query,
+                         start=best.occurred_at, end=best.occurred_at,
+                         summary=(f"{best.service} {best.kind}: {best.description or best.version}"
+                                  f" at {best.occurred_at.strftime('%H:%M')}, "
+                                  f"{lead_min:.0f} min before the anomaly began"),
+                         values={"minutes_before_onset": round(lead_min, 1),
+                                 "change_unix": best.occurred_at.timestamp()},
+                         labels={"service": best.service, "kind": best.kind,
+                                 **({"version": best.version} if best.version else {})},
+                         link=best.link)
+            c.change = (best, ev)
+
+
+def _explain(snap: Snapshot, cands: dict[str, Candidate]) -> None:
+    """Mark symptoms: a candidate whose anomaly began no earlier than that of something it
+    calls (directly or through anomalous services), where that dependency's anomaly persists."""
+    calls: dict[str, set[str]] = {}
+    for a, b in snap.edges:
+        calls.setdefault(a, set()).add(b)
+    for c in cands.values():
+        stack, seen = list(calls.get(c.service, ())), {c.service}
+        while stack:
+            dep_name = stack.pop()
+            if dep_name in seen:
+                continue
+            seen.add(dep_name)
+            dep = cands.get(dep_name)
+            if dep is None:
+                continue
+            if dep.persistence >= 0.5 and dep.onset <= c.onset + EXPLAIN_TOLERANCE:
+                if c.explained_by is None or cands[c.explained_by].onset > dep.onset:
+                    c.explained_by = dep.service
+                dep.explains.add(c.service)
+            stack.extend(calls.get(dep_name, ()))
+
+
+def _kind(c: Candidate, measured: bool) -> tuple[CauseKind, str | None]:
+    if c.change is not None:
+        return ("config" if c.change[0].kind == "config" else "deploy"), None
+    if not measured or not c.anomalies:
+        return "dependency", "client_errors"
+    own = {a.signal: a for a, _ in c.anomalies}
+    if "memory" in own:
+        return "memory", "memory"
+    if "cpu" in own and ("latency" not in own
+                         or own["cpu"].onset <= own["latency"].onset + EXPLAIN_TOLERANCE):
+        return "cpu", "cpu"
+    for signal in ("latency", "errors", "traffic"):
+        if signal in own:
+            return signal, signal
+    return "unknown", None
+
+
+def _hypothesis(c: Candidate, confidence: float, snap: Snapshot) -> RankedHypothesis:
+    kind, signal = _kind(c, c.service in snap.measured)
+    ids = [ev for _, ev in c.anomalies] + [ev for _, ev, _ in c.seen_by_callers]
+    if c.change:
+        ids.insert(0, c.change[1])
+    return RankedHypothesis(
+        statement=describe(c, kind, snap), cause=Cause(service=c.service, kind=kind,
+                                                       signal=signal),
+        confidence=round(min(0.99, max(0.01, confidence)), 3), evidence_ids=ids,
+        next_check=next_check(c.service, kind, c.change[0] if c.change else None))
+
+
+def _empty(snap: Snapshot, log: EvidenceLog) -> Investigation:
+    return Investigation(service=snap.service, at=snap.at, start=snap.start, end=snap.end,
+                         onset=None, scope=snap.scope, hypotheses=[], evidence=log.items,
+                         verdict=("No clear cause: no signal of "
+                                  f"{', '.join(snap.scope)} left its baseline in the last "
+                                  f"{int(DETECT_SPAN.total_seconds() // 60)} minutes."))
