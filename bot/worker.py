@@ -62,6 +62,10 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
+class _ItemFailed(Exception):
+    """An item failed on the fast path: redo the batch item by item."""
+
+
 @dataclass
 class InboxWorker:
     db: Database
@@ -71,8 +75,19 @@ class InboxWorker:
     handlers: dict[str, Handler] = field(default_factory=lambda: dict(HANDLERS))
 
     async def run_once(self) -> int:
-        """Process one batch; returns how many items it claimed."""
+        """Process one batch; returns how many items it claimed.
+
+        The fast path applies the whole batch in one transaction with no savepoints. If any
+        item fails, that transaction is rolled back — nothing of the batch is written — and
+        the batch is done again with a savepoint per item, so only the bad item is retried."""
+        try:
+            return await self._batch(isolated=False)
+        except _ItemFailed:
+            return await self._batch(isolated=True)
+
+    async def _batch(self, *, isolated: bool) -> int:
         done: list[tuple[str, float]] = []
+        outcomes: list[tuple[str, str]] = []
         async with self.db.session() as session, session.begin():
             items = await claim(session, limit=self.settings.worker_batch)
             for item in items:
@@ -80,19 +95,26 @@ class InboxWorker:
                 try:
                     if handler is None:
                         raise LookupError(f"no handler for inbox source {item.source!r}")
-                    async with session.begin_nested():
+                    if isolated:
+                        async with session.begin_nested():
+                            await handler(session, item, self.settings)
+                    else:
                         await handler(session, item, self.settings)
                     mark_done(item)
                     outcome = "done"
                 except Exception as exc:  # one bad item must not stop the rest
+                    if not isolated:
+                        raise _ItemFailed from exc
                     log.exception("inbox item %s (%s) failed", item.id, item.source)
                     mark_failed_attempt(item, error=f"{type(exc).__name__}: {exc}",
                                         max_attempts=self.settings.inbox_max_attempts)
                     outcome = "failed" if item.status == "failed" else "retry"
                 session.add(item)
-                self.metrics.items_processed.labels(item.source, outcome).inc()
+                outcomes.append((item.source, outcome))
                 if outcome == "done":
                     done.append((item.source, (utcnow() - item.received_at).total_seconds()))
+        for source, outcome in outcomes:  # counted once committed
+            self.metrics.items_processed.labels(source, outcome).inc()
         for source, latency in done:
             self.metrics.processing_latency.labels(source).observe(latency)
         return len(items)

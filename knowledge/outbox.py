@@ -47,10 +47,10 @@ async def enqueue_message(session: AsyncSession, *, org_id: int, key: str, kind:
     row = {"org_id": org_id, "incident_id": incident_id, "key": key, "kind": kind,
            "text": text[:4000], "payload": payload or {}, "status": OutboxStatus.PENDING.value,
            "attempts": 0, "created_at": utcnow()}
-    stmt = (upsert_dialect(session).insert(OutboxMessage).values(row)
+    stmt = (upsert_dialect(session).insert(OutboxMessage)
             .on_conflict_do_nothing(index_elements=["org_id", "key"])
             .returning(OutboxMessage))
-    found: OutboxMessage | None = (await session.exec(stmt)).scalars().first()
+    found: OutboxMessage | None = (await session.exec(stmt, params=row)).scalars().first()
     return found
 
 

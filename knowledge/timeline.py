@@ -50,10 +50,12 @@ async def add_event(session: AsyncSession, *, org_id: int, incident_id: int, occ
            "dedupe_key": dedupe_key, "created_at": utcnow()}
     # One statement whatever happens: a key already present (a redelivery, a racing worker)
     # inserts nothing and returns no row.
-    stmt = (upsert_dialect(session).insert(TimelineEvent).values(row)
+    # Values go as parameters, not `.values(row)`: the statement then compiles once and is
+    # cached, instead of being compiled again for every event.
+    stmt = (upsert_dialect(session).insert(TimelineEvent)
             .on_conflict_do_nothing(index_elements=["incident_id", "dedupe_key"])
             .returning(TimelineEvent))
-    found: TimelineEvent | None = (await session.exec(stmt)).scalars().first()
+    found: TimelineEvent | None = (await session.exec(stmt, params=row)).scalars().first()
     return found
 
 
