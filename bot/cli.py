@@ -37,6 +37,13 @@ def _parser() -> argparse.ArgumentParser:
     db_sub.add_parser("current", help="print the database's schema revision")
 
     sub.add_parser("demo", help="replay a bundled incident end to end on a local SQLite file")
+
+    inv = sub.add_parser("investigate", help="rank root-cause hypotheses for a service from "
+                                             "Prometheus (PROMETHEUS_URL)")
+    inv.add_argument("--service", required=True, help="the alerting service")
+    inv.add_argument("--at", help="ISO 8601 time to investigate (default: now)")
+    inv.add_argument("--window", default="2h", help="how far back to look (default: 2h)")
+    inv.add_argument("--json", action="store_true", help="print the ranked hypotheses as JSON")
     return parser
 
 
@@ -71,6 +78,15 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         else:
             print(migrate.current(settings.db_url()) or "(no schema yet)")
         return 0
+    if args.command == "investigate":
+        from bot.investigate import UsageError, run
+
+        try:
+            return asyncio.run(run(settings, service=args.service, at=args.at,
+                                   window=args.window, json_out=args.json))
+        except UsageError as exc:
+            print(f"sre-copilot investigate: {exc}", file=sys.stderr)
+            return 2
     if args.command == "demo":
         from bot.demo.run import run_demo
 

@@ -26,6 +26,8 @@ class Settings(BaseSettings):
         default=None, validation_alias="PAGERDUTY_WEBHOOK_SECRET")
     changes_webhook_token: str | None = Field(
         default=None, validation_alias="CHANGES_WEBHOOK_TOKEN")
+    prometheus_url: str | None = Field(default=None, validation_alias="PROMETHEUS_URL")
+    prometheus_timeout_seconds: float = Field(default=10.0, gt=0)
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     default_org: str = "default"
     auto_resolve: bool = True
@@ -36,8 +38,8 @@ class Settings(BaseSettings):
     inbox_max_attempts: int = Field(default=5, gt=0)
     log_level: str = "info"
 
-    @field_validator("database_url", "alertmanager_webhook_token", "pagerduty_webhook_secret",
-                     "changes_webhook_token")
+    @field_validator("database_url", "prometheus_url", "alertmanager_webhook_token",
+                     "pagerduty_webhook_secret", "changes_webhook_token")
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value or None

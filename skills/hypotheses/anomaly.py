@@ -19,6 +19,7 @@ REL_FLOOR = {"errors": 0.25, "client_errors": 0.25, "latency": 0.1, "client_late
 Z_ON = 4.0  # smoothed robust score that starts an anomaly
 Z_HOLD = 2.0  # … and that it must stay above to count as persisting
 SUSTAIN = 8  # points above Z_ON in a row (2 min at 15 s): spikes do not qualify
+SUSTAIN_AT_END = 3  # … or this many, if the run lasts to the end of the data
 SMOOTH = 5  # rolling-median width, in points
 MIN_BASELINE = 20
 
@@ -32,6 +33,7 @@ class Anomaly:
     peak: float
     current: float
     persistence: float  # share of points after onset still anomalous
+    current_z: float  # robust score over the last minute: is it still going on?
     duration: float  # seconds from onset to the end of the series
 
 
@@ -76,13 +78,18 @@ def detect(series: Series, signal: str, split: float) -> Anomaly | None:
     if len(post) == 0:
         return None
     high = np.where(np.isfinite(zs), zs, 0.0) >= Z_ON
+    # The episode that matters is the one going on when the range ends (the incident being
+    # investigated): take the last sustained run, not an earlier blip that came and went.
     start = None
     run = 0
     for i in post:
         run = run + 1 if high[i] else 0
-        if run >= SUSTAIN:
-            start = i - SUSTAIN + 1
-            break
+        if run == SUSTAIN:
+            start = int(i) - SUSTAIN + 1
+    if run >= SUSTAIN_AT_END and (start is None or start < int(post[-1]) - run + 1):
+        # Still rising when the data ends (an investigation at alert time sees only the first
+        # minutes): a shorter run counts if it lasts to the last point.
+        start = int(post[-1]) - run + 1
     if start is None:
         return None
     while start > 0 and np.isfinite(zs[start - 1]) and zs[start - 1] >= Z_HOLD:
@@ -99,4 +106,5 @@ def detect(series: Series, signal: str, split: float) -> Anomaly | None:
                               else np.min(raw_ok)),
                    current=float(raw_ok[-1]),
                    persistence=float(np.mean(finite >= Z_HOLD)),
+                   current_z=float(np.median(finite[-4:])),
                    duration=float(series.times[-1] - series.times[start]))

@@ -29,7 +29,9 @@ CHANGE_AFTER = 180.0  # … or this long after (the first bad requests precede t
 # Weights of the candidate score and the softmax temperature/"no clear cause" score. Chosen from
 # first principles (log-strength, shares in [0, 1], one point for a correlated change) and
 # checked against generated incidents (tests/bench/rca_eval.py).
-W_STRENGTH, W_PERSIST, W_CHANGE, W_EXPLAINS, W_PATH, W_LATE = 1.0, 1.5, 2.0, 0.6, 0.8, 0.15
+W_STRENGTH, W_PERSIST, W_CHANGE, W_EXPLAINS, W_PATH, W_LATE = 1.0, 1.5, 2.0, 0.6, 0.8, 0.08
+W_CURRENT = 0.5
+MIN_CHANGE_Z = 3.0  # a change is only blamed for an anomaly of some size
 W_SYMPTOM = 2.5
 TEMPERATURE, NONE_SCORE = 0.8, 2.6
 
@@ -55,6 +57,10 @@ class Candidate:
     @property
     def strength(self) -> float:
         return max(a.z for a in self.all)
+
+    @property
+    def current(self) -> float:
+        return max(a.current_z for a in self.all)
 
     @property
     def persistence(self) -> float:
@@ -110,8 +116,9 @@ def rank(snap: Snapshot, *, extra_changes: list[ChangeRecord] | None = None) -> 
     for c in cands.values():
         late_min = max(0.0, (c.onset - first) / 60.0)
         c.score = (W_STRENGTH * math.log1p(c.strength) + W_PERSIST * c.persistence
+                   + W_CURRENT * math.log1p(max(0.0, c.current))
                    + (W_CHANGE if c.change else 0.0) + W_EXPLAINS * math.log1p(len(c.explains))
-                   + (W_PATH if c.service in reach else 0.0) - W_LATE * min(late_min, 20.0)
+                   + (W_PATH if c.service in reach else 0.0) - W_LATE * min(late_min, 10.0)
                    - (W_SYMPTOM if c.explained_by else 0.0))
     ordered = sorted(cands.values(), key=lambda c: c.score, reverse=True)
     weights = [math.exp(c.score / TEMPERATURE) for c in ordered]
@@ -146,6 +153,8 @@ def _downstream(service: str, edges: list[tuple[str, str]]) -> set[str]:
 def _link_changes(snap: Snapshot, cands: dict[str, Candidate], log: EvidenceLog,
                   changes: list[ChangeRecord]) -> None:
     for c in cands.values():
+        if c.strength < MIN_CHANGE_Z:
+            continue
         best: ChangeRecord | None = None
         for ch in changes:
             if ch.service != c.service:
@@ -185,7 +194,8 @@ def _explain(snap: Snapshot, cands: dict[str, Candidate]) -> None:
             dep = cands.get(dep_name)
             if dep is None:
                 continue
-            if dep.persistence >= 0.5 and dep.onset <= c.onset + EXPLAIN_TOLERANCE:
+            if (dep.persistence >= 0.5 and dep.current >= 2.0
+                    and dep.onset <= c.onset + EXPLAIN_TOLERANCE):
                 if c.explained_by is None or cands[c.explained_by].onset > dep.onset:
                     c.explained_by = dep.service
                 dep.explains.add(c.service)
