@@ -273,6 +273,8 @@ def _timeline(f: _Facts) -> list[str]:
     out = [f"- Time to {name}: {_duration(td) if td is not None else 'not yet'}"
            for name, td in (("acknowledge", t.time_to_acknowledge),
                             ("mitigate", t.time_to_mitigate), ("resolve", t.time_to_resolve))]
+    if f.incident.mitigated_at is None and t.time_to_mitigate is not None:
+        out[1] += " (no mitigation step was recorded: counted to the resolution)"
     out += ["", "| Time (UTC) | Event | Source | What happened |", "|---|---|---|---|"]
     out += [f"| {e.at.astimezone(UTC):%Y-%m-%d %H:%M:%S} | {e.kind.replace('_', ' ')} | "
             f"{_cell(e.source)} | {_cell(e.summary)} |" for e in t.events]

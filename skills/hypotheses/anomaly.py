@@ -20,6 +20,7 @@ Z_ON = 4.0  # smoothed robust score that starts an anomaly
 Z_HOLD = 2.0  # … and that it must stay above to count as persisting
 SUSTAIN = 8  # points above Z_ON in a row (2 min at 15 s): spikes do not qualify
 SUSTAIN_AT_END = 3  # … or this many, if the run lasts to the end of the data
+TAIL_RAW = 2  # … or, unsmoothed, the last this many points
 SMOOTH = 5  # rolling-median width, in points
 MIN_BASELINE = 20
 
@@ -91,10 +92,17 @@ def detect(series: Series, signal: str, split: float) -> Anomaly | None:
         # minutes): a shorter run counts if it lasts to the last point.
         start = int(post[-1]) - run + 1
     if start is None:
+        # The smoothed score lags at the very end of the data; a rise that is only beginning
+        # when the range ends shows in the raw scores of the last points.
+        tail = np.where(np.isfinite(z[-TAIL_RAW:]), z[-TAIL_RAW:], 0.0)
+        if len(z) >= TAIL_RAW and bool(np.all(tail >= Z_ON)):
+            start = len(z) - TAIL_RAW
+    if start is None:
         return None
-    while start > 0 and np.isfinite(zs[start - 1]) and zs[start - 1] >= Z_HOLD:
+    while start > 0 and np.isfinite(z[start - 1]) and z[start - 1] >= Z_HOLD:
         start -= 1
-    after = zs[start:]
+    after = np.where(np.arange(len(zs) - start) >= len(zs) - start - TAIL_RAW,
+                     np.maximum(zs[start:], z[start:]), zs[start:])
     finite = after[np.isfinite(after)]
     if len(finite) == 0:
         return None

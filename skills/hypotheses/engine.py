@@ -31,6 +31,9 @@ CHANGE_AFTER = 180.0  # … or this long after (the first bad requests precede t
 # checked against generated incidents (tests/bench/rca_eval.py).
 W_STRENGTH, W_PERSIST, W_CHANGE, W_EXPLAINS, W_PATH, W_LATE = 1.0, 1.5, 2.0, 0.6, 0.8, 0.08
 W_CURRENT = 0.5
+# The alerting service's own symptom, with nothing else behind it (no change, no resource
+# signal, nothing it explains), only restates the alert: it is a lead, not a cause.
+W_UNCORROBORATED = 2.0
 MIN_CHANGE_Z = 3.0  # a change is only blamed for an anomaly of some size
 W_SYMPTOM = 2.5
 TEMPERATURE, NONE_SCORE = 0.8, 2.6
@@ -52,18 +55,22 @@ class Candidate:
 
     @property
     def onset(self) -> float:
+        if not self.all:  # a change with no anomaly yet
+            return self.change[0].occurred_at.timestamp() if self.change else math.inf
         return min(a.onset for a in self.all)
 
     @property
     def strength(self) -> float:
-        return max(a.z for a in self.all)
+        return max((a.z for a in self.all), default=0.0)
 
     @property
     def current(self) -> float:
-        return max(a.current_z for a in self.all)
+        return max((a.current_z for a in self.all), default=0.0)
 
     @property
     def persistence(self) -> float:
+        if not self.all:
+            return 0.0
         best = max(self.all, key=lambda a: a.z)
         return best.persistence
 
@@ -107,11 +114,15 @@ def rank(snap: Snapshot, *, extra_changes: list[ChangeRecord] | None = None) -> 
             cand(sd.service).anomalies.append((anomaly, ev))
         else:
             cand(sd.target).seen_by_callers.append((anomaly, ev, sd.service))
+    changes = [*snap.changes, *(extra_changes or [])]
+    _changes_without_anomaly(snap, cands, log, changes)
     if not cands:
         return _empty(snap, log)
-    _link_changes(snap, cands, log, [*snap.changes, *(extra_changes or [])])
+    _link_changes(snap, cands, log, changes)
     _explain(snap, cands)
     first = min(c.onset for c in cands.values())
+    if math.isinf(first):
+        first = snap.at.timestamp()
     reach = _downstream(snap.service, snap.edges)
     for c in cands.values():
         late_min = max(0.0, (c.onset - first) / 60.0)
@@ -119,7 +130,8 @@ def rank(snap: Snapshot, *, extra_changes: list[ChangeRecord] | None = None) -> 
                    + W_CURRENT * math.log1p(max(0.0, c.current))
                    + (W_CHANGE if c.change else 0.0) + W_EXPLAINS * math.log1p(len(c.explains))
                    + (W_PATH if c.service in reach else 0.0) - W_LATE * min(late_min, 10.0)
-                   - (W_SYMPTOM if c.explained_by else 0.0))
+                   - (W_SYMPTOM if c.explained_by else 0.0)
+                   - (W_UNCORROBORATED if _uncorroborated(c, snap) else 0.0))
     ordered = sorted(cands.values(), key=lambda c: c.score, reverse=True)
     weights = [math.exp(c.score / TEMPERATURE) for c in ordered]
     total = sum(weights) + math.exp(NONE_SCORE / TEMPERATURE)
@@ -133,6 +145,12 @@ def rank(snap: Snapshot, *, extra_changes: list[ChangeRecord] | None = None) -> 
                          onset=datetime.fromtimestamp(first, tz=snap.at.tzinfo),
                          scope=snap.scope, hypotheses=hypotheses[:5], evidence=log.items,
                          verdict=verdict)
+
+
+def _uncorroborated(c: Candidate, snap: Snapshot) -> bool:
+    resources = {"cpu", "memory"}
+    return (c.service == snap.service and c.change is None and not c.explains
+            and not c.seen_by_callers and not any(a.signal in resources for a, _ in c.anomalies))
 
 
 def _clock(unix: float, snap: Snapshot) -> str:
@@ -153,7 +171,7 @@ def _downstream(service: str, edges: list[tuple[str, str]]) -> set[str]:
 def _link_changes(snap: Snapshot, cands: dict[str, Candidate], log: EvidenceLog,
                   changes: list[ChangeRecord]) -> None:
     for c in cands.values():
-        if c.strength < MIN_CHANGE_Z:
+        if c.strength < MIN_CHANGE_Z or c.change is not None:
             continue
         best: ChangeRecord | None = None
         for ch in changes:
@@ -176,6 +194,26 @@ def _link_changes(snap: Snapshot, cands: dict[str, Candidate], log: EvidenceLog,
                                  **({"version": best.version} if best.version else {})},
                          link=best.link)
             c.change = (best, ev)
+
+
+def _changes_without_anomaly(snap: Snapshot, cands: dict[str, Candidate], log: EvidenceLog,
+                             changes: list[ChangeRecord]) -> None:
+    """A change in scope shortly before the alert is a lead even when no metric has moved yet
+    (at alert time the rates have only begun to rise): it enters as its own candidate."""
+    for ch in changes:
+        lead = snap.at.timestamp() - ch.occurred_at.timestamp()
+        if ch.service in cands or ch.service not in snap.scope or not 0 <= lead <= CHANGE_BEFORE:
+            continue
+        ev = log.add(source=ch.source, query=ch.query, start=ch.occurred_at, end=ch.occurred_at,
+                     summary=(f"{ch.service} {ch.kind}: {ch.description or ch.version} at "
+                              f"{ch.occurred_at:%H:%M}, {lead / 60:.0f} min before the alert; "
+                              "no metric of it has left its baseline yet"),
+                     values={"minutes_before_alert": round(lead / 60, 1),
+                             "change_unix": ch.occurred_at.timestamp()},
+                     labels={"service": ch.service, "kind": ch.kind}, link=ch.link)
+        c = Candidate(ch.service)
+        c.change = (ch, ev)
+        cands[ch.service] = c
 
 
 def _explain(snap: Snapshot, cands: dict[str, Candidate]) -> None:

@@ -29,6 +29,13 @@ def _clock(unix: float, snap: Snapshot) -> str:
 
 
 def describe(c: Candidate, kind: str, snap: Snapshot) -> str:
+    if not c.all and c.change is not None:
+        ch = c.change[0]
+        lead = (snap.at.timestamp() - ch.occurred_at.timestamp()) / 60.0
+        what = ch.description or ch.version or ch.kind
+        return (f"{c.service} had a {ch.kind} ({what}) {lead:.0f} min before the alert; none "
+                "of its metrics has left its baseline yet, so this is a lead to check, not a "
+                "finding.")
     own = sorted(c.anomalies, key=lambda p: -p[0].z)
     parts = [f"{a.signal} {format_value(a.signal, a.baseline)} → "
              f"{format_value(a.signal, a.peak)}" for a, _ in own[:2]]
