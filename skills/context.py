@@ -58,6 +58,7 @@ class Snapshot:
     changes: list[ChangeRecord] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     edges_query: str = ""
+    source: str = "prometheus"  # where the series came from, as evidence will say
 
     def of(self, service: str) -> list[SignalData]:
         return [s for s in self.signals if s.service == service and s.target is None]

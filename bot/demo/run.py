@@ -14,7 +14,9 @@ from rich.table import Table
 from rich.text import Text
 
 from bot.app import create_app, prepare_database
+from bot.demo.investigation import DemoReport, investigate_incident
 from bot.demo.scenario import Delivery, deliveries
+from bot.investigate import render
 from bot.metrics import Metrics
 from bot.render import terminal
 from bot.settings import Settings
@@ -37,6 +39,7 @@ async def run_demo(settings: Settings, console: Console | None = None) -> int:
         "database_url": f"sqlite:///{path}",
         "alertmanager_webhook_token": secrets.token_urlsafe(24),
         "pagerduty_webhook_secret": secrets.token_urlsafe(24),
+        "changes_webhook_token": secrets.token_urlsafe(24),
     })
     console.print(Text.assemble(("SRE Copilot demo", "bold"),
                                 " — replaying a bundled incident through the real intake path"))
@@ -54,13 +57,15 @@ async def run_demo(settings: Settings, console: Console | None = None) -> int:
             table.add_column("from", no_wrap=True)
             table.add_column("what", min_width=28)
             table.add_column("answer", min_width=24)
-            for delivery in deliveries(datetime.now(UTC)):
+            now = datetime.now(UTC)
+            for delivery in deliveries(now):
                 response = await _send(client, delivery, settings)
                 await worker.drain()
                 table.add_row(terminal.clock(delivery.at), delivery.source, delivery.what,
                               _answer(response))
             console.print(table)
-        await _show_incident(console, settings, db)
+        report = await investigate_incident(settings, db, now=now)
+        await _show_incident(console, settings, db, report)
     finally:
         await db.dispose()
     console.print("\n[dim]Next: `sre-copilot serve` takes these webhooks for real "
@@ -75,6 +80,9 @@ async def _send(client: httpx.AsyncClient, delivery: Delivery, settings: Setting
     if delivery.source == "alertmanager":
         headers["authorization"] = f"Bearer {settings.alertmanager_webhook_token}"
         return await client.post("/webhooks/alertmanager", content=body, headers=headers)
+    if delivery.source == "changes":
+        headers["authorization"] = f"Bearer {settings.changes_webhook_token}"
+        return await client.post("/webhooks/changes", content=body, headers=headers)
     secret = "not-the-secret" if delivery.forged else settings.pagerduty_secrets[0]
     headers["x-pagerduty-signature"] = signature_header(body, secret)
     return await client.post("/webhooks/pagerduty", content=body, headers=headers)
@@ -91,7 +99,8 @@ def _answer(response: httpx.Response) -> Text:
     return Text.assemble((str(response.status_code), "green"), f" {stored}")
 
 
-async def _show_incident(console: Console, settings: Settings, db: Database) -> None:
+async def _show_incident(console: Console, settings: Settings, db: Database,
+                         report: DemoReport) -> None:
     async with db.session() as session:
         org = await get_org(session, slug=settings.default_org)
         assert org.id is not None
@@ -102,5 +111,10 @@ async def _show_incident(console: Console, settings: Settings, db: Database) -> 
             posts = await messages(session, org_id=org.id, incident_id=incident.id)
             console.print()
             console.print(terminal.incident_card(incident, alerts))
+            console.print(Text("\nwhere to look first — the evidence engine, no model needed",
+                               style="bold"))
+            render(report.investigation, console)
             console.print(terminal.timeline_table(events))
             console.print(terminal.channel_messages(posts))
+    console.print(Text.assemble(("\nchart        ", "bold"), str(report.chart)))
+    console.print(Text.assemble(("post-mortem  ", "bold"), str(report.postmortem)))

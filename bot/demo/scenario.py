@@ -24,7 +24,7 @@ class Delivery:
     """One HTTP request the demo sends, and why."""
 
     at: datetime
-    source: str  # alertmanager | pagerduty
+    source: str  # alertmanager | pagerduty | changes
     what: str
     body: dict[str, Any]
     forged: bool = False
@@ -81,9 +81,23 @@ def _pd_event(kind: str, at: datetime, status: str, agent: str | None,
                       "data": data if data is not None else incident}}
 
 
+def onset_of(now: datetime) -> datetime:
+    """When checkout starts failing in the replay: 25 minutes before `now`."""
+    return now - timedelta(minutes=25)
+
+
+def deploy_of(now: datetime) -> datetime:
+    """When the bad release rolls out: three minutes before the onset."""
+    return onset_of(now) - timedelta(minutes=3)
+
+
 def deliveries(now: datetime) -> list[Delivery]:
     """What the demo posts, in order, for an incident whose onset was 25 minutes before `now`."""
-    onset = now - timedelta(minutes=25)
+    onset = onset_of(now)
+    deploy = {"service": "checkout", "kind": "deploy", "version": "v2.14.0",
+              "previous_version": "v2.13.2", "description": "checkout v2.14.0 (new tax rules)",
+              "author": "ci-pipeline", "link": "https://ci.shop.internal/checkout/builds/8812",
+              "occurred_at": _iso(deploy_of(now)), "id": "build-8812"}
     err_q = ('sum(rate(http_requests_total{service="checkout",code=~"5.."}[5m])) / '
              'sum(rate(http_requests_total{service="checkout"}[5m])) > 0.01')
     lat_q = ('histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket'
@@ -92,13 +106,13 @@ def deliveries(now: datetime) -> list[Delivery]:
 
     def errors(ends: datetime | None = None) -> dict[str, Any]:
         return _alert("CheckoutHighErrorRate", "critical",
-                      "checkout is failing 12.4% of requests (SLO: 1%)",
+                      "checkout is failing over 10% of requests (SLO: 1%)",
                       "5xx ratio on checkout has been above 1% for 5 minutes.", errors_start,
                       ends, err_q)
 
     def latency(ends: datetime | None = None) -> dict[str, Any]:
         return _alert("CheckoutHighLatency", "warning",
-                      "checkout p99 latency is 2.8 s (threshold: 1 s)",
+                      "checkout p99 latency is above 2 s (threshold: 1 s)",
                       "p99 of http_request_duration_seconds on checkout is above 1 s.",
                       latency_start, ends, lat_q)
 
@@ -110,6 +124,7 @@ def deliveries(now: datetime) -> list[Delivery]:
             "content": "Errors started right after checkout v2.14.0 rolled out. Rolling back to "
                        "v2.13.2.", "trimmed": False, "type": "incident_note"}
     return [
+        Delivery(deploy_of(now), "changes", "CI reports the checkout v2.14.0 deploy", deploy),
         Delivery(onset + timedelta(minutes=1, seconds=30), "alertmanager",
                  "CheckoutHighErrorRate fires", fired),
         Delivery(onset + timedelta(minutes=2), "pagerduty", "PagerDuty pages the on-call",

@@ -98,7 +98,7 @@ def rank(snap: Snapshot, *, extra_changes: list[ChangeRecord] | None = None) -> 
         if anomaly is None:
             continue
         who = f"{sd.service} → {sd.target}" if sd.target else sd.service
-        ev = log.add(source="prometheus", query=sd.query, start=snap.start, end=snap.end,
+        ev = log.add(source=snap.source, query=sd.query, start=snap.start, end=snap.end,
                      step_seconds=snap.step,
                      summary=(f"{who} {sd.signal.replace('_', ' ')}: "
                               f"{_fmt_value(sd.signal, anomaly.baseline)} → "

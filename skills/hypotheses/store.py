@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from knowledge.hypotheses import Hypothesis, add_hypothesis
+from knowledge.outbox import enqueue_message
 from knowledge.timeline import add_event
 from skills.hypotheses.models import Investigation
 
@@ -25,6 +26,17 @@ async def store_investigation(session: AsyncSession, *, org_id: int, incident_id
         stored.append(row)
     if stored:
         top = stored[0]
+        cause = top.cause
+        await enqueue_message(
+            session, org_id=org_id, incident_id=incident_id,
+            key=f"incident:{incident_id}:hypotheses:{investigation.at.isoformat()}",
+            kind="hypotheses",
+            text=(f"💡 INC-{incident_id}: look at {cause['service']} first ({cause['kind']}, "
+                  f"confidence {top.confidence:.2f}) — {top.statement}"
+                  if top.confidence >= 0.5 else
+                  f"💡 INC-{incident_id}: no clear cause yet; strongest lead "
+                  f"{cause['service']} ({cause['kind']}, confidence {top.confidence:.2f})"),
+            payload={"incident_id": incident_id, "hypothesis_ids": [h.id for h in stored]})
         await add_event(session, org_id=org_id, incident_id=incident_id,
                         occurred_at=investigation.at, kind="hypothesis_posted",
                         source="copilot",

@@ -29,7 +29,18 @@ def test_demo_runs_on_a_fresh_directory_with_nothing_configured(tmp_path: Path) 
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert (tmp_path / ".sre-copilot" / "demo.sqlite3").exists()
-    assert "INC-1 checkout is failing 12.4% of requests" in out
+    assert "INC-1 checkout is failing over 10% of requests" in out
+    # The evidence engine names the deploy, with numbers and their queries.
+    assert "#1 checkout · deploy" in out
+    assert "after deploy (version v2.13.2 → v2.14.0)" in out
+    assert 'http_requests_total{service="checkout",code=~"5.."}' in out
+    assert "💡 INC-1: look at checkout first (deploy" in out
+    assert "🚀" in out and "Deploy checkout v2.13.2 → v2.14.0" in out
+    chart = tmp_path / ".sre-copilot" / "demo" / "INC-1.png"
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    postmortem = (tmp_path / ".sre-copilot" / "demo" / "INC-1-postmortem.md").read_text()
+    assert "## Root cause" in postmortem and "deploy of checkout" in postmortem
+    assert "](<INC-1.png>)" in postmortem or "](INC-1.png)" in postmortem
     assert "401 refused (invalid_signature)" in out  # the forged webhook
     assert "0 stored, 2 repeats ignored" in out  # Alertmanager's retry
     assert "time to acknowledge 4m 00s" in out and "time to resolve 14m 00s" in out
