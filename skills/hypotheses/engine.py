@@ -34,6 +34,7 @@ W_CURRENT = 0.5
 # The alerting service's own symptom, with nothing else behind it (no change, no resource
 # signal, nothing it explains), only restates the alert: it is a lead, not a cause.
 W_UNCORROBORATED = 2.0
+UNCORROBORATED_CAP = 0.35  # … and never a confident one
 MIN_CHANGE_Z = 3.0  # a change is only blamed for an anomaly of some size
 W_SYMPTOM = 2.5
 TEMPERATURE, NONE_SCORE = 0.8, 2.6
@@ -135,7 +136,10 @@ def rank(snap: Snapshot, *, extra_changes: list[ChangeRecord] | None = None) -> 
     ordered = sorted(cands.values(), key=lambda c: c.score, reverse=True)
     weights = [math.exp(c.score / TEMPERATURE) for c in ordered]
     total = sum(weights) + math.exp(NONE_SCORE / TEMPERATURE)
-    hypotheses = [_hypothesis(c, w / total, snap) for c, w in zip(ordered, weights, strict=True)]
+    hypotheses = [_hypothesis(c, min(w / total, UNCORROBORATED_CAP)
+                              if _uncorroborated(c, snap) else w / total, snap)
+                  for c, w in zip(ordered, weights, strict=True)]
+    hypotheses.sort(key=lambda h: h.confidence, reverse=True)
     top = hypotheses[0]
     verdict = (f"Look at {top.cause.service} first ({top.cause.kind}, confidence "
                f"{top.confidence:.2f})." if top.confidence >= 0.5 else
@@ -148,9 +152,12 @@ def rank(snap: Snapshot, *, extra_changes: list[ChangeRecord] | None = None) -> 
 
 
 def _uncorroborated(c: Candidate, snap: Snapshot) -> bool:
+    """The alerting service blamed on its own symptoms alone. What its callers see of it, and
+    their anomalies it would explain, are the same symptom seen from upstream: only a change
+    or a resource signal (CPU, memory) says why."""
     resources = {"cpu", "memory"}
-    return (c.service == snap.service and c.change is None and not c.explains
-            and not c.seen_by_callers and not any(a.signal in resources for a, _ in c.anomalies))
+    return (c.service == snap.service and c.change is None
+            and not any(a.signal in resources for a, _ in c.anomalies))
 
 
 def _clock(unix: float, snap: Snapshot) -> str:

@@ -92,7 +92,8 @@ def openmetrics(families: Iterable[MetricFamily]) -> str:
 
 @contextmanager
 def running_prometheus(tmp_path: Path, openmetrics_text: str, *,
-                       ready_timeout: float = 30.0) -> Iterator[str]:
+                       ready_timeout: float = 30.0,
+                       max_block_duration: str | None = None) -> Iterator[str]:
     """A sync context manager: backfill `openmetrics_text` into a fresh TSDB under `tmp_path`,
     start Prometheus on it on a free loopback port (no scrape targets, no rules, retention 100y
     so old backfilled blocks are kept), yield its base URL once `/-/ready` answers, and always
@@ -104,8 +105,12 @@ def running_prometheus(tmp_path: Path, openmetrics_text: str, *,
     tmp_path.mkdir(parents=True, exist_ok=True)
     source, data = tmp_path / "backfill.om", tmp_path / "data"
     source.write_text(openmetrics_text)
-    done = subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", str(source),
-                           str(data)], capture_output=True, text=True, timeout=120, check=False)
+    # promtool re-reads its whole input once per block (2 h by default): data spread over days
+    # backfills in seconds with long blocks instead of minutes.
+    extra = [f"--max-block-duration={max_block_duration}"] if max_block_duration else []
+    done = subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", *extra,
+                           str(source), str(data)], capture_output=True, text=True, timeout=600,
+                          check=False)
     if done.returncode != 0:
         raise RuntimeError(f"promtool backfill of {source} failed ({done.returncode}):\n"
                            f"{done.stderr}{done.stdout}")

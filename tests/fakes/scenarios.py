@@ -91,6 +91,7 @@ class Case:
 
     name: str
     seed: int
+    prefix: str
     kind: str
     services: list[str]  # every node, internal and external
     externals: list[str]  # nodes with no metrics of their own (appear only as `target`)
@@ -116,7 +117,7 @@ class Case:
     def truth(self) -> dict[str, Any]:
         """The ground truth as plain JSON-able data (for dumps and debugging)."""
         return {
-            "name": self.name, "seed": self.seed, "kind": self.kind,
+            "name": self.name, "seed": self.seed, "prefix": self.prefix, "kind": self.kind,
             "root_service": self.root_service, "root_kind": self.root_kind,
             "acceptable_kinds": sorted(self.acceptable_kinds),
             "alert_service": self.alert_service,
@@ -137,17 +138,15 @@ class Case:
 
 def merge_families(cases: Iterable[Case]) -> list[MetricFamily]:
     """One `MetricFamily` per metric name over all `cases` (prefixes keep their series apart)."""
-    by_name: dict[str, MetricFamily] = {}
+    by_name: dict[str, list[tuple[dict[str, str], list[tuple[float, float]]]]] = {}
     for case in cases:
         for metric, labels, times, values in case.series:
-            fam = by_name.get(metric)
-            if fam is None:
-                fam = by_name[metric] = MetricFamily(
-                    name=metric, type=_TYPES[metric], help=_HELP.get(metric, ""))
             keep = ~np.isnan(values)
-            fam.samples.append((dict(labels), list(zip(times[keep].tolist(),
-                                                       values[keep].tolist(), strict=True))))
-    return list(by_name.values())
+            by_name.setdefault(metric, []).append(
+                (dict(labels), list(zip(times[keep].tolist(), values[keep].tolist(),
+                                        strict=True))))
+    return [MetricFamily(name=metric, type=_TYPES[metric], help=_HELP.get(metric, ""),
+                         samples=samples) for metric, samples in by_name.items()]
 
 
 _TYPES: dict[str, Literal["counter", "gauge"]] = {
@@ -281,6 +280,7 @@ class _Sim:
                 self.rate[name] = total * (1 + node.background * self.bg_wander[name])
         # CPU, utilisation and own latency
         self.cpu_used: dict[str, np.ndarray] = {}
+        self.cpu_slow: dict[str, np.ndarray] = {}
         self.own_lat: dict[str, np.ndarray] = {}
         overload: dict[str, np.ndarray] = {}
         for name, node in self.nodes.items():
@@ -297,8 +297,12 @@ class _Sim:
             queue = (1 - node.rho_ref) / (1 - rho)
             throttle = np.maximum(1.0, demand / node.cpu_limit) ** 1.5
             self.cpu_used[name] = np.minimum(demand, node.cpu_limit)
-            self.own_lat[name] = (node.base_latency * (0.5 + 0.5 * queue) * throttle
-                                  * self.lat_mult[name] * self.lat_wander[name])
+            slow = (0.5 + 0.5 * queue) * throttle
+            # a starved (throttled) process is slow at everything, handling its dependencies'
+            # answers included: a quarter of that slowness applies to the time spent on them
+            self.cpu_slow[name] = 1 + 0.25 * (slow - 1)  # slow is 1 at rho_ref
+            self.own_lat[name] = (node.base_latency * slow * self.lat_mult[name]
+                                  * self.lat_wander[name])
             overload[name] = np.minimum(0.25, 0.15 * np.clip(demand / node.cpu_limit - 1, 0,
                                                                 None))
         # latency and errors, targets before callers
@@ -334,7 +338,8 @@ class _Sim:
                 fail = server + (1 - server) * p_to
                 emin = (np.exp(mu + s_d ** 2 / 2) * _phi((log_t - mu - s_d ** 2) / s_d)
                         + node.timeout * p_to)
-                lat = lat + e.mult * e.seq * (emin * (1 - server) + 0.002 * server)
+                lat = lat + (e.mult * e.seq * (emin * (1 - server) + 0.002 * server)
+                             * self.cpu_slow[name])
                 ok = (1 - server) * (1 - p_to)
                 p404 = self.nodes[d].p404
                 cc: dict[str, np.ndarray] = {"200": ok * (1 - p404), "404": ok * p404,
@@ -369,8 +374,17 @@ class _Sim:
         return np.asarray(sum(self.codes[name].values(), np.zeros(self.n)))
 
     def p99(self, name: str) -> np.ndarray:
+        """The p99 `histogram_quantile` would give: interpolated within the buckets."""
         m, s = self.mean_lat[name], self.sig[name]
-        return np.asarray(np.exp(np.log(m) - s ** 2 / 2 + 2.326 * s))
+        mu = np.log(m) - s ** 2 / 2
+        cdf = np.stack([np.zeros(self.n)] + [_phi((math.log(b) - mu) / s) for b in LE], axis=1)
+        bounds = np.array((0.0, *LE))
+        k = np.argmax(cdf >= 0.99, axis=1)  # first bound reaching 0.99 (0: none does)
+        k_safe = np.maximum(k, 1)
+        lo, hi = cdf[np.arange(self.n), k_safe - 1], cdf[np.arange(self.n), k_safe]
+        frac = (0.99 - lo) / np.maximum(hi - lo, 1e-12)
+        q = bounds[k_safe - 1] + frac * (bounds[k_safe] - bounds[k_safe - 1])
+        return np.asarray(np.where(k == 0, LE[-1], q))
 
     # ---- what Prometheus would have scraped -----------------------------------------------
     def sample(self, deploys: list[Deploy], case_series: list[
@@ -736,6 +750,16 @@ def _inject(sim: _Sim, kind: str, root: str, onset: float, rng: np.random.Genera
     the "fault" is a mild blip on it alone."""
     t = sim.t
     node = sim.nodes[root]
+    before = sim.window(onset - 3600, onset - 300)
+    base_err, own_share = 0.0, 1.0
+    if node.role != "external":  # what the service shows undisturbed: its error ratio, and
+        # how much of its latency is its own work (the rest is waiting on dependencies)
+        base_err = float(np.mean(sim.error_ratio(root)[before]))
+        own_share = float(np.median(sim.own_lat[root][before] / sim.mean_lat[root][before]))
+
+    def own_factor(total: float) -> float:  # own-latency multiplier that moves the total so
+        return 1 + (total - 1) / max(own_share, 0.05)
+
     if kind == "deploy":
         lead, rollout = rng.uniform(0, 300), rng.uniform(30, 180)
         at = onset - lead
@@ -745,12 +769,12 @@ def _inject(sim: _Sim, kind: str, root: str, onset: float, rng: np.random.Genera
         sim.restarts[root].append(sim.idx(at + rollout / 2))
         effect = _ramp(t, onset, rng.uniform(30, 150))  # new pods take traffic, caches expire
         mode = str(rng.choice(["errors", "latency", "both"], p=[0.45, 0.25, 0.3]))
-        err = min(0.9, rng.uniform(0.02, 0.3) * severity)
-        lat = 1 + rng.uniform(0.8, 5) * severity
+        err = min(0.9, max(rng.uniform(0.02, 0.3), rng.uniform(6, 12) * base_err) * severity)
+        lat = 1 + rng.uniform(0.8, 5) * severity  # on the service's p99, dependencies included
         if mode in ("errors", "both"):
             sim.extra500[root] += err * effect
         if mode in ("latency", "both"):
-            sim.lat_mult[root] *= 1 + (lat - 1) * effect
+            sim.lat_mult[root] *= 1 + (own_factor(lat) - 1) * effect
             sim.sigma_add[root] += 0.15 * effect
         fault.update(mode=mode, error_ratio=round(err, 4) if mode != "latency" else 0.0,
                      latency_factor=round(lat, 2) if mode != "errors" else 1.0,
@@ -794,9 +818,9 @@ def _inject(sim: _Sim, kind: str, root: str, onset: float, rng: np.random.Genera
             sim.extra503[root] += share * ramp * on
             fault.update(mode=mode, failure_share=round(share, 3))
     elif kind == "memory":
-        # the leak starts 10-30 min before the first OOM kill; worse leaks crash sooner and
+        # the leak starts 5-12 min before the first OOM kill; worse leaks crash sooner and
         # take longer to come back
-        lead = rng.uniform(600, 1800) / severity
+        lead = rng.uniform(300, 720) / severity
         gap = min(12, round(int(rng.integers(2, 6)) * severity))
         down_fail = rng.uniform(0.3, 1.0)
         i0, i_on = sim.idx(onset - lead), sim.idx(onset)
@@ -831,14 +855,19 @@ def _inject(sim: _Sim, kind: str, root: str, onset: float, rng: np.random.Genera
                      leak_from=_iso(_dt(onset - lead)), restart_gap_s=gap * STEP,
                      crashes=[_iso(_dt(float(t[c]))) for c in crashes])
     elif kind == "none":
-        dur = rng.uniform(120, 420)
+        dur = rng.uniform(240, 600)
         blip = ((t >= onset) & (t < onset + dur)).astype(float)
-        if rng.random() < 0.6:
-            sim.extra500[root] += blip * max(node.err500, 0.001) * rng.uniform(1.5, 4)
-            fault.update(blip="errors", duration_s=round(dur))
-        else:
-            sim.lat_mult[root] *= 1 + blip * rng.uniform(0.15, 0.5)
-            fault.update(blip="latency", duration_s=round(dur))
+        # a latency blip under the histogram's first buckets would be invisible: errors then
+        fast = float(np.median(sim.p99(root)[before])) < 0.025
+        if rng.random() < 0.6 or fast:  # the error ratio goes ×2.5-5 for a few minutes
+            share = max(base_err, 0.0005) * rng.uniform(1.5, 4)
+            sim.extra500[root] += blip * share
+            fault.update(blip="errors", error_ratio=round(base_err + share, 5),
+                         duration_s=round(dur))
+        else:  # or its latency ×1.4-2
+            factor = rng.uniform(1.4, 2.0)
+            sim.lat_mult[root] *= 1 + blip * (own_factor(factor) - 1)
+            fault.update(blip="latency", latency_factor=round(factor, 2), duration_s=round(dur))
 
 
 def _noise(sim: _Sim, root: str, onset: float, rng: np.random.Generator,
@@ -1037,7 +1066,7 @@ def generate_case(seed: int, *, kind: str | None = None, prefix: str = "",
     if not alert:  # still nothing clear: the nearest caller (or the root) pages anyway
         alert = root if root in internal else sim.callers[str(root)][0].caller
     case = Case(
-        name=f"{prefix}{kind}-{seed}", seed=seed, kind=kind, services=list(nodes),
+        name=f"{prefix}{kind}-{seed}", seed=seed, prefix=prefix, kind=kind, services=list(nodes),
         externals=[k for k, v in nodes.items() if v.role == "external"],
         edges=[(e.caller, e.target) for e in edges], root_service=root,
         root_kind=ROOT_KIND[kind], acceptable_kinds=ACCEPTABLE_KINDS[kind],
