@@ -21,6 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from knowledge.hypotheses import Hypothesis, HypothesisStatus, list_hypotheses
 from knowledge.incidents import Incident, get_incident
 from knowledge.timeline import list_events
+from skills.types import format_duration
 
 CONTRIBUTING_MIN = 0.2  # hypotheses at least this likely are listed as contributing factors
 CHANGE_KINDS = frozenset({"deploy", "change"})  # timeline kinds of deploys and other changes
@@ -87,15 +88,7 @@ class _Timeline:
 
 
 def _duration(td: timedelta) -> str:
-    total = max(0, int(td.total_seconds()))
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, seconds = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours:02d}h"
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    return f"{minutes}m {seconds:02d}s" if minutes else f"{seconds}s"
+    return format_duration(max(td, timedelta(0)))
 
 
 def _when(at: datetime) -> str:

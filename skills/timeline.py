@@ -13,6 +13,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from knowledge.incidents import Incident, get_incident
 from knowledge.timeline import TimelineEvent, list_events
+from skills.types import format_duration
+
+__all__ = ["TimelineEntry", "TimelineView", "format_duration", "incident_timeline", "timeline_view"]
 
 
 class TimelineEntry(BaseModel):
@@ -65,20 +68,3 @@ async def incident_timeline(session: AsyncSession, *, org_id: int, incident_id: 
     incident = await get_incident(session, org_id=org_id, incident_id=incident_id)
     events = await list_events(session, org_id=org_id, incident_id=incident_id)
     return timeline_view(incident, events)
-
-
-def format_duration(td: timedelta) -> str:
-    """A duration as people say it: `45s`, `4m 00s`, `1h 05m`, `2d 03h` (truncated to the
-    unit shown; negative durations get a leading minus)."""
-    total = int(td.total_seconds())
-    sign, total = ("-", -total) if total < 0 else ("", total)
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, seconds = divmod(rest, 60)
-    if days:
-        return f"{sign}{days}d {hours:02d}h"
-    if hours:
-        return f"{sign}{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{sign}{minutes}m {seconds:02d}s"
-    return f"{sign}{seconds}s"

@@ -10,7 +10,7 @@ person) can correct the call.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -77,3 +77,20 @@ class Skill(Protocol):
     Input: ClassVar[type[BaseModel]]
 
     async def run(self, ctx: SkillContext, args: BaseModel) -> SkillResult: ...
+
+
+def format_duration(td: timedelta) -> str:
+    """A duration as people say it: `45s`, `4m 00s`, `1h 05m`, `2d 03h` (truncated to the
+    unit shown; negative durations get a leading minus)."""
+    total = int(td.total_seconds())
+    sign, total = ("-", -total) if total < 0 else ("", total)
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if days:
+        return f"{sign}{days}d {hours:02d}h"
+    if hours:
+        return f"{sign}{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{sign}{minutes}m {seconds:02d}s"
+    return f"{sign}{seconds}s"

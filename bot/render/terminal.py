@@ -13,6 +13,7 @@ from knowledge.alerts import Alert
 from knowledge.incidents import Incident
 from knowledge.outbox import OutboxMessage
 from knowledge.timeline import TimelineEvent
+from skills.types import format_duration
 
 STATUS_STYLE = {"triggered": "bold red", "acknowledged": "bold yellow",
                 "investigating": "bold magenta", "mitigated": "bold cyan",
@@ -23,16 +24,7 @@ KIND_ICON = {"alert_fired": "🔥", "alert_resolved": "✅", "status_changed": "
 
 
 def duration(delta: timedelta | None) -> str:
-    if delta is None:
-        return "—"
-    seconds = int(delta.total_seconds())
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes}m {seconds:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
+    return "—" if delta is None else format_duration(delta)
 
 
 def clock(t: datetime | None) -> str:
