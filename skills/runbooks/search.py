@@ -1,0 +1,204 @@
+"""Runbook search: the top runbooks for a query, with the matching section and a score in [0, 1],
+or an honest abstention when none is about the query.
+
+Three signals, strongest first:
+1. The alert's own `runbook_url` annotation, and an alert name that a runbook covers, win outright.
+2. Retrieval: the query's sentence vector against every section (chromadb), plus lexical overlap —
+   the share of the runbook title's words the query uses and the IDF-weighted share of the
+   query's words the runbook contains (stems; alert and metric names are split into words).
+3. Relevance, on the few best: how much of the query's headline (an alert's summary, a question's
+   first sentence) the runbook's own description says, word piece by word piece (BERTScore
+   recall with all-MiniLM-L6-v2's contextual vectors). A runbook for a neighbouring alert shares
+   the topic but not the headline's specific concept ("failed peers", "inodes", "body size"), and
+   that is what decides abstention.
+
+Weights and the threshold were set on the development queries (tests/bench/runbook_eval.py) and
+are few on purpose: the held-back queries differ.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, Field
+
+from knowledge.embedding import alignment
+from knowledge.runbooks.index import ChunkHit, Corpus, RunbookEntry, RunbookIndex
+from knowledge.text import content_words, first_sentence, identifiers, stem, words
+
+W_ALIGN, W_DENSE, W_TITLE, W_COVER = 0.8, 0.2, 0.15, 0.1
+SCALE = W_ALIGN + W_DENSE + W_TITLE + W_COVER  # final scores land in [0, 1]
+W_METRIC = 0.05  # per metric name the query and runbook share (at most two count)
+MIN_SCORE = 0.65  # below this the best runbook is not about the query: abstain
+RERANK = 5  # candidates that get the (costlier) word-level relevance
+NEIGHBOURS = 40  # sections fetched from chromadb
+
+
+class RunbookQuery(BaseModel):
+    """What to find a runbook for. `text` is required; the rest sharpen it when known."""
+
+    text: str = Field(min_length=1, max_length=10_000)
+    headline: str | None = None  # an alert's summary; default: the text's first sentence
+    alertname: str | None = None
+    runbook_url: str | None = None
+    service: str | None = None
+
+
+class RunbookHit(BaseModel):
+    path: str  # relative to the ingested directory, or the runbook_url when not ingested
+    section: str
+    score: float = Field(ge=0.0, le=1.0)
+    title: str
+    reason: str  # runbook_url | alert name | similarity
+    root: str | None = None
+
+
+class RunbookAnswer(BaseModel):
+    query: str
+    results: list[RunbookHit]
+    abstained: bool
+    message: str  # one line for people: what was found, or that nothing was
+
+    def as_json_line(self) -> dict[str, object]:
+        """The `runbooks search --json` shape."""
+        return {"query": self.query, "abstained": self.abstained,
+                "results": [{"path": h.path, "section": h.section, "score": h.score}
+                            for h in self.results]}
+
+
+@dataclass
+class _Candidate:
+    entry: RunbookEntry
+    dense: float
+    section: str
+    title_cover: float
+    cover: float
+    metric_bonus: float
+    relevance: float = 0.0
+
+    @property
+    def retrieval(self) -> float:
+        return self.dense + W_TITLE * self.title_cover + W_COVER * self.cover
+
+    @property
+    def score(self) -> float:
+        raw = (W_ALIGN * self.relevance + W_DENSE * self.dense + W_TITLE * self.title_cover
+               + W_COVER * self.cover) / SCALE + self.metric_bonus
+        return max(0.0, min(1.0, raw))
+
+
+def search(index: RunbookIndex, query: RunbookQuery, k: int = 3) -> RunbookAnswer:
+    """Synchronous (torch, chromadb): async callers use `search_async`."""
+    corpus = index.corpus()
+    if not corpus.entries:
+        return RunbookAnswer(query=query.text, results=[], abstained=True,
+                             message="No runbooks are indexed yet: run `sre-copilot runbooks "
+                                     "ingest PATH`.")
+    pinned = _pinned(corpus, query)
+    headline = query.headline or first_sentence(query.text)
+    vector, head_tokens = index.embedder.encode_query(query.text, headline)
+    candidates = _candidates(corpus, index.nearest(vector, NEIGHBOURS), query)
+    best = sorted(candidates, key=lambda c: c.retrieval, reverse=True)[:RERANK]
+    for c in best:
+        c.relevance = alignment(head_tokens, index.summary_tokens(c.entry))
+    best.sort(key=lambda c: c.score, reverse=True)
+
+    hits = list(pinned)
+    taken = {h.path for h in hits}
+    for c in best:
+        if len(hits) >= k:
+            break
+        if c.entry.path not in taken:
+            hits.append(RunbookHit(path=c.entry.path, section=c.section,
+                                   score=round(c.score, 3), title=c.entry.title,
+                                   reason="similarity", root=c.entry.root))
+            taken.add(c.entry.path)
+    abstained = not pinned and (not best or best[0].score < MIN_SCORE)
+    if abstained:
+        message = ("No runbook found for this"
+                   + (f" (the closest, {hits[0].path}, scores {hits[0].score:.2f}; "
+                      f"{MIN_SCORE:.2f} is needed)" if hits else "") + ".")
+    else:
+        top = hits[0]
+        message = f"Runbook: {top.title} — {top.path}" + (f" § {top.section}" if top.section
+                                                            else "")
+    return RunbookAnswer(query=query.text, results=hits[:k], abstained=abstained,
+                         message=message)
+
+
+async def search_async(index: RunbookIndex, query: RunbookQuery, k: int = 3) -> RunbookAnswer:
+    return await asyncio.to_thread(search, index, query, k)
+
+
+def _pinned(corpus: Corpus, query: RunbookQuery) -> list[RunbookHit]:
+    """Runbooks the alert itself names: its runbook_url, then a runbook covering its name."""
+    hits: list[RunbookHit] = []
+    if query.runbook_url:
+        entry = _by_url(corpus, query.runbook_url)
+        if entry is not None:
+            hits.append(RunbookHit(path=entry.path, section=_first_section(entry), score=1.0,
+                                   title=entry.title, reason="runbook_url", root=entry.root))
+        else:
+            hits.append(RunbookHit(path=query.runbook_url, section="", score=1.0,
+                                   title=query.runbook_url, reason="runbook_url"))
+    names = identifiers(query.text) | ({query.alertname.lower()} if query.alertname else set())
+    for entry in corpus.entries.values():
+        if entry.identifiers & names and entry.path not in {h.path for h in hits}:
+            hits.append(RunbookHit(path=entry.path, section=_first_section(entry), score=1.0,
+                                   title=entry.title, reason="alert name", root=entry.root))
+    return hits
+
+
+def _by_url(corpus: Corpus, url: str) -> RunbookEntry | None:
+    """An ingested runbook the URL points at: the URL's path ends with the runbook's path
+    (without extension), or its last segment is the runbook's file name or alert name."""
+    tail = urlsplit(url).path.rstrip("/").lower()
+    tail = re.sub(r"\.(md|markdown|html?)$", "", tail)
+    last = tail.rsplit("/", 1)[-1]
+    for entry in corpus.entries.values():
+        stemmed = re.sub(r"\.(md|markdown)$", "", entry.path.lower())
+        if tail.endswith("/" + stemmed) or tail == stemmed:
+            return entry
+    for entry in corpus.entries.values():
+        if last and (last == entry.path.lower().rsplit("/", 1)[-1].rsplit(".", 1)[0]
+                     or last in entry.identifiers):
+            return entry
+    return None
+
+
+def _first_section(entry: RunbookEntry) -> str:
+    """Where to send someone whose alert names the runbook: what to do, else the top."""
+    for wanted in ("mitigation", "remediation", "resolution", "fix"):
+        for heading in entry.sections:
+            if wanted in heading.lower():
+                return heading
+    return entry.sections[0] if entry.sections else ""
+
+
+def _candidates(corpus: Corpus, chunks: list[ChunkHit], query: RunbookQuery
+                ) -> list[_Candidate]:
+    dense: dict[tuple[str, str], float] = {}
+    section: dict[tuple[str, str], tuple[float, str]] = {}
+    for hit in chunks:
+        if hit.key not in corpus.entries:
+            continue
+        dense[hit.key] = max(dense.get(hit.key, -1.0), hit.similarity)
+        if hit.section and hit.similarity > section.get(hit.key, (-2.0, ""))[0]:
+            section[hit.key] = (hit.similarity, hit.section)
+    q_words = [w for w in set(content_words(query.text)) if stem(w) in corpus.idf]
+    q_stems = {stem(w) for w in words(query.text)}
+    q_metrics = {i for i in identifiers(query.text) if "_" in i}
+    weight = sum(corpus.idf[stem(w)] for w in q_words) or 1.0
+    out: list[_Candidate] = []
+    for key, sim in dense.items():
+        entry = corpus.entries[key]
+        cover = sum(corpus.idf[stem(w)] for w in q_words if stem(w) in entry.stems) / weight
+        title_cover = (sum(stem(w) in q_stems for w in entry.title_words)
+                       / max(1, len(entry.title_words)))
+        metric_bonus = W_METRIC * min(2, len(q_metrics & entry.mentions))
+        out.append(_Candidate(entry=entry, dense=sim, section=section.get(key, (0.0, ""))[1],
+                              title_cover=title_cover, cover=cover, metric_bonus=metric_bonus))
+    return out
