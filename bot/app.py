@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from bot.indexes import open_indexes
 from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.webhooks import alertmanager, changes, pagerduty
@@ -22,10 +23,40 @@ from bot.webhooks.intake import Intake
 from bot.worker import InboxWorker
 from knowledge import inbox, migrate
 from knowledge.db import Database, open_database
-from knowledge.orgs import ensure_org
+from knowledge.embedding import EmbeddingModelMissing
+from knowledge.history import HistoryIndex
+from knowledge.orgs import ensure_org, list_org_ids
 from knowledge.types import utcnow
+from knowledge.vectors import ChromaURLError
+from skills.history.sweep import index_resolved
 
 log = logging.getLogger(__name__)
+
+
+def open_history(settings: Settings) -> HistoryIndex | None:
+    """The incident-history index, or None (with the reason logged) when it is turned off or
+    cannot open: the copilot then works without "similar past incidents"."""
+    if not settings.history:
+        return None
+    try:
+        return open_indexes(settings).history
+    except (EmbeddingModelMissing, ChromaURLError) as exc:
+        log.warning("incident history is off: %s", exc)
+        return None
+
+
+async def sweep_history(db: Database, history: HistoryIndex) -> None:
+    """Catch up at start: index every resolved incident a past run did not (idempotent). Runs
+    beside the worker; a failure is logged and left to the worker's next sweep."""
+    try:
+        async with db.session() as session:
+            for org_id in await list_org_ids(session):
+                report = await index_resolved(session, history, org_id=org_id)
+                if report.indexed:
+                    log.info("history: indexed %d resolved incidents of org %d",
+                             len(report.indexed), org_id)
+    except Exception:
+        log.exception("history sweep failed; the worker retries after its next batch")
 
 
 async def prepare_database(settings: Settings) -> Database:
@@ -54,11 +85,15 @@ def create_app(settings: Settings, *, db: Database | None = None,
         app.state.db = database
         stop = asyncio.Event()
         task: asyncio.Task[None] | None = None
+        history = open_history(settings)
         if with_worker:
             worker = InboxWorker(db=database, settings=settings, metrics=metrics,
-                                 wake=app.state.intake.wake)
+                                 wake=app.state.intake.wake, history=history)
             app.state.worker = worker
             task = asyncio.create_task(worker.run(stop), name="inbox-worker")
+            if history is not None:
+                app.state.history_sweep = asyncio.create_task(
+                    sweep_history(database, history), name="history-sweep")
         try:
             yield
         finally:

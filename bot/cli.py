@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from bot.settings import Settings
 from knowledge.db import DatabaseURLError
+from knowledge.vectors import ChromaURLError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -72,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("alembic").setLevel(max(logging.getLevelName(level), logging.WARNING))
         return _dispatch(args, settings)
-    except (ValidationError, DatabaseURLError) as exc:
+    except (ValidationError, DatabaseURLError, ChromaURLError) as exc:
         print(f"sre-copilot: configuration error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -130,7 +131,7 @@ def _serve(settings: Settings, host: str, port: int, *, worker: bool) -> int:
 
 
 async def _worker(settings: Settings) -> int:
-    from bot.app import prepare_database
+    from bot.app import open_history, prepare_database, sweep_history
     from bot.metrics import Metrics
     from bot.worker import InboxWorker
 
@@ -144,7 +145,11 @@ async def _worker(settings: Settings) -> int:
     log.info("worker started on %s", settings.db_url().render_as_string())
     try:
         if not stop.is_set():
-            await InboxWorker(db=db, settings=settings, metrics=Metrics()).run(stop)
+            history = open_history(settings)
+            if history is not None:
+                await sweep_history(db, history)
+            await InboxWorker(db=db, settings=settings, metrics=Metrics(),
+                              history=history).run(stop)
     finally:
         await db.dispose()
     log.info("worker stopped")

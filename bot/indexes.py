@@ -8,6 +8,7 @@ from typing import Any
 
 from bot.settings import Settings
 from knowledge.embedding import Embedder
+from knowledge.history import HistoryIndex
 from knowledge.runbooks.index import RunbookIndex
 from knowledge.vectors import open_chroma
 
@@ -17,6 +18,7 @@ class Indexes:
     embedder: Embedder
     chroma: Any
     runbooks: RunbookIndex
+    history: HistoryIndex
 
 
 def open_indexes(settings: Settings) -> Indexes:
@@ -25,4 +27,5 @@ def open_indexes(settings: Settings) -> Indexes:
     embedder = Embedder(settings.embedding_model)
     chroma = open_chroma(settings.data_dir, settings.chroma_url)
     return Indexes(embedder=embedder, chroma=chroma,
-                   runbooks=RunbookIndex(chroma, embedder, settings.data_dir / "vectors"))
+                   runbooks=RunbookIndex(chroma, embedder, settings.data_dir / "vectors"),
+                   history=HistoryIndex(chroma, embedder))

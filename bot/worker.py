@@ -4,6 +4,10 @@ all in one transaction, so a crash at any point leaves the item pending and its 
 Each item runs in its own savepoint: one bad item is retried with backoff (and, after
 `inbox_max_attempts`, kept as failed with its error) without holding up the rest of the batch.
 Runs inside `serve`, or alone as `sre-copilot worker`; any number may run against PostgreSQL.
+
+Incidents a batch resolved are added to the incident history once the batch has committed. That
+is best effort: a failure is logged and retried after the next batch, never a reason to redo the
+batch, and the start-up sweep catches up on anything a stopped process missed.
 """
 
 from __future__ import annotations
@@ -23,8 +27,11 @@ from knowledge.change_links import link_change
 from knowledge.changes import record_change
 from knowledge.correlation import apply_alert, apply_pagerduty
 from knowledge.db import Database
+from knowledge.history import HistoryIndex
 from knowledge.inbox import InboxItem, claim, mark_done, mark_failed_attempt
+from knowledge.incidents import Incident, IncidentStatus
 from knowledge.types import utcnow
+from skills.history.sweep import index_resolved
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +80,9 @@ class InboxWorker:
     metrics: Metrics
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     handlers: dict[str, Handler] = field(default_factory=lambda: dict(HANDLERS))
+    history: HistoryIndex | None = None  # None: resolved incidents are not indexed here
+    # Resolved incidents not yet in the history index, by org (kept across a failed attempt).
+    _unindexed: dict[int, set[int]] = field(default_factory=dict, init=False, repr=False)
 
     async def run_once(self) -> int:
         """Process one batch; returns how many items it claimed.
@@ -88,6 +98,7 @@ class InboxWorker:
     async def _batch(self, *, isolated: bool) -> int:
         done: list[tuple[str, float]] = []
         outcomes: list[tuple[str, str]] = []
+        resolved: list[tuple[int, int]] = []  # (org id, incident id)
         async with self.db.session() as session, session.begin():
             items = await claim(session, limit=self.settings.worker_batch)
             for item in items:
@@ -97,9 +108,12 @@ class InboxWorker:
                         raise LookupError(f"no handler for inbox source {item.source!r}")
                     if isolated:
                         async with session.begin_nested():
-                            await handler(session, item, self.settings)
+                            result = await handler(session, item, self.settings)
                     else:
-                        await handler(session, item, self.settings)
+                        result = await handler(session, item, self.settings)
+                    if (isinstance(result, Incident) and result.id is not None
+                            and result.state is IncidentStatus.RESOLVED):
+                        resolved.append((result.org_id, result.id))
                     mark_done(item)
                     outcome = "done"
                 except Exception as exc:  # one bad item must not stop the rest
@@ -117,7 +131,23 @@ class InboxWorker:
             self.metrics.items_processed.labels(source, outcome).inc()
         for source, latency in done:
             self.metrics.processing_latency.labels(source).observe(latency)
+        if self.history is not None and (resolved or (items and self._unindexed)):
+            for org_id, incident_id in resolved:
+                self._unindexed.setdefault(org_id, set()).add(incident_id)
+            await self._index_history(self.history)
         return len(items)
+
+    async def _index_history(self, history: HistoryIndex) -> None:
+        """Never raises: the batch is committed whatever happens here."""
+        for org_id, ids in list(self._unindexed.items()):
+            try:
+                async with self.db.session() as session:
+                    await index_resolved(session, history, org_id=org_id, incident_ids=ids)
+            except Exception:
+                log.exception("indexing resolved incidents %s of org %s failed; retrying "
+                              "after the next batch", sorted(ids), org_id)
+            else:
+                self._unindexed.pop(org_id, None)
 
     async def drain(self) -> int:
         """Process until nothing is claimable (the demo and tests use this)."""

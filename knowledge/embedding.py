@@ -65,7 +65,7 @@ class Embedder:
                 from transformers.utils import logging as transformers_logging
 
                 # A progress bar for loading 90 MB from disk is noise on a CLI's stderr.
-                transformers_logging.disable_progress_bar()
+                transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
                 self._model = SentenceTransformer(str(self.model_dir), device="cpu")
             return self._model

@@ -1,5 +1,6 @@
 """Incidents and their state machine: triggered → acknowledged → investigating → mitigated →
-resolved, with the time of each step.
+resolved, with the time of each step, and what was learnt once it is over (summary, root cause,
+what fixed it, post-mortem).
 
 Two ways to move an incident: `transition` is a person's command and refuses an illegal move with
 a clear error; `advance` applies what a source reports (PagerDuty, Alertmanager), which may arrive
@@ -13,7 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Index, UniqueConstraint, text
+from sqlalchemy import JSON, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -62,6 +63,12 @@ class Incident(SQLModel, table=True):
     pagerduty_incident_id: str | None = Field(default=None, max_length=64)
     pagerduty_url: str | None = Field(default=None, max_length=2000)
     labels: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    # The outcome, written by people (or the post-mortem flow) once the cause is known; what
+    # the incident history (knowledge.history) indexes.
+    summary: str | None = Field(default=None, sa_type=Text)
+    root_cause: str | None = Field(default=None, max_length=2000)
+    resolution: str | None = Field(default=None, max_length=2000)  # what fixed it
+    postmortem: str | None = Field(default=None, sa_type=Text)
     triggered_at: datetime = Field(sa_type=UTCDateTime)
     acknowledged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     investigating_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -136,6 +143,29 @@ async def incident_for_pagerduty(session: AsyncSession, *, org_id: int, pd_incid
                    col(Incident.pagerduty_incident_id).is_(None))
             .order_by(col(Incident.id).desc()))
     return (await session.exec(stmt)).first()
+
+
+async def record_outcome(session: AsyncSession, *, org_id: int, incident_id: int,
+                         root_cause: str | None = None, resolution: str | None = None,
+                         summary: str | None = None, postmortem: str | None = None) -> Incident:
+    """Record what was learnt: a field given (not None) replaces the stored one, an empty or
+    blank one clears it, and one left out is kept. Any state may have an outcome (a root cause
+    is often known before the incident resolves)."""
+    incident = await get_incident(session, org_id=org_id, incident_id=incident_id)
+    given = {"root_cause": root_cause, "resolution": resolution, "summary": summary,
+             "postmortem": postmortem}
+    changed = False
+    for name, value in given.items():
+        if value is None:
+            continue
+        new = value.strip() or None
+        if getattr(incident, name) != new:
+            setattr(incident, name, new)
+            changed = True
+    if changed:
+        incident.updated_at = utcnow()
+        session.add(incident)
+    return incident
 
 
 def _apply(incident: Incident, to: IncidentStatus, at: datetime) -> None:

@@ -54,3 +54,8 @@ async def org_for_slack_team(session: AsyncSession, *, team_id: str) -> Org | No
 
 async def org_for_teams_tenant(session: AsyncSession, *, tenant_id: str) -> Org | None:
     return (await session.exec(select(Org).where(Org.teams_tenant_id == tenant_id))).first()
+
+
+async def list_org_ids(session: AsyncSession) -> list[int]:
+    return [i for i in (await session.exec(select(Org.id).order_by(Org.id))).all()  # type: ignore[arg-type]
+            if i is not None]

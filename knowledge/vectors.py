@@ -23,8 +23,11 @@ def open_chroma(data_dir: Path, chroma_url: str | None = None) -> Any:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ChromaURLError(f"CHROMA_URL must look like http://host:8000, got {chroma_url!r}")
         port = parts.port or (443 if parts.scheme == "https" else 8000)
-        return chromadb.HttpClient(host=parts.hostname, port=port,
-                                   ssl=parts.scheme == "https", settings=settings)
+        try:
+            return chromadb.HttpClient(host=parts.hostname, port=port,
+                                       ssl=parts.scheme == "https", settings=settings)
+        except ValueError as exc:  # chromadb's "Could not connect to a Chroma server"
+            raise ChromaURLError(f"CHROMA_URL={chroma_url}: {exc}") from exc
     path = data_dir / "chroma"
     path.mkdir(parents=True, exist_ok=True)
     return chromadb.PersistentClient(path=str(path), settings=settings)

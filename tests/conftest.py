@@ -100,7 +100,9 @@ def url_string(url: URL) -> str:
 def settings(tmp_path: Path, db_url: URL) -> Settings:
     return Settings(data_dir=tmp_path, database_url=url_string(db_url),
                     alertmanager_webhook_token=secrets.token_urlsafe(16),
-                    pagerduty_webhook_secret=secrets.token_urlsafe(16), worker=False)
+                    pagerduty_webhook_secret=secrets.token_urlsafe(16), worker=False,
+                    # The model costs seconds to load: on only where a test asks for it.
+                    history=False)
 
 
 @dataclass
@@ -128,3 +130,19 @@ async def copilot(settings: Settings) -> AsyncIterator[Copilot]:
                           worker=InboxWorker(db=db, settings=settings, metrics=metrics))
     finally:
         await db.dispose()
+
+
+# --- the embedding model, for the runbook tests ---------------------------------------------
+
+from knowledge.embedding import Embedder, EmbeddingModelMissing  # noqa: E402  (loads lazily)
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    """The real all-MiniLM-L6-v2 from the installed package, loaded once per test run (~8 s)."""
+    try:
+        model = Embedder()
+        model.encode(["warm up"])
+    except (EmbeddingModelMissing, ImportError, OSError) as exc:
+        need(False, f"the embedding model does not load: {exc}")
+    return model

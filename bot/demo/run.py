@@ -1,6 +1,7 @@
 """Runs the demo: a fresh SQLite database in the data directory, the real app (signature and
 token checks, inbox, worker, incident engine) driven in-process over ASGI — no network, no keys,
-no servers — then the incident, its timeline and the channel messages printed."""
+no servers — then the incident, its timeline, the channel messages and the runbook for its
+alert printed."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from rich.text import Text
 
 from bot.app import create_app, prepare_database
 from bot.demo.investigation import DemoReport, investigate_incident
+from bot.demo.runbook_advice import show_runbooks
 from bot.demo.scenario import Delivery, deliveries
 from bot.investigate import render
 from bot.metrics import Metrics
@@ -22,7 +24,7 @@ from bot.render import terminal
 from bot.settings import Settings
 from bot.webhooks.pagerduty import signature_header
 from bot.worker import InboxWorker
-from knowledge.alerts import alerts_of_incident
+from knowledge.alerts import Alert, alerts_of_incident
 from knowledge.db import Database
 from knowledge.incidents import list_incidents
 from knowledge.orgs import get_org
@@ -65,7 +67,8 @@ async def run_demo(settings: Settings, console: Console | None = None) -> int:
                               _answer(response))
             console.print(table)
         report = await investigate_incident(settings, db, now=now)
-        await _show_incident(console, settings, db, report)
+        alerts = await _show_incident(console, settings, db, report)
+        await show_runbooks(console, settings, alerts)
     finally:
         await db.dispose()
     console.print("\n[dim]Next: `sre-copilot serve` takes these webhooks for real "
@@ -100,7 +103,9 @@ def _answer(response: httpx.Response) -> Text:
 
 
 async def _show_incident(console: Console, settings: Settings, db: Database,
-                         report: DemoReport) -> None:
+                         report: DemoReport) -> list[Alert]:
+    """Prints each incident; returns the alerts of the newest."""
+    alerts: list[Alert] = []
     async with db.session() as session:
         org = await get_org(session, slug=settings.default_org)
         assert org.id is not None
@@ -118,3 +123,4 @@ async def _show_incident(console: Console, settings: Settings, db: Database,
             console.print(terminal.channel_messages(posts))
     console.print(Text.assemble(("\nchart        ", "bold"), str(report.chart)))
     console.print(Text.assemble(("post-mortem  ", "bold"), str(report.postmortem)))
+    return alerts

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -93,7 +93,7 @@ def parse(text: str, path: str) -> RunbookDocument:
 def _sections(body: str) -> list[Section]:
     """Split at second- and third-level headings; text before the first is an "Overview"."""
     sections: list[Section] = []
-    heading, lines = "Overview", []
+    heading, lines = "Overview", list[str]()
     in_code = False
     for line in body.splitlines():
         if line.lstrip().startswith("```"):

@@ -113,12 +113,14 @@ class RunbookIndex:
         seen: set[str] = set()
         for file in discover(root_path):
             rel = file.relative_to(root_path).as_posix()
+            # Seen even when it fails to parse: a typo in front matter keeps the last good
+            # version searchable until the file is fixed, rather than deleting it.
+            seen.add(rel)
             try:
                 doc = parse(file.read_text(encoding="utf-8"), rel)
             except (UnicodeDecodeError, ValueError) as exc:
                 report.errors.append(f"{rel}: {exc}")
                 continue
-            seen.add(rel)
             if existing.get(rel) == doc.digest:
                 report.unchanged += 1
                 continue

@@ -6,13 +6,20 @@ persistent anomaly of something it calls is a symptom; what is left are candidat
 by strength, persistence, onset order, a change just before onset, and how much of the incident
 they explain. Scores become probabilities by a softmax that includes a "no clear cause" option,
 so weak evidence yields low confidence instead of a confident guess.
+
+Given similar past incidents, a candidate whose (service, kind) is the confirmed cause of one of
+them gains in proportion to the similarity and cites it; given a runbook that fits the alert, it
+is kept as evidence and named in the verdict. Both are read through small protocols
+(`PastCause`, `RunbookLead`), so this module imports neither sibling skill.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from skills.context import ChangeRecord, Snapshot
 from skills.hypotheses.anomaly import Anomaly, detect
@@ -38,6 +45,43 @@ UNCORROBORATED_CAP = 0.35  # … and never a confident one
 MIN_CHANGE_Z = 3.0  # a change is only blamed for an anomaly of some size
 W_SYMPTOM = 2.5
 TEMPERATURE, NONE_SCORE = 0.8, 2.6
+# A similar past incident whose confirmed cause was this (service, kind): half a correlated
+# change (W_CHANGE) at a perfect match, less as the incidents differ. It reorders close leads
+# but cannot on its own lift a candidate with no anomaly and no change over "no clear cause":
+# the past suggests where to look, the present metrics decide.
+W_HISTORY = 1.0
+
+
+class PastCause(Protocol):
+    """A similar past incident as the engine reads it (`skills.history.SimilarIncident`)."""
+
+    @property
+    def ref(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def similarity(self) -> float: ...
+    @property
+    def root_cause(self) -> str | None: ...
+    @property
+    def resolution(self) -> str | None: ...
+    @property
+    def cause_service(self) -> str | None: ...
+    @property
+    def cause_kind(self) -> str | None: ...
+
+
+class RunbookLead(Protocol):
+    """A runbook that fits the alert (`skills.runbooks.search.RunbookHit`)."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def section(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def score(self) -> float: ...
 
 
 @dataclass
@@ -48,6 +92,7 @@ class Candidate:
     change: tuple[ChangeRecord, str] | None = None
     explained_by: str | None = None
     explains: set[str] = field(default_factory=set)
+    history: list[tuple[PastCause, str]] = field(default_factory=list)  # (past, evidence id)
     score: float = 0.0
 
     @property
@@ -86,7 +131,9 @@ class EvidenceLog:
         return ev.id
 
 
-def rank(snap: Snapshot, *, extra_changes: list[ChangeRecord] | None = None) -> Investigation:
+def rank(snap: Snapshot, *, extra_changes: list[ChangeRecord] | None = None,
+         history: Sequence[PastCause] | None = None,
+         runbook: RunbookLead | None = None) -> Investigation:
     log = EvidenceLog()
     split = (snap.end - min(DETECT_SPAN, (snap.end - snap.start) / 2)).timestamp()
     cands: dict[str, Candidate] = {}
@@ -118,9 +165,10 @@ def rank(snap: Snapshot, *, extra_changes: list[ChangeRecord] | None = None) -> 
     changes = [*snap.changes, *(extra_changes or [])]
     _changes_without_anomaly(snap, cands, log, changes)
     if not cands:
-        return _empty(snap, log)
+        return _empty(snap, log, _context(snap, log, cands, history or [], runbook))
     _link_changes(snap, cands, log, changes)
     _explain(snap, cands)
+    context = _context(snap, log, cands, history or [], runbook)
     first = min(c.onset for c in cands.values())
     if math.isinf(first):
         first = snap.at.timestamp()
@@ -132,7 +180,8 @@ def rank(snap: Snapshot, *, extra_changes: list[ChangeRecord] | None = None) -> 
                    + (W_CHANGE if c.change else 0.0) + W_EXPLAINS * math.log1p(len(c.explains))
                    + (W_PATH if c.service in reach else 0.0) - W_LATE * min(late_min, 10.0)
                    - (W_SYMPTOM if c.explained_by else 0.0)
-                   - (W_UNCORROBORATED if _uncorroborated(c, snap) else 0.0))
+                   - (W_UNCORROBORATED if _uncorroborated(c, snap) else 0.0)
+                   + W_HISTORY * max((p.similarity for p, _ in c.history), default=0.0))
     ordered = sorted(cands.values(), key=lambda c: c.score, reverse=True)
     weights = [math.exp(c.score / TEMPERATURE) for c in ordered]
     total = sum(weights) + math.exp(NONE_SCORE / TEMPERATURE)
@@ -145,10 +194,67 @@ def rank(snap: Snapshot, *, extra_changes: list[ChangeRecord] | None = None) -> 
                f"{top.confidence:.2f})." if top.confidence >= 0.5 else
                f"No clear cause: the strongest lead is {top.cause.service} ({top.cause.kind}) at "
                f"confidence {top.confidence:.2f}; treat it as a place to start, not an answer.")
+    verdict += _context_line(context, cands.get(top.cause.service))
     return Investigation(service=snap.service, at=snap.at, start=snap.start, end=snap.end,
                          onset=datetime.fromtimestamp(first, tz=snap.at.tzinfo),
                          scope=snap.scope, hypotheses=hypotheses[:5], evidence=log.items,
                          verdict=verdict)
+
+
+@dataclass
+class _Context:
+    """What the investigation knows beyond the metrics: past incidents and a runbook."""
+
+    history: list[tuple[PastCause, str]] = field(default_factory=list)
+    runbook: tuple[RunbookLead, str] | None = None
+
+
+def _context(snap: Snapshot, log: EvidenceLog, cands: dict[str, Candidate],
+             history: Sequence[PastCause], runbook: RunbookLead | None) -> _Context:
+    """Log past incidents and the runbook as evidence (after every other piece, so the ids of
+    the rest do not move) and attach each past incident to the candidate it confirmed."""
+    ctx = _Context()
+    for past in sorted(history, key=lambda p: p.similarity, reverse=True):
+        ev = log.add(source="history", summary=_past_line(past),
+                     values={"similarity": round(past.similarity, 3)},
+                     labels={"incident": past.ref,
+                             **({"service": past.cause_service} if past.cause_service else {}),
+                             **({"kind": past.cause_kind} if past.cause_kind else {})})
+        ctx.history.append((past, ev))
+        c = cands.get(past.cause_service or "")
+        if c is not None and past.cause_kind in (None, _kind(c, c.service in snap.measured)[0]):
+            c.history.append((past, ev))
+    if runbook is not None:
+        where = runbook.path + (f" § {runbook.section}" if runbook.section else "")
+        ev = log.add(source="runbooks", summary=f"Runbook: {runbook.title} — {where}",
+                     values={"score": round(runbook.score, 3)},
+                     labels={"path": runbook.path, "section": runbook.section},
+                     link=runbook.path if runbook.path.startswith(("http://", "https://"))
+                     else None)
+        ctx.runbook = (runbook, ev)
+    return ctx
+
+
+def _past_line(past: PastCause) -> str:
+    text = (f"{past.ref} (similarity {past.similarity:.2f}) “{past.title}”: root cause "
+            f"{(past.root_cause or 'not recorded').rstrip('.')}")
+    return text + (f"; fixed by {past.resolution.rstrip('.')}." if past.resolution else ".")
+
+
+def _context_line(ctx: _Context, top: Candidate | None) -> str:
+    text = ""
+    if top is not None and top.history:
+        past = max((p for p, _ in top.history), key=lambda p: p.similarity)
+        text += (f" {past.ref} (similarity {past.similarity:.2f}) had the same cause"
+                 + (f"; it was fixed by {past.resolution.rstrip('.')}." if past.resolution
+                    else "."))
+    elif ctx.history:
+        text += f" Closest past incident: {_past_line(ctx.history[0][0])}"
+    if ctx.runbook is not None:
+        lead = ctx.runbook[0]
+        text += (f" Runbook: {lead.title} ({lead.path}"
+                 + (f" § {lead.section}" if lead.section else "") + ").")
+    return text
 
 
 def _uncorroborated(c: Candidate, snap: Snapshot) -> bool:
@@ -269,16 +375,23 @@ def _hypothesis(c: Candidate, confidence: float, snap: Snapshot) -> RankedHypoth
     ids = [ev for _, ev in c.anomalies] + [ev for _, ev, _ in c.seen_by_callers]
     if c.change:
         ids.insert(0, c.change[1])
+    check = next_check(c.service, kind, c.change[0] if c.change else None)
+    if c.history:
+        past = max((p for p, _ in c.history), key=lambda p: p.similarity)
+        ids += [ev for _, ev in c.history]
+        if past.resolution:
+            check += f" Last time ({past.ref}) it was fixed by {past.resolution.rstrip('.')}."
     return RankedHypothesis(
         statement=describe(c, kind, snap), cause=Cause(service=c.service, kind=kind,
                                                        signal=signal),
         confidence=round(min(0.99, max(0.01, confidence)), 3), evidence_ids=ids,
-        next_check=next_check(c.service, kind, c.change[0] if c.change else None))
+        next_check=check)
 
 
-def _empty(snap: Snapshot, log: EvidenceLog) -> Investigation:
+def _empty(snap: Snapshot, log: EvidenceLog, context: _Context) -> Investigation:
     return Investigation(service=snap.service, at=snap.at, start=snap.start, end=snap.end,
                          onset=None, scope=snap.scope, hypotheses=[], evidence=log.items,
                          verdict=("No clear cause: no signal of "
                                   f"{', '.join(snap.scope)} left its baseline in the last "
-                                  f"{int(DETECT_SPAN.total_seconds() // 60)} minutes."))
+                                  f"{int(DETECT_SPAN.total_seconds() // 60)} minutes."
+                                 + _context_line(context, None)))

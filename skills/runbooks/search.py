@@ -107,15 +107,15 @@ def search(index: RunbookIndex, query: RunbookQuery, k: int = 3) -> RunbookAnswe
     best.sort(key=lambda c: c.score, reverse=True)
 
     hits = list(pinned)
-    taken = {h.path for h in hits}
+    taken = {(h.root, h.path) for h in hits}
     for c in best:
         if len(hits) >= k:
             break
-        if c.entry.path not in taken:
+        if c.entry.key not in taken:
             hits.append(RunbookHit(path=c.entry.path, section=c.section,
                                    score=round(c.score, 3), title=c.entry.title,
                                    reason="similarity", root=c.entry.root))
-            taken.add(c.entry.path)
+            taken.add(c.entry.key)
     abstained = not pinned and (not best or best[0].score < MIN_SCORE)
     if abstained:
         message = ("No runbook found for this"
@@ -146,7 +146,7 @@ def _pinned(corpus: Corpus, query: RunbookQuery) -> list[RunbookHit]:
                                    title=query.runbook_url, reason="runbook_url"))
     names = identifiers(query.text) | ({query.alertname.lower()} if query.alertname else set())
     for entry in corpus.entries.values():
-        if entry.identifiers & names and entry.path not in {h.path for h in hits}:
+        if entry.identifiers & names and entry.key not in {(h.root, h.path) for h in hits}:
             hits.append(RunbookHit(path=entry.path, section=_first_section(entry), score=1.0,
                                    title=entry.title, reason="alert name", root=entry.root))
     return hits

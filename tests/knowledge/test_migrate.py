@@ -21,10 +21,10 @@ def test_autogenerate_finds_no_difference(db_url: URL) -> None:
     finally:
         engine.dispose()
     assert diff == [], f"models and migrations differ: {diff}"
-    assert migrate.current(db_url) == "0002"
+    assert migrate.current(db_url) == "0003"
 
 
 def test_upgrade_twice_is_a_no_op(db_url: URL) -> None:
     migrate.upgrade(db_url)
     migrate.upgrade(db_url)
-    assert migrate.current(db_url) == "0002"
+    assert migrate.current(db_url) == "0003"
