@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import math
 import threading
+import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -25,6 +26,11 @@ from knowledge.runbooks.documents import RunbookDocument, discover, parse
 from knowledge.text import content_words, identifiers, stem, words
 
 COLLECTION = "sre-copilot-runbooks"
+INGEST_BATCH = 32  # runbooks embedded per model call while ingesting
+# Up to this many chunks (≈ 4,000 runbooks, 75 MB) a search multiplies the query by every chunk
+# vector in memory: exact, and ~0.5 ms where a chromadb query costs ~7 ms of API overhead.
+EXACT_SEARCH_MAX = 50_000
+VERSION_TTL = 1.0  # s: how long a search trusts the index version it last read
 
 
 @dataclass
@@ -71,6 +77,10 @@ class Corpus:
     version: str
     entries: dict[tuple[str, str], RunbookEntry]
     idf: dict[str, float]
+    # Every chunk's vector with its (runbook key, section), for exact search in memory while
+    # the index is small enough (None above EXACT_SEARCH_MAX chunks: chromadb's HNSW answers).
+    vectors: np.ndarray | None = None
+    rows: list[tuple[tuple[str, str], str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -92,6 +102,7 @@ class RunbookIndex:
         self._corpus: Corpus | None = None
         self._summaries: dict[str, TokenVectors] = {}
         self._lock = threading.Lock()
+        self._version: tuple[float, str] | None = None
 
     @property
     def collection(self) -> Any:
@@ -111,6 +122,7 @@ class RunbookIndex:
         report = IngestReport(root=root)
         existing = self._digests(root)
         seen: set[str] = set()
+        pending: list[RunbookDocument] = []
         for file in discover(root_path):
             rel = file.relative_to(root_path).as_posix()
             # Seen even when it fails to parse: a typo in front matter keeps the last good
@@ -124,13 +136,19 @@ class RunbookIndex:
             if existing.get(rel) == doc.digest:
                 report.unchanged += 1
                 continue
-            self._replace(root, doc, had_chunks=rel in existing)
+            pending.append(doc)
             (report.updated if rel in existing else report.added).append(rel)
+            if len(pending) >= INGEST_BATCH:
+                self._replace(root, pending, existing)
+                pending = []
+        if pending:
+            self._replace(root, pending, existing)
         for rel in sorted(set(existing) - seen):
             self.collection.delete(where={"$and": [{"root": root}, {"path": rel}]})
             report.removed.append(rel)
         if report.added or report.updated or report.removed:
             self.collection.modify(metadata={"version": uuid.uuid4().hex})
+            self._version = None
         return report
 
     def _digests(self, root: str) -> dict[str, str]:
@@ -138,14 +156,25 @@ class RunbookIndex:
                                   include=["metadatas"])
         return {m["path"]: m["digest"] for m in got["metadatas"] or []}
 
-    def _replace(self, root: str, doc: RunbookDocument, *, had_chunks: bool) -> None:
-        if had_chunks:
-            self.collection.delete(where={"$and": [{"root": root}, {"path": doc.path}]})
-        chunks = list(doc.chunks())
-        vectors = self.embedder.encode([text for _, text in chunks])
-        base = hashlib.sha1(f"{root}\0{doc.path}".encode()).hexdigest()[:16]
+    def _replace(self, root: str, docs: list[RunbookDocument], existing: dict[str, str]
+                 ) -> None:
+        """Index `docs` (replacing their old chunks): one model call for all their chunks, so
+        padding and per-call overhead are paid once per batch, not once per runbook."""
+        for doc in docs:
+            if doc.path in existing:
+                self.collection.delete(where={"$and": [{"root": root}, {"path": doc.path}]})
+        chunks = [(doc, order, heading, text) for doc in docs
+                  for order, (heading, text) in enumerate(doc.chunks())]
+        vectors = self.embedder.encode([text for _, _, _, text in chunks])
+        missing = [d for d in docs if self._cached_summary(d.digest) is None]
+        for doc, tokens in zip(missing, self.embedder.encode_tokens([d.summary for d in missing]),
+                               strict=True):
+            self._store_summary(doc.digest, tokens)
+        ids: list[str] = []
         metadatas: list[dict[str, Any]] = []
-        for order, (heading, _) in enumerate(chunks):
+        for doc, order, heading, _ in chunks:
+            base = hashlib.sha1(f"{root}\0{doc.path}".encode()).hexdigest()[:16]
+            ids.append(f"{base}-{order}")
             meta: dict[str, Any] = {"root": root, "path": doc.path, "section": heading,
                                     "order": order,
                                     "kind": "section" if heading else "title",
@@ -154,17 +183,20 @@ class RunbookIndex:
                 meta |= {"alerts": ",".join(doc.alerts), "services": ",".join(doc.services),
                          "summary": doc.summary}
             metadatas.append(meta)
-        self.summary_tokens_of(doc.digest, doc.summary)
-        self.collection.add(ids=[f"{base}-{i}" for i in range(len(chunks))],
-                            embeddings=vectors.tolist(),
-                            documents=[text for _, text in chunks], metadatas=metadatas)
+        self.collection.add(ids=ids, embeddings=vectors.tolist(),
+                            documents=[text for _, _, _, text in chunks], metadatas=metadatas)
 
     # --- what a search reads ---------------------------------------------------------------
 
     def version(self) -> str:
-        self._collection = None  # another process may have ingested: read the collection anew
-        meta = self.collection.metadata or {}
-        return str(meta.get("version", "empty"))
+        """The index version, re-read from chromadb at most once a VERSION_TTL: another
+        process's ingest shows within a second, without a round trip per search."""
+        now = time.monotonic()
+        if self._version is None or now - self._version[0] > VERSION_TTL:
+            self._collection = None  # read the collection (and its metadata) anew
+            meta = self.collection.metadata or {}
+            self._version = (now, str(meta.get("version", "empty")))
+        return self._version[1]
 
     def corpus(self) -> Corpus:
         """The current runbooks; rebuilt only when the index version changed."""
@@ -172,7 +204,9 @@ class RunbookIndex:
         with self._lock:
             if self._corpus is not None and self._corpus.version == version:
                 return self._corpus
-            got = self.collection.get(include=["metadatas", "documents"])
+            small = self.collection.count() <= EXACT_SEARCH_MAX
+            got = self.collection.get(include=["metadatas", "documents", "embeddings"] if small
+                                      else ["metadatas", "documents"])
             texts: dict[tuple[str, str], list[str]] = {}
             heads: dict[tuple[str, str], dict[str, Any]] = {}
             headings: dict[tuple[str, str], list[tuple[int, str]]] = {}
@@ -203,10 +237,22 @@ class RunbookIndex:
             df = Counter(w for e in entries.values() for w in {s for s in e.stems})
             n = len(entries)
             idf = {w: math.log((n + 1) / (c + 0.5)) for w, c in df.items()}
-            self._corpus = Corpus(version=version, entries=entries, idf=idf)
-            return self._corpus
+            corpus = Corpus(version=version, entries=entries, idf=idf)
+            if small and got["embeddings"] is not None and len(got["embeddings"]):
+                corpus.vectors = np.asarray(got["embeddings"], dtype=np.float32)
+                corpus.rows = [((str(m["root"]), str(m["path"])), str(m["section"]))
+                               for m in got["metadatas"] or []]
+            self._corpus = corpus
+            return corpus
 
     def nearest(self, vector: np.ndarray, n: int = 60) -> list[ChunkHit]:
+        """The `n` chunks most similar to `vector` (cosine), best first."""
+        corpus = self.corpus()
+        if corpus.vectors is not None:
+            sims = corpus.vectors @ vector
+            top = np.argsort(-sims)[:n]
+            return [ChunkHit(key=corpus.rows[i][0], section=corpus.rows[i][1],
+                             similarity=float(sims[i])) for i in top]
         count = self.collection.count()
         if count == 0:
             return []
@@ -222,22 +268,29 @@ class RunbookIndex:
     def summary_tokens_of(self, digest: str, summary: str) -> TokenVectors:
         """Word-piece vectors of a runbook's summary: memory, then the disk cache, then the
         model (and both caches are filled)."""
+        cached = self._cached_summary(digest)
+        if cached is None:
+            cached = self.embedder.encode_tokens([summary])[0]
+            self._store_summary(digest, cached)
+        return cached
+
+    def _cached_summary(self, digest: str) -> TokenVectors | None:
         cached = self._summaries.get(digest)
-        if cached is not None:
-            return cached
         file = self.cache_dir / f"{digest}.npy" if self.cache_dir else None
-        if file is not None and file.is_file():
+        if cached is None and file is not None and file.is_file():
             try:
                 cached = TokenVectors([], np.load(file).astype(np.float32))
             except (OSError, ValueError):
-                cached = None  # a torn write: recompute below
-        if cached is None:
-            cached = self.embedder.encode_tokens([summary])[0]
-            if file is not None:
-                file.parent.mkdir(parents=True, exist_ok=True)
-                tmp = file.with_suffix(f".{uuid.uuid4().hex}.tmp")
-                with tmp.open("wb") as fh:
-                    np.save(fh, cached.vectors.astype(np.float16))
-                tmp.replace(file)
-        self._summaries[digest] = cached
+                return None  # a torn write: the caller recomputes it
+            self._summaries[digest] = cached
         return cached
+
+    def _store_summary(self, digest: str, tokens: TokenVectors) -> None:
+        self._summaries[digest] = tokens
+        if self.cache_dir is not None:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            file = self.cache_dir / f"{digest}.npy"
+            tmp = file.with_suffix(f".{uuid.uuid4().hex}.tmp")
+            with tmp.open("wb") as fh:
+                np.save(fh, tokens.vectors.astype(np.float16))
+            tmp.replace(file)

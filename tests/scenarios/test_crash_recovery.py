@@ -127,7 +127,10 @@ class WorkerProcess:
                if not k.startswith("SRE_COPILOT_") and k != "DATABASE_URL"}
         env.update(DATABASE_URL=url.render_as_string(hide_password=False),
                    SRE_COPILOT_DATA_DIR=str(data_dir), SRE_COPILOT_WORKER_BATCH=str(BATCH),
-                   SRE_COPILOT_LOG_LEVEL="info")
+                   SRE_COPILOT_LOG_LEVEL="info",
+                   # Exactly-once inbox processing is the subject here; the history index
+                   # (tests/bot/test_worker_history.py) would add a model load per restart.
+                   SRE_COPILOT_HISTORY="false")
         log_path = data_dir / f"{name}.log"
         with log_path.open("wb") as log:
             proc = subprocess.Popen([str(SRE_COPILOT), "worker"], env=env,
