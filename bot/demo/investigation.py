@@ -19,6 +19,7 @@ from skills.hypotheses.engine import rank
 from skills.hypotheses.models import Investigation
 from skills.hypotheses.store import store_investigation
 from skills.postmortem import postmortem_for
+from skills.runbooks.search import RunbookHit
 
 
 @dataclass(frozen=True)
@@ -28,8 +29,8 @@ class DemoReport:
     postmortem: Path
 
 
-async def investigate_incident(settings: Settings, db: Database, *, now: datetime
-                               ) -> DemoReport:
+async def investigate_incident(settings: Settings, db: Database, *, now: datetime,
+                               runbook: RunbookHit | None = None) -> DemoReport:
     out = (settings.data_dir / "demo").resolve()
     out.mkdir(parents=True, exist_ok=True)
     onset = onset_of(now)
@@ -41,7 +42,7 @@ async def investigate_incident(settings: Settings, db: Database, *, now: datetim
         # The copilot investigates when the incident opens: a few minutes into it.
         at = incident.triggered_at + timedelta(minutes=3)
         snap = snapshot(service=incident.service, at=at, onset=onset, deploy_at=deploy_of(now))
-        investigation = rank(snap)
+        investigation = rank(snap, runbook=runbook)
         await store_investigation(session, org_id=org.id, incident_id=incident.id,
                                   investigation=investigation)
     chart = render_signals(panels_for(investigation, snap), path=out / f"{incident.ref}.png",

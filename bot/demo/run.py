@@ -16,7 +16,7 @@ from rich.text import Text
 
 from bot.app import create_app, prepare_database
 from bot.demo.investigation import DemoReport, investigate_incident
-from bot.demo.runbook_advice import show_runbooks
+from bot.demo.runbook_advice import lead_of, runbook_advice, show_runbooks
 from bot.demo.scenario import Delivery, deliveries
 from bot.investigate import render
 from bot.metrics import Metrics
@@ -66,9 +66,10 @@ async def run_demo(settings: Settings, console: Console | None = None) -> int:
                 table.add_row(terminal.clock(delivery.at), delivery.source, delivery.what,
                               _answer(response))
             console.print(table)
-        report = await investigate_incident(settings, db, now=now)
-        alerts = await _show_incident(console, settings, db, report)
-        await show_runbooks(console, settings, alerts)
+        advice = await runbook_advice(console, settings, await _newest_alerts(settings, db))
+        report = await investigate_incident(settings, db, now=now, runbook=lead_of(advice))
+        await _show_incident(console, settings, db, report)
+        show_runbooks(console, advice)
     finally:
         await db.dispose()
     console.print("\n[dim]Next: `sre-copilot serve` takes these webhooks for real "
@@ -100,6 +101,16 @@ def _answer(response: httpx.Response) -> Text:
     if data.get("duplicates"):
         stored += f", {data['duplicates']} repeat{'s' if data['duplicates'] > 1 else ''} ignored"
     return Text.assemble((str(response.status_code), "green"), f" {stored}")
+
+
+async def _newest_alerts(settings: Settings, db: Database) -> list[Alert]:
+    async with db.session() as session:
+        org = await get_org(session, slug=settings.default_org)
+        assert org.id is not None
+        incidents = await list_incidents(session, org_id=org.id, limit=1)
+        if not incidents or incidents[0].id is None:
+            return []
+        return await alerts_of_incident(session, org_id=org.id, incident_id=incidents[0].id)
 
 
 async def _show_incident(console: Console, settings: Settings, db: Database,

@@ -26,7 +26,13 @@ from knowledge.alerts import Alert
 from knowledge.embedding import EmbeddingModelMissing
 from knowledge.runbooks.documents import RunbookParseError, parse
 from knowledge.runbooks.index import IngestReport
-from skills.runbooks.search import RunbookAnswer, RunbookHit, RunbookQuery, search
+from skills.runbooks.search import (
+    RunbookAnswer,
+    RunbookHit,
+    RunbookQuery,
+    query_for_alert,
+    search,
+)
 
 RUNBOOKS = Path(__file__).parent / "runbooks"
 UNRELATED_QUESTION = "the office printer on the third floor is jammed again"
@@ -49,18 +55,6 @@ class RunbookAdvice:
     question: RunbookAnswer
 
 
-def query_for(alert: Alert) -> RunbookQuery:
-    """What the copilot asks the runbook search for an alert: its summary and description, with
-    its name and runbook_url to pin the runbook the alert itself names."""
-    notes = alert.annotations or {}
-    summary = str(notes.get("summary") or alert.alertname)
-    description = str(notes.get("description") or "")
-    url = notes.get("runbook_url")
-    return RunbookQuery(text=f"{summary}. {description}".strip()[:10_000], headline=summary,
-                        alertname=alert.alertname, runbook_url=str(url) if url else None,
-                        service=alert.service)
-
-
 def advise(settings: Settings, alerts: list[Alert], question: str = UNRELATED_QUESTION
            ) -> RunbookAdvice:
     """Synchronous: ingest the bundled runbooks into the demo's index and ask it."""
@@ -68,19 +62,33 @@ def advise(settings: Settings, alerts: list[Alert], question: str = UNRELATED_QU
                                        "chroma_url": None})
     indexes = open_indexes(demo)
     report = indexes.runbooks.ingest(RUNBOOKS)
-    asked = [AlertAsked(a.alertname, search(indexes.runbooks, query_for(a))) for a in alerts]
+    asked = [AlertAsked(a.alertname, search(indexes.runbooks, query_for_alert(a))) for a in alerts]
     answer = search(indexes.runbooks, RunbookQuery(text=question))
     return RunbookAdvice(report=report, alerts=asked, question=answer)
 
 
-async def show_runbooks(console: Console, settings: Settings, alerts: list[Alert]) -> None:
+async def runbook_advice(console: Console, settings: Settings, alerts: list[Alert]
+                         ) -> RunbookAdvice | None:
+    """The advice, or None (said in one dim line) when the embedding model is missing."""
     try:
-        advice = await asyncio.to_thread(advise, settings, alerts)
+        return await asyncio.to_thread(advise, settings, alerts)
     except EmbeddingModelMissing as exc:
         console.print(Text(f"\nrunbook search is unavailable: {exc}", style="dim"))
-        return
-    console.print()
-    console.print(render(advice))
+        return None
+
+
+def lead_of(advice: RunbookAdvice | None) -> RunbookHit | None:
+    """The runbook the investigation cites: the first alert's top hit, unless it abstained."""
+    for asked in advice.alerts if advice else []:
+        if not asked.answer.abstained and asked.answer.results:
+            return asked.answer.results[0]
+    return None
+
+
+def show_runbooks(console: Console, advice: RunbookAdvice | None) -> None:
+    if advice is not None:
+        console.print()
+        console.print(render(advice))
 
 
 def render(advice: RunbookAdvice) -> Panel:

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
 
+from knowledge.alerts import Alert
 from knowledge.embedding import alignment
 from knowledge.runbooks.index import ChunkHit, Corpus, RunbookEntry, RunbookIndex
 from knowledge.text import content_words, first_sentence, identifiers, stem, words
@@ -127,6 +128,18 @@ def search(index: RunbookIndex, query: RunbookQuery, k: int = 3) -> RunbookAnswe
                                                             else "")
     return RunbookAnswer(query=query.text, results=hits[:k], abstained=abstained,
                          message=message)
+
+
+def query_for_alert(alert: Alert) -> RunbookQuery:
+    """What to search for an alert: its summary (the headline) and description, with its name
+    and runbook_url so a runbook the alert itself names is pinned."""
+    notes = alert.annotations or {}
+    summary = str(notes.get("summary") or alert.alertname)
+    description = str(notes.get("description") or "")
+    url = notes.get("runbook_url")
+    return RunbookQuery(text=f"{summary}. {description}".strip()[:10_000], headline=summary,
+                        alertname=alert.alertname, runbook_url=str(url) if url else None,
+                        service=alert.service)
 
 
 async def search_async(index: RunbookIndex, query: RunbookQuery, k: int = 3) -> RunbookAnswer:
