@@ -24,6 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from knowledge.embedding import Embedder
 from knowledge.hypotheses import Hypothesis, HypothesisStatus
 from knowledge.incidents import Incident, IncidentStatus
+from knowledge.vectors import cosine_collection
 
 COLLECTION = "sre-copilot-incidents"
 POSTMORTEM_CHARS = 1500  # the post-mortem's start (summary, impact, cause) says what it is about
@@ -114,9 +115,7 @@ class HistoryIndex:
     @property
     def collection(self) -> Any:
         if self._collection is None:
-            self._collection = self.client.get_or_create_collection(
-                COLLECTION, configuration={"hnsw": {"space": "cosine"}},
-                embedding_function=None)
+            self._collection = cosine_collection(self.client, COLLECTION)
         return self._collection
 
     def index(self, record: PastIncident) -> None:

@@ -31,3 +31,9 @@ def open_chroma(data_dir: Path, chroma_url: str | None = None) -> Any:
     path = data_dir / "chroma"
     path.mkdir(parents=True, exist_ok=True)
     return chromadb.PersistentClient(path=str(path), settings=settings)
+
+
+def cosine_collection(client: Any, name: str) -> Any:
+    """A collection of vectors we embed ourselves (no embedding function), compared by cosine."""
+    return client.get_or_create_collection(name, configuration={"hnsw": {"space": "cosine"}},
+                                           embedding_function=None)

@@ -22,6 +22,7 @@ from bot.settings import Settings
 from bot.worker import InboxWorker
 from knowledge import migrate
 from knowledge.db import Database, open_database, resolve_url
+from knowledge.embedding import Embedder
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 PG_BASE = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -132,17 +133,13 @@ async def copilot(settings: Settings) -> AsyncIterator[Copilot]:
         await db.dispose()
 
 
-# --- the embedding model, for the runbook tests ---------------------------------------------
-
-from knowledge.embedding import Embedder, EmbeddingModelMissing  # noqa: E402  (loads lazily)
+# --- the embedding model, for the runbook and history tests ----------------------------------
 
 
 @pytest.fixture(scope="session")
 def embedder() -> Embedder:
-    """The real all-MiniLM-L6-v2 from the installed package, loaded once per test run (~8 s)."""
-    try:
-        model = Embedder()
-        model.encode(["warm up"])
-    except (EmbeddingModelMissing, ImportError, OSError) as exc:
-        need(False, f"the embedding model does not load: {exc}")
-    return model
+    """The real all-MiniLM-L6-v2 from the installed package, loaded once per test run (~8 s)
+    and shared with the history tests' module fixtures."""
+    from tests.history_fixtures import shared_embedder
+
+    return shared_embedder()

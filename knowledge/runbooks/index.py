@@ -24,6 +24,7 @@ import numpy as np
 from knowledge.embedding import Embedder, TokenVectors
 from knowledge.runbooks.documents import RunbookDocument, discover, parse
 from knowledge.text import content_words, identifiers, stem, words
+from knowledge.vectors import cosine_collection
 
 COLLECTION = "sre-copilot-runbooks"
 INGEST_BATCH = 32  # runbooks embedded per model call while ingesting
@@ -107,9 +108,7 @@ class RunbookIndex:
     @property
     def collection(self) -> Any:
         if self._collection is None:
-            self._collection = self.client.get_or_create_collection(
-                COLLECTION, configuration={"hnsw": {"space": "cosine"}},
-                embedding_function=None)
+            self._collection = cosine_collection(self.client, COLLECTION)
         return self._collection
 
     # --- ingestion -------------------------------------------------------------------------
