@@ -1,5 +1,5 @@
 """The `sre-copilot` command: serve, worker, db upgrade/current, runbooks ingest/search, demo,
-investigate."""
+investigate, ask, chat."""
 
 from __future__ import annotations
 
@@ -60,6 +60,15 @@ def _parser() -> argparse.ArgumentParser:
     inv.add_argument("--at", help="ISO 8601 time to investigate (default: now)")
     inv.add_argument("--window", default="2h", help="how far back to look (default: 2h)")
     inv.add_argument("--json", action="store_true", help="print the ranked hypotheses as JSON")
+    ask = sub.add_parser("ask", help="ask the copilot one question (Claude with "
+                                     "ANTHROPIC_API_KEY, else the evidence engine)")
+    ask.add_argument("question", help="e.g. \"error rate of checkout over the last hour\"")
+    ask.add_argument("--thread", default="cli",
+                     help="conversation to continue (default: cli); follow-ups keep context")
+    ask.add_argument("--json", action="store_true",
+                     help="print the answer as JSON: text, hypotheses, evidence, notes")
+    chat = sub.add_parser("chat", help="a conversation with the copilot in the terminal")
+    chat.add_argument("--thread", default="cli", help="conversation to continue (default: cli)")
     return parser
 
 
@@ -68,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings()
         # The demo prints its own story; logs would only interleave with it.
-        quiet = args.command in ("demo", "runbooks")
+        quiet = args.command in ("demo", "runbooks", "ask", "chat")
         level = "WARNING" if quiet else settings.log_level.upper()
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("alembic").setLevel(max(logging.getLevelName(level), logging.WARNING))
@@ -110,6 +119,13 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         if args.runbooks_command == "ingest":
             return runbooks_cli.ingest(settings, args.path)
         return runbooks_cli.run_search(settings, args.query, json_out=args.json, k=args.k)
+    if args.command in ("ask", "chat"):
+        from bot import ask
+
+        if args.command == "ask":
+            return asyncio.run(ask.ask(settings, args.question, thread=args.thread,
+                                       json_out=args.json))
+        return asyncio.run(ask.chat(settings, thread=args.thread))
     if args.command == "demo":
         from bot.demo.run import run_demo
 

@@ -43,9 +43,24 @@ class Settings(BaseSettings):
     embedding_model: Path | None = None
     # Index resolved incidents for "similar past incidents" (loads the embedding model).
     history: bool = True
+    # Claude: on when ANTHROPIC_API_KEY is set; otherwise the evidence engine answers alone.
+    anthropic_api_key: str | None = Field(default=None, validation_alias="ANTHROPIC_API_KEY")
+    anthropic_base_url: str | None = Field(default=None, validation_alias="ANTHROPIC_BASE_URL")
+    anthropic_model: str = Field(default="claude-sonnet-5-5", validation_alias="ANTHROPIC_MODEL")
+    anthropic_max_retries: int = Field(default=2, ge=0)  # the SDK's own backoff, then fallback
+    anthropic_timeout_seconds: float = Field(default=60.0, gt=0)  # per model call
+    agent_max_rounds: int = Field(default=6, ge=1, le=20)
+    agent_max_tokens: int = Field(default=2048, ge=256)  # per model response
+    agent_token_budget: int = Field(default=150_000, ge=1000)  # per turn, all rounds
+    agent_wall_seconds: float = Field(default=90.0, gt=0)  # per turn
+    # PagerDuty REST API v2 (read-only), for incident details and who is on call.
+    pagerduty_api_token: str | None = Field(default=None, validation_alias="PAGERDUTY_API_TOKEN")
+    pagerduty_api_url: str = Field(default="https://api.pagerduty.com",
+                                   validation_alias="PAGERDUTY_API_URL")
 
     @field_validator("database_url", "prometheus_url", "alertmanager_webhook_token",
-                     "pagerduty_webhook_secret", "changes_webhook_token", "chroma_url")
+                     "pagerduty_webhook_secret", "changes_webhook_token", "chroma_url",
+                     "anthropic_api_key", "anthropic_base_url", "pagerduty_api_token")
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value or None

@@ -121,6 +121,32 @@ async def list_incidents(session: AsyncSession, *, org_id: int, open_only: bool 
     return list((await session.exec(stmt)).all())
 
 
+async def find_incident(session: AsyncSession, *, org_id: int, incident_id: int | None
+                        ) -> Incident:
+    """The incident named, or — when none is named — the newest open one, else the newest.
+    Raises `IncidentNotFound` when there is no such incident (or none at all) in the org."""
+    if incident_id is not None:
+        return await get_incident(session, org_id=org_id, incident_id=incident_id)
+    found = (await list_incidents(session, org_id=org_id, open_only=True, limit=1)
+             or await list_incidents(session, org_id=org_id, limit=1))
+    if not found:
+        raise IncidentNotFound("no incidents recorded yet in this org")
+    return found[0]
+
+
+def parse_incident_ref(value: object) -> int | None:
+    """`12`, `"12"`, `"INC-12"`, `"#12"` → 12; None or "" → None. Anything else raises
+    ValueError saying what is accepted."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    text = str(value).strip().upper().removeprefix("INC-").removeprefix("#")
+    if not text.isdigit():
+        raise ValueError(f"{value!r} is not an incident: write it like INC-12 or 12")
+    return int(text)
+
+
 async def open_incident_for_group(session: AsyncSession, *, org_id: int, group_key: str
                                   ) -> Incident | None:
     stmt = select(Incident).where(Incident.org_id == org_id,

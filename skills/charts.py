@@ -26,7 +26,7 @@ from skills.context import ChangeRecord, Snapshot
 from skills.hypotheses.models import Investigation, RankedHypothesis
 from skills.types import Evidence, Series
 
-Unit = Literal["ratio", "seconds", "bytes", "cores", "rps"]
+Unit = Literal["ratio", "seconds", "bytes", "cores", "rps", "value"]
 
 WIDTH_PX, PANEL_PX, DPI = 1200, 300, 100
 ONSET_COLOR, CHANGE_COLOR, BASELINE_COLOR = "#d62728", "#7b3fa0", "#555555"
@@ -59,11 +59,14 @@ def _scale(unit: Unit, magnitude: float) -> tuple[float, str]:
         return 1.0 / 2**20, " MiB"
     if unit == "cores":
         return 1.0, " cores"
+    if unit == "value":  # an arbitrary query: no unit is claimed
+        return 1.0, ""
     return 1.0, " req/s"
 
 
 def format_value(unit: Unit, value: float, *, decimals: int | None = None) -> str:
-    """A value in its unit: `12.5%`, `850 ms`, `1.25 s`, `512 MiB`, `0.75 cores`, `40 req/s`."""
+    """A value in its unit: `12.5%`, `850 ms`, `1.25 s`, `512 MiB`, `0.75 cores`, `40 req/s`,
+    or a bare number for `value`."""
     if not math.isfinite(value):
         return "n/a"
     mult, suffix = _scale(unit, abs(value))

@@ -14,14 +14,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
+from pydantic import BaseModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from knowledge.hypotheses import Hypothesis, HypothesisStatus, list_hypotheses
-from knowledge.incidents import Incident, get_incident
+from knowledge.incidents import Incident, IncidentNotFound, find_incident, get_incident
 from knowledge.timeline import list_events
-from skills.types import format_duration
+from skills.types import Evidence, IncidentRef, SkillContext, SkillResult, format_duration
 
 CONTRIBUTING_MIN = 0.2  # hypotheses at least this likely are listed as contributing factors
 CHANGE_KINDS = frozenset({"deploy", "change"})  # timeline kinds of deploys and other changes
@@ -377,3 +378,29 @@ async def postmortem_for(session: AsyncSession, *, org_id: int, incident_id: int
         time_to_resolve=_since(start, incident.resolved_at))
     return draft_postmortem(incident=incident, timeline=timeline, hypotheses=hypotheses,
                             charts=charts, relative_to=relative_to)
+
+
+class Postmortem:
+    name: ClassVar[str] = "postmortem"
+    description: ClassVar[str] = (
+        "Draft the post-mortem of an incident in Markdown from its record: summary, impact "
+        "(only measured figures), timeline, root cause from confirmed or top hypotheses, "
+        "contributing factors, open questions and action items.")
+    Input: ClassVar[type[BaseModel]] = IncidentRef
+
+    async def run(self, ctx: SkillContext, args: BaseModel) -> SkillResult:
+        assert isinstance(args, IncidentRef)
+        db = ctx.client("db")
+        try:
+            async with db.session() as session:
+                incident = await find_incident(session, org_id=ctx.org_id,
+                                               incident_id=args.incident_id)
+                assert incident.id is not None
+                text = await postmortem_for(session, org_id=ctx.org_id,
+                                            incident_id=incident.id)
+        except IncidentNotFound as exc:
+            return SkillResult(summary=f"No post-mortem: {exc}.", error=str(exc))
+        return SkillResult(summary=text, data={"incident": incident.ref, "markdown": text},
+                           evidence=[Evidence(id="ev-1", source="timeline",
+                                              summary=f"The record of {incident.ref}",
+                                              labels={"incident": incident.ref})])

@@ -7,15 +7,17 @@ Read through knowledge's service functions, every query filtered by org.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import ClassVar
 
 from pydantic import BaseModel, Field
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from knowledge.incidents import Incident, get_incident
+from knowledge.incidents import Incident, IncidentNotFound, find_incident, get_incident
 from knowledge.timeline import TimelineEvent, list_events
-from skills.types import format_duration
+from skills.types import Evidence, IncidentRef, SkillContext, SkillResult, format_duration
 
-__all__ = ["TimelineEntry", "TimelineView", "format_duration", "incident_timeline", "timeline_view"]
+__all__ = ["IncidentTimeline", "TimelineEntry", "TimelineView", "format_duration",
+           "incident_timeline", "timeline_result", "timeline_view"]
 
 
 class TimelineEntry(BaseModel):
@@ -68,3 +70,45 @@ async def incident_timeline(session: AsyncSession, *, org_id: int, incident_id: 
     incident = await get_incident(session, org_id=org_id, incident_id=incident_id)
     events = await list_events(session, org_id=org_id, incident_id=incident_id)
     return timeline_view(incident, events)
+
+
+class IncidentTimeline:
+    name: ClassVar[str] = "incident_timeline"
+    description: ClassVar[str] = (
+        "The timeline of an incident: alerts fired and resolved, PagerDuty acknowledgements, "
+        "status changes, deploys and pinned notes, in order, with time to acknowledge, mitigate "
+        "and resolve.")
+    Input: ClassVar[type[BaseModel]] = IncidentRef
+
+    async def run(self, ctx: SkillContext, args: BaseModel) -> SkillResult:
+        assert isinstance(args, IncidentRef)
+        db = ctx.client("db")
+        try:
+            async with db.session() as session:
+                incident = await find_incident(session, org_id=ctx.org_id,
+                                               incident_id=args.incident_id)
+                assert incident.id is not None
+                view = timeline_view(incident, await list_events(
+                    session, org_id=ctx.org_id, incident_id=incident.id))
+        except IncidentNotFound as exc:
+            return SkillResult(summary=f"No timeline: {exc}.", error=str(exc))
+        return timeline_result(view)
+
+
+def timeline_result(view: TimelineView) -> SkillResult:
+    """The timeline as a skill result: one line and one evidence per event."""
+    durations = [f"{label} {format_duration(td)}" for label, td in (
+        ("acknowledged after", view.time_to_acknowledge),
+        ("mitigated after", view.time_to_mitigate),
+        ("resolved after", view.time_to_resolve)) if td is not None]
+    head = (f"{view.ref} “{view.title}” ({view.status}"
+            + (f", {view.service}" if view.service else "") + f"), triggered "
+            f"{view.triggered_at:%Y-%m-%d %H:%M} UTC" + ("; " + ", ".join(durations)
+                                                          if durations else "") + ".")
+    lines = [f"- {e.at:%H:%M:%S} [{e.kind}] {e.summary}" for e in view.events]
+    evidence = [Evidence(id=f"ev-{i}", source="timeline", summary=f"{e.kind}: {e.summary}",
+                         start=e.at, end=e.at, labels={"incident": view.ref, "source": e.source})
+                for i, e in enumerate(view.events, start=1)]
+    return SkillResult(summary=head + ("\n" + "\n".join(lines) if lines
+                                       else "\nNo events recorded yet."),
+                       evidence=evidence, data=view.model_dump(mode="json"))

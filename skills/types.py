@@ -9,13 +9,16 @@ person) can correct the call.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+from knowledge.incidents import parse_incident_ref
 
 
 class Evidence(BaseModel):
@@ -34,10 +37,21 @@ class Evidence(BaseModel):
     link: str | None = None
 
 
+class Claim(BaseModel):
+    """A hypothesis as a skill or the model states it: what is claimed, how sure, and the ids of
+    the evidence it rests on (a claim that cites none is dropped before anyone sees it)."""
+
+    statement: str = Field(min_length=1)
+    confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    evidence_ids: list[str] = Field(default_factory=list)
+    next_check: str | None = None
+
+
 class SkillResult(BaseModel):
     summary: str
     data: dict[str, Any] = Field(default_factory=dict)
     evidence: list[Evidence] = Field(default_factory=list)
+    claims: list[Claim] = Field(default_factory=list)
     images: list[Path] = Field(default_factory=list)
     error: str | None = None
 
@@ -59,22 +73,58 @@ class Series:
         return Series(self.labels, self.times[mask], self.values[mask])
 
 
+class NotConfigured(LookupError):
+    """A skill needs a client the deployment has not configured; the message says which
+    setting provides it."""
+
+
+# Which setting brings each client, for the message a user sees when one is missing.
+CLIENT_SETTINGS = {"prometheus": "PROMETHEUS_URL", "pagerduty": "PAGERDUTY_API_TOKEN",
+                   "runbooks": "`sre-copilot runbooks ingest DIR`",
+                   "history": "SRE_COPILOT_HISTORY=true", "db": "DATABASE_URL"}
+
+
 @dataclass
 class SkillContext:
-    """What a skill may use: clients handed in by the caller, never imported globals."""
+    """What a skill may use: clients handed in by the caller (`prometheus`, `pagerduty`,
+    `runbooks`, `history`, `db`), never imported globals; the org it acts for; and where it may
+    write files (charts)."""
 
     clients: dict[str, Any] = field(default_factory=dict)
+    org_id: int = 1
+    out_dir: Path | None = None
 
     def client(self, name: str) -> Any:
-        if name not in self.clients:
-            raise LookupError(f"no {name} client configured")
+        if self.clients.get(name) is None:
+            how = CLIENT_SETTINGS.get(name)
+            raise NotConfigured(f"no {name} client configured" + (f" (set {how})" if how else ""))
         return self.clients[name]
+
+
+class IncidentRef(BaseModel):
+    """Which incident: `INC-12`, `12`, or nothing for the newest open one."""
+
+    incident: str | int | None = Field(
+        default=None, description="The incident, e.g. INC-12; default the newest open one.")
+
+    @field_validator("incident")
+    @classmethod
+    def _ref(cls, value: str | int | None) -> str | int | None:
+        parse_incident_ref(value)
+        return value
+
+    @property
+    def incident_id(self) -> int | None:
+        return parse_incident_ref(self.incident)
 
 
 class Skill(Protocol):
     name: ClassVar[str]
     description: ClassVar[str]
-    Input: ClassVar[type[BaseModel]]
+
+    @property
+    def Input(self) -> type[BaseModel]:  # every skill declares it as a nested class
+        ...
 
     async def run(self, ctx: SkillContext, args: BaseModel) -> SkillResult: ...
 
@@ -94,3 +144,21 @@ def format_duration(td: timedelta) -> str:
     if minutes:
         return f"{sign}{minutes}m {seconds:02d}s"
     return f"{sign}{seconds}s"
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> timedelta:
+    """'2h', '90m', '1h30m', '45s', '7d' → a timedelta; anything else raises ValueError with
+    the accepted form."""
+    cleaned = text.strip().lower().replace(" ", "")
+    parts = re.findall(r"(\d+(?:\.\d+)?)([smhdw])", cleaned)
+    if not parts or "".join(n + u for n, u in parts) != cleaned:
+        raise ValueError(f"{text!r} is not a duration: write it like 15m, 2h, 1h30m or 7d")
+    return timedelta(seconds=sum(float(n) * _UNITS[u] for n, u in parts))
+
+
+def utc(at: datetime) -> datetime:
+    """A naive datetime is taken as UTC."""
+    return at if at.tzinfo else at.replace(tzinfo=UTC)

@@ -1,0 +1,111 @@
+"""The agent as a process uses it: the graph with its clients (Prometheus, PagerDuty, runbook
+and history indexes, the database), its checkpointer and, when `ANTHROPIC_API_KEY` is set,
+Claude — opened from settings, closed together. `Agent.turn` is what `ask`, `chat` and the chat
+adapters call."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from langgraph.graph.state import CompiledStateGraph
+
+from bot.agent.calls import Progress
+from bot.agent.claude import ClaudeBrain, Limits
+from bot.agent.graph import AgentContext, build_graph
+from bot.agent.memory import open_checkpointer
+from bot.agent.planner import Planner
+from bot.agent.state import Answer, NewIncident
+from bot.app import prepare_database
+from bot.indexes import open_indexes
+from bot.settings import Settings
+from knowledge.db import Database
+from knowledge.embedding import EmbeddingModelMissing
+from knowledge.orgs import ensure_org
+from knowledge.vectors import ChromaURLError
+from skills.pagerduty.client import PagerDutyClient
+from skills.prometheus.client import PrometheusClient, PrometheusError
+from skills.registry import SkillRegistry, default_registry
+from skills.types import SkillContext
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Agent:
+    graph: CompiledStateGraph[Any, Any, Any, Any]
+    skills: SkillContext
+    brain: str  # "claude (<model>)" or "evidence engine"
+
+    async def turn(self, thread_id: str, text: str, *, progress: Progress | None = None,
+                   incident: NewIncident | None = None) -> Answer:
+        """One turn of the thread `thread_id` (e.g. `slack:C123:1700000000.000100`)."""
+        state = await self.graph.ainvoke(
+            {"text": text, "incident": incident.model_dump(mode="json") if incident else None},
+            config={"configurable": {"thread_id": thread_id}},
+            context=AgentContext(skills=self.skills, progress=progress))
+        return Answer.model_validate(state["answer"])
+
+
+async def known_services(prom: PrometheusClient | None) -> list[str]:
+    """The `service` label's values, so the planner recognises service names in questions."""
+    if prom is None:
+        return []
+    try:
+        return await prom.label_values("service")
+    except PrometheusError as exc:
+        log.warning("could not list services from Prometheus: %s", exc)
+        return []
+
+
+@asynccontextmanager
+async def open_agent(settings: Settings, *, db: Database | None = None,
+                     registry: SkillRegistry | None = None, indexes: bool = True
+                     ) -> AsyncIterator[Agent]:
+    """`indexes=False` leaves out runbooks and history (and so never loads the embedding
+    model)."""
+    async with AsyncExitStack() as stack:
+        if db is None:
+            db = await prepare_database(settings)
+            stack.push_async_callback(db.dispose)
+        async with db.session() as session, session.begin():
+            org = await ensure_org(session, slug=settings.default_org, name=settings.default_org)
+        assert org.id is not None
+        clients: dict[str, Any] = {"db": db}
+        if settings.prometheus_url:
+            clients["prometheus"] = await stack.enter_async_context(PrometheusClient(
+                settings.prometheus_url, timeout=settings.prometheus_timeout_seconds))
+        if settings.pagerduty_api_token:
+            clients["pagerduty"] = await stack.enter_async_context(PagerDutyClient(
+                settings.pagerduty_api_token, base_url=settings.pagerduty_api_url))
+        embedder = None
+        if indexes:
+            try:
+                idx = open_indexes(settings)
+                clients["runbooks"] = idx.runbooks
+                clients["history"] = idx.history if settings.history else None
+                embedder = idx.embedder
+            except (EmbeddingModelMissing, ChromaURLError) as exc:
+                log.warning("runbooks and history are off: %s", exc)
+        llm = None
+        if settings.anthropic_api_key:
+            llm = ClaudeBrain.from_settings(
+                api_key=settings.anthropic_api_key, base_url=settings.anthropic_base_url,
+                model=settings.anthropic_model, max_retries=settings.anthropic_max_retries,
+                timeout=settings.anthropic_timeout_seconds,
+                limits=Limits(max_rounds=settings.agent_max_rounds,
+                              max_tokens=settings.agent_max_tokens,
+                              token_budget=settings.agent_token_budget,
+                              wall_seconds=settings.agent_wall_seconds))
+            stack.push_async_callback(llm.aclose)
+        planner = Planner(services=await known_services(clients.get("prometheus")),
+                          embedder=embedder)
+        checkpointer = await stack.enter_async_context(open_checkpointer(settings))
+        graph = build_graph(registry or default_registry(), llm, checkpointer, planner=planner)
+        out_dir = settings.data_dir / "charts"
+        yield Agent(graph=graph, skills=SkillContext(clients=clients, org_id=org.id,
+                                                     out_dir=out_dir),
+                    brain=f"claude ({settings.anthropic_model})" if llm else "evidence engine")

@@ -1,0 +1,45 @@
+"""Runbook search as a tool: the runbook (and section) that fits a question or an alert, or a
+plain "none found" when nothing fits — never a near miss passed off as an answer."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import BaseModel, Field
+
+from skills.runbooks.search import RunbookQuery, search_async
+from skills.types import Evidence, SkillContext, SkillResult
+
+
+class RunbookSearch:
+    name: ClassVar[str] = "runbook_search"
+    description: ClassVar[str] = (
+        "Find the runbook for an alert or a problem among the team's ingested runbooks. Give "
+        "the alert's summary or the problem in words, and the alert name and service when "
+        "known. Returns the best runbooks with the section to read and a score; when nothing "
+        "fits it says so (abstains) rather than offering an unrelated runbook.")
+
+    class Input(BaseModel):
+        query: str = Field(min_length=1, max_length=10_000,
+                           description="The alert summary or the problem, in words.")
+        alertname: str | None = None
+        service: str | None = None
+        k: int = Field(default=3, ge=1, le=10)
+
+    async def run(self, ctx: SkillContext, args: BaseModel) -> SkillResult:
+        assert isinstance(args, RunbookSearch.Input)
+        answer = await search_async(ctx.client("runbooks"), RunbookQuery(
+            text=args.query, alertname=args.alertname, service=args.service), k=args.k)
+        evidence = [] if answer.abstained else [
+            Evidence(id=f"ev-{i}", source="runbooks", query=args.query,
+                     summary=f"{h.title} — {h.path}" + (f" § {h.section}" if h.section else ""),
+                     values={"score": h.score}, labels={"path": h.path, "reason": h.reason},
+                     link=h.path if h.path.startswith(("http://", "https://")) else None)
+            for i, h in enumerate(answer.results, start=1)]
+        lines = [f"- {h.title} — {h.path}" + (f" § {h.section}" if h.section else "")
+                 + f" (score {h.score:.2f})" for h in answer.results]
+        if answer.abstained:
+            summary = answer.message
+        else:
+            summary = answer.message + ("\n" + "\n".join(lines) if len(lines) > 1 else "")
+        return SkillResult(summary=summary, evidence=evidence, data=answer.as_json_line())
