@@ -94,7 +94,7 @@ WINDOW = re.compile(
     r"\b(?:last|past|previous|over|in|for|during)\s+(?:the\s+)?(?:(\d+(?:\.\d+)?)\s*|(an?|one)\s+)?"
     r"(s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?|w|wks?|weeks?)\b", re.I)
 TODAY = re.compile(r"\btoday\b|\bsince this morning\b", re.I)
-INCIDENT_REF = re.compile(r"\b(?:INC-|#)(\d+)\b|\bincident\s+(\d+)\b", re.I)
+INCIDENT_REF = re.compile(r"(?:\bINC-|#)(\d+)\b|\bincident\s+(\d+)\b", re.I)
 PD_ID = re.compile(r"\b(P[A-Z0-9]{5,7})\b")
 ALERTNAME = re.compile(r"\b([A-Z][a-z0-9]+(?:[A-Z][A-Za-z0-9]*)+)\b")
 PROMQL = re.compile(r"`([^`]+)`")

@@ -7,7 +7,13 @@ from typing import ClassVar
 
 from pydantic import BaseModel, Field
 
-from skills.runbooks.search import RunbookQuery, search_async
+from skills.runbooks.search import (
+    MIN_SCORE,
+    QUESTION_MAX_WORDS,
+    QUESTION_MIN_SCORE,
+    RunbookQuery,
+    search_async,
+)
 from skills.types import Evidence, SkillContext, SkillResult
 
 
@@ -28,18 +34,21 @@ class RunbookSearch:
 
     async def run(self, ctx: SkillContext, args: BaseModel) -> SkillResult:
         assert isinstance(args, RunbookSearch.Input)
+        short = len(args.query.split()) <= QUESTION_MAX_WORDS and not args.alertname
         answer = await search_async(ctx.client("runbooks"), RunbookQuery(
-            text=args.query, alertname=args.alertname, service=args.service), k=args.k)
-        evidence = [] if answer.abstained else [
+            text=args.query, alertname=args.alertname, service=args.service,
+            min_score=QUESTION_MIN_SCORE if short else None), k=args.k)
+        needed = QUESTION_MIN_SCORE if short else MIN_SCORE
+        # Only runbooks that fit are offered: near misses are noise to someone at 3 a.m.
+        fits = [] if answer.abstained else [
+            h for h in answer.results if h.reason != "similarity" or h.score >= needed]
+        evidence = [
             Evidence(id=f"ev-{i}", source="runbooks", query=args.query,
                      summary=f"{h.title} — {h.path}" + (f" § {h.section}" if h.section else ""),
                      values={"score": h.score}, labels={"path": h.path, "reason": h.reason},
                      link=h.path if h.path.startswith(("http://", "https://")) else None)
-            for i, h in enumerate(answer.results, start=1)]
-        lines = [f"- {h.title} — {h.path}" + (f" § {h.section}" if h.section else "")
-                 + f" (score {h.score:.2f})" for h in answer.results]
-        if answer.abstained:
-            summary = answer.message
-        else:
-            summary = answer.message + ("\n" + "\n".join(lines) if len(lines) > 1 else "")
+            for i, h in enumerate(fits, start=1)]
+        summary = answer.message + "".join(
+            f"\n- also: {h.title} — {h.path}" + (f" § {h.section}" if h.section else "")
+            + f" (score {h.score:.2f})" for h in fits[1:])
         return SkillResult(summary=summary, evidence=evidence, data=answer.as_json_line())
