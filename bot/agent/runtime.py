@@ -39,6 +39,7 @@ class Agent:
     graph: CompiledStateGraph[Any, Any, Any, Any]
     skills: SkillContext
     brain: str  # "claude (<model>)" or "evidence engine"
+    planner: Planner
 
     async def turn(self, thread_id: str, text: str, *, progress: Progress | None = None,
                    incident: NewIncident | None = None) -> Answer:
@@ -108,4 +109,5 @@ async def open_agent(settings: Settings, *, db: Database | None = None,
         out_dir = settings.data_dir / "charts"
         yield Agent(graph=graph, skills=SkillContext(clients=clients, org_id=org.id,
                                                      out_dir=out_dir),
-                    brain=f"claude ({settings.anthropic_model})" if llm else "evidence engine")
+                    brain=f"claude ({settings.anthropic_model})" if llm else "evidence engine",
+                    planner=planner)
