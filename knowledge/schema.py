@@ -19,3 +19,14 @@ metadata = SQLModel.metadata
 
 TABLES = (Org, Alert, Incident, TimelineEvent, Hypothesis, ChatThread, InboxItem, OutboxMessage,
           Change)
+
+# langgraph's checkpointer (bot.agent.memory) creates and migrates these in the same database;
+# Alembic neither drops them nor reports them as differences (migrations/env.py).
+LANGGRAPH_TABLES = frozenset({"checkpoints", "checkpoint_blobs", "checkpoint_writes",
+                              "checkpoint_migrations"})
+
+
+def owned_by_alembic(obj: object, name: str | None, type_: str, reflected: bool,
+                     compare_to: object) -> bool:
+    """Alembic's `include_object` hook: everything but langgraph's tables."""
+    return not (type_ == "table" and name in LANGGRAPH_TABLES)

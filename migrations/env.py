@@ -4,7 +4,7 @@ config set by `knowledge.migrate` (never from an ini file)."""
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from knowledge.schema import metadata
+from knowledge.schema import metadata, owned_by_alembic
 
 config = context.config
 
@@ -21,21 +21,11 @@ def run_migrations() -> None:
     engine.dispose()
 
 
-# langgraph's checkpointer creates and migrates its own tables (bot.agent.memory); Alembic must
-# neither drop them nor report them as differences.
-LANGGRAPH_TABLES = frozenset({"checkpoints", "checkpoint_blobs", "checkpoint_writes",
-                              "checkpoint_migrations"})
-
-
-def _include(obj, name, type_, reflected, compare_to) -> bool:
-    return not (type_ == "table" and name in LANGGRAPH_TABLES)
-
-
 def _run(connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=metadata,
-        include_object=_include,
+        include_object=owned_by_alembic,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )

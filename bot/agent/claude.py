@@ -15,13 +15,16 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import anthropic
+from typing import TYPE_CHECKING, Any
 
 from bot.agent.safety import UNTRUSTED_RULE, fence, redact, redact_json
 from bot.agent.state import ToolCall, Turn
 from skills.types import Claim
+
+if TYPE_CHECKING:
+    # Imported where used: the SDK's types take over a second to import, which every offline
+    # `ask` would pay for nothing.
+    import anthropic
 
 DEFAULT_MODEL = "claude-sonnet-5-5"
 SUBMIT = "submit_answer"
@@ -107,6 +110,8 @@ class ClaudeBrain:
     def from_settings(cls, *, api_key: str, base_url: str | None, model: str,
                       max_retries: int, timeout: float, limits: Limits | None = None
                       ) -> ClaudeBrain:
+        import anthropic
+
         client = anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url,
                                           max_retries=max_retries, timeout=timeout)
         return cls(client, model=model, limits=limits)
@@ -167,6 +172,8 @@ class ClaudeBrain:
     async def _create(self, *, system: list[dict[str, Any]], tools: list[dict[str, Any]],
                       messages: list[dict[str, Any]], tool_choice: dict[str, Any],
                       seconds: float) -> Any:
+        import anthropic
+
         # Belt and braces: everything leaving the process is redacted once more here.
         safe_messages = redact_json(messages)
         try:

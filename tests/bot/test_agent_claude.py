@@ -98,6 +98,7 @@ async def test_three_round_tool_conversation(agent: Agent, fake: FakeAnthropic) 
     assert "CheckoutHighErrorRate" in seen["round2"] and "max=" in seen["round2"]
     assert [(e.kind, e.tool) for e in events if e.kind == "start"] == [
         ("start", "prometheus_query"), ("start", "firing_alerts"), ("start", "prometheus_range")]
+    assert [e.kind for e in events[2:]] == ["start", "start", "end", "end"]  # concurrent
     assert all(e.ok for e in events if e.kind == "end")
     # The hypothesis citing nothing a tool returned is dropped, and the answer says so.
     assert [c.statement for c in answer.claims] == ["Checkout itself is failing 10% of requests"]
