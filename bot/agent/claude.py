@@ -101,10 +101,11 @@ class ClaudeBrain:
     """One per process: holds the SDK client (its connection pool) and the settings."""
 
     def __init__(self, client: anthropic.AsyncAnthropic, *, model: str = DEFAULT_MODEL,
-                 limits: Limits | None = None) -> None:
+                 limits: Limits | None = None, call_timeout: float = 60.0) -> None:
         self.client = client
         self.model = model
         self.limits = limits or Limits()
+        self.call_timeout = call_timeout
 
     @classmethod
     def from_settings(cls, *, api_key: str, base_url: str | None, model: str,
@@ -114,7 +115,7 @@ class ClaudeBrain:
 
         client = anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url,
                                           max_retries=max_retries, timeout=timeout)
-        return cls(client, model=model, limits=limits)
+        return cls(client, model=model, limits=limits, call_timeout=timeout)
 
     async def aclose(self) -> None:
         await self.client.close()
@@ -138,7 +139,7 @@ class ClaudeBrain:
         usage: dict[str, int] = {}
         notes: list[str] = []
         for round_no in range(1, limits.max_rounds + 1):
-            spent = usage.get("input_tokens", 0) + usage.get("output_tokens", 0)
+            spent = sum(usage.values())  # cached input counts: the model still reads it
             elapsed = time.monotonic() - started
             last = (round_no == limits.max_rounds or spent >= limits.token_budget
                     or elapsed >= limits.wall_seconds * 0.75)
@@ -149,7 +150,8 @@ class ClaudeBrain:
             response = await self._create(
                 system=system, tools=tool_defs, messages=messages,
                 tool_choice={"type": "tool", "name": SUBMIT} if last else {"type": "auto"},
-                seconds=max(5.0, limits.wall_seconds - elapsed))
+                # One call may take what is left of the turn, but never more than the setting.
+                seconds=min(self.call_timeout, max(1.0, limits.wall_seconds - elapsed)))
             _add_usage(usage, response.usage)
             blocks = [b.model_dump(exclude_none=True) for b in response.content]
             submit = next((b for b in response.content

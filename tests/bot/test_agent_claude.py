@@ -19,6 +19,7 @@ from bot.settings import Settings
 from tests.bot.conftest import INJECTION, SECRET
 from tests.fakes.anthropic_server import (
     FakeAnthropic,
+    delay,
     overloaded,
     rate_limited,
     reply,
@@ -215,6 +216,36 @@ async def test_the_last_round_forces_an_answer(claude_settings: Settings,
     assert fake.requests[0].body["tool_choice"] == {"type": "auto"}
     assert fake.requests[1].body["tool_choice"] == {"type": "tool", "name": "submit_answer"}
     assert answer.text == "Two alerts are firing."
+
+
+async def test_the_token_budget_and_the_wall_clock_force_an_answer(
+        claude_settings: Settings, fake: FakeAnthropic) -> None:
+    tight = claude_settings.model_copy(update={"agent_token_budget": 1000})
+    fake.push(tool_use("firing_alerts", {}), submit("Two alerts are firing."))
+    async with open_agent(tight, indexes=False) as agent:
+        answer = await agent.turn("t-tokens", "what's going on?")
+    assert fake.requests[1].body["tool_choice"] == {"type": "tool", "name": "submit_answer"}
+    assert "cut short by the token budget." in " ".join(answer.notes)
+
+    slow = claude_settings.model_copy(update={"agent_wall_seconds": 1.0})
+    fake.push(delay(0.8, tool_use("firing_alerts", {})), submit("Two alerts are firing."))
+    async with open_agent(slow, indexes=False) as agent:
+        answer = await agent.turn("t-wall", "what's going on?")
+    assert fake.requests[3].body["tool_choice"] == {"type": "tool", "name": "submit_answer"}
+    assert "cut short by the time limit." in " ".join(answer.notes)
+    fake.assert_script_done()
+
+
+async def test_a_model_that_never_answers_times_out_into_the_fallback(
+        claude_settings: Settings, fake: FakeAnthropic) -> None:
+    settings = claude_settings.model_copy(update={"anthropic_timeout_seconds": 0.5,
+                                                  "anthropic_max_retries": 0})
+    fake.push(delay(3, submit("too late")))
+    async with open_agent(settings, indexes=False) as agent:
+        answer = await agent.turn("t-timeout", "what's firing?")
+    assert answer.brain == "evidence engine"
+    assert any("Claude was unavailable (timed out)" in n for n in answer.notes)
+    assert "CheckoutHighErrorRate" in answer.text
 
 
 async def test_feedback_marks_a_hypothesis(agent: Agent, fake: FakeAnthropic) -> None:
