@@ -5,10 +5,13 @@ adapters call."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from langgraph.graph.state import CompiledStateGraph
@@ -32,6 +35,21 @@ from skills.registry import SkillRegistry, default_registry
 from skills.types import SkillContext
 
 log = logging.getLogger(__name__)
+CHARTS_KEPT_SECONDS = 7 * 86400  # charts are posted when made; a week covers any re-read
+
+
+def prune_charts(out_dir: Path, *, now: float | None = None) -> int:
+    """Delete chart PNGs older than a week (every range query draws one); returns how many."""
+    if not out_dir.is_dir():
+        return 0
+    cutoff = (time.time() if now is None else now) - CHARTS_KEPT_SECONDS
+    removed = 0
+    for png in out_dir.glob("*.png"):
+        with contextlib.suppress(FileNotFoundError):  # another replica pruned it first
+            if png.stat().st_mtime < cutoff:
+                png.unlink()
+                removed += 1
+    return removed
 
 
 @dataclass
@@ -107,6 +125,7 @@ async def open_agent(settings: Settings, *, db: Database | None = None,
         checkpointer = await stack.enter_async_context(open_checkpointer(settings))
         graph = build_graph(registry or default_registry(), llm, checkpointer, planner=planner)
         out_dir = settings.data_dir / "charts"
+        prune_charts(out_dir)
         yield Agent(graph=graph, skills=SkillContext(clients=clients, org_id=org.id,
                                                      out_dir=out_dir),
                     brain=f"claude ({settings.anthropic_model})" if llm else "evidence engine",

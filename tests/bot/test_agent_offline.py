@@ -4,12 +4,15 @@ checkpointer, on both databases) carries follow-ups — across processes, per th
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from bot.agent.calls import ProgressEvent
-from bot.agent.runtime import Agent, open_agent
+from bot.agent.runtime import Agent, open_agent, prune_charts
 from bot.agent.state import NewIncident
 from bot.settings import Settings
 from tests.fakes.pagerduty_api import running_pagerduty
@@ -119,3 +122,13 @@ async def test_pagerduty_details_and_who_is_on_call(pd_agent: tuple[Agent, objec
     assert "Checkout is returning 500s" in details.text
     assert "Acknowledged by Ada Lovelace" in details.text
     assert all(e.source == "pagerduty" for e in details.evidence)
+
+
+def test_old_charts_are_pruned(tmp_path: Path) -> None:
+    old, new = tmp_path / "range-old.png", tmp_path / "range-new.png"
+    old.write_bytes(b"png")
+    new.write_bytes(b"png")
+    week_ago = time.time() - 8 * 86400
+    os.utime(old, (week_ago, week_ago))
+    assert prune_charts(tmp_path) == 1
+    assert not old.exists() and new.exists()
