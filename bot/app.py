@@ -86,6 +86,13 @@ def create_app(settings: Settings, *, db: Database | None = None,
         stop = asyncio.Event()
         task: asyncio.Task[None] | None = None
         history = open_history(settings)
+        slack = contextlib.AsyncExitStack()
+        app.state.slack = None
+        if settings.slack_enabled:
+            from bot.slack.service import running_slack  # imports the agent: only when on
+
+            app.state.slack = await slack.enter_async_context(
+                running_slack(settings, database, with_worker=with_worker))
         if with_worker:
             worker = InboxWorker(db=database, settings=settings, metrics=metrics,
                                  wake=app.state.intake.wake, history=history)
@@ -97,6 +104,7 @@ def create_app(settings: Settings, *, db: Database | None = None,
         try:
             yield
         finally:
+            await slack.aclose()
             stop.set()
             if task is not None:
                 # Let the current batch commit; its transaction is short.
@@ -114,6 +122,15 @@ def create_app(settings: Settings, *, db: Database | None = None,
     app.include_router(alertmanager.router())
     app.include_router(pagerduty.router())
     app.include_router(changes.router())
+
+    @app.post("/slack/events")
+    async def slack_events(request: Request) -> Response:
+        """Events, slash commands, interactions and shortcuts, all at one Request URL."""
+        if app.state.slack is None:
+            return JSONResponse({"error": "Slack is not configured: set SLACK_BOT_TOKEN and "
+                                          "SLACK_SIGNING_SECRET"}, status_code=404)
+        response: Response = await app.state.slack.handler.handle(request)
+        return response
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -57,10 +57,23 @@ class Settings(BaseSettings):
     pagerduty_api_token: str | None = Field(default=None, validation_alias="PAGERDUTY_API_TOKEN")
     pagerduty_api_url: str = Field(default="https://api.pagerduty.com",
                                    validation_alias="PAGERDUTY_API_URL")
+    # Slack (bot/slack): on when SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET are set.
+    slack_bot_token: str | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: str | None = Field(default=None,
+                                             validation_alias="SLACK_SIGNING_SECRET")
+    slack_app_token: str | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field(default="https://slack.com/api/", validation_alias="SLACK_API_URL")
+    # Channels the bot joins by itself when they are created (glob patterns, comma-separated).
+    slack_channel_patterns: str = "inc-*,incident-*"
+    # Slack user ids allowed to press incident and hypothesis buttons (comma-separated);
+    # empty: anyone in the incident channel.
+    slack_responders: str = ""
+    chat_workers: int = Field(default=4, ge=1, le=64)  # chat turns answered concurrently
 
     @field_validator("database_url", "prometheus_url", "alertmanager_webhook_token",
                      "pagerduty_webhook_secret", "changes_webhook_token", "chroma_url",
-                     "anthropic_api_key", "anthropic_base_url", "pagerduty_api_token")
+                     "anthropic_api_key", "anthropic_base_url", "pagerduty_api_token",
+                     "slack_bot_token", "slack_signing_secret", "slack_app_token")
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value or None
@@ -70,6 +83,10 @@ class Settings(BaseSettings):
         """Several comma-separated secrets are accepted so a secret can be rotated."""
         raw = self.pagerduty_webhook_secret or ""
         return [s.strip() for s in raw.split(",") if s.strip()]
+
+    @property
+    def slack_enabled(self) -> bool:
+        return bool(self.slack_bot_token and self.slack_signing_secret)
 
     def db_url(self) -> URL:
         return resolve_url(self.database_url, self.data_dir)

@@ -28,7 +28,7 @@ from knowledge.changes import record_change
 from knowledge.correlation import apply_alert, apply_pagerduty
 from knowledge.db import Database
 from knowledge.history import HistoryIndex
-from knowledge.inbox import InboxItem, claim, mark_done, mark_failed_attempt
+from knowledge.inbox import CHAT_SOURCES, InboxItem, claim, mark_done, mark_failed_attempt
 from knowledge.incidents import Incident, IncidentStatus
 from knowledge.types import utcnow
 from skills.history.sweep import index_resolved
@@ -100,7 +100,8 @@ class InboxWorker:
         outcomes: list[tuple[str, str]] = []
         resolved: list[tuple[int, int]] = []  # (org id, incident id)
         async with self.db.session() as session, session.begin():
-            items = await claim(session, limit=self.settings.worker_batch)
+            items = await claim(session, limit=self.settings.worker_batch,
+                                exclude=CHAT_SOURCES)
             for item in items:
                 handler = self.handlers.get(item.source)
                 try:

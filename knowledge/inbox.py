@@ -9,6 +9,7 @@ both back and the item is simply claimed again — never lost, never applied twi
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -20,6 +21,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from knowledge.db import upsert_dialect
 from knowledge.types import UTCDateTime, utcnow
+
+# Chat platforms' items are leased by the chat worker (an answer takes seconds and calls out),
+# not applied in the incident worker's short transactions.
+CHAT_SOURCES = ("slack", "teams")
 
 
 class InboxStatus(StrEnum):
@@ -91,16 +96,47 @@ async def enqueue(session: AsyncSession, *, org_id: int, entries: list[InboxEntr
     return EnqueueResult(accepted=inserted, duplicates=len(entries) - inserted)
 
 
-async def claim(session: AsyncSession, *, limit: int) -> list[InboxItem]:
-    """Lock up to `limit` pending items for this transaction, oldest first. Other workers skip
-    them; if this one dies, the lock goes with its connection and they become claimable."""
+async def claim(session: AsyncSession, *, limit: int, sources: Sequence[str] | None = None,
+                exclude: Sequence[str] = ()) -> list[InboxItem]:
+    """Lock up to `limit` pending items (of `sources`, default all but `exclude`) for this
+    transaction, oldest first. Other workers skip them; if this one dies, the lock goes with
+    its connection and they become claimable."""
     stmt = (select(InboxItem)
             .where(InboxItem.status == InboxStatus.PENDING.value,
-                   InboxItem.available_at <= utcnow())
-            .order_by(col(InboxItem.id))
-            .limit(limit)
-            .with_for_update(skip_locked=True))
+                   InboxItem.available_at <= utcnow()))
+    if sources is not None:
+        stmt = stmt.where(col(InboxItem.source).in_(list(sources)))
+    if exclude:
+        stmt = stmt.where(col(InboxItem.source).not_in(list(exclude)))
+    stmt = stmt.order_by(col(InboxItem.id)).limit(limit).with_for_update(skip_locked=True)
     return list((await session.exec(stmt)).all())
+
+
+async def lease(session: AsyncSession, *, sources: Sequence[str], limit: int,
+                seconds: float) -> list[InboxItem]:
+    """Claim items for work that outlives a transaction (a chat answer takes seconds and
+    calls out): they become invisible for `seconds`, and come back if the worker dies before
+    `finish`. The caller commits right away."""
+    items = await claim(session, limit=limit, sources=sources)
+    until = utcnow() + timedelta(seconds=seconds)
+    for item in items:
+        item.available_at = until
+        session.add(item)
+    return items
+
+
+async def finish(session: AsyncSession, *, item_id: int, error: str | None = None,
+                 max_attempts: int = 5) -> InboxItem | None:
+    """Record the outcome of a leased item: done, or a failed attempt (retried with backoff)."""
+    item = await session.get(InboxItem, item_id)
+    if item is None:
+        return None
+    if error is None:
+        mark_done(item)
+    else:
+        mark_failed_attempt(item, error=error, max_attempts=max_attempts)
+    session.add(item)
+    return item
 
 
 def mark_done(item: InboxItem) -> None:

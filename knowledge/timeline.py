@@ -19,7 +19,7 @@ from knowledge.types import UTCDateTime, utcnow
 # "deploy" is a deploy or rollback, "change" any other change (config, feature flag, …).
 KINDS = frozenset({
     "alert_fired", "alert_resolved", "status_changed", "pagerduty", "note", "deploy", "change",
-    "hypothesis_posted", "message_pinned",
+    "hypothesis_posted", "hypothesis_feedback", "message_pinned",
 })
 
 

@@ -20,7 +20,7 @@ STATUS_STYLE = {"triggered": "bold red", "acknowledged": "bold yellow",
                 "resolved": "bold green"}
 KIND_ICON = {"alert_fired": "🔥", "alert_resolved": "✅", "status_changed": "➜",
              "pagerduty": "📟", "note": "📝", "deploy": "🚀", "change": "🔧",
-             "hypothesis_posted": "💡", "message_pinned": "📌"}
+             "hypothesis_posted": "💡", "hypothesis_feedback": "☑", "message_pinned": "📌"}
 
 
 def duration(delta: timedelta | None) -> str:

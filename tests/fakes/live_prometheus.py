@@ -33,10 +33,14 @@ HISTORY_SECONDS = 3600
 
 @dataclass(frozen=True)
 class Service:
+    """`errors_from`: seconds after the counters started (HISTORY_SECONDS before the server
+    started) at which errors begin; None: `error_ratio` all along."""
+
     name: str
     rps: float
     error_ratio: float = 0.0
     latency_s: float = 0.1
+    errors_from: float | None = None
 
 
 def samples(services: Sequence[Service], elapsed: float) -> list[tuple[str, float]]:
@@ -44,7 +48,8 @@ def samples(services: Sequence[Service], elapsed: float) -> list[tuple[str, floa
     out: list[tuple[str, float]] = []
     for s in services:
         total = s.rps * elapsed
-        errors = total * s.error_ratio
+        erring = elapsed if s.errors_from is None else max(0.0, elapsed - s.errors_from)
+        errors = s.rps * erring * s.error_ratio
         out.append((f'http_requests_total{{service="{s.name}",code="200"}}', total - errors))
         out.append((f'http_requests_total{{service="{s.name}",code="500"}}', errors))
         for le in BUCKETS:

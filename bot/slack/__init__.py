@@ -1,0 +1,1 @@
+"""Slack: the copilot in the incident channel (slack-bolt)."""

@@ -1,0 +1,457 @@
+"""What the copilot does with each thing Slack sent (one stored inbox item at a time):
+
+- a mention, or a message in a thread it takes part in → the agent graph, answered in the
+  thread, with one progress message updated while tools run, and charts uploaded;
+- `/sre SUBCOMMAND` → help, status, catchup, hypotheses, timeline, postmortem, runbook, ask, ack,
+  mitigated, resolve;
+- 📌 on a message, or the "Add to timeline" shortcut → the incident's timeline;
+- a new channel matching the incident patterns, or an invitation → join, link the channel to
+  its incident, post the context;
+- Confirm / Reject and Acknowledge / Mitigated / Resolve buttons, for people allowed to act.
+
+Every post is keyed in the outbox by the Slack id that caused it, so handling an item twice
+(a lease ran out) does not post twice.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlmodel import select
+
+from bot.agent.calls import ProgressEvent
+from bot.agent.runtime import Agent
+from bot.agent.state import Answer, NewIncident
+from bot.settings import Settings
+from bot.slack import blocks
+from knowledge.alerts import alerts_of_incident
+from knowledge.db import Database
+from knowledge.inbox import InboxItem
+from knowledge.incidents import (
+    IllegalTransition,
+    Incident,
+    IncidentNotFound,
+    IncidentStatus,
+    find_incident,
+    transition,
+)
+from knowledge.outbox import OutboxMessage, OutboxStatus, enqueue_message, mark_sent
+from knowledge.threads import incident_of_thread, link_thread
+from knowledge.timeline import add_event
+
+log = logging.getLogger(__name__)
+MENTION = re.compile(r"<@[A-Z0-9]+>")
+PIN = "pushpin"
+PROGRESS_EVERY = 1.0  # seconds between progress updates: chat.update is rate-limited
+STATUS_OF = {"ack": IncidentStatus.ACKNOWLEDGED, "mitigated": IncidentStatus.MITIGATED,
+             "resolve": IncidentStatus.RESOLVED}
+HELP = ("`/sre help` · `/sre status` · `/sre catchup` · `/sre hypotheses` · `/sre timeline` · "
+        "`/sre postmortem` · `/sre runbook ALERT` · `/sre ask QUESTION` · `/sre ack` · "
+        "`/sre mitigated` · `/sre resolve`. Mention me in a thread to ask anything; react 📌 to "
+        "put a message on the incident timeline.")
+
+
+@dataclass
+class Where:
+    """A Slack conversation: workspace, channel, and the thread (empty: the channel)."""
+
+    org_id: int
+    team: str
+    channel: str
+    thread_ts: str = ""
+
+    @property
+    def thread_id(self) -> str:
+        return f"slack:{self.team}:{self.channel}:{self.thread_ts}"
+
+
+@dataclass
+class SlackHandlers:
+    db: Database
+    settings: Settings
+    agent: Agent
+    client: AsyncWebClient
+    bot_user_id: str | None = None
+    _patterns: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._patterns = [p.strip() for p in self.settings.slack_channel_patterns.split(",")
+                          if p.strip()]
+
+    async def bot_user(self) -> str:
+        if self.bot_user_id is None:
+            self.bot_user_id = str((await self.client.auth_test())["user_id"])
+        return self.bot_user_id
+
+    # ---- dispatch -----------------------------------------------------------------------------
+
+    async def handle(self, item: InboxItem) -> None:
+        kind, body = item.payload["kind"], item.payload["body"]
+        if kind == "event":
+            await self._event(item.org_id, body)
+        elif kind == "command":
+            await self._command(item.org_id, body)
+        elif kind == "action":
+            await self._action(item.org_id, body)
+        elif kind == "shortcut":
+            await self._shortcut(item.org_id, body)
+
+    async def _event(self, org_id: int, body: dict[str, Any]) -> None:
+        event, team = body["event"], str(body.get("team_id", ""))
+        kind, key = event.get("type"), str(body.get("event_id"))
+        if kind in ("app_mention", "message"):
+            if event.get("bot_id") or event.get("subtype") or event.get("user") == \
+                    await self.bot_user():
+                return  # our own posts, edits and joins are not questions
+            where = Where(org_id, team, event["channel"], event.get("thread_ts") or event["ts"])
+            if kind == "message" and not await self._takes_part(where, event):
+                return
+            if kind == "message" and f"<@{await self.bot_user()}>" in event.get("text", ""):
+                return  # the app_mention event of the same message answers it
+            await self.answer(where, MENTION.sub("", event.get("text", "")).strip(), key=key)
+        elif kind == "reaction_added" and event.get("reaction") == PIN:
+            item = event.get("item") or {}
+            await self._pin(Where(org_id, team, item.get("channel", "")), item.get("ts", ""),
+                            user=event.get("user", ""), key=key)
+        elif kind == "channel_created":
+            channel = event["channel"]
+            if self._matches(channel.get("name", "")):
+                await self._join_and_brief(Where(org_id, team, channel["id"]),
+                                           channel.get("name", ""), key=key, join=True)
+        elif kind == "member_joined_channel" and event.get("user") == await self.bot_user():
+            info = await self.client.conversations_info(channel=event["channel"])
+            ch = info["channel"]
+            await self._join_and_brief(Where(org_id, team, event["channel"]),
+                                       ch.get("name", ""), key=key, join=False,
+                                       topic=(ch.get("topic") or {}).get("value", ""))
+
+    async def _takes_part(self, where: Where, event: dict[str, Any]) -> bool:
+        """A plain message is for the bot only inside a thread the bot has answered in."""
+        if not event.get("thread_ts"):
+            return False
+        saver = self.agent.graph.checkpointer
+        config = {"configurable": {"thread_id": where.thread_id}}
+        return saver is not None and await saver.aget_tuple(config) is not None  # type: ignore[union-attr, arg-type]
+
+    def _matches(self, name: str) -> bool:
+        return any(fnmatch.fnmatch(name, p) for p in self._patterns)
+
+    # ---- answering ----------------------------------------------------------------------------
+
+    async def answer(self, where: Where, text: str, *, key: str,
+                     incident: NewIncident | None = None) -> Answer | None:
+        """Run a turn of the agent for this thread and post the answer in it, once per `key`."""
+        if not await self._claim_post(where.org_id, f"slack:{key}:answer", where):
+            return None
+        progress = await self._post(where, blocks.progress_message([("thinking", "running")]))
+        steps: dict[str, str] = {}
+        last = 0.0
+
+        async def on_progress(event: ProgressEvent) -> None:
+            nonlocal last
+            steps[event.tool] = "running" if event.kind == "start" else (
+                "ok" if event.ok else "failed")
+            now = time.monotonic()
+            if now - last >= PROGRESS_EVERY or event.kind == "end":
+                last = now
+                msg = blocks.progress_message(list(steps.items()))
+                await self._update(where, progress, msg)
+
+        answer = await self.agent.turn(where.thread_id, text or "/help", progress=on_progress,
+                                       incident=incident)
+        incident_id = await self._incident_here(where)
+        messages = blocks.answer_message(answer, incident_id=incident_id)
+        await self._update(where, progress, messages[0])
+        for msg in messages[1:]:
+            await self._post(where, msg)
+        for image in answer.images:
+            await self.client.files_upload_v2(channel=where.channel, thread_ts=where.thread_ts,
+                                              file=str(image), filename=image.name,
+                                              title="chart")
+        await self._sent(where.org_id, f"slack:{key}:answer")
+        return answer
+
+    async def _incident_here(self, where: Where) -> int | None:
+        async with self.db.session() as session:
+            return await incident_of_thread(session, org_id=where.org_id, platform="slack",
+                                            workspace_id=where.team, channel_id=where.channel,
+                                            thread_id=where.thread_ts)
+
+    async def _incident(self, where: Where) -> Incident | None:
+        """The channel's incident, else the newest open one."""
+        incident_id = await self._incident_here(where)
+        try:
+            async with self.db.session() as session:
+                return await find_incident(session, org_id=where.org_id,
+                                           incident_id=incident_id)
+        except IncidentNotFound:
+            return None
+
+    # ---- posting ------------------------------------------------------------------------------
+
+    async def _post(self, where: Where, msg: blocks.Message) -> str:
+        try:
+            response = await self.client.chat_postMessage(
+                channel=where.channel, thread_ts=where.thread_ts or None, text=msg.text,
+                blocks=msg.blocks)
+        except SlackApiError as exc:
+            self._explain(where, exc)
+            raise
+        return str(response["ts"])
+
+    async def _update(self, where: Where, ts: str, msg: blocks.Message) -> None:
+        try:
+            await self.client.chat_update(channel=where.channel, ts=ts, text=msg.text,
+                                          blocks=msg.blocks)
+        except SlackApiError as exc:
+            self._explain(where, exc)
+            raise
+
+    def _explain(self, where: Where, exc: SlackApiError) -> None:
+        error = exc.response.get("error") if exc.response is not None else None
+        if error == "missing_scope":
+            log.error("Slack refused a call in %s: the app lacks the scope %s (it has %s); "
+                      "reinstall it from bot/slack/manifest.yaml", where.channel,
+                      exc.response.get("needed"), exc.response.get("provided"))
+        elif error in ("channel_not_found", "not_in_channel", "is_archived"):
+            log.error("Slack refused a post in %s: %s — invite the bot to the channel",
+                      where.channel, error)
+        else:
+            log.error("Slack call failed in %s: %s", where.channel, error or exc)
+
+    async def _ephemeral(self, where: Where, user: str, text: str) -> None:
+        msg = blocks.error_message(text)
+        try:
+            await self.client.chat_postEphemeral(channel=where.channel, user=user,
+                                                 text=msg.text, blocks=msg.blocks)
+        except SlackApiError as exc:
+            self._explain(where, exc)
+
+    async def _claim_post(self, org_id: int, key: str, where: Where) -> bool:
+        """True the first time `key` is seen, or when an earlier attempt did not finish."""
+        async with self.db.session() as session, session.begin():
+            created = await enqueue_message(session, org_id=org_id, key=key, kind="slack_post",
+                                            text=where.thread_id)
+            if created is not None:
+                return True
+            found = (await session.exec(select(OutboxMessage).where(
+                OutboxMessage.org_id == org_id, OutboxMessage.key == key))).first()
+            return found is None or found.status != OutboxStatus.SENT.value
+
+    async def _sent(self, org_id: int, key: str) -> None:
+        async with self.db.session() as session, session.begin():
+            found = (await session.exec(select(OutboxMessage).where(
+                OutboxMessage.org_id == org_id, OutboxMessage.key == key))).first()
+            if found is not None:
+                mark_sent(found)
+                session.add(found)
+
+    async def _once(self, where: Where, key: str, msg: blocks.Message) -> None:
+        if await self._claim_post(where.org_id, key, where):
+            await self._post(where, msg)
+            await self._sent(where.org_id, key)
+
+    # ---- channels -----------------------------------------------------------------------------
+
+    async def _join_and_brief(self, where: Where, name: str, *, key: str, join: bool,
+                              topic: str = "") -> None:
+        if join:
+            await self.client.conversations_join(channel=where.channel)
+        number = re.search(r"(?:inc|incident)[-_]?(\d+)", f"{name} {topic}", re.I)
+        async with self.db.session() as session, session.begin():
+            try:
+                incident = await find_incident(session, org_id=where.org_id,
+                                               incident_id=int(number.group(1)) if number
+                                               else None)
+            except IncidentNotFound:
+                incident = None
+            if incident is not None:
+                assert incident.id is not None
+                await link_thread(session, org_id=where.org_id, incident_id=incident.id,
+                                  platform="slack", workspace_id=where.team,
+                                  channel_id=where.channel)
+        if incident is None:
+            await self._once(where, f"slack:{key}:noincident", blocks.error_message(
+                "I joined, but no open incident matches this channel. Name it `inc-<number>` "
+                "or use `/sre status` once an incident is open."))
+            return
+        await self.brief(where, incident, key=key)
+
+    async def brief(self, where: Where, incident: Incident, *, key: str) -> None:
+        """The context a channel needs: the incident card, then the investigation (hypotheses,
+        runbook, similar incidents, chart) as a thread under it."""
+        assert incident.id is not None
+        async with self.db.session() as session:
+            alerts = await alerts_of_incident(session, org_id=where.org_id,
+                                              incident_id=incident.id)
+        if not await self._claim_post(where.org_id, f"slack:{key}:brief", where):
+            return
+        card = await self._post(where, blocks.incident_message(incident, alerts))
+        await self._sent(where.org_id, f"slack:{key}:brief")
+        thread = Where(where.org_id, where.team, where.channel, card)
+        summary = next((str(a.annotations["summary"]) for a in alerts
+                        if a.annotations.get("summary")), None)
+        await self.answer(thread, "", key=f"{key}:investigation", incident=NewIncident(
+            service=incident.service or "unknown", title=incident.title, summary=summary,
+            alertname=next((a.alertname for a in alerts), None),
+            at=incident.triggered_at, incident_id=incident.id,
+            pagerduty_id=incident.pagerduty_incident_id))
+
+    # ---- commands -----------------------------------------------------------------------------
+
+    async def _command(self, org_id: int, body: dict[str, Any]) -> None:
+        where = Where(org_id, str(body.get("team_id", "")), str(body.get("channel_id", "")))
+        user = str(body.get("user_id", ""))
+        sub, _, rest = str(body.get("text", "")).strip().partition(" ")
+        sub, rest, key = sub.lower(), rest.strip(), str(body.get("trigger_id"))
+        incident = await self._incident(where)
+        ref = incident.ref if incident else None
+        if sub in ("", "help"):
+            await self._ephemeral(where, user, HELP)
+        elif sub == "status":
+            if incident is None:
+                await self._ephemeral(where, user, "No open incident.")
+                return
+            async with self.db.session() as session:
+                alerts = await alerts_of_incident(session, org_id=org_id,
+                                                  incident_id=incident.id or 0)
+            await self._once(where, f"slack:{key}:status",
+                             blocks.incident_message(incident, alerts))
+        elif sub in ("catchup", "timeline", "postmortem", "hypotheses"):
+            if incident is None:
+                await self._ephemeral(where, user, "No incident here or open to report on.")
+                return
+            if sub == "hypotheses":
+                question = f"/hypotheses {incident.service or ''}".strip()
+            elif sub == "catchup":
+                question = f"/timeline {ref}"
+                await self._once(where, f"slack:{key}:catchup-card", blocks.incident_message(
+                    incident, []))
+            else:
+                question = f"/{sub} {ref}"
+            answer = await self.answer(where, question, key=key)
+            if sub == "postmortem" and answer is not None and answer.tools and \
+                    answer.tools[0].ok:
+                await self.client.files_upload_v2(
+                    channel=where.channel, content=answer.text,
+                    filename=f"{ref}-postmortem.md", title=f"{ref} post-mortem draft")
+        elif sub == "runbook" and rest:
+            await self.answer(where, f"/runbook {rest}", key=key)
+        elif sub == "ask" and rest:
+            await self.answer(where, rest, key=key)
+        elif sub in STATUS_OF:
+            if incident is None:
+                await self._ephemeral(where, user, "No incident here to update.")
+                return
+            await self._move(where, incident, STATUS_OF[sub], user=user, key=key)
+        else:
+            await self._ephemeral(where, user, f"I don't know `/sre {sub}`. {HELP}")
+
+    def _may_act(self, user: str) -> bool:
+        allowed = {u.strip() for u in self.settings.slack_responders.split(",") if u.strip()}
+        return not allowed or user in allowed
+
+    async def _move(self, where: Where, incident: Incident, to: IncidentStatus, *, user: str,
+                    key: str) -> None:
+        if not self._may_act(user):
+            await self._ephemeral(where, user, "Only the configured responders can change "
+                                               "the incident's status.")
+            return
+        try:
+            async with self.db.session() as session, session.begin():
+                fresh = await find_incident(session, org_id=where.org_id,
+                                            incident_id=incident.id)
+                await transition(session, incident=fresh, to=to, at=datetime.now(UTC),
+                                 actor=f"<@{user}>", source="slack")
+                session.add(fresh)
+        except IllegalTransition as exc:
+            await self._ephemeral(where, user, str(exc))
+            return
+        await self._once(where, f"slack:{key}:moved", blocks.notice_message(
+            f"{incident.ref} is now *{to.value}* (by <@{user}>)."))
+
+    # ---- interactions -------------------------------------------------------------------------
+
+    async def _action(self, org_id: int, body: dict[str, Any]) -> None:
+        action = body["actions"][0]
+        channel = (body.get("channel") or body.get("container") or {})
+        message = body.get("message") or {}
+        where = Where(org_id, str((body.get("team") or {}).get("id", "")),
+                      str(channel.get("id") or channel.get("channel_id", "")),
+                      str(message.get("thread_ts") or message.get("ts") or ""))
+        user = str((body.get("user") or {}).get("id", ""))
+        key = f"{body.get('trigger_id')}:{action.get('action_ts')}"
+        action_id = str(action.get("action_id"))
+        if not self._may_act(user):
+            await self._ephemeral(where, user, "Only the configured responders can do that.")
+            return
+        if action_id.startswith("incident_"):
+            incident = await self._incident_by_id(org_id, int(action.get("value", "0")))
+            if incident is not None:
+                await self._move(where, incident, STATUS_OF[action_id.removeprefix(
+                    "incident_")], user=user, key=key)
+            return
+        value = json.loads(action.get("value") or "{}")
+        verdict = "confirmed" if action_id == "hypothesis_confirm" else "rejected"
+        incident_id = value.get("i") or await self._incident_here(where)
+        if incident_id is None:
+            await self._ephemeral(where, user, "This hypothesis is not about an incident.")
+            return
+        async with self.db.session() as session, session.begin():
+            await add_event(session, org_id=org_id, incident_id=int(incident_id),
+                            occurred_at=datetime.now(UTC), kind="hypothesis_feedback",
+                            source="slack",
+                            summary=f"Hypothesis {value.get('n')} {verdict} by <@{user}>: "
+                                    f"{value.get('s', '')}",
+                            data={"verdict": verdict, "user": user, "hypothesis": value},
+                            dedupe_key=f"slack:{key}")
+        await self._once(where, f"slack:{key}:feedback", blocks.notice_message(
+            f"Hypothesis {value.get('n')} marked *{verdict}* by <@{user}> — on the timeline."))
+
+    async def _incident_by_id(self, org_id: int, incident_id: int) -> Incident | None:
+        try:
+            async with self.db.session() as session:
+                return await find_incident(session, org_id=org_id, incident_id=incident_id)
+        except IncidentNotFound:
+            return None
+
+    async def _shortcut(self, org_id: int, body: dict[str, Any]) -> None:
+        channel = str((body.get("channel") or {}).get("id", ""))
+        message = body.get("message") or {}
+        where = Where(org_id, str((body.get("team") or {}).get("id", "")), channel)
+        await self._timeline_note(where, str(message.get("ts", "")), message.get("text", ""),
+                                  user=str((body.get("user") or {}).get("id", "")),
+                                  key=str(body.get("trigger_id")))
+
+    async def _pin(self, where: Where, ts: str, *, user: str, key: str) -> None:
+        found = await self.client.conversations_history(channel=where.channel, latest=ts,
+                                                        inclusive=True, limit=1)
+        messages = found.get("messages") or []
+        text = messages[0].get("text", "") if messages else ""
+        await self._timeline_note(where, ts, text, user=user, key=key)
+
+    async def _timeline_note(self, where: Where, ts: str, text: str, *, user: str,
+                             key: str) -> None:
+        incident_id = await self._incident_here(where)
+        if incident_id is None:
+            await self._ephemeral(where, user, "This channel is not linked to an incident.")
+            return
+        async with self.db.session() as session, session.begin():
+            event = await add_event(
+                session, org_id=where.org_id, incident_id=incident_id,
+                occurred_at=datetime.fromtimestamp(float(ts or time.time()), UTC),
+                kind="message_pinned", source="slack", summary=f"<@{user}>: {text}"[:1000],
+                data={"channel": where.channel, "ts": ts},
+                dedupe_key=f"slack:pin:{where.channel}:{ts}")
+        if event is not None:
+            await self._once(where, f"slack:{key}:pinned", blocks.notice_message(
+                "📌 Added to the incident timeline."))

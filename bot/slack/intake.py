@@ -1,0 +1,100 @@
+"""Slack in: a slack-bolt `AsyncApp` whose listeners only store what Slack sent in the durable
+inbox (keyed by Slack's own ids, so Slack's retries — `X-Slack-Retry-Num` — are duplicates) and
+acknowledge. Bolt verifies the signing secret; `process_before_response` makes the HTTP answer
+wait for the store, so an acknowledged event is never lost. The chat worker
+(`bot/slack/worker.py`) does the work and answers in the thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.settings import Settings
+from knowledge.db import Database
+from knowledge.inbox import InboxEntry, enqueue
+from knowledge.orgs import Org, ensure_org, org_for_slack_team
+
+log = logging.getLogger(__name__)
+SOURCE = "slack"
+EVENTS = ("app_mention", "message", "reaction_added", "channel_created",
+          "member_joined_channel")
+ACTIONS = re.compile(r"^(hypothesis_(confirm|reject)|incident_(ack|mitigated|resolve))$")
+SHORTCUT = "add_to_timeline"
+
+
+def web_client(settings: Settings, token: str | None = None) -> AsyncWebClient:
+    """The Web API client: `SLACK_API_URL`, and slack_sdk's own retry handlers (429 with
+    Retry-After, dropped connections)."""
+    base = settings.slack_api_url if settings.slack_api_url.endswith("/") \
+        else settings.slack_api_url + "/"
+    return AsyncWebClient(token=token or settings.slack_bot_token, base_url=base,
+                          retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+                                          AsyncConnectionErrorRetryHandler(max_retry_count=2)])
+
+
+async def org_of_team(db: Database, settings: Settings, team_id: str | None) -> int:
+    """The org a workspace belongs to. With one bot token the first workspace that writes is
+    the default org's."""
+    async with db.session() as session, session.begin():
+        org: Org | None = None
+        if team_id:
+            org = await org_for_slack_team(session, team_id=team_id)
+        if org is None:
+            org = await ensure_org(session, slug=settings.default_org, name=settings.default_org)
+            if team_id and org.slack_team_id is None:
+                org.slack_team_id = team_id
+                session.add(org)
+        assert org.id is not None
+        return org.id
+
+
+def build_slack_app(settings: Settings, db: Database, wake: asyncio.Event | None = None
+                    ) -> AsyncApp:
+    app = AsyncApp(token=settings.slack_bot_token, signing_secret=settings.slack_signing_secret,
+                   client=web_client(settings), process_before_response=True)
+
+    async def store(kind: str, key: str, body: dict[str, Any]) -> None:
+        team = (body.get("team_id") or (body.get("team") or {}).get("id")
+                or (body.get("authorizations") or [{}])[0].get("team_id"))
+        org_id = await org_of_team(db, settings, team)
+        async with db.session() as session, session.begin():
+            result = await enqueue(session, org_id=org_id, entries=[InboxEntry(
+                SOURCE, f"{kind}:{key}", {"kind": kind, "body": body})])
+        if result.duplicates:
+            log.info("slack %s %s was already stored (a Slack retry)", kind, key)
+        if wake is not None:
+            wake.set()
+
+    for event in EVENTS:
+        async def on_event(body: dict[str, Any], event_name: str = event) -> None:
+            await store("event", str(body.get("event_id") or body["event"].get("event_ts")),
+                        body)
+        app.event(event)(on_event)
+
+    @app.command("/sre")
+    async def on_command(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await store("command", str(body.get("trigger_id")), body)
+        await ack()
+
+    @app.action(ACTIONS)
+    async def on_action(ack: AsyncAck, body: dict[str, Any]) -> None:
+        action = (body.get("actions") or [{}])[0]
+        await store("action", f"{body.get('trigger_id')}:{action.get('action_ts')}", body)
+        await ack()
+
+    @app.shortcut(SHORTCUT)
+    async def on_shortcut(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await store("shortcut", str(body.get("trigger_id")), body)
+        await ack()
+
+    return app

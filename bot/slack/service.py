@@ -1,0 +1,46 @@
+"""Slack inside `serve`: the Bolt app behind `POST /slack/events` and, with the worker on, the
+chat worker answering from the inbox with the agent graph. Opened and closed with the app."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+
+from bot.agent.runtime import open_agent
+from bot.settings import Settings
+from bot.slack.handlers import SlackHandlers
+from bot.slack.intake import build_slack_app, web_client
+from bot.slack.worker import ChatWorker
+from knowledge.db import Database
+
+
+@dataclass
+class SlackService:
+    handler: AsyncSlackRequestHandler
+    worker: ChatWorker | None
+
+
+@asynccontextmanager
+async def running_slack(settings: Settings, db: Database, *, with_worker: bool
+                        ) -> AsyncIterator[SlackService]:
+    wake = asyncio.Event()
+    handler = AsyncSlackRequestHandler(build_slack_app(settings, db, wake))
+    if not with_worker:
+        yield SlackService(handler, None)
+        return
+    async with open_agent(settings, db=db) as agent:
+        worker = ChatWorker(db=db, settings=settings, wake=wake, handlers=SlackHandlers(
+            db=db, settings=settings, agent=agent, client=web_client(settings)))
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop), name="slack-chat-worker")
+        try:
+            yield SlackService(handler, worker)
+        finally:
+            stop.set()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(task, timeout=30)
