@@ -60,8 +60,9 @@ async def org_of_team(db: Database, settings: Settings, team_id: str | None) -> 
 
 def build_slack_app(settings: Settings, db: Database, wake: asyncio.Event | None = None
                     ) -> AsyncApp:
-    app = AsyncApp(token=settings.slack_bot_token, signing_secret=settings.slack_signing_secret,
-                   client=web_client(settings), process_before_response=True)
+    # The client carries the bot token (and SLACK_API_URL, and the retry handlers).
+    app = AsyncApp(signing_secret=settings.slack_signing_secret, client=web_client(settings),
+                   process_before_response=True)
 
     async def store(kind: str, key: str, body: dict[str, Any]) -> None:
         team = (body.get("team_id") or (body.get("team") or {}).get("id")
@@ -75,10 +76,10 @@ def build_slack_app(settings: Settings, db: Database, wake: asyncio.Event | None
         if wake is not None:
             wake.set()
 
+    async def on_event(body: dict[str, Any]) -> None:
+        await store("event", str(body.get("event_id") or body["event"].get("event_ts")), body)
+
     for event in EVENTS:
-        async def on_event(body: dict[str, Any], event_name: str = event) -> None:
-            await store("event", str(body.get("event_id") or body["event"].get("event_ts")),
-                        body)
         app.event(event)(on_event)
 
     @app.command("/sre")

@@ -65,7 +65,8 @@ async def live(settings: Settings, erring_prom: str) -> AsyncIterator[Live]:
         configured = settings.model_copy(update={
             "prometheus_url": erring_prom, "slack_bot_token": "xoxb-test",
             "slack_signing_secret": SECRET, "slack_api_url": slack.base_url + "/api/",
-            "alertmanager_webhook_token": TOKEN, "worker": True, "worker_poll_seconds": 0.1})
+            "alertmanager_webhook_token": TOKEN, "worker": True, "worker_poll_seconds": 0.1,
+            "slack_responders": "U0ANA"})
         db = await prepare_database(configured)
         app = create_app(configured, db=db)
         try:

@@ -1,0 +1,141 @@
+"""Talking to the copilot in Slack: a mention is answered in its thread (with a progress message
+updated in place), a follow-up in that thread needs no mention, 📌 puts a message on the
+timeline, `/sre ack` moves the incident for responders only, Slack's 429s are waited out, and a
+missing scope is explained."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from bot.settings import Settings
+from knowledge.incidents import get_incident
+from knowledge.timeline import list_events
+from tests.bot.test_slack_scenario import (  # noqa: F401 - fixtures
+    TOKEN,
+    Live,
+    erring_prom,
+    live,
+    until,
+)
+from tests.fakes.alertmanager import alert, notification
+from tests.fakes.slack_api import app_mention, member_joined_channel, message, reaction_added
+
+pytestmark = pytest.mark.slow
+
+
+async def _incident_channel(live: Live) -> str:
+    sent = await live.client.post(
+        "/webhooks/alertmanager", headers={"Authorization": f"Bearer {TOKEN}"},
+        json=notification([alert("CheckoutHighErrorRate", service="checkout")]))
+    assert sent.status_code == 202
+    live.slack.add_user("ana", id="U0ANA")
+    live.slack.add_user("bob", id="U0BOB")
+    channel = live.slack.add_channel("inc-1", is_member=True, members=["U0ANA", "U0BOB"])
+
+    async def linked() -> bool:
+        async with live.db.session() as s:
+            try:
+                await get_incident(s, org_id=1, incident_id=1)
+                return True
+            except LookupError:
+                return False
+
+    while not await linked():
+        await asyncio.sleep(0.1)
+    # Someone invites the bot: it links the channel to INC-1 and briefs it.
+    invited = live.slack.event_callback(member_joined_channel("U0BOT", channel.id))
+    assert (await live.slack_post(invited, form=False)).status_code == 200
+    await until("the incident card", lambda: [
+        m for m in live.slack.messages.get(channel.id, []) if "INC-1" in (m.text or "")])
+    return channel.id
+
+
+async def test_a_mention_is_answered_in_its_thread_and_the_thread_continues(live: Live
+                                                                            ) -> None:
+    slack = live.slack
+    channel = slack.add_channel("ops", is_member=True, members=["U0ANA"])
+    asked = slack.add_message(channel.id, "<@U0BOT> what's the error rate of checkout now?",
+                              user="U0ANA")
+    event = slack.event_callback(app_mention(asked.text, channel.id, asked.ts, "U0ANA"))
+    assert (await live.slack_post(event, form=False)).status_code == 200
+    reply = await until("the answer", lambda: next(
+        (m for m in slack.messages[channel.id] if m.thread_ts == asked.ts
+         and m.user == "U0BOT" and "%" in (m.text or "")), None))
+    assert "20" in reply.text  # checkout's error ratio is 20 % since the incident began
+    # The progress message was updated in place into the answer, not posted twice.
+    assert slack.calls_to("chat.update")
+    assert len([m for m in slack.messages[channel.id] if m.thread_ts == asked.ts
+                and m.user == "U0BOT"]) == 1
+    # A follow-up in the thread, without a mention, keeps the context.
+    follow = slack.add_message(channel.id, "and for payments?", user="U0ANA",
+                               thread_ts=asked.ts)
+    event = slack.event_callback(message(follow.text, channel.id, follow.ts, "U0ANA",
+                                         thread_ts=asked.ts))
+    assert (await live.slack_post(event, form=False)).status_code == 200
+    await until("the follow-up answer", lambda: [
+        m for m in slack.messages[channel.id] if m.thread_ts == asked.ts
+        and m.user == "U0BOT" and "payments" in (m.text or "")])
+    # A message in a thread the bot never joined is not its business.
+    other = slack.add_message(channel.id, "lunch?", user="U0ANA", thread_ts="1699999999.000100")
+    event = slack.event_callback(message(other.text, channel.id, other.ts, "U0ANA",
+                                         thread_ts="1699999999.000100"))
+    before = len(slack.calls_to("chat.postMessage"))
+    assert (await live.slack_post(event, form=False)).status_code == 200
+    await asyncio.sleep(0.8)
+    assert len(slack.calls_to("chat.postMessage")) == before
+
+
+async def test_pin_and_ack(live: Live, settings: Settings) -> None:
+    slack = live.slack
+    channel = await _incident_channel(live)
+    note = slack.add_message(channel, "rolled back checkout to v2.13.2", user="U0BOB")
+    event = slack.event_callback(reaction_added("pushpin", channel, note.ts, "U0ANA"))
+    assert (await live.slack_post(event, form=False)).status_code == 200
+
+    async def pinned() -> bool:
+        async with live.db.session() as s:
+            events = await list_events(s, org_id=1, incident_id=1)
+        return any(e.kind == "message_pinned" and "rolled back" in e.summary for e in events)
+
+    for _ in range(100):
+        if await pinned():
+            break
+        await asyncio.sleep(0.1)
+    assert await pinned()
+
+    # Bob is not a configured responder: he is told so, and nothing moves.
+    refused = slack.slash_command("/sre", "resolve", channel, "U0BOB")
+    assert (await live.slack_post(refused, form=True)).status_code == 200
+    await until("the refusal", lambda: [e for e in slack.ephemerals
+                                        if "Only the configured responders" in str(e)])
+    ack = slack.slash_command("/sre", "ack", channel, "U0ANA")
+    assert (await live.slack_post(ack, form=True)).status_code == 200
+    await until("the acknowledgement", lambda: [
+        m for m in slack.messages[channel] if "acknowledged" in (m.text or "")])
+    async with live.db.session() as s:
+        incident = await get_incident(s, org_id=1, incident_id=1)
+    assert incident.status == "acknowledged"
+
+
+async def test_429_is_waited_out_and_a_missing_scope_is_explained(
+        live: Live, caplog: pytest.LogCaptureFixture) -> None:
+    slack = live.slack
+    channel = slack.add_channel("ops2", is_member=True, members=["U0ANA"])
+    slack.rate_limit_next("chat.postMessage", n=1, retry_after=0)
+    asked = slack.add_message(channel.id, "<@U0BOT> /help", user="U0ANA")
+    event = slack.event_callback(app_mention(asked.text, channel.id, asked.ts, "U0ANA"))
+    assert (await live.slack_post(event, form=False)).status_code == 200
+    await until("the answer after a 429", lambda: [
+        m for m in slack.messages[channel.id] if m.thread_ts == asked.ts and m.user == "U0BOT"])
+    assert [c.status for c in slack.calls_to("chat.postMessage")][:2] == [429, 200]
+
+    slack.fail_next("chat.postMessage", "missing_scope")
+    caplog.set_level(logging.ERROR)
+    asked = slack.add_message(channel.id, "<@U0BOT> /help", user="U0ANA")
+    event = slack.event_callback(app_mention(asked.text, channel.id, asked.ts, "U0ANA"))
+    assert (await live.slack_post(event, form=False)).status_code == 200
+    await until("the explanation", lambda: "lacks the scope chat:write" in caplog.text)
+    assert "manifest.yaml" in caplog.text
