@@ -13,13 +13,7 @@ import pytest
 from bot.settings import Settings
 from knowledge.incidents import get_incident
 from knowledge.timeline import list_events
-from tests.bot.test_slack_scenario import (  # noqa: F401 - fixtures
-    TOKEN,
-    Live,
-    erring_prom,
-    live,
-    until,
-)
+from tests.bot.slack_live import TOKEN, Live, until
 from tests.fakes.alertmanager import alert, notification
 from tests.fakes.slack_api import app_mention, member_joined_channel, message, reaction_added
 
@@ -43,7 +37,9 @@ async def _incident_channel(live: Live) -> str:
             except LookupError:
                 return False
 
-    while not await linked():
+    for _ in range(300):
+        if await linked():
+            break
         await asyncio.sleep(0.1)
     # Someone invites the bot: it links the channel to INC-1 and briefs it.
     invited = live.slack.event_callback(member_joined_channel("U0BOT", channel.id))
