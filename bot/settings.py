@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     # Slack user ids allowed to press incident and hypothesis buttons (comma-separated);
     # empty: anyone in the incident channel.
     slack_responders: str = ""
+    # Create a channel (`inc-<n>-<service>`) for every new incident, brief it and invite who is
+    # on call (PagerDuty emails → Slack users).
+    slack_create_channels: bool = False
     chat_workers: int = Field(default=4, ge=1, le=64)  # chat turns answered concurrently
 
     @field_validator("database_url", "prometheus_url", "alertmanager_webhook_token",

@@ -21,12 +21,14 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlmodel import select
+from sqlalchemy import literal
+from sqlalchemy.orm import aliased
+from sqlmodel import col, select
 
 from bot.agent.calls import ProgressEvent
 from bot.agent.runtime import Agent
@@ -45,8 +47,9 @@ from knowledge.incidents import (
     transition,
 )
 from knowledge.outbox import OutboxMessage, OutboxStatus, enqueue_message, mark_sent
-from knowledge.threads import incident_of_thread, link_thread
+from knowledge.threads import incident_of_thread, link_thread, threads_of_incident
 from knowledge.timeline import add_event
+from knowledge.types import utcnow
 
 log = logging.getLogger(__name__)
 MENTION = re.compile(r"<@[A-Z0-9]+>")
@@ -58,6 +61,12 @@ HELP = ("`/sre help` · `/sre status` · `/sre catchup` · `/sre hypotheses` · 
         "`/sre postmortem` · `/sre runbook ALERT` · `/sre ask QUESTION` · `/sre ack` · "
         "`/sre mitigated` · `/sre resolve`. Mention me in a thread to ask anything; react 📌 to "
         "put a message on the incident timeline.")
+
+
+def channel_name(incident: Incident) -> str:
+    """`inc-12-checkout`: lower case, Slack's allowed characters, at most 80."""
+    service = re.sub(r"[^a-z0-9_-]+", "-", (incident.service or "").lower()).strip("-")
+    return f"inc-{incident.id}" + (f"-{service}" if service else "")[:70]
 
 
 @dataclass
@@ -266,6 +275,8 @@ class SlackHandlers:
                               topic: str = "") -> None:
         if join:
             await self.client.conversations_join(channel=where.channel)
+        if await self._incident_here(where) is not None:
+            return  # linked already: the copilot made it (and briefs it) or briefed it before
         number = re.search(r"(?:inc|incident)[-_]?(\d+)", f"{name} {topic}", re.I)
         async with self.db.session() as session, session.begin():
             try:
@@ -305,6 +316,105 @@ class SlackHandlers:
             alertname=next((a.alertname for a in alerts), None),
             at=incident.triggered_at, incident_id=incident.id,
             pagerduty_id=incident.pagerduty_incident_id))
+
+    # ---- the incident engine's messages (outbox) ------------------------------------------
+
+    async def deliver(self, limit: int = 50) -> int:
+        """Post what the incident engine queued — new incidents (a channel of their own when
+        `slack_create_channels` is on) and status changes (in the incident's linked channels).
+        Each is delivered to Slack once: a `slack:` marker row in the outbox, beside the
+        platform-neutral message, records it."""
+        kinds = ["incident_status"] + (["incident_opened"] if self.settings.slack_create_channels
+                                       else [])
+        marker = aliased(OutboxMessage)
+        delivered_already = (select(marker.id).where(
+            marker.org_id == OutboxMessage.org_id,
+            marker.key == literal("slack:outbox:") + OutboxMessage.key,
+            marker.status == OutboxStatus.SENT.value).exists())
+        async with self.db.session() as session:
+            queued = list((await session.exec(
+                select(OutboxMessage).where(
+                    col(OutboxMessage.kind).in_(kinds), ~delivered_already,
+                    OutboxMessage.created_at >= utcnow() - timedelta(hours=6))
+                .order_by(col(OutboxMessage.id)).limit(limit))).all())
+        delivered = 0
+        for msg in queued:
+            if not await self._claim_post(msg.org_id, f"slack:outbox:{msg.key}",
+                                          Where(msg.org_id, "", "")):
+                continue
+            if msg.kind == "incident_opened":
+                await self._open_channel(msg.org_id, int(msg.payload["incident_id"]),
+                                         key=f"outbox:{msg.key}")
+            else:
+                await self._status_update(msg)
+            await self._sent(msg.org_id, f"slack:outbox:{msg.key}")
+            delivered += 1
+        return delivered
+
+    async def _status_update(self, msg: OutboxMessage) -> None:
+        assert msg.incident_id is not None
+        async with self.db.session() as session:
+            threads = await threads_of_incident(session, org_id=msg.org_id,
+                                                incident_id=msg.incident_id)
+        for t in threads:
+            if t.platform == "slack" and not t.thread_id:
+                await self._post(Where(msg.org_id, t.workspace_id, t.channel_id),
+                                 blocks.notice_message(msg.text))
+
+    async def _open_channel(self, org_id: int, incident_id: int, *, key: str) -> None:
+        incident = await self._incident_by_id(org_id, incident_id)
+        if incident is None:
+            return
+        async with self.db.session() as session:
+            linked = [t for t in await threads_of_incident(session, org_id=org_id,
+                                                           incident_id=incident_id)
+                      if t.platform == "slack" and not t.thread_id]
+        if linked:  # an earlier attempt created it: finish that one
+            where = Where(org_id, linked[0].workspace_id, linked[0].channel_id)
+        else:
+            where = await self._create_channel(org_id, incident)
+        await self._invite_on_call(where)
+        await self.brief(where, incident, key=key)
+
+    async def _create_channel(self, org_id: int, incident: Incident) -> Where:
+        assert incident.id is not None
+        name = channel_name(incident)
+        for attempt in range(1, 6):
+            try:
+                created = await self.client.conversations_create(
+                    name=name if attempt == 1 else f"{name}-{attempt}")
+                break
+            except SlackApiError as exc:  # someone's channel has the name: take the next
+                if exc.response.get("error") != "name_taken" or attempt == 5:
+                    raise
+        team = str((await self.client.auth_test()).get("team_id", ""))
+        where = Where(org_id, team, str(created["channel"]["id"]))
+        async with self.db.session() as session, session.begin():
+            await link_thread(session, org_id=org_id, incident_id=incident.id,
+                              platform="slack", workspace_id=team, channel_id=where.channel)
+        return where
+
+    async def _invite_on_call(self, where: Where) -> None:
+        """Who PagerDuty says is on call, found in Slack by email; a failure is logged, never
+        fatal: the channel and its briefing matter more."""
+        pagerduty = self.agent.skills.clients.get("pagerduty")
+        if pagerduty is None:
+            return
+        try:
+            oncalls = await pagerduty.oncalls()
+        except Exception:
+            log.exception("could not read who is on call from PagerDuty")
+            return
+        users = []
+        for email in dict.fromkeys(o.user_email for o in oncalls if o.user_email):
+            try:
+                found = await self.client.users_lookupByEmail(email=email)
+                users.append(str(found["user"]["id"]))
+            except SlackApiError as exc:
+                log.warning("on-call %s has no Slack user: %s", email,
+                            exc.response.get("error"))
+        if users:
+            await self.client.conversations_invite(channel=where.channel, users=",".join(users))
 
     # ---- commands -----------------------------------------------------------------------------
 

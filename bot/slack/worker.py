@@ -32,7 +32,12 @@ class ChatWorker:
                                 seconds=LEASE_SECONDS)
         if items:
             await asyncio.gather(*(self._one(item) for item in items))
-        return len(items)
+        try:
+            delivered = await self.handlers.deliver()
+        except Exception:  # retried next round: the marker row is only written once posted
+            log.exception("delivering incident messages to Slack failed")
+            delivered = 0
+        return len(items) + delivered
 
     async def _one(self, item: InboxItem) -> None:
         error: str | None = None

@@ -12,9 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from bot.app import create_app, prepare_database
 from bot.settings import Settings
+from bot.slack.handlers import SlackHandlers
 from knowledge.db import Database
 from tests.fakes.live_prometheus import HISTORY_SECONDS, Service, live_prometheus
 from tests.fakes.slack_api import FakeSlack, running_slack, sign
@@ -37,6 +39,13 @@ class Live:
     client: httpx.AsyncClient
     slack: FakeSlack
     db: Database
+    app: FastAPI
+
+    @property
+    def handlers(self) -> SlackHandlers:
+        """The running chat worker's handlers (to change a setting or a client mid-test)."""
+        handlers: SlackHandlers = self.app.state.slack.worker.handlers
+        return handlers
 
     async def slack_post(self, body: bytes, *, form: bool, retry: int | None = None
                          ) -> httpx.Response:
@@ -64,7 +73,7 @@ async def live(settings: Settings, erring_prom: str) -> AsyncIterator[Live]:
         try:
             async with app.router.lifespan_context(app), httpx.AsyncClient(
                     transport=httpx.ASGITransport(app=app), base_url="http://copilot") as c:
-                yield Live(client=c, slack=slack, db=db)
+                yield Live(client=c, slack=slack, db=db, app=app)
         finally:
             await db.dispose()
 

@@ -7,15 +7,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 
 import pytest
 
 from bot.settings import Settings
 from knowledge.incidents import get_incident
 from knowledge.timeline import list_events
+from skills.pagerduty.client import PagerDutyClient
 from tests.bot.slack_live import TOKEN, Live, until
-from tests.fakes.alertmanager import alert, notification
-from tests.fakes.slack_api import app_mention, member_joined_channel, message, reaction_added
+from tests.fakes.alertmanager import alert, notification, resolved
+from tests.fakes.pagerduty_api import running_pagerduty
+from tests.fakes.slack_api import (
+    app_mention,
+    channel_created,
+    member_joined_channel,
+    message,
+    reaction_added,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -135,3 +144,49 @@ async def test_429_is_waited_out_and_a_missing_scope_is_explained(
     assert (await live.slack_post(event, form=False)).status_code == 200
     await until("the explanation", lambda: "lacks the scope chat:write" in caplog.text)
     assert "manifest.yaml" in caplog.text
+
+
+async def test_a_new_incident_gets_its_own_channel_with_the_on_call_invited(
+        live: Live, settings: Settings) -> None:
+    """With SRE_COPILOT_SLACK_CREATE_CHANNELS on, the chat worker turns the incident engine's
+    "incident opened" message into a channel, invites who PagerDuty says is on call, and
+    briefs the channel; status changes are posted there."""
+    live.handlers.settings = live.handlers.settings.model_copy(
+        update={"slack_create_channels": True})
+    slack = live.slack
+    slack.add_user("ada", id="U0ADA", email="ada@example.com")
+    with running_pagerduty(token="pd") as pd:
+        pd.add_oncall("Ada Lovelace", "ada@example.com", "Checkout on-call", 1)
+        pd.add_oncall("Nobody In Slack", "ghost@example.com", "Checkout on-call", 2)
+        live.handlers.agent.skills.clients["pagerduty"] = PagerDutyClient(
+            "pd", base_url=pd.base_url)
+        firing = alert("CheckoutHighErrorRate", service="checkout")
+        sent = await live.client.post(
+            "/webhooks/alertmanager", headers={"Authorization": f"Bearer {TOKEN}"},
+            json=notification([firing]))
+        assert sent.status_code == 202
+        await until("the channel", lambda: slack.calls_to("conversations.create"))
+        channel = slack.channel("inc-1-checkout")
+        await until("the invitation", lambda: slack.calls_to("conversations.invite"))
+        assert slack.calls_to("conversations.invite")[0].params["users"] == "U0ADA"
+        await until("the briefing", lambda: [
+            m for m in slack.messages.get(channel.id, []) if "INC-1" in (m.text or "")])
+    # Slack tells the app about the channel it made: no second briefing.
+    event = slack.event_callback(channel_created(channel.id, channel.name, "U0BOT"))
+    assert (await live.slack_post(event, form=False)).status_code == 200
+    ack = slack.slash_command("/sre", "ack", channel.id, "U0ANA")
+    assert (await live.slack_post(ack, form=True)).status_code == 200
+    await until("the acknowledgement", lambda: [
+        m for m in slack.messages[channel.id] if "is now *acknowledged*" in (m.text or "")])
+    # The alert resolves: the incident engine's status message reaches the channel.
+    sent = await live.client.post(
+        "/webhooks/alertmanager", headers={"Authorization": f"Bearer {TOKEN}"},
+        json=notification([resolved(firing, datetime.now(UTC))]))
+    assert sent.status_code == 202
+    await until("the status change in the channel", lambda: [
+        m for m in slack.messages[channel.id] if "INC-1 resolved" in (m.text or "")])
+    assert len(slack.calls_to("conversations.create")) == 1
+    cards = [m for m in slack.messages[channel.id]
+             if not m.thread_ts and "INC-1" in (m.text or "") and m.blocks
+             and any(b.get("type") == "header" for b in m.blocks)]
+    assert len(cards) == 1
