@@ -21,7 +21,7 @@ from bot.agent.state import Answer
 from bot.render.terminal import KIND_ICON
 from knowledge.alerts import Alert
 from knowledge.incidents import Incident, IncidentStatus
-from skills.timeline import TimelineView
+from skills.timeline import TimelineEntry, TimelineView
 from skills.types import Claim, Evidence, format_duration, utc
 
 Block = dict[str, Any]
@@ -643,3 +643,22 @@ def _plain(blocks: list[Block]) -> str:
 
     walk(blocks)
     return "\n".join(texts)
+
+
+def catchup_message(incident: Incident, alerts: Sequence[Alert], *,
+                    hypotheses: Sequence[Claim], responders: Sequence[str],
+                    tried: Sequence[TimelineEntry], now: datetime | None = None) -> list[Message]:
+    """What a late joiner needs: the card (state, impact, top hypotheses), who is on it, and
+    what has been tried so far (pinned messages, notes and status changes, newest last)."""
+    card = incident_message(incident, alerts, hypotheses=hypotheses, now=now)
+    more: list[Block] = []
+    who = ", ".join(dict.fromkeys(responders)) or "nobody has acknowledged or acted yet"
+    more.append(section(f"👥 *Who is on it:* {mrkdwn(clip(who, 1000), mentions=True)}"))
+    if tried:
+        lines = [f"`{utc(e.at):%H:%M}` {KIND_ICON.get(e.kind, '•')} "
+                 f"{mrkdwn(clip(e.summary, 300), mentions=True)}" for e in tried[-15:]]
+        more.append(section("🛠 *What has been tried*\n" + "\n".join(lines)))
+    else:
+        more.append(section("🛠 *What has been tried:* nothing recorded yet — react 📌 to a "
+                            "message to put it on the timeline."))
+    return [Message(card.text, card.blocks + split(more, card.text)[0].blocks)]

@@ -20,6 +20,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -48,8 +49,10 @@ from knowledge.incidents import (
 )
 from knowledge.outbox import OutboxMessage, OutboxStatus, enqueue_message, mark_sent
 from knowledge.threads import incident_of_thread, link_thread, threads_of_incident
-from knowledge.timeline import add_event
+from knowledge.timeline import add_event, list_events
 from knowledge.types import utcnow
+from skills.timeline import TimelineEntry
+from skills.types import Claim
 
 log = logging.getLogger(__name__)
 MENTION = re.compile(r"<@[A-Z0-9]+>")
@@ -157,7 +160,9 @@ class SlackHandlers:
     # ---- answering ----------------------------------------------------------------------------
 
     async def answer(self, where: Where, text: str, *, key: str,
-                     incident: NewIncident | None = None) -> Answer | None:
+                     incident: NewIncident | None = None,
+                     render: Callable[[Answer], list[blocks.Message]] | None = None
+                     ) -> Answer | None:
         """Run a turn of the agent for this thread and post the answer in it, once per `key`."""
         if not await self._claim_post(where.org_id, f"slack:{key}:answer", where):
             return None
@@ -178,7 +183,8 @@ class SlackHandlers:
         answer = await self.agent.turn(where.thread_id, text or "/help", progress=on_progress,
                                        incident=incident)
         incident_id = await self._incident_here(where)
-        messages = blocks.answer_message(answer, incident_id=incident_id)
+        messages = (render(answer) if render is not None
+                    else blocks.answer_message(answer, incident_id=incident_id))
         await self._update(where, progress, messages[0])
         for msg in messages[1:]:
             await self._post(where, msg)
@@ -309,6 +315,10 @@ class SlackHandlers:
         card = await self._post(where, blocks.incident_message(incident, alerts))
         await self._sent(where.org_id, f"slack:{key}:brief")
         thread = Where(where.org_id, where.team, where.channel, card)
+        async with self.db.session() as session, session.begin():
+            await link_thread(session, org_id=where.org_id, incident_id=incident.id,
+                              platform="slack", workspace_id=where.team,
+                              channel_id=where.channel, thread_id=card)
         summary = next((str(a.annotations["summary"]) for a in alerts
                         if a.annotations.get("summary")), None)
         await self.answer(thread, "", key=f"{key}:investigation", incident=NewIncident(
@@ -440,20 +450,15 @@ class SlackHandlers:
             if incident is None:
                 await self._ephemeral(where, user, "No incident here or open to report on.")
                 return
-            if sub == "hypotheses":
-                question = f"/hypotheses {incident.service or ''}".strip()
-            elif sub == "catchup":
-                question = f"/timeline {ref}"
-                await self._once(where, f"slack:{key}:catchup-card", blocks.incident_message(
-                    incident, []))
+            if sub == "catchup":
+                await self._catchup(where, incident, key=key)
+            elif sub == "hypotheses":
+                await self.answer(where, f"/hypotheses {incident.service or ''}".strip(),
+                                  key=key)
+            elif sub == "timeline":
+                await self.answer(where, f"/timeline {ref}", key=key)
             else:
-                question = f"/{sub} {ref}"
-            answer = await self.answer(where, question, key=key)
-            if sub == "postmortem" and answer is not None and answer.tools and \
-                    answer.tools[0].ok:
-                await self.client.files_upload_v2(
-                    channel=where.channel, content=answer.text,
-                    filename=f"{ref}-postmortem.md", title=f"{ref} post-mortem draft")
+                await self._postmortem(where, incident, key=key)
         elif sub == "runbook" and rest:
             await self.answer(where, f"/runbook {rest}", key=key)
         elif sub == "ask" and rest:
@@ -465,6 +470,52 @@ class SlackHandlers:
             await self._move(where, incident, STATUS_OF[sub], user=user, key=key)
         else:
             await self._ephemeral(where, user, f"I don't know `/sre {sub}`. {HELP}")
+
+    async def _postmortem(self, where: Where, incident: Incident, *, key: str) -> None:
+        """The draft as a Markdown file, and a short summary in the channel."""
+        ref = incident.ref
+
+        def summary(answer: Answer) -> list[blocks.Message]:
+            if answer.tools and answer.tools[0].ok:
+                return [blocks.postmortem_summary(answer.text, ref=ref)]
+            return blocks.answer_message(answer)
+
+        answer = await self.answer(where, f"/postmortem {ref}", key=key, render=summary)
+        if answer is not None and answer.tools and answer.tools[0].ok:
+            await self.client.files_upload_v2(
+                channel=where.channel, content=answer.text, filename=f"{ref}-postmortem.md",
+                title=f"{ref} post-mortem draft")
+
+    async def _catchup(self, where: Where, incident: Incident, *, key: str) -> None:
+        assert incident.id is not None
+        async with self.db.session() as session:
+            alerts = await alerts_of_incident(session, org_id=where.org_id,
+                                              incident_id=incident.id)
+            events = await list_events(session, org_id=where.org_id, incident_id=incident.id)
+            threads = await threads_of_incident(session, org_id=where.org_id,
+                                                incident_id=incident.id)
+        claims: list[Claim] = []
+        for t in threads:  # the briefing thread holds the investigation's hypotheses
+            if t.platform == "slack" and t.thread_id:
+                state = await self.agent.graph.aget_state({"configurable": {
+                    "thread_id": Where(where.org_id, t.workspace_id, t.channel_id,
+                                       t.thread_id).thread_id}})
+                claims = [Claim.model_validate(c)
+                          for c in state.values.get("last_claims") or []] or claims
+        responders = [str(e.data.get("actor") or e.data.get("user") or "")
+                      for e in events if e.source == "slack"
+                      and e.kind in ("status_changed", "hypothesis_feedback")]
+        responders += [m.group(0) for e in events if e.kind == "message_pinned"
+                       if (m := re.match(r"<@[A-Z0-9]+>", e.summary))]
+        tried = [TimelineEntry(at=e.occurred_at, kind=e.kind, source=e.source,
+                               summary=e.summary) for e in events
+                 if e.kind in ("message_pinned", "note", "status_changed",
+                               "hypothesis_feedback")]
+        for i, msg in enumerate(blocks.catchup_message(
+                incident, alerts, hypotheses=claims,
+                responders=[r if r.startswith("<@") else f"<@{r}>" for r in responders if r],
+                tried=tried)):
+            await self._once(where, f"slack:{key}:catchup:{i}", msg)
 
     def _may_act(self, user: str) -> bool:
         allowed = {u.strip() for u in self.settings.slack_responders.split(",") if u.strip()}

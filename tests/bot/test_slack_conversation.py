@@ -6,6 +6,7 @@ missing scope is explained."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from datetime import UTC, datetime
 
@@ -123,6 +124,16 @@ async def test_pin_and_ack(live: Live, settings: Settings) -> None:
     async with live.db.session() as s:
         incident = await get_incident(s, org_id=1, incident_id=1)
     assert incident.status == "acknowledged"
+
+    # A late joiner catches up: state, hypotheses, who is on it, what has been tried.
+    catchup = slack.slash_command("/sre", "catchup", channel, "U0BOB")
+    assert (await live.slack_post(catchup, form=True)).status_code == 200
+    card = await until("the catch-up", lambda: next(
+        (m for m in slack.messages[channel] if "Who is on it" in json.dumps(m.blocks or [])),
+        None))
+    shown = json.dumps(card.blocks)
+    assert "<@U0ANA>" in shown and "rolled back checkout" in shown
+    assert "acknowledged" in shown and "Top hypotheses" in shown
 
 
 async def test_429_is_waited_out_and_a_missing_scope_is_explained(

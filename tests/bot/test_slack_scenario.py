@@ -80,6 +80,10 @@ async def test_incident_channel_end_to_end(live: Live) -> None:
     draft = await until("the post-mortem file", lambda: next(
         (f for f in slack.files.values() if f.filename.endswith("postmortem.md")), None))
     assert b"INC-1" in draft.data and b"confirmed" in draft.data.lower()
+    summary = await until("the post-mortem summary", lambda: next(
+        (m for m in slack.messages[channel.id] if "post-mortem" in (m.text or "").lower()
+         or "postmortem" in (m.text or "").lower()), None))
+    assert len(summary.text) < len(draft.data)  # a summary, the draft is the file
 
 
 async def test_bad_signature_is_refused_and_nothing_is_stored(live: Live) -> None:
