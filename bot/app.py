@@ -124,11 +124,15 @@ def create_app(settings: Settings, *, db: Database | None = None,
     app.include_router(changes.router())
 
     @app.post("/slack/events")
+    @app.get("/slack/install")
+    @app.get("/slack/oauth_redirect")
     async def slack_events(request: Request) -> Response:
-        """Events, slash commands, interactions and shortcuts, all at one Request URL."""
+        """Events, slash commands, interactions and shortcuts, all at one Request URL; and the
+        OAuth install flow when SLACK_CLIENT_ID/SECRET are set."""
         if app.state.slack is None:
-            return JSONResponse({"error": "Slack is not configured: set SLACK_BOT_TOKEN and "
-                                          "SLACK_SIGNING_SECRET"}, status_code=404)
+            return JSONResponse({"error": "Slack is not configured: set SLACK_SIGNING_SECRET "
+                                          "and SLACK_BOT_TOKEN (or SLACK_CLIENT_ID and "
+                                          "SLACK_CLIENT_SECRET)"}, status_code=404)
         response: Response = await app.state.slack.handler.handle(request)
         return response
 

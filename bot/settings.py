@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     slack_signing_secret: str | None = Field(default=None,
                                              validation_alias="SLACK_SIGNING_SECRET")
     slack_app_token: str | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
+    # OAuth install flow (many workspaces, each its own org): set both instead of the bot token.
+    slack_client_id: str | None = Field(default=None, validation_alias="SLACK_CLIENT_ID")
+    slack_client_secret: str | None = Field(default=None, validation_alias="SLACK_CLIENT_SECRET")
     slack_api_url: str = Field(default="https://slack.com/api/", validation_alias="SLACK_API_URL")
     # Channels the bot joins by itself when they are created (glob patterns, comma-separated).
     slack_channel_patterns: str = "inc-*,incident-*"
@@ -76,7 +79,8 @@ class Settings(BaseSettings):
     @field_validator("database_url", "prometheus_url", "alertmanager_webhook_token",
                      "pagerduty_webhook_secret", "changes_webhook_token", "chroma_url",
                      "anthropic_api_key", "anthropic_base_url", "pagerduty_api_token",
-                     "slack_bot_token", "slack_signing_secret", "slack_app_token")
+                     "slack_bot_token", "slack_signing_secret", "slack_app_token",
+                     "slack_client_id", "slack_client_secret")
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value or None
@@ -88,8 +92,12 @@ class Settings(BaseSettings):
         return [s.strip() for s in raw.split(",") if s.strip()]
 
     @property
+    def slack_oauth(self) -> bool:
+        return bool(self.slack_client_id and self.slack_client_secret)
+
+    @property
     def slack_enabled(self) -> bool:
-        return bool(self.slack_bot_token and self.slack_signing_secret)
+        return bool(self.slack_signing_secret and (self.slack_bot_token or self.slack_oauth))
 
     def db_url(self) -> URL:
         return resolve_url(self.database_url, self.data_dir)

@@ -20,13 +20,16 @@ metadata = SQLModel.metadata
 TABLES = (Org, Alert, Incident, TimelineEvent, Hypothesis, ChatThread, InboxItem, OutboxMessage,
           Change)
 
-# langgraph's checkpointer (bot.agent.memory) creates and migrates these in the same database;
+# Libraries create and migrate these in the same database — langgraph's checkpointer
+# (bot.agent.memory) and slack_sdk's OAuth installation and state stores (bot.slack.service);
 # Alembic neither drops them nor reports them as differences (migrations/env.py).
 LANGGRAPH_TABLES = frozenset({"checkpoints", "checkpoint_blobs", "checkpoint_writes",
                               "checkpoint_migrations"})
+SLACK_SDK_TABLES = frozenset({"slack_bots", "slack_installations", "slack_oauth_states"})
+LIBRARY_TABLES = LANGGRAPH_TABLES | SLACK_SDK_TABLES
 
 
 def owned_by_alembic(obj: object, name: str | None, type_: str, reflected: bool,
                      compare_to: object) -> bool:
-    """Alembic's `include_object` hook: everything but langgraph's tables."""
-    return not (type_ == "table" and name in LANGGRAPH_TABLES)
+    """Alembic's `include_object` hook: everything but the libraries' own tables."""
+    return not (type_ == "table" and name in LIBRARY_TABLES)

@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
+from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import literal
 from sqlalchemy.orm import aliased
@@ -36,6 +37,7 @@ from bot.agent.runtime import Agent
 from bot.agent.state import Answer, NewIncident
 from bot.settings import Settings
 from bot.slack import blocks
+from bot.slack.intake import web_client
 from knowledge.alerts import alerts_of_incident
 from knowledge.db import Database
 from knowledge.inbox import InboxItem
@@ -47,6 +49,7 @@ from knowledge.incidents import (
     find_incident,
     transition,
 )
+from knowledge.orgs import Org
 from knowledge.outbox import OutboxMessage, OutboxStatus, enqueue_message, mark_sent
 from knowledge.threads import incident_of_thread, link_thread, threads_of_incident
 from knowledge.timeline import add_event, list_events
@@ -92,17 +95,32 @@ class SlackHandlers:
     settings: Settings
     agent: Agent
     client: AsyncWebClient
-    bot_user_id: str | None = None
+    installations: AsyncInstallationStore | None = None  # OAuth: a bot token per workspace
     _patterns: list[str] = field(default_factory=list)
+    _clients: dict[str, AsyncWebClient] = field(default_factory=dict)
+    _bot_users: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._patterns = [p.strip() for p in self.settings.slack_channel_patterns.split(",")
                           if p.strip()]
 
-    async def bot_user(self) -> str:
-        if self.bot_user_id is None:
-            self.bot_user_id = str((await self.client.auth_test())["user_id"])
-        return self.bot_user_id
+    async def api(self, team: str) -> AsyncWebClient:
+        """The Web API client for a workspace: the one bot token, or the workspace's own from
+        the installation store (OAuth installs)."""
+        if self.installations is None:
+            return self.client
+        if team not in self._clients:
+            bot = await self.installations.async_find_bot(enterprise_id=None, team_id=team)
+            if bot is None:
+                raise LookupError(f"the app is not installed in workspace {team}")
+            self._clients[team] = web_client(self.settings, token=bot.bot_token)
+        return self._clients[team]
+
+    async def bot_user(self, team: str) -> str:
+        if team not in self._bot_users:
+            found = await (await self.api(team)).auth_test()
+            self._bot_users[team] = str(found["user_id"])
+        return self._bot_users[team]
 
     # ---- dispatch -----------------------------------------------------------------------------
 
@@ -122,12 +140,12 @@ class SlackHandlers:
         kind, key = event.get("type"), str(body.get("event_id"))
         if kind in ("app_mention", "message"):
             if event.get("bot_id") or event.get("subtype") or event.get("user") == \
-                    await self.bot_user():
+                    await self.bot_user(team):
                 return  # our own posts, edits and joins are not questions
             where = Where(org_id, team, event["channel"], event.get("thread_ts") or event["ts"])
             if kind == "message" and not await self._takes_part(where, event):
                 return
-            if kind == "message" and f"<@{await self.bot_user()}>" in event.get("text", ""):
+            if kind == "message" and f"<@{await self.bot_user(team)}>" in event.get("text", ""):
                 return  # the app_mention event of the same message answers it
             await self.answer(where, MENTION.sub("", event.get("text", "")).strip(), key=key)
         elif kind == "reaction_added" and event.get("reaction") == PIN:
@@ -139,8 +157,8 @@ class SlackHandlers:
             if self._matches(channel.get("name", "")):
                 await self._join_and_brief(Where(org_id, team, channel["id"]),
                                            channel.get("name", ""), key=key, join=True)
-        elif kind == "member_joined_channel" and event.get("user") == await self.bot_user():
-            info = await self.client.conversations_info(channel=event["channel"])
+        elif kind == "member_joined_channel" and event.get("user") == await self.bot_user(team):
+            info = await (await self.api(team)).conversations_info(channel=event["channel"])
             ch = info["channel"]
             await self._join_and_brief(Where(org_id, team, event["channel"]),
                                        ch.get("name", ""), key=key, join=False,
@@ -189,9 +207,9 @@ class SlackHandlers:
         for msg in messages[1:]:
             await self._post(where, msg)
         for image in answer.images:
-            await self.client.files_upload_v2(channel=where.channel, thread_ts=where.thread_ts,
-                                              file=str(image), filename=image.name,
-                                              title="chart")
+            api = await self.api(where.team)
+            await api.files_upload_v2(channel=where.channel, thread_ts=where.thread_ts,
+                                      file=str(image), filename=image.name, title="chart")
         await self._sent(where.org_id, f"slack:{key}:answer")
         return answer
 
@@ -215,7 +233,7 @@ class SlackHandlers:
 
     async def _post(self, where: Where, msg: blocks.Message) -> str:
         try:
-            response = await self.client.chat_postMessage(
+            response = await (await self.api(where.team)).chat_postMessage(
                 channel=where.channel, thread_ts=where.thread_ts or None, text=msg.text,
                 blocks=msg.blocks)
         except SlackApiError as exc:
@@ -225,8 +243,8 @@ class SlackHandlers:
 
     async def _update(self, where: Where, ts: str, msg: blocks.Message) -> None:
         try:
-            await self.client.chat_update(channel=where.channel, ts=ts, text=msg.text,
-                                          blocks=msg.blocks)
+            api = await self.api(where.team)
+            await api.chat_update(channel=where.channel, ts=ts, text=msg.text, blocks=msg.blocks)
         except SlackApiError as exc:
             self._explain(where, exc)
             raise
@@ -246,7 +264,7 @@ class SlackHandlers:
     async def _ephemeral(self, where: Where, user: str, text: str) -> None:
         msg = blocks.error_message(text)
         try:
-            await self.client.chat_postEphemeral(channel=where.channel, user=user,
+            await (await self.api(where.team)).chat_postEphemeral(channel=where.channel, user=user,
                                                  text=msg.text, blocks=msg.blocks)
         except SlackApiError as exc:
             self._explain(where, exc)
@@ -280,7 +298,7 @@ class SlackHandlers:
     async def _join_and_brief(self, where: Where, name: str, *, key: str, join: bool,
                               topic: str = "") -> None:
         if join:
-            await self.client.conversations_join(channel=where.channel)
+            await (await self.api(where.team)).conversations_join(channel=where.channel)
         if await self._incident_here(where) is not None:
             return  # linked already: the copilot made it (and briefs it) or briefed it before
         number = re.search(r"(?:inc|incident)[-_]?(\d+)", f"{name} {topic}", re.I)
@@ -389,20 +407,29 @@ class SlackHandlers:
     async def _create_channel(self, org_id: int, incident: Incident) -> Where:
         assert incident.id is not None
         name = channel_name(incident)
+        team = await self._team_of(org_id)
+        api = await self.api(team)
         for attempt in range(1, 6):
             try:
-                created = await self.client.conversations_create(
+                created = await api.conversations_create(
                     name=name if attempt == 1 else f"{name}-{attempt}")
                 break
             except SlackApiError as exc:  # someone's channel has the name: take the next
                 if exc.response.get("error") != "name_taken" or attempt == 5:
                     raise
-        team = str((await self.client.auth_test()).get("team_id", ""))
         where = Where(org_id, team, str(created["channel"]["id"]))
         async with self.db.session() as session, session.begin():
             await link_thread(session, org_id=org_id, incident_id=incident.id,
                               platform="slack", workspace_id=team, channel_id=where.channel)
         return where
+
+    async def _team_of(self, org_id: int) -> str:
+        """The workspace of an org: recorded on the org, else (one bot token) the token's."""
+        async with self.db.session() as session:
+            org = await session.get(Org, org_id)
+        if org is not None and org.slack_team_id:
+            return str(org.slack_team_id)
+        return str((await self.client.auth_test()).get("team_id", ""))
 
     async def _invite_on_call(self, where: Where) -> None:
         """Who PagerDuty says is on call, found in Slack by email; a failure is logged, never
@@ -418,13 +445,14 @@ class SlackHandlers:
         users = []
         for email in dict.fromkeys(o.user_email for o in oncalls if o.user_email):
             try:
-                found = await self.client.users_lookupByEmail(email=email)
+                found = await (await self.api(where.team)).users_lookupByEmail(email=email)
                 users.append(str(found["user"]["id"]))
             except SlackApiError as exc:
                 log.warning("on-call %s has no Slack user: %s", email,
                             exc.response.get("error"))
         if users:
-            await self.client.conversations_invite(channel=where.channel, users=",".join(users))
+            api = await self.api(where.team)
+            await api.conversations_invite(channel=where.channel, users=",".join(users))
 
     # ---- commands -----------------------------------------------------------------------------
 
@@ -482,7 +510,7 @@ class SlackHandlers:
 
         answer = await self.answer(where, f"/postmortem {ref}", key=key, render=summary)
         if answer is not None and answer.tools and answer.tools[0].ok:
-            await self.client.files_upload_v2(
+            await (await self.api(where.team)).files_upload_v2(
                 channel=where.channel, content=answer.text, filename=f"{ref}-postmortem.md",
                 title=f"{ref} post-mortem draft")
 
@@ -594,8 +622,9 @@ class SlackHandlers:
                                   key=str(body.get("trigger_id")))
 
     async def _pin(self, where: Where, ts: str, *, user: str, key: str) -> None:
-        found = await self.client.conversations_history(channel=where.channel, latest=ts,
-                                                        inclusive=True, limit=1)
+        api = await self.api(where.team)
+        found = await api.conversations_history(channel=where.channel, latest=ts,
+                                                inclusive=True, limit=1)
         messages = found.get("messages") or []
         text = messages[0].get("text", "") if messages else ""
         await self._timeline_note(where, ts, text, user=user, key=key)

@@ -13,10 +13,14 @@ import re
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
 )
+from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
+from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.settings import Settings
@@ -30,6 +34,10 @@ EVENTS = ("app_mention", "message", "reaction_added", "channel_created",
           "member_joined_channel")
 ACTIONS = re.compile(r"^(hypothesis_(confirm|reject)|incident_(ack|mitigated|resolve))$")
 SHORTCUT = "add_to_timeline"
+# The bot scopes the app asks for when installed (bot/slack/manifest.yaml lists the same).
+BOT_SCOPES = ("app_mentions:read", "channels:history", "channels:join", "channels:manage",
+              "channels:read", "chat:write", "commands", "files:write", "groups:history",
+              "groups:read", "reactions:read", "users:read", "users:read.email")
 
 
 def web_client(settings: Settings, token: str | None = None) -> AsyncWebClient:
@@ -44,11 +52,15 @@ def web_client(settings: Settings, token: str | None = None) -> AsyncWebClient:
 
 async def org_of_team(db: Database, settings: Settings, team_id: str | None) -> int:
     """The org a workspace belongs to. With one bot token the first workspace that writes is
-    the default org's."""
+    the default org's; with OAuth installs every workspace is an org of its own."""
     async with db.session() as session, session.begin():
         org: Org | None = None
         if team_id:
             org = await org_for_slack_team(session, team_id=team_id)
+        if org is None and team_id and settings.slack_oauth:
+            org = await ensure_org(session, slug=f"slack-{team_id.lower()}", name=team_id)
+            org.slack_team_id = team_id
+            session.add(org)
         if org is None:
             org = await ensure_org(session, slug=settings.default_org, name=settings.default_org)
             if team_id and org.slack_team_id is None:
@@ -58,11 +70,22 @@ async def org_of_team(db: Database, settings: Settings, team_id: str | None) -> 
         return org.id
 
 
-def build_slack_app(settings: Settings, db: Database, wake: asyncio.Event | None = None
-                    ) -> AsyncApp:
-    # The client carries the bot token (and SLACK_API_URL, and the retry handlers).
+def oauth_flow(settings: Settings, installations: AsyncInstallationStore,
+               states: AsyncOAuthStateStore) -> AsyncOAuthFlow:
+    """The install flow at `/slack/install` → Slack → `/slack/oauth_redirect`; each
+    installation (a bot token per workspace) is kept in the database by slack_sdk's store."""
+    return AsyncOAuthFlow(client=web_client(settings), settings=AsyncOAuthSettings(
+        client_id=settings.slack_client_id, client_secret=settings.slack_client_secret,
+        scopes=list(BOT_SCOPES), installation_store=installations, state_store=states,
+        install_path="/slack/install", redirect_uri_path="/slack/oauth_redirect"))
+
+
+def build_slack_app(settings: Settings, db: Database, wake: asyncio.Event | None = None, *,
+                    flow: AsyncOAuthFlow | None = None) -> AsyncApp:
+    # The client carries the bot token (or none: OAuth installs bring one per workspace),
+    # SLACK_API_URL and the retry handlers.
     app = AsyncApp(signing_secret=settings.slack_signing_secret, client=web_client(settings),
-                   process_before_response=True)
+                   oauth_flow=flow, process_before_response=True)
 
     async def store(kind: str, key: str, body: dict[str, Any]) -> None:
         team = (body.get("team_id") or (body.get("team") or {}).get("id")

@@ -10,11 +10,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
+from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
 
 from bot.agent.runtime import open_agent
 from bot.settings import Settings
 from bot.slack.handlers import SlackHandlers
-from bot.slack.intake import build_slack_app, web_client
+from bot.slack.intake import build_slack_app, oauth_flow, web_client
 from bot.slack.worker import ChatWorker
 from knowledge.db import Database
 
@@ -29,13 +31,23 @@ class SlackService:
 async def running_slack(settings: Settings, db: Database, *, with_worker: bool
                         ) -> AsyncIterator[SlackService]:
     wake = asyncio.Event()
-    handler = AsyncSlackRequestHandler(build_slack_app(settings, db, wake))
+    installations = flow = None
+    if settings.slack_oauth:
+        installations = AsyncSQLAlchemyInstallationStore(
+            client_id=settings.slack_client_id or "", engine=db.engine)
+        states = AsyncSQLAlchemyOAuthStateStore(expiration_seconds=600, engine=db.engine)
+        # slack_sdk creates (and owns) its tables; Alembic leaves them alone.
+        await installations.create_tables()  # type: ignore[no-untyped-call]
+        await states.create_tables()  # type: ignore[no-untyped-call]
+        flow = oauth_flow(settings, installations, states)
+    handler = AsyncSlackRequestHandler(build_slack_app(settings, db, wake, flow=flow))
     if not with_worker:
         yield SlackService(handler, None)
         return
     async with open_agent(settings, db=db) as agent:
         worker = ChatWorker(db=db, settings=settings, wake=wake, handlers=SlackHandlers(
-            db=db, settings=settings, agent=agent, client=web_client(settings)))
+            db=db, settings=settings, agent=agent, client=web_client(settings),
+            installations=installations))
         stop = asyncio.Event()
         task = asyncio.create_task(worker.run(stop), name="slack-chat-worker")
         try:

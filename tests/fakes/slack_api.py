@@ -178,6 +178,11 @@ class FakeSlack:
                  bot_user_id: str = BOT_USER_ID, bot_id: str = BOT_ID, bot_name: str = "copilot",
                  app_id: str = APP_ID, scopes: Sequence[str] = DEFAULT_SCOPES) -> None:
         self.bot_token, self.team_id, self.team_domain = bot_token, team_id, team_domain
+        # OAuth installs: client id → secret, code → (team id, name, user), token → team.
+        self.oauth_apps: dict[str, str] = {}
+        self.oauth_codes: dict[str, tuple[str, str, str]] = {}
+        self.installed_tokens: dict[str, tuple[str, str]] = {}
+        self._request = threading.local()
         self.team_name, self.bot_user_id, self.bot_id = team_name, bot_user_id, bot_id
         self.bot_name, self.app_id, self.scopes = bot_name, app_id, tuple(scopes)
         self.calls: list[Call] = []
@@ -380,6 +385,8 @@ class FakeSlack:
         waits = self._rate_limits.get(method)
         if waits:
             return 429, {"Retry-After": str(waits.pop(0))}, {"ok": False, "error": "ratelimited"}
+        if method == "oauth.v2.access":  # app credentials, not a token
+            return self._oauth_v2_access(params, headers)
         handler = getattr(self, "_m_" + method.replace(".", "_"), None)
         if handler is None:
             return 404, {}, {"ok": False, "error": "unknown_method", "req_method": method}
@@ -388,8 +395,9 @@ class FakeSlack:
             token = auth[7:].strip()
         if not token:
             return 200, {}, {"ok": False, "error": "not_authed"}
-        if token != self.bot_token:
+        if token != self.bot_token and token not in self.installed_tokens:
             return 200, {}, {"ok": False, "error": "invalid_auth"}
+        self._request.token = token
         try:
             failures = self._failures.get(method)
             if failures:
@@ -419,9 +427,44 @@ class FakeSlack:
     # --- Web API methods -----------------------------------------------------------------
 
     def _m_auth_test(self, p: JSON) -> JSON:
-        return {"url": f"https://{self.team_domain}.slack.com/", "team": self.team_name,
-                "user": self.bot_name, "team_id": self.team_id, "user_id": self.bot_user_id,
+        team_id, team_name = self.installed_tokens.get(
+            getattr(self._request, "token", None) or "", (self.team_id, self.team_name))
+        return {"url": f"https://{self.team_domain}.slack.com/", "team": team_name,
+                "user": self.bot_name, "team_id": team_id, "user_id": self.bot_user_id,
                 "bot_id": self.bot_id, "is_enterprise_install": False}
+
+    # --- OAuth v2 (the install flow) --------------------------------------------------------
+
+    def add_oauth_app(self, client_id: str, client_secret: str) -> None:
+        self.oauth_apps[client_id] = client_secret
+
+    def new_oauth_code(self, team_id: str, team_name: str, *, user: str = "U0ADMIN") -> str:
+        """The `code` Slack appends to the redirect URL once a person approved the install."""
+        code = f"code-{secrets.token_hex(6)}"
+        self.oauth_codes[code] = (team_id, team_name, user)
+        return code
+
+    def _oauth_v2_access(self, p: JSON, headers: dict[str, str]
+                         ) -> tuple[int, dict[str, str], JSON]:
+        client_id, secret = p.get("client_id"), p.get("client_secret")
+        auth = headers.get("authorization", "")
+        if auth.lower().startswith("basic "):
+            client_id, _, secret = base64.b64decode(auth[6:]).decode().partition(":")
+        if client_id not in self.oauth_apps or self.oauth_apps[client_id] != secret:
+            return 200, {}, {"ok": False, "error": "invalid_client_id"}
+        found = self.oauth_codes.pop(str(p.get("code")), None)
+        if found is None:
+            return 200, {}, {"ok": False, "error": "invalid_code"}
+        team_id, team_name, user = found
+        token = f"xoxb-{team_id}-{secrets.token_hex(8)}"
+        self.installed_tokens[token] = (team_id, team_name)
+        return 200, {}, {
+            "ok": True, "access_token": token, "token_type": "bot",
+            "scope": ",".join(self.scopes), "bot_user_id": self.bot_user_id,
+            "app_id": self.app_id, "team": {"id": team_id, "name": team_name},
+            "enterprise": None, "is_enterprise_install": False,
+            "authed_user": {"id": user, "scope": "", "access_token": None,
+                            "token_type": None}}
 
     def _m_chat_postMessage(self, p: JSON) -> JSON:
         ch = self._postable(p.get("channel"))
