@@ -133,6 +133,9 @@ def create_app(settings: Settings, *, db: Database | None = None,
             return JSONResponse({"error": "Slack is not configured: set SLACK_SIGNING_SECRET "
                                           "and SLACK_BOT_TOKEN (or SLACK_CLIENT_ID and "
                                           "SLACK_CLIENT_SECRET)"}, status_code=404)
+        if request.method == "POST" and not settings.slack_signing_secret:
+            return JSONResponse({"error": "Slack over HTTP needs SLACK_SIGNING_SECRET (this "
+                                          "server uses Socket Mode)"}, status_code=404)
         response: Response = await app.state.slack.handler.handle(request)
         return response
 

@@ -97,7 +97,9 @@ class Settings(BaseSettings):
 
     @property
     def slack_enabled(self) -> bool:
-        return bool(self.slack_signing_secret and (self.slack_bot_token or self.slack_oauth))
+        """A token (or OAuth installs) and a way in: signed HTTP requests or Socket Mode."""
+        return bool((self.slack_bot_token or self.slack_oauth)
+                    and (self.slack_signing_secret or self.slack_app_token))
 
     def db_url(self) -> URL:
         return resolve_url(self.database_url, self.data_dir)

@@ -84,13 +84,19 @@ def build_slack_app(settings: Settings, db: Database, wake: asyncio.Event | None
                     flow: AsyncOAuthFlow | None = None) -> AsyncApp:
     # The client carries the bot token (or none: OAuth installs bring one per workspace),
     # SLACK_API_URL and the retry handlers.
+    # Socket Mode needs no signing secret (the socket is authenticated); HTTP always does —
+    # `/slack/events` refuses requests when none is set.
     app = AsyncApp(signing_secret=settings.slack_signing_secret, client=web_client(settings),
-                   oauth_flow=flow, process_before_response=True)
+                   oauth_flow=flow, process_before_response=True,
+                   request_verification_enabled=bool(settings.slack_signing_secret))
+    orgs: dict[str, int] = {}  # workspace → org: fixed once known, so asked once per process
 
     async def store(kind: str, key: str, body: dict[str, Any]) -> None:
         team = (body.get("team_id") or (body.get("team") or {}).get("id")
-                or (body.get("authorizations") or [{}])[0].get("team_id"))
-        org_id = await org_of_team(db, settings, team)
+                or (body.get("authorizations") or [{}])[0].get("team_id") or "")
+        if team not in orgs:
+            orgs[team] = await org_of_team(db, settings, team)
+        org_id = orgs[team]
         async with db.session() as session, session.begin():
             result = await enqueue(session, org_id=org_id, entries=[InboxEntry(
                 SOURCE, f"{kind}:{key}", {"kind": kind, "body": body})])
