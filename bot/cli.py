@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -164,8 +165,14 @@ async def _worker(settings: Settings) -> int:
             history = open_history(settings)
             if history is not None:
                 await sweep_history(db, history)
-            await InboxWorker(db=db, settings=settings, metrics=Metrics(),
-                              history=history).run(stop)
+            async with contextlib.AsyncExitStack() as stack:
+                if settings.slack_enabled:  # Slack answers come from workers too
+                    from bot.slack.service import running_slack
+
+                    await stack.enter_async_context(
+                        running_slack(settings, db, with_worker=True))
+                await InboxWorker(db=db, settings=settings, metrics=Metrics(),
+                                  history=history).run(stop)
     finally:
         await db.dispose()
     log.info("worker stopped")
