@@ -28,6 +28,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 from sqlalchemy import literal
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
@@ -73,6 +74,18 @@ def channel_name(incident: Incident) -> str:
     """`inc-12-checkout`: lower case, Slack's allowed characters, at most 80."""
     service = re.sub(r"[^a-z0-9_-]+", "-", (incident.service or "").lower()).strip("-")
     return f"inc-{incident.id}" + (f"-{service}" if service else "")[:70]
+
+
+# What a person is told when Slack refuses the bot (logged in full by `_explain`).
+EXPLAIN = {
+    "not_in_channel": "I'm not in this channel, so I can't post here: invite me with "
+                      "`/invite @sre-copilot`.",
+    "channel_not_found": "I can't see this channel (a private one?): invite me with "
+                         "`/invite @sre-copilot`.",
+    "missing_scope": "The app lacks a permission it needs: ask a Slack admin to reinstall it "
+                     "from bot/slack/manifest.yaml.",
+    "is_archived": "This channel is archived.",
+}
 
 
 @dataclass
@@ -457,6 +470,20 @@ class SlackHandlers:
     # ---- commands -----------------------------------------------------------------------------
 
     async def _command(self, org_id: int, body: dict[str, Any]) -> None:
+        """A `/sre` command; if Slack refuses what it posts (the bot is not in the channel, a
+        scope is missing), the person who typed it is told through the command's
+        response_url, which needs neither."""
+        try:
+            await self._subcommand(org_id, body)
+        except SlackApiError as exc:
+            error = exc.response.get("error") if exc.response is not None else str(exc)
+            if body.get("response_url") and error in EXPLAIN:
+                await AsyncWebhookClient(str(body["response_url"])).send(
+                    text=f"⚠️ {EXPLAIN[str(error)]}", response_type="ephemeral")
+                return
+            raise
+
+    async def _subcommand(self, org_id: int, body: dict[str, Any]) -> None:
         where = Where(org_id, str(body.get("team_id", "")), str(body.get("channel_id", "")))
         user = str(body.get("user_id", ""))
         sub, _, rest = str(body.get("text", "")).strip().partition(" ")

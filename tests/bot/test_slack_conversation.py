@@ -201,3 +201,14 @@ async def test_a_new_incident_gets_its_own_channel_with_the_on_call_invited(
              if not m.thread_ts and "INC-1" in (m.text or "") and m.blocks
              and any(b.get("type") == "header" for b in m.blocks)]
     assert len(cards) == 1
+
+
+async def test_a_command_in_a_channel_the_bot_is_not_in_is_explained(live: Live) -> None:
+    slack = live.slack
+    slack.add_user("ana", id="U0ANA")
+    channel = slack.add_channel("random", is_member=False, members=["U0ANA"])
+    command = slack.slash_command("/sre", "runbook disk full", channel.id, "U0ANA")
+    assert (await live.slack_post(command, form=True)).status_code == 200
+    told = await until("the explanation", lambda: [
+        r for r in slack.responses if "invite me" in str(r.body)])
+    assert told[0].body["response_type"] == "ephemeral"
