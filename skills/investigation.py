@@ -4,13 +4,15 @@ them. What `sre-copilot investigate` and the incident flow run, and the `hypothe
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
 from pydantic import BaseModel, Field, field_validator
 
-from skills.context import ChangeRecord, assemble
+from skills.charts import panels_for, render_signals
+from skills.context import ChangeRecord, Snapshot, assemble
 from skills.history.similar import SimilarIncident, find_similar
 from skills.hypotheses.engine import rank
 from skills.hypotheses.models import Investigation
@@ -35,6 +37,18 @@ async def investigate(prom: PrometheusClient, request: InvestigationRequest, *,
     """`history`: similar past incidents (`skills.history.similar.find_similar`); a candidate
     that was the confirmed cause of one ranks higher and cites it. `runbooks`: a runbook search
     for the alert; its best hit, unless the search abstained, is cited in the verdict."""
+    investigation, _ = await investigate_with_snapshot(
+        prom, request, signals=signals, changes=changes, history=history, runbooks=runbooks)
+    return investigation
+
+
+async def investigate_with_snapshot(prom: PrometheusClient, request: InvestigationRequest, *,
+                                    signals: GoldenSignals | None = None,
+                                    changes: list[ChangeRecord] | None = None,
+                                    history: Sequence[SimilarIncident] | None = None,
+                                    runbooks: RunbookAnswer | None = None
+                                    ) -> tuple[Investigation, Snapshot]:
+    """`investigate`, with the data it ranked (for charts)."""
     snap = await assemble(prom, service=request.service, at=request.at, window=request.window,
                           step=request.step, signals=signals)
     best = runbooks.results[0] if runbooks and not runbooks.abstained and runbooks.results \
@@ -42,7 +56,7 @@ async def investigate(prom: PrometheusClient, request: InvestigationRequest, *,
     investigation = rank(snap, extra_changes=changes, history=history, runbook=best)
     if snap.errors:
         investigation.verdict += f" ({len(snap.errors)} queries failed: {snap.errors[0]})"
-    return investigation
+    return investigation, snap
 
 
 class Hypotheses:
@@ -79,17 +93,27 @@ class Hypotheses:
             if ctx.clients.get("runbooks") is not None:
                 runbooks = await search_async(ctx.clients["runbooks"], RunbookQuery(
                     text=text, headline=args.symptom, service=args.service))
-        inv = await investigate(prom, InvestigationRequest(
+        inv, snap = await investigate_with_snapshot(prom, InvestigationRequest(
             service=args.service, at=at, window=parse_duration(args.window)),
             history=history, runbooks=runbooks)
+        images = []
+        panels = panels_for(inv, snap) if ctx.out_dir is not None else []
+        if panels and ctx.out_dir is not None:  # the signals the hypotheses rest on
+            ctx.out_dir.mkdir(parents=True, exist_ok=True)
+            images.append(await asyncio.to_thread(
+                render_signals, panels,
+                path=ctx.out_dir / f"signals-{inv.service}-{int(at.timestamp())}.png",
+                title=f"{inv.service}: key signals", onset=inv.onset, changes=snap.changes))
         lines = [f"{i}. ({h.confidence:.0%}) {h.statement} Next: {h.next_check}"
                  for i, h in enumerate(inv.hypotheses, start=1)]
         summary = (f"Investigation of {inv.service}, {inv.start:%H:%M}–{inv.end:%H:%M} UTC: "
                    f"{inv.verdict}" + ("\n" + "\n".join(lines) if lines else ""))
         claims = [Claim(statement=h.statement, confidence=h.confidence,
-                        evidence_ids=list(h.evidence_ids), next_check=h.next_check)
+                        evidence_ids=list(h.evidence_ids), next_check=h.next_check,
+                        cause=h.cause.model_dump())
                   for h in inv.hypotheses]
         return SkillResult(summary=summary, evidence=list(inv.evidence), claims=claims,
+                           images=images,
                            data={"service": inv.service, "verdict": inv.verdict,
                                  "onset": inv.onset.isoformat() if inv.onset else None,
                                  "scope": inv.scope})

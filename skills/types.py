@@ -45,6 +45,7 @@ class Claim(BaseModel):
     confidence: float | None = Field(default=None, ge=0.0, le=1.0)
     evidence_ids: list[str] = Field(default_factory=list)
     next_check: str | None = None
+    cause: dict[str, Any] | None = None  # the evidence engine's structured cause, if any
 
 
 class SkillResult(BaseModel):

@@ -41,6 +41,12 @@ from bot.slack import blocks
 from bot.slack.intake import web_client
 from knowledge.alerts import alerts_of_incident
 from knowledge.db import Database
+from knowledge.hypotheses import (
+    HypothesisStatus,
+    add_hypothesis,
+    list_hypotheses,
+    record_feedback,
+)
 from knowledge.inbox import InboxItem
 from knowledge.incidents import (
     IllegalTransition,
@@ -352,11 +358,32 @@ class SlackHandlers:
                               channel_id=where.channel, thread_id=card)
         summary = next((str(a.annotations["summary"]) for a in alerts
                         if a.annotations.get("summary")), None)
-        await self.answer(thread, "", key=f"{key}:investigation", incident=NewIncident(
+        answer = await self.answer(thread, "", key=f"{key}:investigation",
+                                   incident=NewIncident(
             service=incident.service or "unknown", title=incident.title, summary=summary,
             alertname=next((a.alertname for a in alerts), None),
             at=incident.triggered_at, incident_id=incident.id,
             pagerduty_id=incident.pagerduty_incident_id))
+        if answer is not None:
+            await self._keep_hypotheses(where.org_id, incident.id, answer)
+
+    async def _keep_hypotheses(self, org_id: int, incident_id: int, answer: Answer) -> None:
+        """The briefing's hypotheses become the incident's record (each with the evidence it
+        cites, whole), so Confirm / Reject and the post-mortem refer to them."""
+        by_id = {e.id: e for e in answer.evidence}
+        async with self.db.session() as session, session.begin():
+            known = {h.statement for h in await list_hypotheses(
+                session, org_id=org_id, incident_id=incident_id)}
+            for claim in answer.claims:
+                evidence = [by_id[i].model_dump(mode="json") for i in claim.evidence_ids
+                            if i in by_id]
+                if claim.statement in known or not evidence:
+                    continue
+                await add_hypothesis(session, org_id=org_id, incident_id=incident_id,
+                                     statement=claim.statement,
+                                     confidence=claim.confidence or 0.0, evidence=evidence,
+                                     cause={**(claim.cause or {}),
+                                            "next_check": claim.next_check})
 
     # ---- the incident engine's messages (outbox) ------------------------------------------
 
@@ -623,6 +650,14 @@ class SlackHandlers:
             await self._ephemeral(where, user, "This hypothesis is not about an incident.")
             return
         async with self.db.session() as session, session.begin():
+            stored = next((h for h in await list_hypotheses(
+                session, org_id=org_id, incident_id=int(incident_id))
+                if h.statement.startswith(str(value.get("s", "")))), None)
+            if stored is not None and stored.id is not None:
+                await record_feedback(
+                    session, org_id=org_id, hypothesis_id=stored.id, by=f"<@{user}>",
+                    status=HypothesisStatus.CONFIRMED if verdict == "confirmed"
+                    else HypothesisStatus.REJECTED)
             await add_event(session, org_id=org_id, incident_id=int(incident_id),
                             occurred_at=datetime.now(UTC), kind="hypothesis_feedback",
                             source="slack",

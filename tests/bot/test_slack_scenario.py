@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from knowledge.hypotheses import list_hypotheses
 from knowledge.timeline import list_events
 from tests.bot.slack_live import TOKEN, Live, until
 from tests.fakes.alertmanager import alert, notification
@@ -51,6 +52,10 @@ async def test_incident_channel_end_to_end(live: Live) -> None:
                                            for b in buttons(m))), None), seconds=60)
     text = json.dumps(answer.blocks)
     assert "checkout" in text and "ev-" in text  # a hypothesis with its evidence
+    # The chart of the signals the hypotheses rest on went up in the same thread.
+    chart = await until("the chart", lambda: next(
+        (f for f in slack.files.values() if f.filename.startswith("signals-")), None))
+    assert chart.data is not None and chart.data[:4] == b"\x89PNG"
     # Slack retries the same event: nothing is posted twice.
     posts_before = len(slack.calls_to("chat.postMessage"))
     assert (await live.slack_post(event, form=False, retry=1)).status_code == 200
@@ -80,6 +85,12 @@ async def test_incident_channel_end_to_end(live: Live) -> None:
     draft = await until("the post-mortem file", lambda: next(
         (f for f in slack.files.values() if f.filename.endswith("postmortem.md")), None))
     assert b"INC-1" in draft.data and b"confirmed" in draft.data.lower()
+    # The confirmed hypothesis is the post-mortem's root cause.
+    async with live.db.session() as s:
+        [confirmed] = [h for h in await list_hypotheses(s, org_id=1, incident_id=1)
+                       if h.status == "confirmed"]
+    root_cause = draft.data.decode().split("## Root cause", 1)[1].split("\n## ", 1)[0]
+    assert confirmed.statement[:40] in root_cause
     summary = await until("the post-mortem summary", lambda: next(
         (m for m in slack.messages[channel.id] if "post-mortem" in (m.text or "").lower()
          or "postmortem" in (m.text or "").lower()), None))
