@@ -61,7 +61,7 @@ from knowledge.outbox import OutboxMessage, OutboxStatus, enqueue_message, mark_
 from knowledge.threads import incident_of_thread, link_thread, threads_of_incident
 from knowledge.timeline import add_event, list_events
 from knowledge.types import utcnow
-from skills.timeline import TimelineEntry
+from skills.timeline import TimelineEntry, incident_timeline
 from skills.types import Claim
 
 log = logging.getLogger(__name__)
@@ -516,7 +516,6 @@ class SlackHandlers:
         sub, _, rest = str(body.get("text", "")).strip().partition(" ")
         sub, rest, key = sub.lower(), rest.strip(), str(body.get("trigger_id"))
         incident = await self._incident(where)
-        ref = incident.ref if incident else None
         if sub in ("", "help"):
             await self._ephemeral(where, user, HELP)
         elif sub == "status":
@@ -538,7 +537,12 @@ class SlackHandlers:
                 await self.answer(where, f"/hypotheses {incident.service or ''}".strip(),
                                   key=key)
             elif sub == "timeline":
-                await self.answer(where, f"/timeline {ref}", key=key)
+                assert incident.id is not None
+                async with self.db.session() as session:
+                    view = await incident_timeline(session, org_id=org_id,
+                                                   incident_id=incident.id)
+                for i, msg in enumerate(blocks.timeline_message(view)):
+                    await self._once(where, f"slack:{key}:timeline:{i}", msg)
             else:
                 await self._postmortem(where, incident, key=key)
         elif sub == "runbook" and rest:

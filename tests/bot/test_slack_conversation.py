@@ -135,6 +135,13 @@ async def test_pin_and_ack(live: Live, settings: Settings) -> None:
     assert "<@U0ANA>" in shown and "rolled back checkout" in shown
     assert "acknowledged" in shown and "Top hypotheses" in shown
 
+    timeline = slack.slash_command("/sre", "timeline", channel, "U0BOB")
+    assert (await live.slack_post(timeline, form=True)).status_code == 200
+    shown_timeline = await until("the timeline", lambda: next(
+        (json.dumps(m.blocks) for m in slack.messages[channel]
+         if "alert_fired" in json.dumps(m.blocks or [])), None))
+    assert "message_pinned" in shown_timeline and "acknowledged after" in shown_timeline
+
 
 async def test_429_is_waited_out_and_a_missing_scope_is_explained(
         live: Live, caplog: pytest.LogCaptureFixture) -> None:
