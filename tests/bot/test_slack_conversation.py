@@ -219,3 +219,26 @@ async def test_a_command_in_a_channel_the_bot_is_not_in_is_explained(live: Live)
     told = await until("the explanation", lambda: [
         r for r in slack.responses if "invite me" in str(r.body)])
     assert told[0].body["response_type"] == "ephemeral"
+
+
+async def test_shortcut_and_incident_buttons(live: Live) -> None:
+    slack = live.slack
+    channel = await _incident_channel(live)
+    note = slack.add_message(channel, "scaled the orders-db pool to 50", user="U0BOB")
+    shortcut = slack.message_action("add_to_timeline", channel, note.ts, note.text, "U0ANA",
+                                    message_user="U0BOB")
+    assert (await live.slack_post(shortcut, form=True)).status_code == 200
+    card = next(m for m in slack.messages[channel] if "INC-1" in (m.text or "")
+                and not m.thread_ts)
+    mitigate = next(e for b in card.blocks or [] if b.get("type") == "actions"
+                    for e in b["elements"] if e["action_id"] == "incident_mitigated")
+    click = slack.block_actions("incident_mitigated", mitigate["value"], "U0ANA", channel,
+                                card.ts)
+    assert (await live.slack_post(click, form=True)).status_code == 200
+    await until("the status change", lambda: [
+        m for m in slack.messages[channel] if "is now *mitigated*" in (m.text or "")])
+    async with live.db.session() as s:
+        events = await list_events(s, org_id=1, incident_id=1)
+        incident = await get_incident(s, org_id=1, incident_id=1)
+    assert incident.status == "mitigated"
+    assert any(e.kind == "message_pinned" and "orders-db pool" in e.summary for e in events)
