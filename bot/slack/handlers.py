@@ -76,6 +76,11 @@ HELP = ("`/sre help` · `/sre status` · `/sre catchup` · `/sre hypotheses` · 
         "put a message on the incident timeline.")
 
 
+class NotYet(Exception):
+    """Slack was faster than the incident engine (a channel named after an incident that is
+    still being opened): the item is retried with backoff."""
+
+
 def channel_name(incident: Incident) -> str:
     """`inc-12-checkout`: lower case, Slack's allowed characters, at most 80."""
     service = re.sub(r"[^a-z0-9_-]+", "-", (incident.service or "").lower()).strip("-")
@@ -327,6 +332,8 @@ class SlackHandlers:
                                                incident_id=int(number.group(1)) if number
                                                else None)
             except IncidentNotFound:
+                if number:  # named after an incident the worker is still opening: retry
+                    raise NotYet(f"INC-{number.group(1)} is not recorded yet") from None
                 incident = None
             if incident is not None:
                 assert incident.id is not None

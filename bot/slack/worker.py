@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass, field
 
 from bot.settings import Settings
-from bot.slack.handlers import SlackHandlers
+from bot.slack.handlers import NotYet, SlackHandlers
 from bot.slack.intake import SOURCE
 from knowledge.db import Database
 from knowledge.inbox import InboxItem, finish, lease
@@ -43,6 +43,9 @@ class ChatWorker:
         error: str | None = None
         try:
             await self.handlers.handle(item)
+        except NotYet as exc:  # expected: retried with backoff, no traceback needed
+            log.info("slack item %s waits: %s", item.id, exc)
+            error = f"NotYet: {exc}"
         except Exception as exc:  # one bad item must not stop the rest
             log.exception("slack item %s failed", item.id)
             error = f"{type(exc).__name__}: {exc}"

@@ -242,3 +242,22 @@ async def test_shortcut_and_incident_buttons(live: Live) -> None:
         incident = await get_incident(s, org_id=1, incident_id=1)
     assert incident.status == "mitigated"
     assert any(e.kind == "message_pinned" and "orders-db pool" in e.summary for e in events)
+
+
+async def test_a_channel_created_before_its_incident_is_briefed_once_it_exists(
+        live: Live) -> None:
+    """Slack can be faster than the incident engine: the channel event waits (retried with
+    backoff) until INC-1 is recorded, then the channel is briefed."""
+    slack = live.slack
+    channel = slack.add_channel("inc-1-early", is_member=False)
+    event = slack.event_callback(channel_created(channel.id, channel.name, "U0ANA"))
+    assert (await live.slack_post(event, form=False)).status_code == 200
+    await until("the bot to join", lambda: slack.calls_to("conversations.join"))
+    await asyncio.sleep(0.5)  # the worker has seen it, and INC-1 does not exist yet
+    assert not [m for m in slack.messages.get(channel.id, []) if "INC-1" in (m.text or "")]
+    sent = await live.client.post(
+        "/webhooks/alertmanager", headers={"Authorization": f"Bearer {TOKEN}"},
+        json=notification([alert("CheckoutHighErrorRate", service="checkout")]))
+    assert sent.status_code == 202
+    await until("the incident card", lambda: [
+        m for m in slack.messages.get(channel.id, []) if "INC-1" in (m.text or "")])
