@@ -21,6 +21,7 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.metrics import Metrics
+from bot.polling import work_until_stopped
 from bot.settings import Settings
 from bot.webhooks import alertmanager, changes, pagerduty
 from knowledge.change_links import link_change
@@ -158,20 +159,7 @@ class InboxWorker:
         return total
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Work until `stop` is set: batches back to back while there is work, else wait for a
-        wake-up from intake or the poll interval (items from other replicas, retries)."""
-        while not stop.is_set():
-            try:
-                claimed = await self.run_once()
-            except Exception:  # the database may be briefly away; keep the process alive
-                log.exception("inbox worker batch failed; retrying")
-                claimed = 0
-                await asyncio.sleep(self.settings.worker_poll_seconds)
-            if claimed:
-                continue
-            self.wake.clear()
-            waiters = [asyncio.create_task(self.wake.wait()), asyncio.create_task(stop.wait())]
-            await asyncio.wait(waiters, timeout=self.settings.worker_poll_seconds,
-                               return_when=asyncio.FIRST_COMPLETED)
-            for w in waiters:
-                w.cancel()
+        """Work until `stop` is set (see `bot.polling`)."""
+        await work_until_stopped(self.run_once, wake=self.wake, stop=stop,
+                                 poll_seconds=self.settings.worker_poll_seconds,
+                                 name="inbox worker")

@@ -9,6 +9,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
+from bot.polling import work_until_stopped
 from bot.settings import Settings
 from bot.slack.handlers import NotYet, SlackHandlers
 from bot.slack.intake import SOURCE
@@ -61,17 +62,7 @@ class ChatWorker:
         return total
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                claimed = await self.run_once()
-            except Exception:
-                log.exception("chat worker round failed; retrying")
-                claimed = 0
-            if claimed:
-                continue
-            self.wake.clear()
-            waiters = [asyncio.create_task(self.wake.wait()), asyncio.create_task(stop.wait())]
-            await asyncio.wait(waiters, timeout=self.settings.worker_poll_seconds,
-                               return_when=asyncio.FIRST_COMPLETED)
-            for w in waiters:
-                w.cancel()
+        """Work until `stop` is set (see `bot.polling`)."""
+        await work_until_stopped(self.run_once, wake=self.wake, stop=stop,
+                                 poll_seconds=self.settings.worker_poll_seconds,
+                                 name="slack chat worker")

@@ -1,0 +1,30 @@
+"""The loop every worker runs: rounds back to back while there is work, else a wait for a
+wake-up (intake stored something) or the poll interval (items from other replicas, retries),
+until told to stop. A failing round is logged and retried: the database may be briefly away."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+log = logging.getLogger(__name__)
+
+
+async def work_until_stopped(round_: Callable[[], Awaitable[int]], *, wake: asyncio.Event,
+                             stop: asyncio.Event, poll_seconds: float, name: str) -> None:
+    """`round_` returns how much it did; 0 means idle."""
+    while not stop.is_set():
+        try:
+            done = await round_()
+        except Exception:
+            log.exception("%s round failed; retrying", name)
+            done = 0
+            await asyncio.sleep(poll_seconds)
+        if done:
+            continue
+        wake.clear()
+        waiters = [asyncio.create_task(wake.wait()), asyncio.create_task(stop.wait())]
+        await asyncio.wait(waiters, timeout=poll_seconds, return_when=asyncio.FIRST_COMPLETED)
+        for w in waiters:
+            w.cancel()
