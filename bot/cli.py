@@ -1,5 +1,5 @@
 """The `sre-copilot` command: serve, worker, db upgrade/current, runbooks ingest/search, demo,
-investigate, ask, chat."""
+investigate, ask, chat, teams package."""
 
 from __future__ import annotations
 
@@ -68,6 +68,14 @@ def _parser() -> argparse.ArgumentParser:
                      help="conversation to continue (default: cli); follow-ups keep context")
     ask.add_argument("--json", action="store_true",
                      help="print the answer as JSON: text, hypotheses, evidence, notes")
+    teams = sub.add_parser("teams", help="Microsoft Teams")
+    teams_sub = teams.add_subparsers(dest="teams_command", required=True, metavar="ACTION")
+    pkg = teams_sub.add_parser("package", help="write the Teams app package (manifest.json and "
+                                               "icons) an admin uploads; needs TEAMS_APP_ID")
+    pkg.add_argument("--out", type=Path, default=Path("sre-copilot-teams.zip"),
+                     help="the zip to write (default: sre-copilot-teams.zip)")
+    pkg.add_argument("--domain", help="your server's public host name (validDomains)")
+    pkg.add_argument("--version", default="1.0.0", help="the app's version (default 1.0.0)")
     chat = sub.add_parser("chat", help="a conversation with the copilot in the terminal")
     chat.add_argument("--thread", default="cli", help="conversation to continue (default: cli)")
     return parser
@@ -120,6 +128,17 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         if args.runbooks_command == "ingest":
             return runbooks_cli.ingest(settings, args.path)
         return runbooks_cli.run_search(settings, args.query, json_out=args.json, k=args.k)
+    if args.command == "teams":
+        from bot.teams.package import PackageError, write_package
+
+        try:
+            out = write_package(args.out, app_id=settings.teams_app_id, version=args.version,
+                                domain=args.domain)
+        except PackageError as exc:
+            print(f"sre-copilot teams package: {exc}", file=sys.stderr)
+            return 2
+        print(f"wrote {out}: upload it in Teams (Apps → Manage your apps → Upload an app)")
+        return 0
     if args.command in ("ask", "chat"):
         from bot import ask
 

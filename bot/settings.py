@@ -75,12 +75,27 @@ class Settings(BaseSettings):
     # on call (PagerDuty emails → Slack users).
     slack_create_channels: bool = False
     chat_workers: int = Field(default=4, ge=1, le=64)  # chat turns answered concurrently
+    # Microsoft Teams (bot/teams): the Azure Bot's app id and secret; tenant empty = multi.
+    teams_app_id: str | None = Field(default=None, validation_alias="TEAMS_APP_ID")
+    teams_app_password: str | None = Field(default=None, validation_alias="TEAMS_APP_PASSWORD")
+    teams_app_tenant_id: str | None = Field(default=None,
+                                            validation_alias="TEAMS_APP_TENANT_ID")
+    teams_openid_metadata_url: str = Field(
+        default="https://login.botframework.com/v1/.well-known/openidconfiguration",
+        validation_alias="TEAMS_OPENID_METADATA_URL")
+    teams_token_issuer: str = Field(default="https://api.botframework.com",
+                                    validation_alias="TEAMS_TOKEN_ISSUER")
+    teams_login_url: str = Field(default="https://login.microsoftonline.com",
+                                 validation_alias="TEAMS_LOGIN_URL")
+    teams_incident_channel: str | None = Field(default=None,
+                                               validation_alias="TEAMS_INCIDENT_CHANNEL")
 
     @field_validator("database_url", "prometheus_url", "alertmanager_webhook_token",
                      "pagerduty_webhook_secret", "changes_webhook_token", "chroma_url",
                      "anthropic_api_key", "anthropic_base_url", "pagerduty_api_token",
                      "slack_bot_token", "slack_signing_secret", "slack_app_token",
-                     "slack_client_id", "slack_client_secret")
+                     "slack_client_id", "slack_client_secret", "teams_app_id",
+                     "teams_app_password", "teams_app_tenant_id", "teams_incident_channel")
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value or None
