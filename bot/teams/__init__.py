@@ -1,0 +1,1 @@
+"""Microsoft Teams: the copilot in Teams channels and chats (Bot Framework)."""
