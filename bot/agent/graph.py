@@ -202,9 +202,12 @@ class _Nodes:
             m = FEEDBACK.match(state.get("text", ""))
             claims = state.get("last_claims") or []
             number = int(m.group(2)) if m and m.group(2) else 1
-            if claims and 1 <= number <= len(claims):
+            if m and claims and 1 <= number <= len(claims):
+                word = (m.group(1) or m.group(3) or "").lower()
                 update["feedback"] = [{"hypothesis": number, "text": state.get("text", ""),
                                        "claim": claims[number - 1],
+                                       "verdict": "confirmed" if word in POSITIVE
+                                       else "rejected",
                                        "at": datetime.now(UTC).isoformat()}]
         plan = state.get("plan") or {}
         focus = {**(state.get("focus") or {}), **(plan.get("focus") or {})}

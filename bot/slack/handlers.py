@@ -171,7 +171,8 @@ class SlackHandlers:
                 return
             if kind == "message" and f"<@{await self.bot_user(team)}>" in event.get("text", ""):
                 return  # the app_mention event of the same message answers it
-            await self.answer(where, MENTION.sub("", event.get("text", "")).strip(), key=key)
+            await self.answer(where, MENTION.sub("", event.get("text", "")).strip(), key=key,
+                              user=event.get("user"))
         elif kind == "reaction_added" and event.get("reaction") == PIN:
             item = event.get("item") or {}
             await self._pin(Where(org_id, team, item.get("channel", "")), item.get("ts", ""),
@@ -203,8 +204,8 @@ class SlackHandlers:
 
     async def answer(self, where: Where, text: str, *, key: str,
                      incident: NewIncident | None = None,
-                     render: Callable[[Answer], list[blocks.Message]] | None = None
-                     ) -> Answer | None:
+                     render: Callable[[Answer], list[blocks.Message]] | None = None,
+                     user: str | None = None) -> Answer | None:
         """Run a turn of the agent for this thread and post the answer in it, once per `key`."""
         if not await self._claim_post(where.org_id, f"slack:{key}:answer", where):
             return None
@@ -235,7 +236,22 @@ class SlackHandlers:
             await api.files_upload_v2(channel=where.channel, thread_ts=where.thread_ts,
                                       file=str(image), filename=image.name, title="chart")
         await self._sent(where.org_id, f"slack:{key}:answer")
+        if answer.route == "feedback" and incident_id is not None:
+            await self._typed_feedback(where, incident_id, key=key,
+                                       user=f"<@{user}>" if user else "chat")
         return answer
+
+    async def _typed_feedback(self, where: Where, incident_id: int, *, key: str,
+                              user: str) -> None:
+        """"hypothesis 2 is confirmed" typed in an incident's thread counts like the button."""
+        state = await self.agent.graph.aget_state({"configurable": {
+            "thread_id": where.thread_id}})
+        given = (state.values.get("feedback") or [None])[-1]
+        if not given:
+            return
+        await self._record_feedback(where.org_id, incident_id, statement=str(
+            given["claim"].get("statement", "")), verdict=str(given["verdict"]),
+            user=user, key=key, number=int(given["hypothesis"]))
 
     async def _incident_here(self, where: Where) -> int | None:
         async with self.db.session() as session:
@@ -660,24 +676,30 @@ class SlackHandlers:
         if incident_id is None:
             await self._ephemeral(where, user, "This hypothesis is not about an incident.")
             return
-        async with self.db.session() as session, session.begin():
-            stored = next((h for h in await list_hypotheses(
-                session, org_id=org_id, incident_id=int(incident_id))
-                if h.statement.startswith(str(value.get("s", "")))), None)
-            if stored is not None and stored.id is not None:
-                await record_feedback(
-                    session, org_id=org_id, hypothesis_id=stored.id, by=f"<@{user}>",
-                    status=HypothesisStatus.CONFIRMED if verdict == "confirmed"
-                    else HypothesisStatus.REJECTED)
-            await add_event(session, org_id=org_id, incident_id=int(incident_id),
-                            occurred_at=datetime.now(UTC), kind="hypothesis_feedback",
-                            source="slack",
-                            summary=f"Hypothesis {value.get('n')} {verdict} by <@{user}>: "
-                                    f"{value.get('s', '')}",
-                            data={"verdict": verdict, "user": user, "hypothesis": value},
-                            dedupe_key=f"slack:{key}")
+        await self._record_feedback(org_id, int(incident_id), statement=str(value.get("s", "")),
+                                    verdict=verdict, user=f"<@{user}>", key=key,
+                                    number=value.get("n"))
         await self._once(where, f"slack:{key}:feedback", blocks.notice_message(
             f"Hypothesis {value.get('n')} marked *{verdict}* by <@{user}> — on the timeline."))
+
+    async def _record_feedback(self, org_id: int, incident_id: int, *, statement: str,
+                               verdict: str, user: str, key: str, number: Any) -> None:
+        """On the stored hypothesis (matched by its statement) and on the timeline."""
+        async with self.db.session() as session, session.begin():
+            stored = next((h for h in await list_hypotheses(
+                session, org_id=org_id, incident_id=incident_id)
+                if statement and h.statement.startswith(statement)), None)
+            if stored is not None and stored.id is not None:
+                await record_feedback(
+                    session, org_id=org_id, hypothesis_id=stored.id, by=user,
+                    status=HypothesisStatus.CONFIRMED if verdict == "confirmed"
+                    else HypothesisStatus.REJECTED)
+            await add_event(session, org_id=org_id, incident_id=incident_id,
+                            occurred_at=datetime.now(UTC), kind="hypothesis_feedback",
+                            source="slack",
+                            summary=f"Hypothesis {number} {verdict} by {user}: {statement}",
+                            data={"verdict": verdict, "user": user, "statement": statement},
+                            dedupe_key=f"slack:{key}")
 
     async def _incident_by_id(self, org_id: int, incident_id: int) -> Incident | None:
         try:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import pytest
 
 from bot.settings import Settings
+from knowledge.hypotheses import list_hypotheses
 from knowledge.incidents import get_incident
 from knowledge.timeline import list_events
 from skills.pagerduty.client import PagerDutyClient
@@ -261,3 +262,24 @@ async def test_a_channel_created_before_its_incident_is_briefed_once_it_exists(
     assert sent.status_code == 202
     await until("the incident card", lambda: [
         m for m in slack.messages.get(channel.id, []) if "INC-1" in (m.text or "")])
+
+
+async def test_feedback_typed_in_the_briefing_thread_is_recorded(live: Live) -> None:
+    slack = live.slack
+    channel = await _incident_channel(live)
+    card = next(m for m in slack.messages[channel] if "INC-1" in (m.text or "")
+                and not m.thread_ts)
+    await until("the hypotheses", lambda: [m for m in slack.messages[channel]
+                                           if m.thread_ts == card.ts and m.blocks])
+    typed = slack.add_message(channel, "hypothesis 1 is wrong", user="U0ANA",
+                              thread_ts=card.ts)
+    event = slack.event_callback(message(typed.text, channel, typed.ts, "U0ANA",
+                                         thread_ts=card.ts))
+    assert (await live.slack_post(event, form=False)).status_code == 200
+    await until("the acknowledgement", lambda: [
+        m for m in slack.messages[channel] if "marked rejected" in (m.text or "")])
+    async with live.db.session() as s:
+        hypotheses = await list_hypotheses(s, org_id=1, incident_id=1)
+        events = await list_events(s, org_id=1, incident_id=1)
+    assert [h.status for h in hypotheses].count("rejected") == 1
+    assert any(e.kind == "hypothesis_feedback" and "<@U0ANA>" in e.summary for e in events)
