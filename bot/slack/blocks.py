@@ -18,6 +18,7 @@ from typing import Any
 
 from bot.agent.calls import evidence_line
 from bot.agent.state import Answer
+from bot.render.outline import HEADING, outline, shorten
 from bot.render.terminal import KIND_ICON
 from knowledge.alerts import Alert
 from knowledge.incidents import Incident, IncidentStatus
@@ -71,7 +72,6 @@ def escape(text: str) -> str:
 
 _FENCE_LINE = re.compile(r"^\s*(```|~~~)")
 _TABLE_ROW = re.compile(r"^\s*\|.*\|\s*$")
-_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$")
 _BULLET = re.compile(r"^(\s*)[-*+]\s+(?=\S)")
 _CODE_SPAN = re.compile(r"(`+)(.+?)\1")
 _LINK = re.compile(r"\[([^\]\n]+)\]\(\s*<?([^)\s<>]+)>?(?:\s+\"[^\"]*\")?\s*\)"
@@ -105,7 +105,7 @@ def mrkdwn(markdown: str, *, mentions: bool = False) -> str:
             out.append(FENCE)
         if table:
             out.append(escape(line))
-        elif heading := _HEADING.match(line):
+        elif heading := HEADING.match(line):
             out.append(f"*{_inline(heading.group(1).replace('**', ''), mentions)}*")
         elif bullet := _BULLET.match(line):
             out.append(f"{bullet.group(1)}• {_inline(line[bullet.end():], mentions)}")
@@ -427,16 +427,16 @@ _SUMMARY_SECTIONS = (("Summary", ("summary",)), ("Root cause", ("root cause",)),
 def postmortem_summary(markdown: str, *, ref: str) -> Message:
     """A post-mortem draft in short: its title and the first paragraph of its Summary, Root
     cause and Action items (else its opening); the full draft goes up as a file."""
-    title, sections = _outline(markdown)
+    title, sections = outline(markdown)
     parts = []
     for label, names in _SUMMARY_SECTIONS:
         first = next((p for name, p in sections if name.startswith(names) and p), None)
         if first:
-            parts.append(f"*{label}*\n{mrkdwn(_shorten(first, 700))}")
+            parts.append(f"*{label}*\n{mrkdwn(shorten(first, 700))}")
     if not parts:
         body = "\n".join(line for line in markdown.splitlines()
                          if not re.match(r"^\s{0,3}#\s", line)).strip()
-        parts = [mrkdwn(_shorten(body, 600))] if body else []
+        parts = [mrkdwn(shorten(body, 600))] if body else []
     blocks = [header(f"📝 Post-mortem draft · {ref}")]
     if title:
         blocks.append(section(f"*{_inline(title.replace('**', ''))}*"))
@@ -444,34 +444,6 @@ def postmortem_summary(markdown: str, *, ref: str) -> Message:
     blocks.append(context("The full draft is in the attached file."))
     return split(blocks, escape(f"Post-mortem draft for {ref}"
                                 + (f": {title}" if title else "")))[0]
-
-
-def _outline(markdown: str) -> tuple[str | None, list[tuple[str, str]]]:
-    """The `# title`, and each heading (lowercased) with the first paragraph under it."""
-    title: str | None = None
-    sections: list[tuple[str, list[str]]] = []
-    para: list[str] = []
-    done = False
-    for line in markdown.splitlines():
-        if heading := _HEADING.match(line):
-            name = heading.group(1).replace("**", "").strip()
-            sections.append((name.lower(), para := []))
-            done = False
-            if title is None and re.match(r"^\s{0,3}#\s", line):
-                title = name
-        elif not done and sections:
-            if line.strip():
-                para.append(line)
-            elif para:
-                done = True
-    return title, [(name, "\n".join(lines).strip()) for name, lines in sections]
-
-
-def _shorten(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    cut = text.rfind(" ", 0, limit - 1)
-    return text[:cut if cut > limit // 2 else limit - 1].rstrip() + "…"
 
 
 def progress_message(steps: Sequence[tuple[str, str]]) -> Message:

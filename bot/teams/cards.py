@@ -25,6 +25,7 @@ from typing import Any
 
 from bot.agent.calls import evidence_line
 from bot.agent.state import Answer
+from bot.render.outline import HEADING, outline, shorten
 from bot.render.terminal import KIND_ICON
 from bot.slack.blocks import (
     HYPOTHESIS_CONFIRM,
@@ -98,7 +99,6 @@ def fact_set(facts: Sequence[tuple[str, str]]) -> Element:
 
 _FENCE_LINE = re.compile(r"^\s*(```|~~~)")
 _TABLE_ROW = re.compile(r"^\s*\|.*\|\s*$")
-_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$")
 _LIST_ITEM = re.compile(r"^(\s*)([-*+]|\d{1,9}[.)])\s+(?=\S)")
 _AUTOLINK = re.compile(r"<((?:https?://|mailto:)[^\s<>]+)>")
 _UNDERSCORE_BOLD = re.compile(r"__(?=\S)(.+?)(?<=\S)__")
@@ -139,7 +139,7 @@ def _segments(markdown: str) -> list[tuple[bool, str]]:
             listed = ""
         elif not line.strip():
             continue
-        elif heading := _HEADING.match(line):
+        elif heading := HEADING.match(line):
             add(False, f"**{heading.group(1).replace('**', '')}**")
             listed = ""
         else:
@@ -379,7 +379,7 @@ _SUMMARY_SECTIONS = (("Summary", ("summary",)), ("Root cause", ("root cause",)),
 def postmortem_card(markdown: str, *, ref: str) -> Card:
     """A post-mortem draft in short: its title and the first paragraph of its Summary, Root
     cause and Action items (else its opening); the full draft goes up as a file."""
-    title, sections = _outline(markdown)
+    title, sections = outline(markdown)
     body: list[Unit] = [text_block(f"📝 Post-mortem draft · {ref}", size="Large",
                                    weight="Bolder")]
     if title:
@@ -389,41 +389,14 @@ def postmortem_card(markdown: str, *, ref: str) -> Card:
         first = next((p for name, p in sections if name.startswith(names) and p), None)
         if first:
             body += [text_block(f"**{label}**", spacing="Medium"),
-                     *markdown_body(_shorten(first, 700), spacing="Small")]
+                     *markdown_body(shorten(first, 700), spacing="Small")]
             shown = True
     if not shown:
         opening = "\n".join(line for line in markdown.splitlines()
                             if not re.match(r"^\s{0,3}#\s", line)).strip()
-        body += markdown_body(_shorten(opening, 600)) if opening else []
+        body += markdown_body(shorten(opening, 600)) if opening else []
     body.append(subtle("The full draft is in the attached file.", spacing="Medium"))
     return split_cards(body, f"Post-mortem draft for {ref}" + (f": {title}" if title else ""))[0]
-
-
-def _outline(markdown: str) -> tuple[str | None, list[tuple[str, str]]]:
-    """The `# title`, and each heading (lowercased) with the first paragraph under it."""
-    title: str | None = None
-    sections: list[tuple[str, list[str]]] = []
-    done = False
-    for line in markdown.splitlines():
-        if heading := _HEADING.match(line):
-            name = heading.group(1).replace("**", "").strip()
-            sections.append((name.lower(), []))
-            done = False
-            if title is None and re.match(r"^\s{0,3}#\s", line):
-                title = name
-        elif not done and sections:
-            if line.strip():
-                sections[-1][1].append(line)
-            elif sections[-1][1]:
-                done = True
-    return title, [(name, "\n".join(lines).strip()) for name, lines in sections]
-
-
-def _shorten(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    cut = text.rfind(" ", 0, limit - 1)
-    return text[:cut if cut > limit // 2 else limit - 1].rstrip() + "…"
 
 
 def progress_card(steps: Sequence[tuple[str, str]]) -> Card:
