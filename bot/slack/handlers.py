@@ -225,6 +225,9 @@ class SlackHandlers:
 
         answer = await self.agent.turn(where.thread_id, text or "/help", progress=on_progress,
                                        incident=incident)
+        if incident is not None and incident.incident_id is not None:
+            # On the record before anyone can see (and click) them.
+            await self._keep_hypotheses(where.org_id, incident.incident_id, answer)
         incident_id = await self._incident_here(where)
         messages = (render(answer) if render is not None
                     else blocks.answer_message(answer, incident_id=incident_id))
@@ -381,14 +384,11 @@ class SlackHandlers:
                               channel_id=where.channel, thread_id=card)
         summary = next((str(a.annotations["summary"]) for a in alerts
                         if a.annotations.get("summary")), None)
-        answer = await self.answer(thread, "", key=f"{key}:investigation",
-                                   incident=NewIncident(
+        await self.answer(thread, "", key=f"{key}:investigation", incident=NewIncident(
             service=incident.service or "unknown", title=incident.title, summary=summary,
             alertname=next((a.alertname for a in alerts), None),
             at=incident.triggered_at, incident_id=incident.id,
             pagerduty_id=incident.pagerduty_incident_id))
-        if answer is not None:
-            await self._keep_hypotheses(where.org_id, incident.id, answer)
 
     async def _keep_hypotheses(self, org_id: int, incident_id: int, answer: Answer) -> None:
         """The briefing's hypotheses become the incident's record (each with the evidence it

@@ -278,8 +278,12 @@ async def test_feedback_typed_in_the_briefing_thread_is_recorded(live: Live) -> 
     assert (await live.slack_post(event, form=False)).status_code == 200
     await until("the acknowledgement", lambda: [
         m for m in slack.messages[channel] if "marked rejected" in (m.text or "")])
-    async with live.db.session() as s:
-        hypotheses = await list_hypotheses(s, org_id=1, incident_id=1)
-        events = await list_events(s, org_id=1, incident_id=1)
+    for _ in range(100):  # recorded right after the acknowledgement is posted
+        async with live.db.session() as s:
+            hypotheses = await list_hypotheses(s, org_id=1, incident_id=1)
+            events = await list_events(s, org_id=1, incident_id=1)
+        if "rejected" in [h.status for h in hypotheses]:
+            break
+        await asyncio.sleep(0.1)
     assert [h.status for h in hypotheses].count("rejected") == 1
     assert any(e.kind == "hypothesis_feedback" and "<@U0ANA>" in e.summary for e in events)
