@@ -239,9 +239,14 @@ async def test_shortcut_and_incident_buttons(live: Live) -> None:
     await until("the status change", lambda: [
         m for m in slack.messages[channel] if "is now *mitigated*" in (m.text or "")])
     async with live.db.session() as s:
-        events = await list_events(s, org_id=1, incident_id=1)
         incident = await get_incident(s, org_id=1, incident_id=1)
     assert incident.status == "mitigated"
+    for _ in range(100):  # the shortcut is its own item: handled beside the click
+        async with live.db.session() as s:
+            events = await list_events(s, org_id=1, incident_id=1)
+        if any(e.kind == "message_pinned" for e in events):
+            break
+        await asyncio.sleep(0.1)
     assert any(e.kind == "message_pinned" and "orders-db pool" in e.summary for e in events)
 
 
