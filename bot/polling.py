@@ -28,3 +28,11 @@ async def work_until_stopped(round_: Callable[[], Awaitable[int]], *, wake: asyn
         await asyncio.wait(waiters, timeout=poll_seconds, return_when=asyncio.FIRST_COMPLETED)
         for w in waiters:
             w.cancel()
+
+
+async def drain(round_: Callable[[], Awaitable[int]]) -> int:
+    """Rounds until one finds nothing to do (the demo and tests use this); returns the total."""
+    total = 0
+    while (n := await round_()) > 0:
+        total += n
+    return total

@@ -21,7 +21,7 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.metrics import Metrics
-from bot.polling import work_until_stopped
+from bot.polling import drain, work_until_stopped
 from bot.settings import Settings
 from bot.webhooks import alertmanager, changes, pagerduty
 from knowledge.change_links import link_change
@@ -153,10 +153,7 @@ class InboxWorker:
 
     async def drain(self) -> int:
         """Process until nothing is claimable (the demo and tests use this)."""
-        total = 0
-        while (n := await self.run_once()) > 0:
-            total += n
-        return total
+        return await drain(self.run_once)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until `stop` is set (see `bot.polling`)."""

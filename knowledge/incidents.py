@@ -121,6 +121,21 @@ async def list_incidents(session: AsyncSession, *, org_id: int, open_only: bool 
     return list((await session.exec(stmt)).all())
 
 
+def steps_ahead(incident: Incident) -> list[IncidentStatus]:
+    """The moves a responder may still make from here, in order — what the chat adapters offer
+    as buttons: acknowledge (only while triggered), mitigated (until mitigated), resolve."""
+    status = incident.state
+    ahead = []
+    if status is IncidentStatus.TRIGGERED:
+        ahead.append(IncidentStatus.ACKNOWLEDGED)
+    if status in (IncidentStatus.TRIGGERED, IncidentStatus.ACKNOWLEDGED,
+                  IncidentStatus.INVESTIGATING):
+        ahead.append(IncidentStatus.MITIGATED)
+    if status is not IncidentStatus.RESOLVED:
+        ahead.append(IncidentStatus.RESOLVED)
+    return ahead
+
+
 async def find_incident(session: AsyncSession, *, org_id: int, incident_id: int | None
                         ) -> Incident:
     """The incident named, or — when none is named — the newest open one, else the newest.

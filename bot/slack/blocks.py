@@ -21,7 +21,7 @@ from bot.agent.state import Answer
 from bot.render.outline import HEADING, outline, shorten
 from bot.render.terminal import KIND_ICON
 from knowledge.alerts import Alert
-from knowledge.incidents import Incident, IncidentStatus
+from knowledge.incidents import Incident, IncidentStatus, steps_ahead
 from skills.timeline import TimelineEntry, TimelineView
 from skills.types import Claim, Evidence, format_duration, utc
 
@@ -378,14 +378,13 @@ def _alert_line(alert: Alert) -> str:
 def _incident_buttons(incident: Incident) -> list[Block]:
     if incident.id is None or incident.status not in STATUS_EMOJI:
         return []
-    status, value = IncidentStatus(incident.status), str(incident.id)
+    value, ahead = str(incident.id), steps_ahead(incident)
     buttons = []
-    if status == IncidentStatus.TRIGGERED:
+    if IncidentStatus.ACKNOWLEDGED in ahead:
         buttons.append(button("Acknowledge", INCIDENT_ACK, value, style="primary"))
-    if status in (IncidentStatus.TRIGGERED, IncidentStatus.ACKNOWLEDGED,
-                  IncidentStatus.INVESTIGATING):
+    if IncidentStatus.MITIGATED in ahead:
         buttons.append(button("Mitigated", INCIDENT_MITIGATED, value))
-    if status != IncidentStatus.RESOLVED:
+    if IncidentStatus.RESOLVED in ahead:
         buttons.append(button("Resolve", INCIDENT_RESOLVE, value, confirm={
             "title": _text(f"Resolve {incident.ref}?", "plain_text"),
             "text": _text(clip(f"Mark {incident.ref} “{incident.title}” resolved for "

@@ -9,7 +9,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from bot.polling import work_until_stopped
+from bot.polling import drain, work_until_stopped
 from bot.settings import Settings
 from bot.slack.handlers import NotYet, SlackHandlers
 from bot.slack.intake import SOURCE
@@ -56,10 +56,8 @@ class ChatWorker:
                          max_attempts=self.settings.inbox_max_attempts)
 
     async def drain(self) -> int:
-        total = 0
-        while (n := await self.run_once()) > 0:
-            total += n
-        return total
+        """Process until nothing is claimable (the demo and tests use this)."""
+        return await drain(self.run_once)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until `stop` is set (see `bot.polling`)."""

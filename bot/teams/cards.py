@@ -39,7 +39,7 @@ from bot.slack.blocks import (
     confidence_bar,
 )
 from knowledge.alerts import Alert
-from knowledge.incidents import Incident, IncidentStatus
+from knowledge.incidents import Incident, IncidentStatus, steps_ahead
 from skills.timeline import TimelineView
 from skills.types import Claim, Evidence, format_duration, utc
 
@@ -327,14 +327,13 @@ def _alert_line(alert: Alert) -> str:
 def _incident_actions(incident: Incident) -> list[Element]:
     if incident.id is None or incident.status not in STATUS_EMOJI:
         return []
-    status, data = IncidentStatus(incident.status), {"incident": incident.id}
+    data, ahead = {"incident": incident.id}, steps_ahead(incident)
     actions = []
-    if status == IncidentStatus.TRIGGERED:
+    if IncidentStatus.ACKNOWLEDGED in ahead:
         actions.append(execute("Acknowledge", INCIDENT_ACK, dict(data), style="positive"))
-    if status in (IncidentStatus.TRIGGERED, IncidentStatus.ACKNOWLEDGED,
-                  IncidentStatus.INVESTIGATING):
+    if IncidentStatus.MITIGATED in ahead:
         actions.append(execute("Mitigated", INCIDENT_MITIGATED, dict(data)))
-    if status != IncidentStatus.RESOLVED:
+    if IncidentStatus.RESOLVED in ahead:
         actions.append(execute("Resolve", INCIDENT_RESOLVE, dict(data)))
     return actions
 
