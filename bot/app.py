@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bot.chat import running_chat
 from bot.indexes import open_indexes
 from bot.metrics import Metrics
 from bot.settings import Settings
@@ -87,13 +88,10 @@ def create_app(settings: Settings, *, db: Database | None = None,
         stop = asyncio.Event()
         task: asyncio.Task[None] | None = None
         history = open_history(settings)
-        slack = contextlib.AsyncExitStack()
-        app.state.slack = None
-        if settings.slack_enabled:
-            from bot.slack.service import running_slack  # imports the agent: only when on
-
-            app.state.slack = await slack.enter_async_context(
-                running_slack(settings, database, with_worker=with_worker))
+        chat = contextlib.AsyncExitStack()
+        platforms = await chat.enter_async_context(
+            running_chat(settings, database, with_worker=with_worker))
+        app.state.slack, app.state.teams = platforms.slack, platforms.teams
         if with_worker:
             worker = InboxWorker(db=database, settings=settings, metrics=metrics,
                                  wake=app.state.intake.wake, history=history)
@@ -105,7 +103,7 @@ def create_app(settings: Settings, *, db: Database | None = None,
         try:
             yield
         finally:
-            await slack.aclose()
+            await chat.aclose()
             stop.set()
             if task is not None:
                 # Let the current batch commit; its transaction is short.
@@ -138,6 +136,15 @@ def create_app(settings: Settings, *, db: Database | None = None,
             return JSONResponse({"error": "Slack over HTTP needs SLACK_SIGNING_SECRET (this "
                                           "server uses Socket Mode)"}, status_code=404)
         response: Response = await app.state.slack.handler.handle(request)
+        return response
+
+    @app.post("/api/messages")
+    async def teams_messages(request: Request) -> Response:
+        """Teams (Bot Framework) activities: validated, stored, acknowledged."""
+        if app.state.teams is None:
+            return JSONResponse({"error": "Teams is not configured: set TEAMS_APP_ID and "
+                                          "TEAMS_APP_PASSWORD"}, status_code=404)
+        response: Response = await app.state.teams.intake.receive(request)
         return response
 
     @app.get("/healthz")

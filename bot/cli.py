@@ -168,6 +168,7 @@ def _serve(settings: Settings, host: str, port: int, *, worker: bool) -> int:
 
 async def _worker(settings: Settings) -> int:
     from bot.app import open_history, prepare_database, sweep_history
+    from bot.chat import running_chat
     from bot.metrics import Metrics
     from bot.worker import InboxWorker
 
@@ -185,11 +186,8 @@ async def _worker(settings: Settings) -> int:
             if history is not None:
                 await sweep_history(db, history)
             async with contextlib.AsyncExitStack() as stack:
-                if settings.slack_enabled:  # Slack answers come from workers too
-                    from bot.slack.service import running_slack
-
-                    await stack.enter_async_context(
-                        running_slack(settings, db, with_worker=True))
+                # Slack and Teams answers come from workers too.
+                await stack.enter_async_context(running_chat(settings, db, with_worker=True))
                 await InboxWorker(db=db, settings=settings, metrics=Metrics(),
                                   history=history).run(stop)
     finally:

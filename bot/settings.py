@@ -89,6 +89,11 @@ class Settings(BaseSettings):
                                  validation_alias="TEAMS_LOGIN_URL")
     teams_incident_channel: str | None = Field(default=None,
                                                validation_alias="TEAMS_INCIDENT_CHANNEL")
+    # Teams channels linked to their incident by name when created (globs, case-insensitive).
+    teams_channel_patterns: str = "inc-*,incident-*"
+    # AAD object ids (or Teams user ids) allowed to press incident and hypothesis buttons;
+    # empty: anyone in the conversation.
+    teams_responders: str = ""
 
     @field_validator("database_url", "prometheus_url", "alertmanager_webhook_token",
                      "pagerduty_webhook_secret", "changes_webhook_token", "chroma_url",
@@ -115,6 +120,11 @@ class Settings(BaseSettings):
         """A token (or OAuth installs) and a way in: signed HTTP requests or Socket Mode."""
         return bool((self.slack_bot_token or self.slack_oauth)
                     and (self.slack_signing_secret or self.slack_app_token))
+
+    @property
+    def teams_enabled(self) -> bool:
+        """The Azure Bot's app id and secret: `/api/messages` validates and answers."""
+        return bool(self.teams_app_id and self.teams_app_password)
 
     def db_url(self) -> URL:
         return resolve_url(self.database_url, self.data_dir)

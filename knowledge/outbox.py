@@ -4,11 +4,12 @@ chat adapters deliver it and mark it sent."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, UniqueConstraint
+from sqlalchemy import JSON, UniqueConstraint, literal
+from sqlalchemy.orm import aliased
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -64,7 +65,36 @@ async def messages(session: AsyncSession, *, org_id: int, incident_id: int | Non
     return list((await session.exec(stmt.order_by(col(OutboxMessage.id)))).all())
 
 
+async def find_message(session: AsyncSession, *, org_id: int, key: str) -> OutboxMessage | None:
+    return (await session.exec(select(OutboxMessage).where(
+        OutboxMessage.org_id == org_id, OutboxMessage.key == key))).first()
+
+
 def mark_sent(msg: OutboxMessage) -> None:
     msg.status = OutboxStatus.SENT.value
     msg.sent_at = utcnow()
     msg.attempts += 1
+
+
+async def undelivered(session: AsyncSession, *, platform: str, kinds: list[str],
+                      within: timedelta, limit: int) -> list[OutboxMessage]:
+    """The engine's messages of `kinds` from the last `within` not yet delivered to `platform`.
+    A platform records a delivery as a marker row of its own, keyed `<platform>:outbox:<key>`,
+    beside the platform-neutral message, so each platform delivers every message once."""
+    marker = aliased(OutboxMessage)
+    delivered = (select(marker.id).where(
+        marker.org_id == OutboxMessage.org_id,
+        marker.key == literal(f"{platform}:outbox:") + OutboxMessage.key,
+        marker.status != OutboxStatus.PENDING.value).exists())
+    stmt = (select(OutboxMessage)
+            .where(col(OutboxMessage.kind).in_(kinds), ~delivered,
+                   OutboxMessage.created_at >= utcnow() - within)
+            .order_by(col(OutboxMessage.id)).limit(limit))
+    return list((await session.exec(stmt)).all())
+
+
+def mark_failed(msg: OutboxMessage, error: str) -> None:
+    """Given up: kept with its error for a person (and `/metrics`) to see."""
+    msg.status = OutboxStatus.FAILED.value
+    msg.attempts += 1
+    msg.last_error = error[:4000]

@@ -12,13 +12,14 @@ from knowledge.inbox import InboxItem
 from knowledge.incidents import Incident
 from knowledge.orgs import Org
 from knowledge.outbox import OutboxMessage
+from knowledge.teams import TeamsCard, TeamsChannel
 from knowledge.threads import ChatThread
 from knowledge.timeline import TimelineEvent
 
 metadata = SQLModel.metadata
 
 TABLES = (Org, Alert, Incident, TimelineEvent, Hypothesis, ChatThread, InboxItem, OutboxMessage,
-          Change)
+          Change, TeamsChannel, TeamsCard)
 
 # Libraries create and migrate these in the same database — langgraph's checkpointer
 # (bot.agent.memory) and slack_sdk's OAuth installation and state stores (bot.slack.service);

@@ -29,24 +29,17 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
-from sqlalchemy import literal
-from sqlalchemy.orm import aliased
-from sqlmodel import col, select
 
 from bot.agent.calls import ProgressEvent
 from bot.agent.runtime import Agent
 from bot.agent.state import Answer, NewIncident
+from bot.chat_worker import NotYet
+from bot.incident_chat import give_feedback, keep_hypotheses
 from bot.settings import Settings
 from bot.slack import blocks
 from bot.slack.intake import web_client
 from knowledge.alerts import alerts_of_incident
 from knowledge.db import Database
-from knowledge.hypotheses import (
-    HypothesisStatus,
-    add_hypothesis,
-    list_hypotheses,
-    record_feedback,
-)
 from knowledge.inbox import InboxItem
 from knowledge.incidents import (
     IllegalTransition,
@@ -57,10 +50,16 @@ from knowledge.incidents import (
     transition,
 )
 from knowledge.orgs import Org
-from knowledge.outbox import OutboxMessage, OutboxStatus, enqueue_message, mark_sent
+from knowledge.outbox import (
+    OutboxMessage,
+    OutboxStatus,
+    enqueue_message,
+    find_message,
+    mark_sent,
+    undelivered,
+)
 from knowledge.threads import incident_of_thread, link_thread, threads_of_incident
 from knowledge.timeline import add_event, list_events
-from knowledge.types import utcnow
 from skills.timeline import TimelineEntry, incident_timeline
 from skills.types import Claim
 
@@ -74,11 +73,6 @@ HELP = ("`/sre help` · `/sre status` · `/sre catchup` · `/sre hypotheses` · 
         "`/sre postmortem` · `/sre runbook ALERT` · `/sre ask QUESTION` · `/sre ack` · "
         "`/sre mitigated` · `/sre resolve`. Mention me in a thread to ask anything; react 📌 to "
         "put a message on the incident timeline.")
-
-
-class NotYet(Exception):
-    """Slack was faster than the incident engine (a channel named after an incident that is
-    still being opened): the item is retried with backoff."""
 
 
 def channel_name(incident: Incident) -> str:
@@ -227,7 +221,8 @@ class SlackHandlers:
                                        incident=incident)
         if incident is not None and incident.incident_id is not None:
             # On the record before anyone can see (and click) them.
-            await self._keep_hypotheses(where.org_id, incident.incident_id, answer)
+            await keep_hypotheses(self.db, org_id=where.org_id,
+                                  incident_id=incident.incident_id, answer=answer)
         incident_id = await self._incident_here(where)
         messages = (render(answer) if render is not None
                     else blocks.answer_message(answer, incident_id=incident_id))
@@ -319,14 +314,12 @@ class SlackHandlers:
                                             text=where.thread_id)
             if created is not None:
                 return True
-            found = (await session.exec(select(OutboxMessage).where(
-                OutboxMessage.org_id == org_id, OutboxMessage.key == key))).first()
+            found = await find_message(session, org_id=org_id, key=key)
             return found is None or found.status != OutboxStatus.SENT.value
 
     async def _sent(self, org_id: int, key: str) -> None:
         async with self.db.session() as session, session.begin():
-            found = (await session.exec(select(OutboxMessage).where(
-                OutboxMessage.org_id == org_id, OutboxMessage.key == key))).first()
+            found = await find_message(session, org_id=org_id, key=key)
             if found is not None:
                 mark_sent(found)
                 session.add(found)
@@ -390,24 +383,6 @@ class SlackHandlers:
             at=incident.triggered_at, incident_id=incident.id,
             pagerduty_id=incident.pagerduty_incident_id))
 
-    async def _keep_hypotheses(self, org_id: int, incident_id: int, answer: Answer) -> None:
-        """The briefing's hypotheses become the incident's record (each with the evidence it
-        cites, whole), so Confirm / Reject and the post-mortem refer to them."""
-        by_id = {e.id: e for e in answer.evidence}
-        async with self.db.session() as session, session.begin():
-            known = {h.statement for h in await list_hypotheses(
-                session, org_id=org_id, incident_id=incident_id)}
-            for claim in answer.claims:
-                evidence = [by_id[i].model_dump(mode="json") for i in claim.evidence_ids
-                            if i in by_id]
-                if claim.statement in known or not evidence:
-                    continue
-                await add_hypothesis(session, org_id=org_id, incident_id=incident_id,
-                                     statement=claim.statement,
-                                     confidence=claim.confidence or 0.0, evidence=evidence,
-                                     cause={**(claim.cause or {}),
-                                            "next_check": claim.next_check})
-
     # ---- the incident engine's messages (outbox) ------------------------------------------
 
     async def deliver(self, limit: int = 50) -> int:
@@ -417,17 +392,9 @@ class SlackHandlers:
         platform-neutral message, records it."""
         kinds = ["incident_status"] + (["incident_opened"] if self.settings.slack_create_channels
                                        else [])
-        marker = aliased(OutboxMessage)
-        delivered_already = (select(marker.id).where(
-            marker.org_id == OutboxMessage.org_id,
-            marker.key == literal("slack:outbox:") + OutboxMessage.key,
-            marker.status == OutboxStatus.SENT.value).exists())
         async with self.db.session() as session:
-            queued = list((await session.exec(
-                select(OutboxMessage).where(
-                    col(OutboxMessage.kind).in_(kinds), ~delivered_already,
-                    OutboxMessage.created_at >= utcnow() - timedelta(hours=6))
-                .order_by(col(OutboxMessage.id)).limit(limit))).all())
+            queued = await undelivered(session, platform="slack", kinds=kinds,
+                                       within=timedelta(hours=6), limit=limit)
         delivered = 0
         for msg in queued:
             if not await self._claim_post(msg.org_id, f"slack:outbox:{msg.key}",
@@ -684,22 +651,9 @@ class SlackHandlers:
 
     async def _record_feedback(self, org_id: int, incident_id: int, *, statement: str,
                                verdict: str, user: str, key: str, number: Any) -> None:
-        """On the stored hypothesis (matched by its statement) and on the timeline."""
-        async with self.db.session() as session, session.begin():
-            stored = next((h for h in await list_hypotheses(
-                session, org_id=org_id, incident_id=incident_id)
-                if statement and h.statement.startswith(statement)), None)
-            if stored is not None and stored.id is not None:
-                await record_feedback(
-                    session, org_id=org_id, hypothesis_id=stored.id, by=user,
-                    status=HypothesisStatus.CONFIRMED if verdict == "confirmed"
-                    else HypothesisStatus.REJECTED)
-            await add_event(session, org_id=org_id, incident_id=incident_id,
-                            occurred_at=datetime.now(UTC), kind="hypothesis_feedback",
-                            source="slack",
-                            summary=f"Hypothesis {number} {verdict} by {user}: {statement}",
-                            data={"verdict": verdict, "user": user, "statement": statement},
-                            dedupe_key=f"slack:{key}")
+        await give_feedback(self.db, org_id=org_id, incident_id=incident_id,
+                            statement=statement, verdict=verdict, user=user, key=key,
+                            number=number, source="slack")
 
     async def _incident_by_id(self, org_id: int, incident_id: int) -> Incident | None:
         try:

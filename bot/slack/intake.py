@@ -2,7 +2,7 @@
 inbox (keyed by Slack's own ids, so Slack's retries — `X-Slack-Retry-Num` — are duplicates) and
 acknowledge. Bolt verifies the signing secret; `process_before_response` makes the HTTP answer
 wait for the store, so an acknowledged event is never lost. The chat worker
-(`bot/slack/worker.py`) does the work and answers in the thread.
+(`bot/chat_worker.py` with `bot/slack/handlers.py`) does the work and answers in the thread.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Slack inside `serve`: the Bolt app behind `POST /slack/events` and, with the worker on, the
-chat worker answering from the inbox with the agent graph. Opened and closed with the app."""
+"""Slack inside `serve` (or `worker`): the Bolt app behind `POST /slack/events` and, given the
+agent, the chat worker answering from the inbox with it. Opened by `bot.chat`."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
 from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
 
-from bot.agent.runtime import open_agent
+from bot.agent.runtime import Agent
+from bot.chat_worker import ChatWorker, running_worker
 from bot.settings import Settings
 from bot.slack.handlers import SlackHandlers
-from bot.slack.intake import build_slack_app, oauth_flow, web_client
+from bot.slack.intake import SOURCE, build_slack_app, oauth_flow, web_client
 from bot.slack.socket_mode import SocketModeError, run_socket_mode
-from bot.slack.worker import ChatWorker
 from knowledge.db import Database
 
 log = logging.getLogger(__name__)
@@ -32,8 +32,9 @@ class SlackService:
 
 
 @asynccontextmanager
-async def running_slack(settings: Settings, db: Database, *, with_worker: bool
+async def running_slack(settings: Settings, db: Database, *, agent: Agent | None
                         ) -> AsyncIterator[SlackService]:
+    """Slack's intake, and with an `agent` its chat worker answering with it."""
     wake = asyncio.Event()
     installations = flow = None
     if settings.slack_oauth:
@@ -53,11 +54,15 @@ async def running_slack(settings: Settings, db: Database, *, with_worker: bool
                                          name="slack-socket-mode")
             socket.add_done_callback(_report)
             stack.push_async_callback(_stop, socket, stop_socket)
-        if not with_worker:
+        if agent is None:
             yield SlackService(handler, None)
             return
-        async with _answering(settings, db, wake, installations) as service_worker:
-            yield SlackService(handler, service_worker)
+        worker = ChatWorker(db=db, settings=settings, wake=wake, source=SOURCE,
+                            handlers=SlackHandlers(db=db, settings=settings, agent=agent,
+                                                   client=web_client(settings),
+                                                   installations=installations))
+        async with running_worker(worker):
+            yield SlackService(handler, worker)
 
 
 def _report(task: asyncio.Task[None]) -> None:
@@ -74,21 +79,3 @@ async def _stop(task: asyncio.Task[None], stop: asyncio.Event) -> None:
         pass
     except (asyncio.CancelledError, TimeoutError):
         pass
-
-
-@asynccontextmanager
-async def _answering(settings: Settings, db: Database, wake: asyncio.Event,
-                     installations: AsyncSQLAlchemyInstallationStore | None
-                     ) -> AsyncIterator[ChatWorker]:
-    async with open_agent(settings, db=db) as agent:
-        worker = ChatWorker(db=db, settings=settings, wake=wake, handlers=SlackHandlers(
-            db=db, settings=settings, agent=agent, client=web_client(settings),
-            installations=installations))
-        stop = asyncio.Event()
-        task = asyncio.create_task(worker.run(stop), name="slack-chat-worker")
-        try:
-            yield worker
-        finally:
-            stop.set()
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(task, timeout=30)

@@ -15,6 +15,7 @@ and fenced code and tables become monospace TextBlocks with their indentation ke
 from __future__ import annotations
 
 import base64
+import io
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -22,6 +23,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from PIL import Image
 
 from bot.agent.calls import evidence_line
 from bot.agent.state import Answer
@@ -40,7 +43,7 @@ from bot.slack.blocks import (
 )
 from knowledge.alerts import Alert
 from knowledge.incidents import Incident, IncidentStatus, steps_ahead
-from skills.timeline import TimelineView
+from skills.timeline import TimelineEntry, TimelineView
 from skills.types import Claim, Evidence, format_duration, utc
 
 Element = dict[str, Any]
@@ -224,11 +227,11 @@ def _image_url(path: Path, image_url: Callable[[Path], str] | None
     """The chart's URL, or None and why not."""
     try:
         if image_url is None:
-            size = path.stat().st_size
-            encoded = len(DATA_URI_PREFIX) + 4 * ((size + 2) // 3)
-            if encoded > IMAGE_URL_MAX:
-                return None, f"{size / 1024:.0f} KB is too large for a Teams card"
-            url = DATA_URI_PREFIX + base64.b64encode(path.read_bytes()).decode("ascii")
+            raw = path.read_bytes()
+            png = fit_png(raw, 3 * (IMAGE_URL_MAX - len(DATA_URI_PREFIX)) // 4)
+            if png is None:
+                return None, f"{len(raw) / 1024:.0f} KB is too large for a Teams card"
+            url = DATA_URI_PREFIX + base64.b64encode(png).decode("ascii")
         else:
             url = image_url(path)
     except OSError as exc:
@@ -236,6 +239,26 @@ def _image_url(path: Path, image_url: Callable[[Path], str] | None
     if len(url.encode()) > IMAGE_URL_MAX:
         return None, "its URL is too large for a Teams card"
     return url, ""
+
+
+def fit_png(data: bytes, limit: int) -> bytes | None:
+    """The PNG within `limit` bytes: as it is, else re-encoded with a small palette (a chart
+    has few colours, so this costs nothing visible) and, if still too big, scaled down; None
+    if even that does not fit or it is not an image."""
+    if len(data) <= limit:
+        return data
+    try:
+        image = Image.open(io.BytesIO(data)).convert("RGB")
+    except (OSError, ValueError):
+        return None
+    for scale, colors in ((1.0, 64), (1.0, 24), (0.8, 24), (0.65, 16), (0.5, 16)):
+        shown = image if scale == 1.0 else image.resize(
+            (int(image.width * scale), int(image.height * scale)), Image.Resampling.LANCZOS)
+        out = io.BytesIO()
+        shown.quantize(colors=colors).save(out, format="PNG", optimize=True)
+        if out.tell() <= limit:
+            return out.getvalue()
+    return None
 
 
 def _hypothesis(claim: Claim, n: int, by_id: dict[str, Evidence],
@@ -307,6 +330,53 @@ def incident_card(incident: Incident, alerts: Sequence[Alert], *,
     fallback = f"{incident.ref} ({incident.status}): {incident.title}" + (
         f" — {incident.service}" if incident.service else "")
     return split_cards(body, fallback, actions=_incident_actions(incident))[0]
+
+
+def catchup_card(incident: Incident, alerts: Sequence[Alert], *,
+                 hypotheses: Sequence[Claim], responders: Sequence[str],
+                 tried: Sequence[TimelineEntry], now: datetime | None = None) -> Card:
+    """What a late joiner needs: the incident card (state, impact, top hypotheses, the steps
+    ahead), who is on it, and what has been tried so far (newest last)."""
+    card = incident_card(incident, alerts, hypotheses=hypotheses, now=now)
+    who = ", ".join(dict.fromkeys(responders)) or "nobody has acknowledged or acted yet"
+    more: list[Unit] = [text_block(f"👥 **Who is on it:** {clip(who, 1000)}", separator=True)]
+    if tried:
+        lines = [f"- {{{{TIME({utc(e.at):%Y-%m-%dT%H:%M:%SZ})}}}} {KIND_ICON.get(e.kind, '•')} "
+                 f"{clip(e.summary, 300)}" for e in tried[-15:]]
+        more += [text_block("🛠 **What has been tried**"),
+                 text_block("\n".join(lines), spacing="Small")]
+    else:
+        more.append(text_block("🛠 **What has been tried:** nothing recorded yet."))
+    body = [*card.content["body"], *more]
+    return split_cards(body, card.text, actions=card.content.get("actions", []))[0]
+
+
+def mark_hypothesis(content: dict[str, Any], number: int, verdict: str, by: str
+                    ) -> dict[str, Any] | None:
+    """The answer card with hypothesis `number`'s Confirm / Reject replaced by its verdict
+    (✅ confirmed / ❌ rejected by whom), or None if the card has no such buttons."""
+    changed = json.loads(json.dumps(content))
+    icon = "✅" if verdict == "confirmed" else "❌"
+
+    def walk(node: Any) -> bool:
+        if isinstance(node, dict):
+            for key in ("body", "items"):
+                items = node.get(key)
+                if isinstance(items, list):
+                    for i, item in enumerate(items):
+                        data = [a.get("data") or {} for a in item.get("actions", [])] \
+                            if isinstance(item, dict) and item.get("type") == "ActionSet" else []
+                        if any(d.get("n") == number and "s" in d for d in data):
+                            items[i] = text_block(f"{icon} **{verdict.capitalize()}** by "
+                                                  f"{clip(by, 200)}", size="Small",
+                                                  color="Good" if verdict == "confirmed"
+                                                  else "Attention")
+                            return True
+                        if walk(item):
+                            return True
+        return False
+
+    return changed if walk(changed) else None
 
 
 def _url(url: str) -> str:
@@ -394,7 +464,7 @@ def postmortem_card(markdown: str, *, ref: str) -> Card:
         opening = "\n".join(line for line in markdown.splitlines()
                             if not re.match(r"^\s{0,3}#\s", line)).strip()
         body += markdown_body(shorten(opening, 600)) if opening else []
-    body.append(subtle("The full draft is in the attached file.", spacing="Medium"))
+    body.append(subtle("The full draft follows in this thread.", spacing="Medium"))
     return split_cards(body, f"Post-mortem draft for {ref}" + (f": {title}" if title else ""))[0]
 
 

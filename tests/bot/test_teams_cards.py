@@ -4,13 +4,17 @@ and Teams' size limits; long text splits into cards in order, code kept monospac
 from __future__ import annotations
 
 import base64
+import io
 import json
+import os
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from bot.agent.state import Answer, ToolRecord
 from bot.teams import cards as tc
@@ -289,14 +293,44 @@ def test_a_chart_becomes_a_data_uri_image(tmp_path: Path) -> None:
     assert walk([hosted], "Image")[0]["url"] == "https://files.io/error_ratio.png"
 
 
+def _noise_png(width: int, height: int) -> bytes:
+    """An image no palette or scaling brings under a card's limit."""
+    out = io.BytesIO()
+    Image.frombytes("RGB", (width, height), os.urandom(width * height * 3)).save(out, "PNG")
+    return out.getvalue()
+
+
+def test_a_real_chart_over_the_limit_is_re_encoded_to_fit(tmp_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(12, 5), dpi=110)
+    t = np.arange(2000)
+    for k in range(4):
+        ax.plot(t, np.sin(t / (40 + 9 * k)) + 0.3 * np.random.default_rng(k).normal(size=2000))
+    ax.set_title("checkout errors")
+    chart = tmp_path / "signals.png"
+    fig.savefig(chart)
+    plt.close(fig)
+    assert chart.stat().st_size > tc.IMAGE_URL_MAX  # as made, a data URI would not fit
+    [card] = validate_all(tc.answer_cards(make_answer(images=[chart])))
+    [image] = walk([card], "Image")
+    png = base64.b64decode(image["url"].removeprefix(tc.DATA_URI_PREFIX))
+    assert len(image["url"]) <= tc.IMAGE_URL_MAX
+    shown = Image.open(io.BytesIO(png))
+    assert shown.format == "PNG" and shown.width >= 600  # still a readable chart
+
+
 def test_a_chart_too_big_for_a_card_is_left_out_with_a_note(tmp_path: Path) -> None:
     small, big = tmp_path / "small.png", tmp_path / "big.png"
     small.write_bytes(PNG)
-    big.write_bytes(PNG + b"\0" * 30_000)
+    big.write_bytes(_noise_png(1000, 800))
     cards = validate_all(tc.answer_cards(make_answer(images=[big, small, tmp_path / "gone.png"])))
     assert len(walk(cards, "Image")) == 1
     notes = [t for t in texts(cards) if t.startswith("⚠")]
-    assert notes[0].startswith("⚠ Chart big.png not shown: 29 KB is too large")
+    assert re.match(r"⚠ Chart big.png not shown: \d+ KB is too large", notes[0])
     assert notes[1].startswith("⚠ Chart gone.png not shown: it could not be read")
 
 
@@ -404,7 +438,7 @@ def test_postmortem_card_summarises_the_sections() -> None:
                          "Checkout failed for 20 minutes."]
     assert shown[5].startswith("The **pool** was exhausted") and shown[5].endswith("…")
     assert shown[7] == "- raise the pool size\n- alert on saturation"
-    assert shown[-1] == "The full draft is in the attached file."
+    assert shown[-1] == "The full draft follows in this thread."
     assert card.text == "Post-mortem draft for INC-12: Checkout outage"
     bare = validate(tc.postmortem_card("just text\nand more", ref="INC-1"))
     assert texts([bare])[1] == "just text\n\nand more"

@@ -67,6 +67,9 @@ DENIED: JSON = {"message": "Authorization has been denied for this request."}
 _SIGNING_KEYS = {"bf-msteams-1": ["msteams", "webchat", "emulator", "skype"],
                  "bf-directline-1": ["webchat", "directline"]}
 _CONNECTOR = re.compile(r"^(?:/[^/]+)?/v3/conversations(?:/([^/]+)/activities(?:/([^/]+))?)?/?$")
+_TEAM_CHANNELS = re.compile(r"^(?:/[^/]+)?/v3/teams/([^/]+)/conversations/?$")
+NOT_IN_ROSTER: JSON = {"error": {"code": "BotNotInConversationRoster",
+                                 "message": "The bot is not part of the conversation roster."}}
 
 
 @dataclass
@@ -114,6 +117,9 @@ class FakeBotFramework:
         self._keys = {kid: _rsa_key(kid) for kid in _SIGNING_KEYS}
         self._forger = _rsa_key("forger")  # signs `forged` tokens: not in the JWKS
         self._throttle: list[int] = []  # Retry-After of each next throttled connector call
+        self._failures: list[tuple[int, JSON]] = []  # scripted answers of next connector calls
+        self.removed_from: set[str] = set()  # channel / chat ids the bot was removed from
+        self.team_channels: dict[str, list[JSON]] = {}  # team id → [{"id", "name"}]
         self._lock = threading.RLock()
         self._next_id = 1_700_000_001_000
         self._tmp = tempfile.TemporaryDirectory(prefix="fake-botframework-")
@@ -194,6 +200,18 @@ class FakeBotFramework:
         with self._lock:
             self._throttle.extend([retry_after] * n)
 
+    def fail_next(self, status: int, code: str, message: str, n: int = 1) -> None:
+        """Answer the next n connector calls with `status` and Teams' error body, e.g.
+        (400, "BadArgument", "Unknown attachment type") for a card Teams rejects, or
+        (502, "BadGateway", ...) for an outage."""
+        with self._lock:
+            self._failures.extend([(status, {"error": {"code": code, "message": message}})] * n)
+
+    def remove_bot(self, conversation: str) -> None:
+        """The bot was removed: calls into this channel or chat (any of its threads) get 403."""
+        with self._lock:
+            self.removed_from.add(conversation.partition(";messageid=")[0])
+
     def sign_activity(self, activity: JSON, *, service_url: str | None = None,
                       expired: bool = False, forged: bool = False, audience: str | None = None,
                       endorsement: str = "msteams") -> dict[str, str]:
@@ -252,6 +270,18 @@ class FakeBotFramework:
             "isGroup": True, "conversationType": "channel", "tenantId": tenant_id,
             "id": channel_id}, data)
         activity["membersAdded"] = [{"id": f"28:{self.app_id}"}]
+        del activity["entities"]
+        return activity
+
+    def channel_created(self, channel_id: str, name: str, *,
+                        team_id: str = "19:team@thread.tacv2", tenant_id: str = "tenant-1",
+                        from_id: str = "29:1user", from_name: str = "Ana") -> JSON:
+        """A channel was created in a team the bot is in (`eventType: channelCreated`)."""
+        data = _channel_data(tenant_id, team_id, channel_id)
+        data.update(eventType="channelCreated", channel={"id": channel_id, "name": name})
+        activity = self._activity("conversationUpdate", from_id, from_name, {
+            "isGroup": True, "conversationType": "channel", "tenantId": tenant_id,
+            "id": team_id}, data)
         del activity["entities"]
         return activity
 
@@ -355,6 +385,8 @@ class FakeBotFramework:
                 return self._token(parts[0], raw)
         if match := _CONNECTOR.match(path):
             return self._connector(http_method, path, match, headers, raw)
+        if (match := _TEAM_CHANNELS.match(path)) and http_method == "GET":
+            return self._channels(unquote(match.group(1)), headers)
         return 404, {}, {"message": f"No HTTP resource was found that matches {path}"}
 
     def _openid_metadata(self) -> JSON:
@@ -428,15 +460,33 @@ class FakeBotFramework:
             self.calls.append(call)
             if not call.authorized:
                 status, extra, response = 401, {}, DENIED
+            elif (conversation_id or "").partition(";messageid=")[0] in self.removed_from or (
+                    call.kind == "create_conversation" and ((body or {}).get("channelData") or {})
+                    .get("channel", {}).get("id") in self.removed_from):
+                status, extra, response = 403, {}, NOT_IN_ROSTER
             elif self._throttle:
                 retry_after = self._throttle.pop(0)
                 status, extra = 429, {"Retry-After": str(retry_after)}
                 response = {"error": {"code": "ThrottledRequest",
                                       "message": "Too many requests, retry later."}}
+            elif self._failures:
+                status, response = self._failures.pop(0)
+                extra = {}
             else:
                 status, extra, response = self._connector_ok(call)
             call.status, call.response = status, response
         return status, extra, response
+
+    def _channels(self, team_id: str, headers: dict[str, str]) -> Answer:
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        if scheme != "Bearer" or token not in self.issued_tokens:
+            return 401, {}, DENIED
+        if team_id in self.removed_from:
+            return 403, {}, NOT_IN_ROSTER
+        channels = self.team_channels.get(team_id, [{"id": team_id}])
+        # Teams leaves the General channel (whose id is the team's) without a name.
+        return 200, {}, {"conversations": [c if c["id"] != team_id else {"id": team_id}
+                                           for c in channels]}
 
     def _connector_ok(self, call: ConnectorCall) -> Answer:
         kind = call.kind

@@ -1,18 +1,21 @@
-"""The chat worker: leases Slack inbox items (an answer takes seconds and calls Slack and the
-tools, so it cannot hold a transaction), handles several at once, and records each outcome. A
-worker that dies mid-answer lets its lease run out and the item is handled again; the answer's
-outbox key keeps that from posting twice."""
+"""The chat worker, one per chat platform: leases the platform's inbox items (an answer takes
+seconds and calls the platform and the tools, so it cannot hold a transaction), hands several at
+once to the platform's handlers, and records each outcome; between rounds the handlers deliver
+what the incident engine queued. A worker that dies mid-answer lets its lease run out and the
+item is handled again; each post's outbox key keeps that from posting twice."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from bot.polling import drain, work_until_stopped
 from bot.settings import Settings
-from bot.slack.handlers import NotYet, SlackHandlers
-from bot.slack.intake import SOURCE
 from knowledge.db import Database
 from knowledge.inbox import InboxItem, finish, lease
 
@@ -20,23 +23,37 @@ log = logging.getLogger(__name__)
 LEASE_SECONDS = 180.0  # longer than any answer (the agent's wall time is capped at 90 s)
 
 
+class NotYet(Exception):
+    """The platform was faster than the incident engine (a channel named after an incident
+    that is still being opened): the item is retried with backoff."""
+
+
+class ChatHandlers(Protocol):
+    """What a platform's adapter does with its inbox items and the engine's queued messages."""
+
+    async def handle(self, item: InboxItem) -> None: ...
+
+    async def deliver(self) -> int: ...
+
+
 @dataclass
 class ChatWorker:
     db: Database
     settings: Settings
-    handlers: SlackHandlers
+    handlers: ChatHandlers
+    source: str  # the inbox source this worker answers: "slack" or "teams"
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run_once(self) -> int:
         async with self.db.session() as session, session.begin():
-            items = await lease(session, sources=[SOURCE], limit=self.settings.chat_workers,
+            items = await lease(session, sources=[self.source], limit=self.settings.chat_workers,
                                 seconds=LEASE_SECONDS)
         if items:
             await asyncio.gather(*(self._one(item) for item in items))
         try:
             delivered = await self.handlers.deliver()
         except Exception:  # retried next round: the marker row is only written once posted
-            log.exception("delivering incident messages to Slack failed")
+            log.exception("delivering incident messages to %s failed", self.source)
             delivered = 0
         return len(items) + delivered
 
@@ -45,10 +62,10 @@ class ChatWorker:
         try:
             await self.handlers.handle(item)
         except NotYet as exc:  # expected: retried with backoff, no traceback needed
-            log.info("slack item %s waits: %s", item.id, exc)
+            log.info("%s item %s waits: %s", self.source, item.id, exc)
             error = f"NotYet: {exc}"
         except Exception as exc:  # one bad item must not stop the rest
-            log.exception("slack item %s failed", item.id)
+            log.exception("%s item %s failed", self.source, item.id)
             error = f"{type(exc).__name__}: {exc}"
         assert item.id is not None
         async with self.db.session() as session, session.begin():
@@ -63,4 +80,17 @@ class ChatWorker:
         """Work until `stop` is set (see `bot.polling`)."""
         await work_until_stopped(self.run_once, wake=self.wake, stop=stop,
                                  poll_seconds=self.settings.worker_poll_seconds,
-                                 name="slack chat worker")
+                                 name=f"{self.source} chat worker")
+
+
+@asynccontextmanager
+async def running_worker(worker: ChatWorker) -> AsyncIterator[ChatWorker]:
+    """The worker running in a task until the block ends; then it finishes its round."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop), name=f"{worker.source}-chat-worker")
+    try:
+        yield worker
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(task, timeout=30)

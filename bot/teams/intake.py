@@ -1,0 +1,147 @@
+"""Teams in: `POST /api/messages`. Every activity's Bot Framework JWT is validated first
+(`bot.teams.auth`); anything unsigned, forged, expired, for another bot or from another service
+URL is a 401 and nothing is stored. A valid activity the copilot acts on is written to the
+durable inbox, keyed by its conversation and activity id (Teams redelivers with the same id),
+and only then answered: 200, or for a card's `Action.Execute` the invoke response Teams shows
+the person who clicked. The chat worker (`bot/chat_worker.py` with `bot/teams/handlers.py`)
+does the work."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from botbuilder.schema import Activity
+from botframework.connector.auth import BotFrameworkAuthentication
+from fastapi import Request, Response
+from fastapi.responses import JSONResponse
+
+from bot.settings import Settings
+from knowledge.db import Database
+from knowledge.inbox import InboxEntry, enqueue
+from knowledge.orgs import Org, ensure_org, org_for_teams_tenant
+
+log = logging.getLogger(__name__)
+SOURCE = "teams"
+CARD_ACTION = "adaptiveCard/action"
+KINDS = ("message", "invoke", "conversationUpdate", "installationUpdate")
+MESSAGE_RESPONSE = "application/vnd.microsoft.activity.message"
+
+
+def tenant_of(activity: dict[str, Any]) -> str:
+    return str(((activity.get("channelData") or {}).get("tenant") or {}).get("id")
+               or (activity.get("conversation") or {}).get("tenantId") or "")
+
+
+def mentions_bot(activity: dict[str, Any]) -> bool:
+    bot = (activity.get("recipient") or {}).get("id")
+    return any(e.get("type") == "mention" and (e.get("mentioned") or {}).get("id") == bot
+               for e in activity.get("entities") or [])
+
+
+def may_act(settings: Settings, person: dict[str, Any]) -> bool:
+    """SRE_COPILOT_TEAMS_RESPONDERS (AAD object ids or Teams user ids); empty: anyone."""
+    allowed = {u.strip().lower() for u in settings.teams_responders.split(",") if u.strip()}
+    return not allowed or bool({str(person.get("aadObjectId", "")).lower(),
+                                str(person.get("id", "")).lower()} & allowed)
+
+
+def _unheard(activity: dict[str, Any]) -> bool:
+    """A channel post that neither mentions the bot nor replies in a thread: with the
+    ChannelMessage.Read.Group permission Teams sends every one; none is for the bot."""
+    conversation = activity.get("conversation") or {}
+    if activity.get("type") != "message" or conversation.get("conversationType") != "channel":
+        return False
+    root = str(conversation.get("id", "")).partition(";messageid=")[2]
+    return not mentions_bot(activity) and root in ("", str(activity.get("id")))
+
+
+@dataclass
+class TeamsIntake:
+    settings: Settings
+    db: Database
+    auth: BotFrameworkAuthentication
+    wake: asyncio.Event
+    _orgs: dict[str, int] = field(default_factory=dict)  # tenant → org, fixed once known
+
+    async def receive(self, request: Request) -> Response:
+        try:
+            body = json.loads(await request.body())
+        except ValueError as exc:
+            return _error(400, f"the body is not JSON: {exc}")
+        if not isinstance(body, dict) or not body.get("type") or not body.get("serviceUrl"):
+            return _error(400, "not a Bot Framework activity: `type` and `serviceUrl` are "
+                               "required")
+        try:
+            activity = Activity().deserialize(body)
+        except Exception as exc:  # msrest's DeserializationError and friends
+            return _error(400, f"not a Bot Framework activity: {exc}")
+        header = request.headers.get("Authorization")
+        try:
+            await self.auth.authenticate_request(activity, header or None)
+        except Exception as exc:  # botbuilder raises PermissionError, jwt's errors, bare ones
+            log.warning("Teams activity %s refused: %s: %s", body.get("id"),
+                        type(exc).__name__, exc)
+            return _error(401, "the activity's Bot Framework token is missing or invalid")
+        kind = str(body["type"])
+        if kind not in KINDS or _unheard(body) or (
+                kind == "invoke" and body.get("name") != CARD_ACTION):
+            return Response(status_code=200)
+        if kind == "invoke" and not may_act(self.settings, body.get("from") or {}):
+            # Refused before anything is stored; Teams shows this to the person who clicked.
+            return _invoke_message("Only the configured responders can do that.")
+        await self._store(body)
+        if kind == "invoke":
+            return _invoke_message("Got it — updating the card.")
+        return Response(status_code=200)
+
+    async def _store(self, body: dict[str, Any]) -> None:
+        tenant = tenant_of(body)
+        if tenant not in self._orgs:
+            self._orgs[tenant] = await org_of_tenant(self.db, self.settings, tenant)
+        conversation = str((body.get("conversation") or {}).get("id", ""))
+        key = f"{body['type']}:{conversation}:{body.get('id') or _digest(body)}"
+        async with self.db.session() as session, session.begin():
+            result = await enqueue(session, org_id=self._orgs[tenant], entries=[
+                InboxEntry(SOURCE, key, {"activity": body})])
+        if result.duplicates:
+            log.info("Teams activity %s was already stored (a redelivery)", body.get("id"))
+        self.wake.set()
+
+
+async def org_of_tenant(db: Database, settings: Settings, tenant_id: str) -> int:
+    """The org of a Teams tenant: the one recorded for it; else the default org, if that has
+    no tenant yet (one company, one tenant); else an org of its own (a multi-tenant app
+    installed by another company)."""
+    async with db.session() as session, session.begin():
+        org: Org | None = None
+        if tenant_id:
+            org = await org_for_teams_tenant(session, tenant_id=tenant_id)
+        if org is None:
+            org = await ensure_org(session, slug=settings.default_org, name=settings.default_org)
+            if tenant_id and org.teams_tenant_id is None:
+                org.teams_tenant_id = tenant_id
+                session.add(org)
+            elif tenant_id and org.teams_tenant_id != tenant_id:
+                org = await ensure_org(session, slug=f"teams-{tenant_id.lower()}"[:64],
+                                       name=tenant_id)
+                org.teams_tenant_id = tenant_id
+                session.add(org)
+        assert org.id is not None
+        return org.id
+
+
+def _digest(body: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _invoke_message(text: str) -> JSONResponse:
+    return JSONResponse({"statusCode": 200, "type": MESSAGE_RESPONSE, "value": text})

@@ -1,0 +1,189 @@
+"""Teams end to end, as it runs in production: `serve`'s app with its workers, a live Prometheus
+whose checkout errors started 15 minutes ago, and a local Bot Framework over HTTPS (OpenID
+metadata and endorsed keys, the token endpoint, the connector). Activities are real Teams
+shapes, signed as Bot Framework signs them, POSTed to `/api/messages`.
+
+The bot is installed in a team → an Alertmanager webhook opens an incident → a new thread in
+the incident channel with the incident card and, under it, the hypotheses → a mention answered
+in the thread → a command → a Confirm click recorded and the card refreshed → Acknowledge from
+the incident card. Redeliveries are answered once; forged, expired and unsigned activities get
+401 and nothing is stored."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from knowledge.hypotheses import list_hypotheses
+from knowledge.inbox import items
+from knowledge.incidents import find_incident
+from knowledge.teams import find_channel
+from knowledge.timeline import list_events
+from tests.bot.slack_live import until
+from tests.bot.teams_live import INCIDENTS, TEAM, TOKEN, TeamsLive, actions, card
+from tests.fakes.alertmanager import alert, notification
+
+pytestmark = pytest.mark.slow
+
+
+async def installed(live: TeamsLive) -> None:
+    update = live.teams.conversation_update_installed(TEAM, TEAM)
+    assert (await live.send(update)).status_code == 200
+
+    async def known() -> bool:
+        async with live.db.session() as s:
+            return await find_channel(s, org_id=1, channel_id=INCIDENTS) is not None
+
+    for _ in range(200):
+        if await known():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the incident channel was never stored")
+
+
+async def open_incident(live: TeamsLive) -> Any:
+    sent = await live.client.post(
+        "/webhooks/alertmanager", headers={"Authorization": f"Bearer {TOKEN}"},
+        json=notification([alert("CheckoutHighErrorRate", service="checkout",
+                                 summary="Checkout 5xx ratio above 5%")]))
+    assert sent.status_code == 202
+    return await until("the incident thread", lambda: next(
+        (c for c in live.teams.calls if c.kind == "create_conversation" and c.status == 201),
+        None), seconds=30)
+
+
+async def test_incident_thread_end_to_end(teams_live: TeamsLive) -> None:
+    live, fake = teams_live, teams_live.teams
+    # 1. The app is installed in the team: every channel's reference is kept.
+    await installed(live)
+    # 2. Alertmanager reports checkout's errors: a new thread in the incident channel.
+    created = await open_incident(live)
+    params = created.body
+    assert params["channelData"]["channel"]["id"] == INCIDENTS
+    assert params["channelData"]["tenant"]["id"] == "tenant-1"
+    incident_card = card(created)
+    assert "INC-1" in json.dumps(incident_card)
+    assert {a["verb"] for a in actions(incident_card)} >= {"incident_ack"}
+    root = created.response["activityId"]
+    thread = f"{INCIDENTS};messageid={root}"
+    # 3. Under it: one progress card, updated in place into the hypotheses with evidence.
+    answer_update = await until("the hypotheses in the thread", lambda: next(
+        (c for c in live.calls_in(thread, "update")
+         if any(a["verb"] == "hypothesis_confirm" for a in actions(card(c)))), None), seconds=60)
+    progress = live.calls_in(thread, "send")[0]
+    assert "Investigat" in json.dumps(card(progress))
+    assert answer_update.activity_id == progress.response["id"]  # the same message, updated
+    shown = json.dumps(card(answer_update))
+    assert "checkout" in shown and "ev-" in shown
+    assert "data:image/png;base64," in shown  # the signals chart, inline
+    assert all(c.authorized for c in fake.calls)  # every call carried the bot's token
+    assert len(fake.token_requests) == 1  # … fetched once and kept
+
+    # 4. A mention in the thread is answered there; its redelivery is not answered again.
+    question = fake.message("what is failing in checkout?", conversation_id=thread,
+                            channel_id=INCIDENTS)
+    sends_before = len(live.calls_in(thread, "send"))
+    assert (await live.send(question)).status_code == 200
+    answered = await until("the answer to the mention", lambda: len(
+        live.calls_in(thread, "send")) > sends_before and len(live.calls_in(thread, "update")) > 1)
+    assert answered
+    await asyncio.sleep(1.5)
+    settled = len(live.calls_in(thread, "send"))
+    assert (await live.send(question)).status_code == 200  # Teams redelivers the same activity
+    await asyncio.sleep(1.5)
+    assert len(live.calls_in(thread, "send")) == settled
+
+    # 5. A command: the timeline.
+    command = fake.message("timeline", conversation_id=thread, channel_id=INCIDENTS)
+    assert (await live.send(command)).status_code == 200
+    await until("the timeline card", lambda: any(
+        "🕒 INC-1" in json.dumps(card(c), ensure_ascii=False)
+        for c in live.calls_in(thread, "send")))
+
+    # 6. Confirm on the first hypothesis: recorded as feedback, the card refreshed.
+    confirm = next(a for a in actions(card(answer_update)) if a["verb"] == "hypothesis_confirm")
+    click = fake.invoke_action(confirm["data"], verb="hypothesis_confirm",
+                               conversation_id=thread, reply_to_id=answer_update.activity_id,
+                               channel_id=INCIDENTS)
+    response = await live.send(click)
+    assert response.status_code == 200
+    assert response.json()["statusCode"] == 200  # the invoke response Teams shows the clicker
+
+    async def confirmed() -> list[Any]:
+        async with live.db.session() as s:
+            return [h for h in await list_hypotheses(s, org_id=1, incident_id=1)
+                    if h.status == "confirmed"]
+
+    for _ in range(200):
+        if await confirmed():
+            break
+        await asyncio.sleep(0.1)
+    [hypothesis] = await confirmed()
+    assert hypothesis.statement.startswith(confirm["data"]["s"])
+    refreshed = await until("the refreshed hypotheses card", lambda: next(
+        (c for c in live.calls_in(thread, "update") if c.activity_id == answer_update.activity_id
+         and "Confirmed" in json.dumps(card(c))), None))
+    assert len([a for a in actions(card(refreshed)) if a["data"].get("n") == 1]) == 0
+    async with live.db.session() as s:
+        events = await list_events(s, org_id=1, incident_id=1)
+    assert any(e.kind == "hypothesis_feedback" and e.source == "teams" for e in events)
+
+    # 7. Acknowledge from the incident card: the state moves, the card loses the button.
+    ack = fake.invoke_action({"incident": 1}, verb="incident_ack", conversation_id=thread,
+                             reply_to_id=root, channel_id=INCIDENTS)
+    assert (await live.send(ack)).status_code == 200
+    new_card = await until("the refreshed incident card", lambda: next(
+        (c for c in live.calls_in(thread, "update") if c.activity_id == root), None))
+    assert "incident_ack" not in {a["verb"] for a in actions(card(new_card))}
+    async with live.db.session() as s:
+        incident = await find_incident(s, org_id=1, incident_id=1)
+    assert incident.status == "acknowledged"
+
+
+@pytest.mark.parametrize("how", [{"forged": True}, {"expired": True},
+                                 {"audience": "00000000-0000-0000-0000-0000000000bb"},
+                                 {"endorsement": "directline"}, None])
+async def test_badly_signed_activities_are_refused_and_nothing_is_stored(
+        teams_live: TeamsLive, how: dict[str, Any] | None) -> None:
+    activity = teams_live.teams.personal_message("what is failing?")
+    if how is None:  # unsigned
+        response = await teams_live.client.post("/api/messages", json=activity)
+    else:
+        response = await teams_live.send(activity, **how)
+    assert response.status_code == 401
+    assert "token" in response.json()["error"]
+    async with teams_live.db.session() as s:
+        assert await items(s, org_id=1) == []
+
+
+async def test_a_personal_chat_is_answered_through_throttling(teams_live: TeamsLive) -> None:
+    live, fake = teams_live, teams_live.teams
+    fake.throttle_next(1, retry_after=1)  # the first connector call gets 429 Retry-After: 1
+    chat = fake.personal_message("/firing")
+    assert (await live.send(chat)).status_code == 200
+    conversation = chat["conversation"]["id"]
+    await until("the answer", lambda: live.calls_in(conversation, "update"), seconds=30)
+    statuses = [c.status for c in fake.calls if c.conversation_id == conversation]
+    assert statuses[0] == 429 and 201 in statuses
+
+
+async def test_a_rejected_card_is_posted_as_text(teams_live: TeamsLive) -> None:
+    live, fake = teams_live, teams_live.teams
+    chat = fake.personal_message("help")
+    fake.fail_next(400, "BadArgument", "Unknown attachment content")
+    assert (await live.send(chat)).status_code == 200
+    conversation = chat["conversation"]["id"]
+    text = await until("the text instead of the card", lambda: next(
+        (c for c in live.calls_in(conversation, "send") if (c.body or {}).get("text")), None))
+    assert "help" in text.body["text"].lower() or "mention" in text.body["text"].lower()
+
+
+async def test_bad_input_gets_a_clear_400(teams_live: TeamsLive) -> None:
+    response = await teams_live.client.post("/api/messages", content=b"{not json",
+                                            headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and "JSON" in response.json()["error"]
+    response = await teams_live.client.post("/api/messages", json={"text": "hi"})
+    assert response.status_code == 400 and "type" in response.json()["error"]
