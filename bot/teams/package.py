@@ -69,6 +69,13 @@ def manifest(app_id: str, *, version: str, domain: str | None = None) -> dict[st
                 {"title": title, "description": text} for title, text in COMMANDS]}],
         }],
         "permissions": ["identity", "messageTeamMembers"],
+        # Resource-specific consent, granted by the team or chat owner at install: Teams then
+        # sends the bot replies in threads it takes part in without an @mention (the bot
+        # drops every other unmentioned message on arrival).
+        "webApplicationInfo": {"id": app_id, "resource": f"api://botid-{app_id}"},
+        "authorization": {"permissions": {"resourceSpecific": [
+            {"name": "ChannelMessage.Read.Group", "type": "Application"},
+            {"name": "ChatMessage.Read.Chat", "type": "Application"}]}},
         "validDomains": [domain] if domain else [],
     }
 

@@ -43,6 +43,10 @@ def test_package_has_the_manifest_and_icons(tmp_path: Path) -> None:
     assert {"help", "status", "catchup", "hypotheses", "timeline", "postmortem", "runbook",
             "ask", "ack", "resolve"} <= set(titles) and len(titles) <= 10
     assert manifest["validDomains"] == ["copilot.example.com"]
+    # Replies in a thread the bot answered in reach it without a mention (RSC).
+    rsc = {p["name"] for p in manifest["authorization"]["permissions"]["resourceSpecific"]}
+    assert rsc == {"ChannelMessage.Read.Group", "ChatMessage.Read.Chat"}
+    assert manifest["webApplicationInfo"]["id"] == APP_ID
     assert len(manifest["name"]["short"]) <= 30 and len(manifest["description"]["short"]) <= 80
     assert color.size == (192, 192)
     assert outline.size == (32, 32) and outline.mode == "RGBA"

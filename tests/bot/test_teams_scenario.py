@@ -13,18 +13,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from bot.teams.auth import bot_authentication
+from bot.teams.connector import Connector
 from knowledge.hypotheses import list_hypotheses
 from knowledge.inbox import items
 from knowledge.incidents import find_incident
+from knowledge.outbox import find_message
 from knowledge.teams import find_channel
 from knowledge.timeline import list_events
 from tests.bot.slack_live import until
 from tests.bot.teams_live import INCIDENTS, TEAM, TOKEN, TeamsLive, actions, card
-from tests.fakes.alertmanager import alert, notification
+from tests.fakes.alertmanager import alert, notification, resolved
 
 pytestmark = pytest.mark.slow
 
@@ -44,11 +48,12 @@ async def installed(live: TeamsLive) -> None:
     raise AssertionError("the incident channel was never stored")
 
 
-async def open_incident(live: TeamsLive) -> Any:
+async def open_incident(live: TeamsLive, firing: dict[str, Any] | None = None) -> Any:
+    firing = firing or alert("CheckoutHighErrorRate", service="checkout",
+                             summary="Checkout 5xx ratio above 5%")
     sent = await live.client.post(
         "/webhooks/alertmanager", headers={"Authorization": f"Bearer {TOKEN}"},
-        json=notification([alert("CheckoutHighErrorRate", service="checkout",
-                                 summary="Checkout 5xx ratio above 5%")]))
+        json=notification([firing]))
     assert sent.status_code == 202
     return await until("the incident thread", lambda: next(
         (c for c in live.teams.calls if c.kind == "create_conversation" and c.status == 201),
@@ -95,6 +100,21 @@ async def test_incident_thread_end_to_end(teams_live: TeamsLive) -> None:
     assert (await live.send(question)).status_code == 200  # Teams redelivers the same activity
     await asyncio.sleep(1.5)
     assert len(live.calls_in(thread, "send")) == settled
+
+    # A reply in that thread without a mention is for the bot too (it takes part); a new
+    # post in the channel that does not mention it is not even stored.
+    follow_up = fake.message("and for payments?", conversation_id=thread, channel_id=INCIDENTS,
+                             mention_bot=False)
+    assert (await live.send(follow_up)).status_code == 200
+    await until("the answer to the follow-up", lambda: len(
+        live.calls_in(thread, "send")) > settled)
+    chatter = fake.message("lunch?", mention_bot=False)
+    chatter["conversation"]["id"] = f"{INCIDENTS};messageid={chatter['id']}"
+    async with live.db.session() as s:
+        stored = len(await items(s, org_id=1))
+    assert (await live.send(chatter)).status_code == 200
+    async with live.db.session() as s:
+        assert len(await items(s, org_id=1)) == stored
 
     # 5. A command: the timeline.
     command = fake.message("timeline", conversation_id=thread, channel_id=INCIDENTS)
@@ -187,3 +207,86 @@ async def test_bad_input_gets_a_clear_400(teams_live: TeamsLive) -> None:
     assert response.status_code == 400 and "JSON" in response.json()["error"]
     response = await teams_live.client.post("/api/messages", json={"text": "hi"})
     assert response.status_code == 400 and "type" in response.json()["error"]
+
+
+async def test_a_channel_named_after_an_incident_is_linked_and_briefed(
+        teams_live: TeamsLive) -> None:
+    live, fake = teams_live, teams_live.teams
+    live.handlers.settings = live.handlers.settings.model_copy(
+        update={"teams_incident_channel": None})  # only the new channel gets the news
+    await installed(live)
+    sent = await live.client.post(
+        "/webhooks/alertmanager", headers={"Authorization": f"Bearer {TOKEN}"},
+        json=notification([alert("CheckoutHighErrorRate", service="checkout")]))
+    assert sent.status_code == 202
+    channel = "19:inc1checkout@thread.tacv2"
+    event = fake.channel_created(channel, "INC-1 checkout", team_id=TEAM)
+    assert (await live.send(event)).status_code == 200
+    created = await until("the incident card in the new channel", lambda: next(
+        (c for c in fake.calls if c.kind == "create_conversation" and c.status == 201
+         and c.body["channelData"]["channel"]["id"] == channel), None))
+    assert "INC-1" in json.dumps(card(created))
+    thread = f"{channel};messageid={created.response['activityId']}"
+    await until("the hypotheses in its thread", lambda: any(
+        any(a["verb"] == "hypothesis_confirm" for a in actions(card(c)))
+        for c in live.calls_in(thread, "update")), seconds=60)
+    assert not [c for c in fake.calls if c.kind == "create_conversation"
+                and c.body["channelData"]["channel"]["id"] == INCIDENTS]
+
+
+async def test_a_removed_bot_and_an_outage_lose_nothing_else(
+        teams_live: TeamsLive, caplog: pytest.LogCaptureFixture) -> None:
+    live, fake = teams_live, teams_live.teams
+    await installed(live)
+    firing = alert("CheckoutHighErrorRate", service="checkout")
+    created = await open_incident(live, firing)
+    thread = f"{INCIDENTS};messageid={created.response['activityId']}"
+    await until("the investigation", lambda: any(
+        any(a["verb"] == "hypothesis_confirm" for a in actions(card(c)))
+        for c in live.calls_in(thread, "update")), seconds=60)
+    # The bot is removed from the incident channel; the incident then resolves.
+    fake.remove_bot(INCIDENTS)
+    ends = datetime.now(UTC)
+    sent = await live.client.post(
+        "/webhooks/alertmanager", headers={"Authorization": f"Bearer {TOKEN}"},
+        json=notification([resolved(firing, ends)]))
+    assert sent.status_code == 202
+
+    async def marker() -> Any:
+        async with live.db.session() as s:
+            return await find_message(s, org_id=1, key="teams:outbox:incident:1:status:resolved")
+
+    for _ in range(300):
+        found = await marker()
+        if found is not None and found.status != "pending":
+            break
+        await asyncio.sleep(0.1)
+    assert found is not None and found.status == "failed"
+    assert "not in that conversation" in (found.last_error or "")
+    assert any("not in that conversation" in r.getMessage() for r in caplog.records)
+    # The connector then fails twice with 502: retried with backoff, the chat still answered.
+    fake.fail_next(502, "BadGateway", "The service is unavailable.", n=2)
+    chat = fake.personal_message("/firing")
+    assert (await live.send(chat)).status_code == 200
+    conversation = chat["conversation"]["id"]
+    await until("the answer after the outage", lambda: live.calls_in(conversation, "update"))
+    assert [c.status for c in fake.calls if c.conversation_id == conversation][:3] == [
+        502, 502, 201]
+
+
+async def test_refused_credentials_are_logged_and_the_message_answered_later(
+        teams_live: TeamsLive, caplog: pytest.LogCaptureFixture) -> None:
+    live, fake = teams_live, teams_live.teams
+    working = live.handlers.connector
+    settings = live.handlers.settings
+    live.handlers.connector = Connector(bot_authentication(settings.model_copy(
+        update={"teams_app_password": "not-the-secret"})), settings.teams_app_id or "")
+    chat = fake.personal_message("/firing")
+    assert (await live.send(chat)).status_code == 200
+    await until("the refusal in the log", lambda: any(
+        "refused the bot's credentials" in r.getMessage() and "AADSTS7000215" in r.getMessage()
+        for r in caplog.records))
+    conversation = chat["conversation"]["id"]
+    assert live.calls_in(conversation) == []
+    live.handlers.connector = working  # the secret is fixed: the stored message is retried
+    await until("the answer", lambda: live.calls_in(conversation, "update"), seconds=30)
