@@ -100,7 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "serve":
-        return _serve(settings, args.host, args.port, worker=not args.no_worker)
+        # `--no-worker` or SRE_COPILOT_WORKER=false: either turns the worker off.
+        return _serve(settings, args.host, args.port,
+                      worker=settings.worker and not args.no_worker)
     if args.command == "worker":
         return asyncio.run(_worker(settings))
     if args.command == "db":

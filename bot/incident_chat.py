@@ -1,13 +1,24 @@
-"""What every chat adapter does with an incident's hypotheses, whatever the platform: keep an
+"""What every chat adapter does about incidents, whatever the platform: keep an
 investigation's hypotheses on the incident's record (each with the evidence it cites, whole),
-and record a Confirm / Reject — on the stored hypothesis and on the timeline."""
+record a Confirm / Reject (on the stored hypothesis and on the timeline), and — in
+`IncidentChat`, the base of Slack's and Teams' handlers — keep posts from going out twice, find
+and link incidents, and report an investigation's progress."""
 
 from __future__ import annotations
 
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
-from bot.agent.state import Answer
+from bot.agent.calls import ProgressEvent
+from bot.agent.runtime import Agent
+from bot.agent.state import Answer, NewIncident
+from bot.chat_worker import NotYet
+from bot.settings import Settings
+from knowledge.alerts import Alert, alerts_of_incident
 from knowledge.db import Database
 from knowledge.hypotheses import (
     HypothesisStatus,
@@ -15,6 +26,15 @@ from knowledge.hypotheses import (
     list_hypotheses,
     record_feedback,
 )
+from knowledge.incidents import Incident, IncidentNotFound, find_incident
+from knowledge.outbox import (
+    OutboxStatus,
+    enqueue_message,
+    find_message,
+    mark_failed,
+    mark_sent,
+)
+from knowledge.threads import link_thread
 from knowledge.timeline import add_event
 
 
@@ -57,3 +77,118 @@ async def give_feedback(db: Database, *, org_id: int, incident_id: int, statemen
                                 data={"verdict": verdict, "user": user, "statement": statement},
                                 dedupe_key=f"{source}:{key}")
         return event is not None
+
+
+Progress = Callable[[ProgressEvent], Awaitable[None]]
+
+
+@dataclass
+class IncidentChat:
+    """The platform-neutral half of a chat adapter's handlers (Slack's and Teams' derive from
+    it): the outbox ledger that keeps a post from going out twice, finding and linking an
+    incident, what an investigation starts from, and a thread's memory."""
+
+    db: Database
+    settings: Settings
+    agent: Agent
+
+    platform: ClassVar[str] = ""
+
+    async def claim_post(self, org_id: int, key: str, text: str) -> bool:
+        """True the first time `key` is seen, or when an earlier attempt did not finish
+        (a worker died mid-post); False once it was posted or given up."""
+        async with self.db.session() as session, session.begin():
+            created = await enqueue_message(session, org_id=org_id, key=key,
+                                            kind=f"{self.platform}_post", text=text)
+            if created is not None:
+                return True
+            found = await find_message(session, org_id=org_id, key=key)
+            return found is None or found.status == OutboxStatus.PENDING.value
+
+    async def mark_posted(self, org_id: int, key: str, error: str | None = None) -> None:
+        """Posted; or, with `error`, given up for good (kept with the error)."""
+        async with self.db.session() as session, session.begin():
+            found = await find_message(session, org_id=org_id, key=key)
+            if found is not None:
+                if error is None:
+                    mark_sent(found)
+                else:
+                    mark_failed(found, error)
+                session.add(found)
+
+    async def incident_by_id(self, org_id: int, incident_id: int | None) -> Incident | None:
+        """The incident, or with no id the newest open one; None if there is none."""
+        try:
+            async with self.db.session() as session:
+                return await find_incident(session, org_id=org_id, incident_id=incident_id)
+        except IncidentNotFound:
+            return None
+
+    async def takes_part(self, thread_id: str) -> bool:
+        """Whether the bot has answered in this thread (its memory has it)."""
+        saver = self.agent.graph.checkpointer
+        config = {"configurable": {"thread_id": thread_id}}
+        return saver is not None and await saver.aget_tuple(config) is not None  # type: ignore[union-attr, arg-type]
+
+    async def typed_feedback(self, org_id: int, thread_id: str, incident_id: int, *, key: str,
+                             user: str) -> None:
+        """"hypothesis 2 is confirmed" typed in an incident's thread counts like the button."""
+        state = await self.agent.graph.aget_state({"configurable": {"thread_id": thread_id}})
+        given = (state.values.get("feedback") or [None])[-1]
+        if given:
+            await give_feedback(self.db, org_id=org_id, incident_id=incident_id,
+                                statement=str(given["claim"].get("statement", "")),
+                                verdict=str(given["verdict"]), user=user, key=key,
+                                number=int(given["hypothesis"]), source=self.platform)
+
+    async def link_named(self, org_id: int, name: str, *, workspace: str, channel: str
+                         ) -> Incident | None:
+        """Link a channel to the incident its name (or topic) names (`inc-12…`), else to the
+        newest open one; None if there is none. Raises `NotYet` when the named incident is
+        still being opened by the worker (the item is retried)."""
+        number = re.search(r"(?:inc|incident)[-_ ]?(\d+)", name, re.I)
+        async with self.db.session() as session, session.begin():
+            try:
+                incident = await find_incident(session, org_id=org_id, incident_id=int(
+                    number.group(1)) if number else None)
+            except IncidentNotFound:
+                if number:
+                    raise NotYet(f"INC-{number.group(1)} is not recorded yet") from None
+                return None
+            assert incident.id is not None
+            await link_thread(session, org_id=org_id, incident_id=incident.id,
+                              platform=self.platform, workspace_id=workspace, channel_id=channel)
+            return incident
+
+    async def investigation(self, org_id: int, incident: Incident
+                            ) -> tuple[list[Alert], NewIncident]:
+        """The incident's alerts, and what its investigation starts from."""
+        assert incident.id is not None
+        async with self.db.session() as session:
+            alerts = await alerts_of_incident(session, org_id=org_id, incident_id=incident.id)
+        summary = next((str(a.annotations["summary"]) for a in alerts
+                        if a.annotations.get("summary")), None)
+        return alerts, NewIncident(
+            service=incident.service or "unknown", title=incident.title, summary=summary,
+            alertname=next((a.alertname for a in alerts), None), at=incident.triggered_at,
+            incident_id=incident.id, pagerduty_id=incident.pagerduty_incident_id)
+
+
+def progress_reporter(show: Callable[[list[tuple[str, str]]], Awaitable[None]], *,
+                      every: float, on_end: bool) -> Progress:
+    """A progress callback for `Agent.turn` that shows each tool's state (running, ok,
+    failed) through `show`, at most once per `every` seconds (chat updates are rate-limited),
+    and also when a tool ends if `on_end`."""
+    steps: dict[str, str] = {}
+    last = 0.0
+
+    async def on_progress(event: ProgressEvent) -> None:
+        nonlocal last
+        steps[event.tool] = "running" if event.kind == "start" else (
+            "ok" if event.ok else "failed")
+        now = time.monotonic()
+        if now - last >= every or (on_end and event.kind == "end"):
+            last = now
+            await show(list(steps.items()))
+
+    return on_progress

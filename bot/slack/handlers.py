@@ -23,28 +23,22 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot.agent.calls import ProgressEvent
-from bot.agent.runtime import Agent
 from bot.agent.state import Answer, NewIncident
-from bot.chat_worker import NotYet
-from bot.incident_chat import give_feedback, keep_hypotheses
-from bot.settings import Settings
+from bot.incident_chat import IncidentChat, give_feedback, keep_hypotheses, progress_reporter
 from bot.slack import blocks
 from bot.slack.intake import web_client
 from knowledge.alerts import alerts_of_incident
-from knowledge.db import Database
 from knowledge.inbox import InboxItem
 from knowledge.incidents import (
     IllegalTransition,
     Incident,
-    IncidentNotFound,
     IncidentStatus,
     find_incident,
     transition,
@@ -52,10 +46,6 @@ from knowledge.incidents import (
 from knowledge.orgs import Org
 from knowledge.outbox import (
     OutboxMessage,
-    OutboxStatus,
-    enqueue_message,
-    find_message,
-    mark_sent,
     undelivered,
 )
 from knowledge.threads import incident_of_thread, link_thread, threads_of_incident
@@ -108,15 +98,14 @@ class Where:
 
 
 @dataclass
-class SlackHandlers:
-    db: Database
-    settings: Settings
-    agent: Agent
+class SlackHandlers(IncidentChat):
     client: AsyncWebClient
     installations: AsyncInstallationStore | None = None  # OAuth: a bot token per workspace
     _patterns: list[str] = field(default_factory=list)
     _clients: dict[str, AsyncWebClient] = field(default_factory=dict)
     _bot_users: dict[str, str] = field(default_factory=dict)
+
+    platform: ClassVar[str] = "slack"
 
     def __post_init__(self) -> None:
         self._patterns = [p.strip() for p in self.settings.slack_channel_patterns.split(",")
@@ -185,11 +174,7 @@ class SlackHandlers:
 
     async def _takes_part(self, where: Where, event: dict[str, Any]) -> bool:
         """A plain message is for the bot only inside a thread the bot has answered in."""
-        if not event.get("thread_ts"):
-            return False
-        saver = self.agent.graph.checkpointer
-        config = {"configurable": {"thread_id": where.thread_id}}
-        return saver is not None and await saver.aget_tuple(config) is not None  # type: ignore[union-attr, arg-type]
+        return bool(event.get("thread_ts")) and await self.takes_part(where.thread_id)
 
     def _matches(self, name: str) -> bool:
         return any(fnmatch.fnmatch(name, p) for p in self._patterns)
@@ -201,24 +186,16 @@ class SlackHandlers:
                      render: Callable[[Answer], list[blocks.Message]] | None = None,
                      user: str | None = None) -> Answer | None:
         """Run a turn of the agent for this thread and post the answer in it, once per `key`."""
-        if not await self._claim_post(where.org_id, f"slack:{key}:answer", where):
+        if not await self.claim_post(where.org_id, f"slack:{key}:answer", where.thread_id):
             return None
         progress = await self._post(where, blocks.progress_message([("thinking", "running")]))
-        steps: dict[str, str] = {}
-        last = 0.0
 
-        async def on_progress(event: ProgressEvent) -> None:
-            nonlocal last
-            steps[event.tool] = "running" if event.kind == "start" else (
-                "ok" if event.ok else "failed")
-            now = time.monotonic()
-            if now - last >= PROGRESS_EVERY or event.kind == "end":
-                last = now
-                msg = blocks.progress_message(list(steps.items()))
-                await self._update(where, progress, msg)
+        async def show(steps: list[tuple[str, str]]) -> None:
+            await self._update(where, progress, blocks.progress_message(steps))
 
-        answer = await self.agent.turn(where.thread_id, text or "/help", progress=on_progress,
-                                       incident=incident)
+        answer = await self.agent.turn(
+            where.thread_id, text or "/help", incident=incident,
+            progress=progress_reporter(show, every=PROGRESS_EVERY, on_end=True))
         if incident is not None and incident.incident_id is not None:
             # On the record before anyone can see (and click) them.
             await keep_hypotheses(self.db, org_id=where.org_id,
@@ -233,23 +210,11 @@ class SlackHandlers:
             api = await self.api(where.team)
             await api.files_upload_v2(channel=where.channel, thread_ts=where.thread_ts,
                                       file=str(image), filename=image.name, title="chart")
-        await self._sent(where.org_id, f"slack:{key}:answer")
+        await self.mark_posted(where.org_id, f"slack:{key}:answer")
         if answer.route == "feedback" and incident_id is not None:
-            await self._typed_feedback(where, incident_id, key=key,
-                                       user=f"<@{user}>" if user else "chat")
+            await self.typed_feedback(where.org_id, where.thread_id, incident_id, key=key,
+                                      user=f"<@{user}>" if user else "chat")
         return answer
-
-    async def _typed_feedback(self, where: Where, incident_id: int, *, key: str,
-                              user: str) -> None:
-        """"hypothesis 2 is confirmed" typed in an incident's thread counts like the button."""
-        state = await self.agent.graph.aget_state({"configurable": {
-            "thread_id": where.thread_id}})
-        given = (state.values.get("feedback") or [None])[-1]
-        if not given:
-            return
-        await self._record_feedback(where.org_id, incident_id, statement=str(
-            given["claim"].get("statement", "")), verdict=str(given["verdict"]),
-            user=user, key=key, number=int(given["hypothesis"]))
 
     async def _incident_here(self, where: Where) -> int | None:
         async with self.db.session() as session:
@@ -259,13 +224,7 @@ class SlackHandlers:
 
     async def _incident(self, where: Where) -> Incident | None:
         """The channel's incident, else the newest open one."""
-        incident_id = await self._incident_here(where)
-        try:
-            async with self.db.session() as session:
-                return await find_incident(session, org_id=where.org_id,
-                                           incident_id=incident_id)
-        except IncidentNotFound:
-            return None
+        return await self.incident_by_id(where.org_id, await self._incident_here(where))
 
     # ---- posting ------------------------------------------------------------------------------
 
@@ -307,27 +266,10 @@ class SlackHandlers:
         except SlackApiError as exc:
             self._explain(where, exc)
 
-    async def _claim_post(self, org_id: int, key: str, where: Where) -> bool:
-        """True the first time `key` is seen, or when an earlier attempt did not finish."""
-        async with self.db.session() as session, session.begin():
-            created = await enqueue_message(session, org_id=org_id, key=key, kind="slack_post",
-                                            text=where.thread_id)
-            if created is not None:
-                return True
-            found = await find_message(session, org_id=org_id, key=key)
-            return found is None or found.status != OutboxStatus.SENT.value
-
-    async def _sent(self, org_id: int, key: str) -> None:
-        async with self.db.session() as session, session.begin():
-            found = await find_message(session, org_id=org_id, key=key)
-            if found is not None:
-                mark_sent(found)
-                session.add(found)
-
     async def _once(self, where: Where, key: str, msg: blocks.Message) -> None:
-        if await self._claim_post(where.org_id, key, where):
+        if await self.claim_post(where.org_id, key, where.thread_id):
             await self._post(where, msg)
-            await self._sent(where.org_id, key)
+            await self.mark_posted(where.org_id, key)
 
     # ---- channels -----------------------------------------------------------------------------
 
@@ -337,21 +279,8 @@ class SlackHandlers:
             await (await self.api(where.team)).conversations_join(channel=where.channel)
         if await self._incident_here(where) is not None:
             return  # linked already: the copilot made it (and briefs it) or briefed it before
-        number = re.search(r"(?:inc|incident)[-_]?(\d+)", f"{name} {topic}", re.I)
-        async with self.db.session() as session, session.begin():
-            try:
-                incident = await find_incident(session, org_id=where.org_id,
-                                               incident_id=int(number.group(1)) if number
-                                               else None)
-            except IncidentNotFound:
-                if number:  # named after an incident the worker is still opening: retry
-                    raise NotYet(f"INC-{number.group(1)} is not recorded yet") from None
-                incident = None
-            if incident is not None:
-                assert incident.id is not None
-                await link_thread(session, org_id=where.org_id, incident_id=incident.id,
-                                  platform="slack", workspace_id=where.team,
-                                  channel_id=where.channel)
+        incident = await self.link_named(where.org_id, f"{name} {topic}", workspace=where.team,
+                                         channel=where.channel)
         if incident is None:
             await self._once(where, f"slack:{key}:noincident", blocks.error_message(
                 "I joined, but no open incident matches this channel. Name it `inc-<number>` "
@@ -363,25 +292,17 @@ class SlackHandlers:
         """The context a channel needs: the incident card, then the investigation (hypotheses,
         runbook, similar incidents, chart) as a thread under it."""
         assert incident.id is not None
-        async with self.db.session() as session:
-            alerts = await alerts_of_incident(session, org_id=where.org_id,
-                                              incident_id=incident.id)
-        if not await self._claim_post(where.org_id, f"slack:{key}:brief", where):
+        alerts, investigation = await self.investigation(where.org_id, incident)
+        if not await self.claim_post(where.org_id, f"slack:{key}:brief", where.thread_id):
             return
         card = await self._post(where, blocks.incident_message(incident, alerts))
-        await self._sent(where.org_id, f"slack:{key}:brief")
+        await self.mark_posted(where.org_id, f"slack:{key}:brief")
         thread = Where(where.org_id, where.team, where.channel, card)
         async with self.db.session() as session, session.begin():
             await link_thread(session, org_id=where.org_id, incident_id=incident.id,
                               platform="slack", workspace_id=where.team,
                               channel_id=where.channel, thread_id=card)
-        summary = next((str(a.annotations["summary"]) for a in alerts
-                        if a.annotations.get("summary")), None)
-        await self.answer(thread, "", key=f"{key}:investigation", incident=NewIncident(
-            service=incident.service or "unknown", title=incident.title, summary=summary,
-            alertname=next((a.alertname for a in alerts), None),
-            at=incident.triggered_at, incident_id=incident.id,
-            pagerduty_id=incident.pagerduty_incident_id))
+        await self.answer(thread, "", key=f"{key}:investigation", incident=investigation)
 
     # ---- the incident engine's messages (outbox) ------------------------------------------
 
@@ -397,15 +318,14 @@ class SlackHandlers:
                                        within=timedelta(hours=6), limit=limit)
         delivered = 0
         for msg in queued:
-            if not await self._claim_post(msg.org_id, f"slack:outbox:{msg.key}",
-                                          Where(msg.org_id, "", "")):
+            if not await self.claim_post(msg.org_id, f"slack:outbox:{msg.key}", msg.key):
                 continue
             if msg.kind == "incident_opened":
                 await self._open_channel(msg.org_id, int(msg.payload["incident_id"]),
                                          key=f"outbox:{msg.key}")
             else:
                 await self._status_update(msg)
-            await self._sent(msg.org_id, f"slack:outbox:{msg.key}")
+            await self.mark_posted(msg.org_id, f"slack:outbox:{msg.key}")
             delivered += 1
         return delivered
 
@@ -420,7 +340,7 @@ class SlackHandlers:
                                  blocks.notice_message(msg.text))
 
     async def _open_channel(self, org_id: int, incident_id: int, *, key: str) -> None:
-        incident = await self._incident_by_id(org_id, incident_id)
+        incident = await self.incident_by_id(org_id, incident_id)
         if incident is None:
             return
         async with self.db.session() as session:
@@ -632,7 +552,7 @@ class SlackHandlers:
             await self._ephemeral(where, user, "Only the configured responders can do that.")
             return
         if action_id.startswith("incident_"):
-            incident = await self._incident_by_id(org_id, int(action.get("value", "0")))
+            incident = await self.incident_by_id(org_id, int(action.get("value", "0")))
             if incident is not None:
                 await self._move(where, incident, STATUS_OF[action_id.removeprefix(
                     "incident_")], user=user, key=key)
@@ -643,24 +563,11 @@ class SlackHandlers:
         if incident_id is None:
             await self._ephemeral(where, user, "This hypothesis is not about an incident.")
             return
-        await self._record_feedback(org_id, int(incident_id), statement=str(value.get("s", "")),
-                                    verdict=verdict, user=f"<@{user}>", key=key,
-                                    number=value.get("n"))
+        await give_feedback(self.db, org_id=org_id, incident_id=int(incident_id),
+                            statement=str(value.get("s", "")), verdict=verdict,
+                            user=f"<@{user}>", key=key, number=value.get("n"), source="slack")
         await self._once(where, f"slack:{key}:feedback", blocks.notice_message(
             f"Hypothesis {value.get('n')} marked *{verdict}* by <@{user}> — on the timeline."))
-
-    async def _record_feedback(self, org_id: int, incident_id: int, *, statement: str,
-                               verdict: str, user: str, key: str, number: Any) -> None:
-        await give_feedback(self.db, org_id=org_id, incident_id=incident_id,
-                            statement=statement, verdict=verdict, user=user, key=key,
-                            number=number, source="slack")
-
-    async def _incident_by_id(self, org_id: int, incident_id: int) -> Incident | None:
-        try:
-            async with self.db.session() as session:
-                return await find_incident(session, org_id=org_id, incident_id=incident_id)
-        except IncidentNotFound:
-            return None
 
     async def _shortcut(self, org_id: int, body: dict[str, Any]) -> None:
         channel = str((body.get("channel") or {}).get("id", ""))

@@ -24,20 +24,15 @@ import fnmatch
 import json
 import logging
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from botbuilder.schema import Activity
 
-from bot.agent.calls import ProgressEvent
-from bot.agent.runtime import Agent
 from bot.agent.state import Answer, NewIncident
-from bot.chat_worker import NotYet
-from bot.incident_chat import give_feedback, keep_hypotheses
-from bot.settings import Settings
+from bot.incident_chat import IncidentChat, give_feedback, keep_hypotheses, progress_reporter
 from bot.slack.blocks import (
     HYPOTHESIS_CONFIRM,
     HYPOTHESIS_REJECT,
@@ -49,24 +44,17 @@ from bot.teams import cards
 from bot.teams.connector import Connector, TeamsError
 from bot.teams.intake import CARD_ACTION, may_act, mentions_bot, tenant_of
 from knowledge.alerts import alerts_of_incident
-from knowledge.db import Database
 from knowledge.hypotheses import list_hypotheses
 from knowledge.inbox import InboxItem
 from knowledge.incidents import (
     IllegalTransition,
     Incident,
-    IncidentNotFound,
     IncidentStatus,
     find_incident,
     transition,
 )
 from knowledge.outbox import (
     OutboxMessage,
-    OutboxStatus,
-    enqueue_message,
-    find_message,
-    mark_failed,
-    mark_sent,
     undelivered,
 )
 from knowledge.teams import (
@@ -151,13 +139,12 @@ def card_activity(card: cards.Card) -> Activity:
 
 
 @dataclass
-class TeamsHandlers:
-    db: Database
-    settings: Settings
-    agent: Agent
+class TeamsHandlers(IncidentChat):
     connector: Connector
     _patterns: list[str] = field(default_factory=list)
     _warned: set[str] = field(default_factory=set)
+
+    platform: ClassVar[str] = PLATFORM
 
     def __post_init__(self) -> None:
         self._patterns = [p.strip().lower() for p in
@@ -171,8 +158,9 @@ class TeamsHandlers:
         try:
             await self._dispatch(place, activity)
         except TeamsError as exc:
-            if exc.reason != "removed":
-                raise  # retried with backoff (throttled, unavailable, credentials)
+            if exc.reason != "removed":  # retried with backoff: throttled, down, credentials
+                log.error("Teams: %s — the activity is retried", exc)
+                raise
             log.error("Teams: %s — nothing more is posted there", exc)
             async with self.db.session() as session, session.begin():
                 await forget_channels(session, org_id=place.org_id,
@@ -215,7 +203,7 @@ class TeamsHandlers:
         personal = conversation.get("conversationType") == "personal"
         if not personal and not mentions_bot(activity):
             if not place.root or place.root == activity.get("id") \
-                    or not await self._takes_part(place):
+                    or not await self.takes_part(place.thread_id):
                 return
         await self._remember(place, activity)
         text = AT.sub("", str(activity.get("text") or "")).strip()
@@ -229,12 +217,6 @@ class TeamsHandlers:
         else:
             await self.answer(place, text, key=key, user=str(person.get("name", "")))
 
-    async def _takes_part(self, place: Place) -> bool:
-        """A reply without a mention is for the bot only in a thread it has answered in."""
-        saver = self.agent.graph.checkpointer
-        config = {"configurable": {"thread_id": place.thread_id}}
-        return saver is not None and await saver.aget_tuple(config) is not None  # type: ignore[union-attr, arg-type]
-
     # ---- answering ----------------------------------------------------------------------------
 
     async def answer(self, place: Place, text: str, *, key: str,
@@ -243,27 +225,19 @@ class TeamsHandlers:
                      user: str | None = None) -> Answer | None:
         """Run a turn of the agent for this conversation and post the answer in it, once per
         `key`: a progress card first, updated as tools run, then replaced by the answer."""
-        if not await self._claim(place.org_id, f"teams:{key}:answer", place):
+        if not await self.claim_post(place.org_id, f"teams:{key}:answer", place.thread_id):
             return None
         progress = await self._post(place, cards.progress_card([("thinking", "running")]))
-        steps: dict[str, str] = {}
-        last = 0.0
 
-        async def on_progress(event: ProgressEvent) -> None:
-            nonlocal last
-            steps[event.tool] = "running" if event.kind == "start" else (
-                "ok" if event.ok else "failed")
-            now = time.monotonic()
-            if now - last >= PROGRESS_EVERY:
-                last = now
-                try:
-                    await self._post(place, cards.progress_card(list(steps.items())),
-                                     update=progress)
-                except TeamsError as exc:  # progress is a courtesy; the answer still goes out
-                    log.warning("Teams: progress update failed: %s", exc)
+        async def show(steps: list[tuple[str, str]]) -> None:
+            try:
+                await self._post(place, cards.progress_card(steps), update=progress)
+            except TeamsError as exc:  # progress is a courtesy; the answer still goes out
+                log.warning("Teams: progress update failed: %s", exc)
 
-        answer = await self.agent.turn(place.thread_id, text or "/help", progress=on_progress,
-                                       incident=incident)
+        answer = await self.agent.turn(
+            place.thread_id, text or "/help", incident=incident,
+            progress=progress_reporter(show, every=PROGRESS_EVERY, on_end=False))
         if incident is not None and incident.incident_id is not None:
             await keep_hypotheses(self.db, org_id=place.org_id,
                                   incident_id=incident.incident_id, answer=answer)
@@ -273,22 +247,11 @@ class TeamsHandlers:
         await self._post(place, posted[0], update=progress)
         for card in posted[1:]:
             await self._post(place, card)
-        await self._sent(place.org_id, f"teams:{key}:answer")
+        await self.mark_posted(place.org_id, f"teams:{key}:answer")
         if answer.route == "feedback" and incident_id is not None:
-            await self._typed_feedback(place, incident_id, key=key, user=user or "chat")
+            await self.typed_feedback(place.org_id, place.thread_id, incident_id, key=key,
+                                      user=user or "chat")
         return answer
-
-    async def _typed_feedback(self, place: Place, incident_id: int, *, key: str,
-                              user: str) -> None:
-        """"hypothesis 2 is confirmed" typed in an incident's thread counts like the button."""
-        state = await self.agent.graph.aget_state({"configurable": {
-            "thread_id": place.thread_id}})
-        given = (state.values.get("feedback") or [None])[-1]
-        if given:
-            await give_feedback(self.db, org_id=place.org_id, incident_id=incident_id,
-                                statement=str(given["claim"].get("statement", "")),
-                                verdict=str(given["verdict"]), user=user, key=key,
-                                number=int(given["hypothesis"]), source=PLATFORM)
 
     async def _incident_here(self, place: Place) -> int | None:
         async with self.db.session() as session:
@@ -298,19 +261,7 @@ class TeamsHandlers:
 
     async def _incident(self, place: Place) -> Incident | None:
         """The conversation's incident, else the newest open one."""
-        try:
-            async with self.db.session() as session:
-                return await find_incident(session, org_id=place.org_id,
-                                           incident_id=await self._incident_here(place))
-        except IncidentNotFound:
-            return None
-
-    async def _incident_by_id(self, org_id: int, incident_id: int) -> Incident | None:
-        try:
-            async with self.db.session() as session:
-                return await find_incident(session, org_id=org_id, incident_id=incident_id)
-        except IncidentNotFound:
-            return None
+        return await self.incident_by_id(place.org_id, await self._incident_here(place))
 
     # ---- posting ------------------------------------------------------------------------------
 
@@ -344,30 +295,10 @@ class TeamsHandlers:
                                 activity_id=activity_id, content=card.content)
         return activity_id
 
-    async def _claim(self, org_id: int, key: str, place: Place) -> bool:
-        """True the first time `key` is seen, or when an earlier attempt did not finish."""
-        async with self.db.session() as session, session.begin():
-            created = await enqueue_message(session, org_id=org_id, key=key, kind="teams_post",
-                                            text=place.thread_id)
-            if created is not None:
-                return True
-            found = await find_message(session, org_id=org_id, key=key)
-            return found is None or found.status == OutboxStatus.PENDING.value
-
-    async def _sent(self, org_id: int, key: str, error: str | None = None) -> None:
-        async with self.db.session() as session, session.begin():
-            found = await find_message(session, org_id=org_id, key=key)
-            if found is not None:
-                if error is None:
-                    mark_sent(found)
-                else:
-                    mark_failed(found, error)
-                session.add(found)
-
     async def _once(self, place: Place, key: str, card: cards.Card) -> None:
-        if await self._claim(place.org_id, key, place):
+        if await self.claim_post(place.org_id, key, place.thread_id):
             await self._post(place, card)
-            await self._sent(place.org_id, key)
+            await self.mark_posted(place.org_id, key)
 
     async def _notice(self, place: Place, text: str, *, key: str) -> None:
         await self._once(place, f"teams:{key}", cards.notice_card(text))
@@ -470,7 +401,7 @@ class TeamsHandlers:
         name = str(person.get("name") or person.get("id") or "someone")
         card_id = str(activity.get("replyToId") or "")
         if verb in VERB_STATUS:
-            incident = await self._incident_by_id(place.org_id, int(data.get("incident") or 0))
+            incident = await self.incident_by_id(place.org_id, int(data.get("incident") or 0))
             if incident is not None and await self._move(place, incident, VERB_STATUS[verb],
                                                          person, key=key):
                 await self._refresh_incident_card(place, incident.id or 0, card_id)
@@ -510,7 +441,7 @@ class TeamsHandlers:
                                    conversation_id=place.conversation_id, activity_id=card_id)
         if kept is None or not card_id:
             return
-        incident = await self._incident_by_id(place.org_id, incident_id)
+        incident = await self.incident_by_id(place.org_id, incident_id)
         if incident is not None:
             async with self.db.session() as session:
                 alerts = await alerts_of_incident(session, org_id=place.org_id,
@@ -575,19 +506,8 @@ class TeamsHandlers:
         """A channel named after an incident (`inc-12-checkout`): linked to it and briefed."""
         if await self._incident_here(place) is not None:
             return
-        number = re.search(r"(?:inc|incident)[-_ ]?(\d+)", name, re.I)
-        async with self.db.session() as session, session.begin():
-            try:
-                incident = await find_incident(session, org_id=place.org_id, incident_id=int(
-                    number.group(1)) if number else None)
-            except IncidentNotFound:
-                if number:  # named after an incident the worker is still opening: retry
-                    raise NotYet(f"INC-{number.group(1)} is not recorded yet") from None
-                incident = None
-            if incident is not None and incident.id is not None:
-                await link_thread(session, org_id=place.org_id, incident_id=incident.id,
-                                  platform=PLATFORM, workspace_id=place.workspace,
-                                  channel_id=place.channel_id)
+        incident = await self.link_named(place.org_id, name, workspace=place.workspace,
+                                         channel=place.channel_id)
         if incident is None:
             await self._notice(place, "I'm here, but no open incident matches this channel. "
                                       "Name it `inc-<number>` or mention me with **status** "
@@ -599,16 +519,15 @@ class TeamsHandlers:
         """A new thread in the channel: the incident card, then the investigation (hypotheses,
         runbook, similar incidents, chart) as replies under it."""
         assert incident.id is not None
+        alerts, investigation = await self.investigation(channel.org_id, incident)
         async with self.db.session() as session:
-            alerts = await alerts_of_incident(session, org_id=channel.org_id,
-                                              incident_id=incident.id)
             linked = [t for t in await threads_of_incident(session, org_id=channel.org_id,
                                                            incident_id=incident.id)
                       if t.platform == PLATFORM and t.channel_id == channel.channel_id
                       and t.thread_id]
         if linked:  # an earlier attempt posted the card: go on in its thread
             thread = channel.thread(linked[0].thread_id)
-        elif not await self._claim(channel.org_id, f"teams:{key}:brief", channel):
+        elif not await self.claim_post(channel.org_id, f"teams:{key}:brief", channel.thread_id):
             return
         else:
             card = cards.incident_card(incident, alerts)
@@ -623,14 +542,8 @@ class TeamsHandlers:
                 await keep_card(session, org_id=channel.org_id,
                                 conversation_id=thread.conversation_id,
                                 activity_id=started.activity_id, content=card.content)
-            await self._sent(channel.org_id, f"teams:{key}:brief")
-        summary = next((str(a.annotations["summary"]) for a in alerts
-                        if a.annotations.get("summary")), None)
-        await self.answer(thread, "", key=f"{key}:investigation", incident=NewIncident(
-            service=incident.service or "unknown", title=incident.title, summary=summary,
-            alertname=next((a.alertname for a in alerts), None),
-            at=incident.triggered_at, incident_id=incident.id,
-            pagerduty_id=incident.pagerduty_incident_id))
+            await self.mark_posted(channel.org_id, f"teams:{key}:brief")
+        await self.answer(thread, "", key=f"{key}:investigation", incident=investigation)
 
     # ---- the incident engine's messages (outbox) ----------------------------------------------
 
@@ -652,11 +565,11 @@ class TeamsHandlers:
                 if channel is None:
                     continue  # kept queued until the app is installed there
             marker = f"teams:outbox:{msg.key}"
-            if not await self._claim(msg.org_id, marker, Place(msg.org_id, "", "", "")):
+            if not await self.claim_post(msg.org_id, marker, msg.key):
                 continue
             try:
                 if channel is not None:
-                    incident = await self._incident_by_id(msg.org_id,
+                    incident = await self.incident_by_id(msg.org_id,
                                                           int(msg.payload["incident_id"]))
                     if incident is not None:
                         await self.brief(channel, incident, key=f"outbox:{msg.key}")
@@ -666,9 +579,9 @@ class TeamsHandlers:
                 if exc.reason not in ("removed", "rejected"):
                     raise  # retried next round: the marker is still pending
                 log.error("Teams: %s not delivered: %s", msg.key, exc)
-                await self._sent(msg.org_id, marker, error=str(exc))
+                await self.mark_posted(msg.org_id, marker, error=str(exc))
                 continue
-            await self._sent(msg.org_id, marker)
+            await self.mark_posted(msg.org_id, marker)
             delivered += 1
         return delivered
 

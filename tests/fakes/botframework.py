@@ -85,6 +85,7 @@ class ConnectorCall:
     authorized: bool = False  # carried a bearer token the token endpoint issued
     status: int = 0
     response: JSON = field(default_factory=dict)
+    at: float = field(default_factory=time.monotonic)  # when the fake received it
 
     @property
     def kind(self) -> str:
@@ -454,6 +455,7 @@ class FakeBotFramework:
         body = json.loads(raw) if raw else None
         scheme, _, token = headers.get("authorization", "").partition(" ")
         response: JSON
+        extra: dict[str, str]
         with self._lock:
             call = ConnectorCall(http_method, path, conversation_id, activity_id, body, headers,
                                  authorized=scheme == "Bearer" and token in self.issued_tokens)
