@@ -92,6 +92,11 @@ def create_app(settings: Settings, *, db: Database | None = None,
         platforms = await chat.enter_async_context(
             running_chat(settings, database, with_worker=with_worker))
         app.state.slack, app.state.teams = platforms.slack, platforms.teams
+        scheduler = None
+        if settings.digest_enabled:
+            from bot.scheduler import start_scheduler
+
+            scheduler = start_scheduler(settings, database)
         if with_worker:
             worker = InboxWorker(db=database, settings=settings, metrics=metrics,
                                  wake=app.state.intake.wake, history=history)
@@ -103,6 +108,8 @@ def create_app(settings: Settings, *, db: Database | None = None,
         try:
             yield
         finally:
+            if scheduler is not None:
+                scheduler.shutdown(wait=False)
             await chat.aclose()
             stop.set()
             if task is not None:

@@ -76,6 +76,14 @@ def _parser() -> argparse.ArgumentParser:
                      help="the zip to write (default: sre-copilot-teams.zip)")
     pkg.add_argument("--domain", help="your server's public host name (validDomains)")
     pkg.add_argument("--version", default="1.0.0", help="the app's version (default 1.0.0)")
+    dig = sub.add_parser("digest", help="the weekly digest: incidents, MTTA/MTTR, on-call load, "
+                                        "noisy alerts, capacity forecasts")
+    dig.add_argument("--org", help="the org's slug (default: SRE_COPILOT_DEFAULT_ORG)")
+    dig.add_argument("--since", help="ISO 8601 start (with --until; default: last full week)")
+    dig.add_argument("--until", help="ISO 8601 end")
+    dig.add_argument("--json", action="store_true", help="print the digest's data as JSON")
+    dig.add_argument("--post", action="store_true",
+                     help="also post it to DIGEST_SLACK_CHANNEL / DIGEST_TEAMS_CHANNEL")
     chat = sub.add_parser("chat", help="a conversation with the copilot in the terminal")
     chat.add_argument("--thread", default="cli", help="conversation to continue (default: cli)")
     return parser
@@ -141,6 +149,16 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return 2
         print(f"wrote {out}: upload it in Teams (Apps → Manage your apps → Upload an app)")
         return 0
+    if args.command == "digest":
+        from bot import digest_cli
+
+        try:
+            return asyncio.run(digest_cli.run(settings, org=args.org, since=args.since,
+                                              until=args.until, json_out=args.json,
+                                              post=args.post))
+        except digest_cli.UsageError as exc:
+            print(f"sre-copilot digest: {exc}", file=sys.stderr)
+            return 2
     if args.command in ("ask", "chat"):
         from bot import ask
 

@@ -95,12 +95,19 @@ class Settings(BaseSettings):
     # empty: anyone in the conversation.
     teams_responders: str = ""
 
+    # The weekly digest (bot/digest): when (crontab, in DIGEST_TIMEZONE) and where it is posted.
+    digest_cron: str = Field(default="0 9 * * mon", validation_alias="DIGEST_CRON")
+    digest_timezone: str = Field(default="UTC", validation_alias="DIGEST_TIMEZONE")
+    digest_slack_channel: str | None = Field(default=None, validation_alias="DIGEST_SLACK_CHANNEL")
+    digest_teams_channel: str | None = Field(default=None, validation_alias="DIGEST_TEAMS_CHANNEL")
+
     @field_validator("database_url", "prometheus_url", "alertmanager_webhook_token",
                      "pagerduty_webhook_secret", "changes_webhook_token", "chroma_url",
                      "anthropic_api_key", "anthropic_base_url", "pagerduty_api_token",
                      "slack_bot_token", "slack_signing_secret", "slack_app_token",
                      "slack_client_id", "slack_client_secret", "teams_app_id",
-                     "teams_app_password", "teams_app_tenant_id", "teams_incident_channel")
+                     "teams_app_password", "teams_app_tenant_id", "teams_incident_channel",
+                     "digest_slack_channel", "digest_teams_channel")
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value or None
@@ -120,6 +127,11 @@ class Settings(BaseSettings):
         """A token (or OAuth installs) and a way in: signed HTTP requests or Socket Mode."""
         return bool((self.slack_bot_token or self.slack_oauth)
                     and (self.slack_signing_secret or self.slack_app_token))
+
+    @property
+    def digest_enabled(self) -> bool:
+        """A place to post it: the scheduler runs only then."""
+        return bool(self.digest_slack_channel or self.digest_teams_channel)
 
     @property
     def teams_enabled(self) -> bool:

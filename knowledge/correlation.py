@@ -71,6 +71,7 @@ class PagerDutySignal:
     urgency: str | None = None
     agent: str | None = None
     note: str | None = None
+    assignees: tuple[str, ...] = ()  # who was paged (the incident's assignees)
 
 
 def service_of(labels: dict[str, str]) -> str | None:
@@ -284,7 +285,7 @@ async def apply_pagerduty(session: AsyncSession, *, org_id: int, signal: PagerDu
 def _pagerduty_line(signal: PagerDutySignal, by: str) -> tuple[str, str, dict[str, Any]]:
     data: dict[str, Any] = {"event_type": signal.event_type, "agent": signal.agent,
                             "pagerduty_incident_id": signal.incident_id,
-                            "html_url": signal.html_url}
+                            "html_url": signal.html_url, "assignees": list(signal.assignees)}
     if signal.event_type == "incident.annotated":
         data["note"] = signal.note
         return "note", f"note by {by}: {signal.note or ''}".strip(), data

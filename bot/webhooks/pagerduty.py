@@ -83,7 +83,9 @@ def signal_from_item(payload: dict[str, Any]) -> PagerDutySignal:
         service=(service or {}).get("summary"),
         urgency=incident.get("urgency"),
         agent=event.agent.summary if event.agent else None,
-        note=event.data.get("content") if isinstance(event.data.get("content"), str) else None)
+        note=event.data.get("content") if isinstance(event.data.get("content"), str) else None,
+        assignees=tuple(str(a.get("summary") or a.get("id")) for a in
+                        incident.get("assignees") or [] if isinstance(a, dict)))
 
 
 def router() -> APIRouter:

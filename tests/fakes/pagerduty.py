@@ -20,7 +20,9 @@ def sign(body: bytes, *secrets: str) -> str:
 def incident_event(event_type: str, *, incident_id: str = "PT4KHLK",
                    incident_key: str | None = None, title: str = "The server is on fire.",
                    agent: str | None = "Earline Greenholt", occurred_at: datetime | None = None,
-                   event_id: str | None = None, status: str | None = None) -> dict[str, Any]:
+                   event_id: str | None = None, status: str | None = None,
+                   assignees: tuple[str, ...] = (), service: str = "API Service"
+                   ) -> dict[str, Any]:
     when = (occurred_at or datetime.now(UTC)).isoformat().replace("+00:00", "Z")
     return {"event": {
         "id": event_id or str(uuid.uuid4()),
@@ -40,8 +42,10 @@ def incident_event(event_type: str, *, incident_id: str = "PT4KHLK",
             "created_at": when, "title": title,
             "service": {"html_url": "https://acme.pagerduty.com/services/PF9KMXH",
                         "id": "PF9KMXH", "self": "https://api.pagerduty.com/services/PF9KMXH",
-                        "summary": "API Service", "type": "service_reference"},
-            "assignees": [], "escalation_policy": {"id": "PJ3EKOK", "summary": "Default",
+                        "summary": service, "type": "service_reference"},
+            "assignees": [{"id": f"PU{i:05d}", "summary": name, "type": "user_reference",
+                           "html_url": f"https://acme.pagerduty.com/users/PU{i:05d}"}
+                          for i, name in enumerate(assignees)], "escalation_policy": {"id": "PJ3EKOK", "summary": "Default",
                                                    "type": "escalation_policy_reference"},
             "teams": [], "priority": None, "urgency": "high", "conference_bridge": None,
             "resolve_reason": None,

@@ -1,0 +1,135 @@
+"""The weekly digest, end to end: `make_digest` builds an org's digest (the digest skill's
+figures plus capacity forecasts from Prometheus), `post_digest` posts it to
+DIGEST_SLACK_CHANNEL and DIGEST_TEAMS_CHANNEL, and `run_digests` does both for every org exactly
+once per period — the scheduler (`bot/scheduler.py`) calls it on every replica and the
+`digest_run` claim lets one of them through."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from bot.render.digest import digest_cards, digest_messages
+from bot.settings import Settings
+from knowledge.db import Database
+from knowledge.digests import claim_run, finish_run, mark_platform_posted
+from knowledge.orgs import Org
+from skills.digest.metrics import Period
+from skills.digest.report import Digest, build_digest
+
+log = logging.getLogger(__name__)
+LEASE = timedelta(minutes=10)  # a claim older than this, unfinished, is taken over
+
+
+def replica_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+async def make_digest(settings: Settings, db: Database, *, org: Org, period: Period,
+                      forecasts: bool = True, chart_dir: Path | None = None) -> Digest:
+    assert org.id is not None
+    async with db.session() as session:
+        digest = await build_digest(session, org_id=org.id, org=org.slug, period=period,
+                                    tz=settings.digest_timezone)
+    if forecasts:
+        await _add_forecasts(settings, digest, period, chart_dir)
+    return digest
+
+
+async def _add_forecasts(settings: Settings, digest: Digest, period: Period,
+                         chart_dir: Path | None) -> None:
+    """Capacity forecasts from Prometheus; if it cannot be asked, the digest says why."""
+    if not settings.prometheus_url:
+        digest.notes.append("Capacity forecasts need PROMETHEUS_URL.")
+        return
+    try:
+        from skills.forecast.capacity import DEFAULT_CHECKS, render_forecast, run_checks
+
+        from skills.prometheus.client import PrometheusClient
+
+        async with PrometheusClient(settings.prometheus_url) as client:
+            found = await run_checks(client, DEFAULT_CHECKS, now=period.end)
+    except Exception as exc:  # Prometheus away, a bad rule: the rest of the digest stands
+        digest.notes.append(f"Capacity forecasts unavailable: {type(exc).__name__}: {exc}")
+        return
+    digest.forecasts = [_forecast_json(f) for f in found]
+    if chart_dir is not None:
+        worst = [f for f in found if f.days_to_threshold is not None][:3]
+        for i, forecast in enumerate(worst):
+            path = chart_dir / f"forecast-{digest.org}-{period.end:%Y%m%d%H%M}-{i}.png"
+            render_forecast(forecast, path=path)
+            digest.charts.append(str(path))
+
+
+def _forecast_json(forecast: Any) -> dict[str, Any]:
+    data: dict[str, Any] = forecast.model_dump(mode="json") if hasattr(
+        forecast, "model_dump") else dict(vars(forecast))
+    return data
+
+
+async def post_to_slack(settings: Settings, digest: Digest) -> None:
+    from bot.slack.intake import web_client
+
+    client = web_client(settings)
+    channel = settings.digest_slack_channel or ""
+    for msg in digest_messages(digest):
+        await client.chat_postMessage(channel=channel, text=msg.text, blocks=msg.blocks)
+    for chart in digest.charts:
+        await client.files_upload_v2(channel=channel, file=chart, filename=Path(chart).name,
+                                     title="capacity forecast")
+
+
+async def post_to_teams(settings: Settings, db: Database, digest: Digest, org_id: int) -> None:
+    from bot.teams.auth import bot_authentication
+    from bot.teams.connector import Connector
+    from bot.teams.handlers import Place, card_activity
+    from knowledge.teams import find_channel
+
+    async with db.session() as session:
+        channel = await find_channel(session, org_id=org_id,
+                                     channel_id=settings.digest_teams_channel or "")
+    if channel is None:
+        raise LookupError(f"DIGEST_TEAMS_CHANNEL {settings.digest_teams_channel} is not known: "
+                          "install the app in its team first")
+    place = Place.of_channel(channel)
+    connector = Connector(bot_authentication(settings), settings.teams_app_id or "")
+    for card in digest_cards(digest):
+        await connector.send(place.service_url, place.conversation_id, card_activity(card))
+
+
+async def run_digests(settings: Settings, db: Database, *, period: Period,
+                      by: str | None = None) -> int:
+    """Post the period's digest for every org, once: returns how many this replica posted."""
+    from sqlmodel import select
+
+    async with db.session() as session:
+        orgs = list((await session.exec(select(Org))).all())
+    posted = 0
+    for org in orgs:
+        assert org.id is not None
+        async with db.session() as session, session.begin():
+            run = await claim_run(session, org_id=org.id, period_start=period.start,
+                                  period_end=period.end, by=by or replica_name(), lease=LEASE)
+        if run is None or run.id is None:
+            continue  # another replica has it, or it is done
+        digest = await make_digest(settings, db, org=org, period=period,
+                                   chart_dir=settings.data_dir / "charts")
+        if settings.digest_slack_channel and run.slack_posted_at is None:
+            await post_to_slack(settings, digest)
+            async with db.session() as session, session.begin():
+                await mark_platform_posted(session, run_id=run.id, platform="slack")
+        if settings.digest_teams_channel and settings.teams_enabled \
+                and run.teams_posted_at is None:
+            await post_to_teams(settings, db, digest, org.id)
+            async with db.session() as session, session.begin():
+                await mark_platform_posted(session, run_id=run.id, platform="teams")
+        async with db.session() as session, session.begin():
+            await finish_run(session, run_id=run.id)
+        log.info("digest of %s for %s – %s posted", org.slug, period.start, period.end)
+        posted += 1
+    return posted
+

@@ -1,0 +1,70 @@
+"""`sre-copilot digest [--org ORG] [--since ISO8601 --until ISO8601] [--json] [--post]`: the
+digest of an org's period (default: the last full week in DIGEST_TIMEZONE) printed for a
+terminal, as JSON, or posted to the digest channels."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+
+from bot.app import prepare_database
+from bot.digest import make_digest, post_to_slack, post_to_teams
+from bot.render.digest import digest_markdown
+from bot.settings import Settings
+from knowledge.orgs import OrgNotFound, get_org
+from skills.digest.metrics import Period, last_full_week
+
+
+class UsageError(ValueError):
+    pass
+
+
+def _when(text: str, name: str) -> datetime:
+    try:
+        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise UsageError(f"{name} {text!r} is not an ISO 8601 time "
+                         "(e.g. 2026-11-16T00:00:00Z)") from exc
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def period_of(since: str | None, until: str | None, tz: str) -> Period:
+    if bool(since) != bool(until):
+        raise UsageError("give both --since and --until, or neither (the last full week)")
+    if since and until:
+        period = Period(_when(since, "--since"), _when(until, "--until"))
+        if period.end <= period.start:
+            raise UsageError("--until must be after --since")
+        return period
+    return last_full_week(datetime.now(UTC), tz)
+
+
+async def run(settings: Settings, *, org: str | None, since: str | None, until: str | None,
+              json_out: bool, post: bool) -> int:
+    period = period_of(since, until, settings.digest_timezone)
+    db = await prepare_database(settings)
+    try:
+        async with db.session() as session:
+            try:
+                found = await get_org(session, slug=org or settings.default_org)
+            except OrgNotFound as exc:
+                raise UsageError(str(exc)) from exc
+        digest = await make_digest(settings, db, org=found, period=period,
+                                   chart_dir=settings.data_dir / "charts")
+        if json_out:
+            print(json.dumps(digest.to_json(), indent=2))
+        else:
+            print(digest_markdown(digest))
+        if post:
+            if not settings.digest_enabled:
+                raise UsageError("--post needs DIGEST_SLACK_CHANNEL or DIGEST_TEAMS_CHANNEL")
+            if settings.digest_slack_channel:
+                await post_to_slack(settings, digest)
+            if settings.digest_teams_channel:
+                assert found.id is not None
+                await post_to_teams(settings, db, digest, found.id)
+            print("posted", file=sys.stderr)
+    finally:
+        await db.dispose()
+    return 0

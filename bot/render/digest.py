@@ -1,0 +1,109 @@
+"""The weekly digest as text: Markdown sections (headline, incidents, response times, on-call,
+noisy alerts, capacity, the copilot's own accuracy) that the terminal prints and that Block Kit
+(`digest_messages`) and Adaptive Cards (`digest_cards`) are made from."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from bot.slack import blocks
+from bot.teams import cards
+from skills.digest.metrics import Spread
+from skills.digest.report import Digest
+from skills.types import format_duration
+
+
+def _d(seconds: float | None) -> str:
+    return "—" if seconds is None else format_duration(timedelta(seconds=seconds))
+
+
+def _spread(name: str, s: Spread) -> str:
+    line = f"- **{name}**: p50 {_d(s.p50)}, p90 {_d(s.p90)} ({s.count} incidents)"
+    if s.change_p50 is not None:
+        arrow = "faster" if s.change_p50 < 0 else "slower" if s.change_p50 > 0 else "same"
+        line += f" — p50 {_d(abs(s.change_p50))} {arrow} than the week before"
+    return line
+
+
+def digest_sections(d: Digest) -> list[tuple[str, str]]:
+    """(title, Markdown) per section, in reading order."""
+    zone = ZoneInfo(d.timezone)
+    start, end = d.period_start.astimezone(zone), d.period_end.astimezone(zone)
+    head = (f"{d.incidents.total} incidents (week before: {d.incidents.previous_total}), "
+            f"{d.alerts.total} alert firings, {d.oncall.pages} pages "
+            f"({d.oncall.out_of_hours} out of hours).")
+    sections = [(f"📊 Weekly digest · {d.org} · {start:%a %d %b} – {end:%a %d %b %Y} "
+                 f"({d.timezone})", head)]
+    lines = [f"- {svc}: {n}" for svc, n in d.incidents.by_service.items()]
+    sev = ", ".join(f"{k} {v}" for k, v in d.incidents.by_severity.items())
+    sections.append(("Incidents by service", "\n".join(lines + ([f"- severity: {sev}"]
+                                                                if sev else [])) or "None."))
+    states = [f"- {state}: p50 {_d(s.p50)}" for state, s in d.time_in_state_seconds.items()
+              if s.count]
+    sections.append(("Response", "\n".join([
+        _spread("MTTA", d.mtta_seconds), _spread("MTTR", d.mttr_seconds),
+        *(["Time in each state:", *states] if states else [])])))
+    people = ", ".join(f"{who} {n}" for who, n in d.oncall.by_responder.items()) or "nobody"
+    sections.append(("On-call load", f"{d.oncall.pages} pages, {d.oncall.out_of_hours} out of "
+                                     f"hours (Mon–Fri 09–18 {d.timezone} is in hours). "
+                                     f"Paged: {people}."))
+    noisy = []
+    for n, a in enumerate(d.noisy_alerts[:5], 1):
+        labels = ", ".join(f"{k}={v}" for k, v in sorted(a.labels.items()))
+        link = f" · [rule]({a.rule_url})" if a.rule_url else ""
+        noisy.append(f"{n}. **{a.alertname}** ({labels}) fired {a.fired}×, "
+                     f"{a.auto_resolved_share:.0%} resolved by itself, flapped {a.flapping}×, "
+                     f"{a.unacknowledged_share:.0%} never acknowledged{link}\n"
+                     f"   → {a.suggestion}")
+    sections.append(("Noisy alerts", "\n".join(noisy) or "No noisy alerts this week."))
+    capacity = []
+    for f in d.forecasts[:5]:
+        labels = ", ".join(f"{k}={v}" for k, v in sorted((f.get("labels") or {}).items()))
+        days = f.get("days_to_threshold")
+        when = (f"crosses {f.get('threshold')} in {days:.1f} days"
+                + (f" ({_days(f.get('lower'))}–{_days(f.get('upper'))})")
+                if days is not None else "not within the horizon")
+        capacity.append(f"- **{f.get('check', 'capacity')}** {labels}: {when}")
+    sections.append(("Capacity", "\n".join(capacity) or "No capacity checks ran."))
+    fb = d.feedback
+    share = f"{fb.confirmed_share:.0%} confirmed" if fb.confirmed_share is not None else \
+        "none reviewed yet"
+    sections.append(("The copilot's hypotheses", f"{fb.confirmed} confirmed, {fb.rejected} "
+                                                 f"rejected, {fb.unreviewed} not reviewed "
+                                                 f"({share})."))
+    if d.notes:
+        sections.append(("Notes", "\n".join(f"- {n}" for n in d.notes)))
+    return sections
+
+
+def _days(x: object) -> str:
+    return f"{x:.1f}" if isinstance(x, int | float) else "?"
+
+
+def digest_markdown(d: Digest) -> str:
+    title, head = digest_sections(d)[0]
+    parts = [f"# {title}", head]
+    parts += [f"## {t}\n{body}" for t, body in digest_sections(d)[1:]]
+    return "\n\n".join(parts) + "\n"
+
+
+def digest_messages(d: Digest) -> list[blocks.Message]:
+    """Block Kit: a header, then a section per part."""
+    sections = digest_sections(d)
+    out: list[blocks.Block] = [blocks.header(blocks.clip(sections[0][0], 150)),
+                               blocks.section(blocks.mrkdwn(sections[0][1]))]
+    for title, body in sections[1:]:
+        out.append(blocks.section(blocks.clip_mrkdwn(blocks.mrkdwn(f"**{title}**\n{body}"),
+                                                     2900)))
+    return blocks.split(out, f"{sections[0][0]}: {sections[0][1]}")
+
+
+def digest_cards(d: Digest) -> list[cards.Card]:
+    sections = digest_sections(d)
+    body: list[cards.Unit] = [cards.text_block(sections[0][0], size="Large", weight="Bolder"),
+                              cards.text_block(sections[0][1])]
+    for title, text in sections[1:]:
+        body += [cards.text_block(f"**{title}**", separator=True),
+                 *cards.markdown_body(text, spacing="Small")]
+    return cards.split_cards(body, f"{sections[0][0]}: {sections[0][1]}")
