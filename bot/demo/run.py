@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import json
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from rich.console import Console
+from rich.markdown import Markdown
 from rich.table import Table
 from rich.text import Text
 
@@ -18,9 +19,12 @@ from bot.app import create_app, prepare_database
 from bot.demo.investigation import DemoReport, investigate_incident
 from bot.demo.runbook_advice import lead_of, runbook_advice, show_runbooks
 from bot.demo.scenario import Delivery, deliveries
+from bot.demo.week import week_deliveries
+from bot.digest import make_digest
 from bot.investigate import render
 from bot.metrics import Metrics
 from bot.render import terminal
+from bot.render.digest import digest_markdown
 from bot.settings import Settings
 from bot.webhooks.pagerduty import signature_header
 from bot.worker import InboxWorker
@@ -30,6 +34,7 @@ from knowledge.incidents import list_incidents
 from knowledge.orgs import get_org
 from knowledge.outbox import messages
 from knowledge.timeline import list_events
+from skills.digest.metrics import Period
 
 
 async def run_demo(settings: Settings, console: Console | None = None) -> int:
@@ -70,11 +75,33 @@ async def run_demo(settings: Settings, console: Console | None = None) -> int:
         report = await investigate_incident(settings, db, now=now, runbook=lead_of(advice))
         await _show_incident(console, settings, db, report)
         show_runbooks(console, advice)
+        await _show_digest(console, settings, db, now=now)
     finally:
         await db.dispose()
     console.print("\n[dim]Next: `sre-copilot serve` takes these webhooks for real "
                   "(see README, Settings).[/dim]")
     return 0
+
+
+async def _show_digest(console: Console, settings: Settings, db: Database, *,
+                       now: datetime) -> None:
+    """The week before, replayed through the webhooks, and its digest."""
+    metrics = Metrics()
+    app = create_app(settings, db=db, metrics=metrics, run_worker=False)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://copilot") as client:
+        worker = InboxWorker(db=db, settings=settings, metrics=metrics)
+        for delivery in week_deliveries(now):
+            await _send(client, delivery, settings)
+        await worker.drain()
+    async with db.session() as session:
+        org = await get_org(session, slug=settings.default_org)
+    digest = await make_digest(settings, db, org=org,
+                               period=Period(now - timedelta(days=7), now + timedelta(hours=1)),
+                               forecasts=False)
+    console.print(Text("\nthe weekly digest of the bundled week (`sre-copilot digest`)",
+                       style="bold"))
+    console.print(Markdown(digest_markdown(digest)))
 
 
 async def _send(client: httpx.AsyncClient, delivery: Delivery, settings: Settings

@@ -39,11 +39,12 @@ def digest_sections(d: Digest) -> list[tuple[str, str]]:
     sev = ", ".join(f"{k} {v}" for k, v in d.incidents.by_severity.items())
     sections.append(("Incidents by service", "\n".join(lines + ([f"- severity: {sev}"]
                                                                 if sev else [])) or "None."))
-    states = [f"- {state}: p50 {_d(s.p50)}" for state, s in d.time_in_state_seconds.items()
+    states = [f"- {state}: {_d(s.p50)}" for state, s in d.time_in_state_seconds.items()
               if s.count]
-    sections.append(("Response", "\n".join([
-        _spread("MTTA", d.mtta_seconds), _spread("MTTR", d.mttr_seconds),
-        *(["Time in each state:", *states] if states else [])])))
+    response = "\n".join([_spread("MTTA", d.mtta_seconds), _spread("MTTR", d.mttr_seconds)])
+    if states:
+        response += "\n\nTime in each state (p50):\n" + "\n".join(states)
+    sections.append(("Response", response))
     people = ", ".join(f"{who} {n}" for who, n in d.oncall.by_responder.items()) or "nobody"
     sections.append(("On-call load", f"{d.oncall.pages} pages, {d.oncall.out_of_hours} out of "
                                      f"hours (Mon–Fri 09–18 {d.timezone} is in hours). "

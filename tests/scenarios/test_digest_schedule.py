@@ -1,0 +1,105 @@
+"""The scheduled digest with two replicas: two `sre-copilot serve` processes on one PostgreSQL,
+both running the digest job every minute (`DIGEST_CRON="* * * * *"`), post it to the Slack
+channel exactly once per period — the local Slack Web API counts. A replica that loses the race
+posts nothing."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy.engine import URL
+
+from tests.conftest import url_string
+from tests.fakes.slack_api import FakeSlack, running_slack
+
+pytestmark = pytest.mark.slow
+SRE_COPILOT = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "sre-copilot"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    with running_slack() as fake:
+        yield fake
+
+
+def _serve(url: URL, data_dir: Path, slack: FakeSlack, channel: str, name: str
+           ) -> tuple[subprocess.Popen[bytes], int, Path]:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SRE_COPILOT_", "DIGEST_", "SLACK_", "TEAMS_"))}
+    env.update(DATABASE_URL=url_string(url), SRE_COPILOT_DATA_DIR=str(data_dir),
+               SRE_COPILOT_HISTORY="false", SRE_COPILOT_LOG_LEVEL="info",
+               DIGEST_CRON="* * * * *", DIGEST_SLACK_CHANNEL=channel,
+               SLACK_BOT_TOKEN="xoxb-test", SLACK_API_URL=slack.base_url + "/api/",
+               PROMETHEUS_URL="")
+    log = data_dir / f"{name}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([str(SRE_COPILOT), "serve", "--port", str(port)], env=env,
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+    return proc, port, log
+
+
+def _ready(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, log.read_text()
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"serve never became ready:\n{log.read_text()}")
+
+
+def test_two_replicas_post_each_period_once(pg_url: URL, tmp_path: Path,
+                                            slack: FakeSlack) -> None:
+    assert SRE_COPILOT.exists(), f"{SRE_COPILOT} is missing; pip install -e . first"
+    channel = slack.add_channel("sre-weekly", is_member=True).id
+    first = _serve(pg_url, tmp_path, slack, channel, "a")
+    _ready(first[1], first[0], first[2])  # migrations done once, before the second starts
+    second = _serve(pg_url, tmp_path, slack, channel, "b")
+    replicas = [first, second]
+    try:
+        _ready(second[1], second[0], second[2])
+        # Wait for the first minute both replicas have seen start, then a little more.
+        started = time.time()
+        boundary = (int(started) // 60 + 1) * 60
+        deadline = boundary + 45
+
+        def posts() -> list[object]:
+            return [c for c in slack.calls_to("chat.postMessage")
+                    if (c.params or {}).get("channel") == channel]
+
+        while time.time() < deadline and not posts():
+            time.sleep(0.5)
+        assert posts(), "no digest was posted:\n" + first[2].read_text()[-3000:]
+        time.sleep(8)  # the loser, if it were to post, would have by now
+        digests = [p for p in posts() if "Weekly digest" in str(getattr(p, "params", ""))]
+        periods = {line for _, _, log in replicas
+                   for line in log.read_text().splitlines() if "digest of default" in line}
+        assert len(periods) == 1, periods  # one replica posted, once
+        assert len(digests) == 1
+        for proc, _, log in replicas:
+            assert proc.poll() is None, log.read_text()
+            assert "digest scheduled" in log.read_text()
+    finally:
+        for proc, _, _ in replicas:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
