@@ -86,6 +86,20 @@ def _parser() -> argparse.ArgumentParser:
                      help="also post it to DIGEST_SLACK_CHANNEL / DIGEST_TEAMS_CHANNEL")
     chat = sub.add_parser("chat", help="a conversation with the copilot in the terminal")
     chat.add_argument("--thread", default="cli", help="conversation to continue (default: cli)")
+    fc = sub.add_parser("forecast", help="when the series of a PromQL query cross a threshold "
+                                         "(Prometheus at PROMETHEUS_URL)")
+    fc.add_argument("--query", required=True, help="PromQL; one forecast per result series")
+    fc.add_argument("--threshold", type=float, required=True, help="the value not to cross")
+    fc.add_argument("--below", action="store_true",
+                    help="crossing means falling below (e.g. free space); default: rising above")
+    fc.add_argument("--days-history", type=float, default=28.0,
+                    help="days of hourly history to learn from (default 28)")
+    fc.add_argument("--horizon-days", type=float, default=14.0,
+                    help="how many days ahead to look (default 14)")
+    fc.add_argument("--json", action="store_true",
+                    help="print a JSON list: labels, days_to_threshold, lower, upper, model, "
+                         "mase, evidence, …")
+    fc.add_argument("--chart", type=Path, help="also write a PNG of the worst series to CHART")
     return parser
 
 
@@ -166,11 +180,53 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return asyncio.run(ask.ask(settings, args.question, thread=args.thread,
                                        json_out=args.json))
         return asyncio.run(ask.chat(settings, thread=args.thread))
+    if args.command == "forecast":
+        return asyncio.run(_forecast(settings, args))
     if args.command == "demo":
         from bot.demo.run import run_demo
 
         return asyncio.run(run_demo(settings))
     raise AssertionError(args.command)
+
+
+async def _forecast(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    from skills.forecast import CapacityCheck, check_capacity, render_forecast
+    from skills.prometheus.client import PrometheusClient
+
+    def fail(message: str) -> int:
+        print(f"sre-copilot forecast: {message}", file=sys.stderr)
+        return 2
+
+    if not settings.prometheus_url:
+        return fail("PROMETHEUS_URL is not set; e.g. PROMETHEUS_URL=http://prometheus:9090")
+    if args.days_history < 3 or args.horizon_days <= 0:
+        return fail("--days-history must be at least 3 and --horizon-days above 0")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
+    check = CapacityCheck(name="query", query=args.query, threshold=args.threshold,
+                          direction="below" if args.below else "above")
+    async with PrometheusClient(settings.prometheus_url,
+                                timeout=settings.prometheus_timeout_seconds) as prom:
+        report = await check_capacity(prom, [check], datetime.now(UTC),
+                                      history=timedelta(days=args.days_history),
+                                      horizon=timedelta(days=args.horizon_days))
+    if report.failed:
+        return fail(report.failed[0].error)
+    for skipped in report.skipped:
+        print(f"skipped {skipped.labels}: {skipped.reason}", file=sys.stderr)
+    if args.json:
+        print(json.dumps([f.model_dump(mode="json") for f in report.forecasts], indent=2))
+    elif not report.forecasts:
+        print(f"nothing to forecast: the query returned no usable series over the last "
+              f"{args.days_history:g} days")
+    for forecast in [] if args.json else report.forecasts:
+        print(forecast.line(with_check=False))
+    if args.chart is not None and report.forecasts:
+        render_forecast(report.forecasts, path=args.chart, title=f"Forecast of {args.query}")
+        print(f"chart: {args.chart}", file=sys.stderr)
+    return 0
 
 
 def _serve(settings: Settings, host: str, port: int, *, worker: bool) -> int:
