@@ -43,10 +43,12 @@ def incident_event(event_type: str, *, incident_id: str = "PT4KHLK",
             "service": {"html_url": "https://acme.pagerduty.com/services/PF9KMXH",
                         "id": "PF9KMXH", "self": "https://api.pagerduty.com/services/PF9KMXH",
                         "summary": service, "type": "service_reference"},
-            "assignees": [{"id": f"PU{i:05d}", "summary": name, "type": "user_reference",
-                           "html_url": f"https://acme.pagerduty.com/users/PU{i:05d}"}
-                          for i, name in enumerate(assignees)], "escalation_policy": {"id": "PJ3EKOK", "summary": "Default",
-                                                   "type": "escalation_policy_reference"},
+            "assignees": [
+                {"id": f"PU{i:05d}", "summary": name, "type": "user_reference",
+                 "html_url": f"https://acme.pagerduty.com/users/PU{i:05d}"}
+                for i, name in enumerate(assignees)],
+            "escalation_policy": {"id": "PJ3EKOK", "summary": "Default",
+                                  "type": "escalation_policy_reference"},
             "teams": [], "priority": None, "urgency": "high", "conference_bridge": None,
             "resolve_reason": None,
         },

@@ -5,6 +5,7 @@ Alertmanager alerts with past `startsAt`/`endsAt`, including one that flaps. The
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -139,7 +140,8 @@ async def test_the_digest_command_prints_json(copilot: Copilot, tmp_path: Path) 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SRE_COPILOT", "DIGEST"))}
     env.update(DATABASE_URL=url_string(copilot.settings.db_url()),
                SRE_COPILOT_DATA_DIR=str(tmp_path), PROMETHEUS_URL="")
-    done = subprocess.run(
+    done = await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "bot.cli", "digest", "--since", "2026-11-09T00:00:00Z",
          "--until", "2026-11-16T00:00:00Z", "--json"], env=env, capture_output=True, text=True,
         timeout=120, check=False)
@@ -149,15 +151,17 @@ async def test_the_digest_command_prints_json(copilot: Copilot, tmp_path: Path) 
     assert data["incidents"]["by_service"] == {"checkout": 2, "payments": 1}
     assert data["mtta_seconds"]["p50"] == 600.0 and data["mttr_seconds"]["p90"] == 6480.0
     assert data["forecasts"] == [] and "PROMETHEUS_URL" in data["notes"][0]
-    text = subprocess.run(
+    text = await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "bot.cli", "digest", "--org", "alerts", "--since",
          "2026-11-09T00:00:00Z", "--until", "2026-11-16T00:00:00Z"], env=env,
         capture_output=True, text=True, timeout=120, check=False)
     assert text.returncode == 0, text.stderr
     assert "DiskPressure" in text.stdout and "flapped 2×" in text.stdout
-    bad = subprocess.run([sys.executable, "-m", "bot.cli", "digest", "--since", "yesterday",
-                          "--until", "2026-11-16"], env=env, capture_output=True, text=True,
-                         timeout=120, check=False)
+    bad = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "bot.cli", "digest", "--since", "yesterday",
+                         "--until", "2026-11-16"], env=env, capture_output=True, text=True,
+        timeout=120, check=False)
     assert bad.returncode == 2 and "ISO 8601" in bad.stderr
 
 
