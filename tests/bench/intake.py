@@ -212,11 +212,17 @@ def start_server(db_url: str, token: str, data_dir: str) -> tuple[subprocess.Pop
     with log.open("wb") as out:
         proc = subprocess.Popen([str(SERVER), "serve", "--host", "127.0.0.1", "--port", str(port)],
                                 env=env, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60  # migrations run first
+    wait_ready(proc, port, log)
+    return proc, port
+
+
+def wait_ready(proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    """Until `serve` answers /readyz (migrations run first); else stop it and exit with its log."""
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                return proc, port
+                return
         time.sleep(0.2)
     stop_server(proc)
     sys.exit(f"server not ready (exit {proc.returncode}):\n{log.read_text()}")

@@ -45,7 +45,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.bench.intake import PG_BASE, SERVER, cpu_seconds, pct, stop_server
+from tests.bench.intake import PG_BASE, SERVER, cpu_seconds, pct, stop_server, wait_ready
 from tests.fakes.botframework import FakeBotFramework, running_botframework
 from tests.fakes.live_prometheus import HISTORY_SECONDS, Service, live_prometheus
 
@@ -143,21 +143,14 @@ def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Pope
 
 
 def start_serve(env: dict[str, str], tmp: str) -> tuple[subprocess.Popen[bytes], int]:
-    """`serve --no-worker` (intake.start_server runs `serve`, whose worker overrides
-    SRE_COPILOT_WORKER=false); the port once /readyz answers."""
+    """`serve --no-worker` with the Teams settings; the port once /readyz answers."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
     log = Path(tmp) / "server.log"
     proc = start(["serve", "--no-worker", "--host", "127.0.0.1", "--port", str(port)], env, log)
-    deadline = time.monotonic() + 60  # migrations run first
-    while time.monotonic() < deadline and proc.poll() is None:
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                return proc, port
-        time.sleep(0.2)
-    stop_server(proc)
-    sys.exit(f"server not ready (exit {proc.returncode}):\n{log.read_text()}")
+    wait_ready(proc, port, log)
+    return proc, port
 
 
 def inbox(db_url: str) -> dict[str, int]:
