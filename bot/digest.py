@@ -48,7 +48,6 @@ async def _add_forecasts(settings: Settings, digest: Digest, period: Period,
         return
     try:
         from skills.forecast.capacity import DEFAULT_CHECKS, render_forecast, run_checks
-
         from skills.prometheus.client import PrometheusClient
 
         async with PrometheusClient(settings.prometheus_url) as client:
