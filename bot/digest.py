@@ -86,11 +86,14 @@ async def post_to_teams(settings: Settings, db: Database, digest: Digest, org_id
     from bot.teams.auth import bot_authentication
     from bot.teams.connector import Connector
     from bot.teams.handlers import Place, card_activity
-    from knowledge.teams import find_channel
+    from knowledge.teams import digest_channel, find_channel
 
     async with db.session() as session:
-        channel = await find_channel(session, org_id=org_id,
-                                     channel_id=settings.digest_teams_channel or "")
+        # `@SRE Copilot digest here` wins over the setting: it is the newer, per-org choice.
+        channel = await digest_channel(session, org_id=org_id)
+        if channel is None and settings.digest_teams_channel:
+            channel = await find_channel(session, org_id=org_id,
+                                         channel_id=settings.digest_teams_channel)
     if channel is None:
         raise LookupError(f"DIGEST_TEAMS_CHANNEL {settings.digest_teams_channel} is not known: "
                           "install the app in its team first")
@@ -98,6 +101,15 @@ async def post_to_teams(settings: Settings, db: Database, digest: Digest, org_id
     connector = Connector(bot_authentication(settings), settings.teams_app_id or "")
     for card in digest_cards(digest):
         await connector.send(place.service_url, place.conversation_id, card_activity(card))
+
+
+async def has_teams_channel(settings: Settings, db: Database, org_id: int) -> bool:
+    from knowledge.teams import digest_channel
+
+    if settings.digest_teams_channel:
+        return True
+    async with db.session() as session:
+        return await digest_channel(session, org_id=org_id) is not None
 
 
 async def run_digests(settings: Settings, db: Database, *, period: Period,
@@ -121,8 +133,8 @@ async def run_digests(settings: Settings, db: Database, *, period: Period,
             await post_to_slack(settings, digest)
             async with db.session() as session, session.begin():
                 await mark_platform_posted(session, run_id=run.id, platform="slack")
-        if settings.digest_teams_channel and settings.teams_enabled \
-                and run.teams_posted_at is None:
+        if settings.teams_enabled and run.teams_posted_at is None \
+                and await has_teams_channel(settings, db, org.id):
             await post_to_teams(settings, db, digest, org.id)
             async with db.session() as session, session.begin():
                 await mark_platform_posted(session, run_id=run.id, platform="teams")

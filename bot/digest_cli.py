@@ -9,7 +9,7 @@ import sys
 from datetime import UTC, datetime
 
 from bot.app import prepare_database
-from bot.digest import make_digest, post_to_slack, post_to_teams
+from bot.digest import has_teams_channel, make_digest, post_to_slack, post_to_teams
 from bot.render.digest import digest_markdown
 from bot.settings import Settings
 from knowledge.orgs import OrgNotFound, get_org
@@ -57,12 +57,15 @@ async def run(settings: Settings, *, org: str | None, since: str | None, until: 
         else:
             print(digest_markdown(digest))
         if post:
-            if not settings.digest_enabled:
-                raise UsageError("--post needs DIGEST_SLACK_CHANNEL or DIGEST_TEAMS_CHANNEL")
+            assert found.id is not None
+            teams = settings.teams_enabled and await has_teams_channel(settings, db, found.id)
+            if not settings.digest_slack_channel and not teams:
+                raise UsageError("--post needs DIGEST_SLACK_CHANNEL, or Teams with "
+                                 "DIGEST_TEAMS_CHANNEL or a channel chosen with "
+                                 "`@SRE Copilot digest here`")
             if settings.digest_slack_channel:
                 await post_to_slack(settings, digest)
-            if settings.digest_teams_channel:
-                assert found.id is not None
+            if teams:
                 await post_to_teams(settings, db, digest, found.id)
             print("posted", file=sys.stderr)
     finally:

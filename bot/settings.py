@@ -130,8 +130,10 @@ class Settings(BaseSettings):
 
     @property
     def digest_enabled(self) -> bool:
-        """A place to post it: the scheduler runs only then."""
-        return bool(self.digest_slack_channel or self.digest_teams_channel)
+        """A place to post it (Teams' can also be chosen in chat with `digest here`): the
+        scheduler runs only then."""
+        return bool(self.digest_slack_channel or self.digest_teams_channel
+                    or self.teams_enabled)
 
     @property
     def teams_enabled(self) -> bool:

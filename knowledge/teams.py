@@ -32,6 +32,8 @@ class TeamsChannel(SQLModel, table=True):
     bot_id: str = Field(max_length=128)  # `28:<app id>`, the bot as the channel knows it
     removed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # Chosen with `@SRE Copilot digest here`: the org's weekly digest goes here (one per org).
+    digest_since: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class TeamsCard(SQLModel, table=True):
@@ -74,6 +76,30 @@ async def find_channel(session: AsyncSession, *, org_id: int, channel_id: str
     """The live reference of a channel, or None (unknown, or the bot was removed)."""
     return (await session.exec(select(TeamsChannel).where(
         TeamsChannel.org_id == org_id, TeamsChannel.channel_id == channel_id,
+        col(TeamsChannel.removed_at).is_(None)))).first()
+
+
+async def choose_digest_channel(session: AsyncSession, *, org_id: int,
+                                channel_id: str) -> TeamsChannel | None:
+    """Make this channel the org's digest channel (and no other); None if it is not known."""
+    chosen = await find_channel(session, org_id=org_id, channel_id=channel_id)
+    if chosen is None:
+        return None
+    others = await session.exec(select(TeamsChannel).where(
+        TeamsChannel.org_id == org_id, col(TeamsChannel.digest_since).is_not(None)))
+    for row in others.all():
+        row.digest_since = None
+        session.add(row)
+    chosen.digest_since = utcnow()
+    session.add(chosen)
+    await session.flush()
+    return chosen
+
+
+async def digest_channel(session: AsyncSession, *, org_id: int) -> TeamsChannel | None:
+    """The live channel chosen for the org's digest, if any."""
+    return (await session.exec(select(TeamsChannel).where(
+        TeamsChannel.org_id == org_id, col(TeamsChannel.digest_since).is_not(None),
         col(TeamsChannel.removed_at).is_(None)))).first()
 
 

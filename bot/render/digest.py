@@ -5,6 +5,7 @@ noisy alerts, capacity, the copilot's own accuracy) that the terminal prints and
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from bot.slack import blocks
@@ -101,10 +102,17 @@ def digest_messages(d: Digest) -> list[blocks.Message]:
 
 
 def digest_cards(d: Digest) -> list[cards.Card]:
+    """Adaptive Cards: the sections, with the capacity charts inline after Capacity (Teams
+    shows a data-URI image; a chart too big for a card is named instead)."""
     sections = digest_sections(d)
     body: list[cards.Unit] = [cards.text_block(sections[0][0], size="Large", weight="Bolder"),
                               cards.text_block(sections[0][1])]
     for title, text in sections[1:]:
         body += [cards.text_block(f"**{title}**", separator=True),
                  *cards.markdown_body(text, spacing="Small")]
+        if title == "Capacity":
+            for chart in d.charts:
+                image, problem = cards.chart_image(Path(chart))
+                body.append(image if image is not None else cards.subtle(
+                    f"Chart {Path(chart).name} not shown: {problem}."))
     return cards.split_cards(body, f"{sections[0][0]}: {sections[0][1]}")

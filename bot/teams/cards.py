@@ -198,12 +198,11 @@ def answer_cards(answer: Answer, *, incident_id: int | None = None,
     body: list[Unit] = list(markdown_body(answer.text))
     notes = list(answer.notes)
     for path in answer.images:
-        url, problem = _image_url(path, image_url)
-        if url is None:
+        image, problem = chart_image(path, image_url)
+        if image is None:
             notes.append(f"Chart {path.name} not shown: {problem}.")
         else:
-            body.append({"type": "Image", "url": url, "altText": f"Chart: {path.stem}",
-                         "size": "Stretch", "msTeams": {"allowExpand": True}})
+            body.append(image)
     by_id = {e.id: e for e in answer.evidence}
     body += [_hypothesis(c, n, by_id, incident_id) for n, c in enumerate(answer.claims, 1)]
     body += [text_block(f"⚠ {clip(note, 500)}", color="Warning", size="Small")
@@ -220,6 +219,16 @@ def answer_cards(answer: Answer, *, incident_id: int | None = None,
         footer.append(f"📈 {len(answer.images)} chart(s)")
     body.append(subtle(clip(" · ".join(footer), 1000), spacing="Medium", separator=True))
     return split_cards(body, answer.text.strip() or f"Answer ({answer.brain})")
+
+
+def chart_image(path: Path, image_url: Callable[[Path], str] | None = None
+                ) -> tuple[Element | None, str]:
+    """An Image element showing the chart PNG (a data URI by default), or None and why not."""
+    url, problem = _image_url(path, image_url)
+    if url is None:
+        return None, problem
+    return {"type": "Image", "url": url, "altText": f"Chart: {path.stem}", "size": "Stretch",
+            "msTeams": {"allowExpand": True}}, ""
 
 
 def _image_url(path: Path, image_url: Callable[[Path], str] | None

@@ -59,6 +59,8 @@ from knowledge.outbox import (
 )
 from knowledge.teams import (
     TeamsChannel,
+    choose_digest_channel,
+    digest_channel,
     find_card,
     find_channel,
     forget_channels,
@@ -79,11 +81,13 @@ STATUS_OF = {"ack": IncidentStatus.ACKNOWLEDGED, "mitigated": IncidentStatus.MIT
 VERB_STATUS = {INCIDENT_ACK: IncidentStatus.ACKNOWLEDGED,
                INCIDENT_MITIGATED: IncidentStatus.MITIGATED,
                INCIDENT_RESOLVE: IncidentStatus.RESOLVED}
-ALONE = ("help", "status", "catchup", "hypotheses", "timeline", "postmortem", *STATUS_OF)
-WITH_ARGUMENT = ("runbook", "ask")
+ALONE = ("help", "status", "catchup", "hypotheses", "timeline", "postmortem", "digest",
+         *STATUS_OF)
+WITH_ARGUMENT = ("runbook", "ask", "digest")
 HELP = ("Mention me with a command: **help** · **status** · **catchup** · **hypotheses** · "
         "**timeline** · **postmortem** · **runbook** ALERT · **ask** QUESTION · **ack** · "
-        "**mitigated** · **resolve**. Or just ask a question — in a channel mention me, "
+        "**mitigated** · **resolve** · **digest here** (post the weekly digest in this channel). "
+        "Or just ask a question — in a channel mention me, "
         "in a thread I'm part of or in a chat with me, just write.")
 
 
@@ -314,6 +318,8 @@ class TeamsHandlers(IncidentChat):
             await self.answer(place, rest, key=key, user=str(person.get("name", "")))
         elif word == "runbook":
             await self.answer(place, f"/runbook {rest}", key=key)
+        elif word == "digest":
+            await self._digest_here(place, rest, person, key=key)
         elif incident is None or incident.id is None:
             await self._notice(place, "No incident here or open to report on.",
                                key=f"{key}:none")
@@ -336,6 +342,41 @@ class TeamsHandlers(IncidentChat):
             await self._postmortem(place, incident, key=key)
         else:
             await self._move(place, incident, STATUS_OF[word], person, key=key)
+
+    async def _digest_here(self, place: Place, rest: str, person: dict[str, Any], *,
+                           key: str) -> None:
+        """`digest here` makes this channel the org's weekly digest channel; `digest` alone
+        says where the digest goes now."""
+        if rest.lower().rstrip(".!") != "here":
+            async with self.db.session() as session:
+                chosen = await digest_channel(session, org_id=place.org_id)
+            where = (f"**{chosen.name or chosen.channel_id}**" if chosen is not None
+                     else f"`{self.settings.digest_teams_channel}` (DIGEST_TEAMS_CHANNEL)"
+                     if self.settings.digest_teams_channel else "nowhere in Teams yet")
+            await self._notice(place, f"The weekly digest ({self.settings.digest_cron}, "
+                                      f"{self.settings.digest_timezone}) goes to {where}. "
+                                      "Mention me with **digest here** in a channel to send "
+                                      "it there.", key=f"{key}:digest")
+            return
+        name = str(person.get("name") or person.get("id") or "someone")
+        if not may_act(self.settings, person):
+            await self._notice(place, f"⚠️ {name}: only the configured responders can choose "
+                                      "the digest channel.", key=f"{key}:refused")
+            return
+        if not place.team_id:  # a 1:1 or group chat: the digest is for a team's channel
+            await self._notice(place, "The digest goes to a team channel: mention me with "
+                                      "**digest here** in the channel.", key=f"{key}:notchannel")
+            return
+        async with self.db.session() as session, session.begin():
+            chosen = await choose_digest_channel(session, org_id=place.org_id,
+                                                 channel_id=place.channel_id)
+        if chosen is None:  # _remember stored it moments ago; gone means it was removed
+            await self._notice(place, "⚠️ I can't post in this channel.", key=f"{key}:unknown")
+            return
+        await self._notice(place, f"The weekly digest will be posted here "
+                                  f"({self.settings.digest_cron}, "
+                                  f"{self.settings.digest_timezone}); set by {name}.",
+                           key=f"{key}:digest")
 
     async def _postmortem(self, place: Place, incident: Incident, *, key: str) -> None:
         """A short summary card, then the whole draft (Markdown) as cards in the thread: a bot

@@ -13,19 +13,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from bot.digest import LEASE, run_digests
 from bot.teams.auth import bot_authentication
 from bot.teams.connector import Connector
+from knowledge.digests import claim_run
 from knowledge.hypotheses import list_hypotheses
 from knowledge.inbox import items
 from knowledge.incidents import find_incident
 from knowledge.outbox import find_message
 from knowledge.teams import find_channel
 from knowledge.timeline import list_events
+from skills.digest.metrics import Period
 from tests.bot.slack_live import until
 from tests.bot.teams_live import INCIDENTS, TEAM, TOKEN, TeamsLive, actions, card
 from tests.fakes.alertmanager import alert, notification, resolved
@@ -290,3 +293,53 @@ async def test_refused_credentials_are_logged_and_the_message_answered_later(
     assert live.calls_in(conversation) == []
     live.handlers.connector = working  # the secret is fixed: the stored message is retried
     await until("the answer", lambda: live.calls_in(conversation, "update"), seconds=30)
+
+
+async def test_digest_here_chooses_the_channel_and_the_digest_is_posted_there_once(
+        teams_live: TeamsLive) -> None:
+    live, fake = teams_live, teams_live.teams
+    weekly = "19:weekly@thread.tacv2"
+    fake.team_channels[TEAM].append({"id": weekly, "name": "sre-weekly"})
+    await installed(live)
+    await open_incident(live)  # one incident in the digest's week
+    settings = live.handlers.settings
+    assert not settings.digest_teams_channel
+    # `digest` alone says where it goes (nowhere yet); `digest here` chooses this channel.
+    post = f"{weekly};messageid=1700000000001"
+    ask = fake.message("digest", conversation_id=post, channel_id=weekly, team_id=TEAM)
+    assert (await live.send(ask)).status_code == 200
+    told = await until("where the digest goes", lambda: next(
+        (c for c in live.calls_in(post, "send") if "goes to" in json.dumps(card(c))), None))
+    assert "nowhere in Teams yet" in json.dumps(card(told))
+    here = fake.message("digest here", conversation_id=post, channel_id=weekly, team_id=TEAM)
+    assert (await live.send(here)).status_code == 200
+    await until("the confirmation", lambda: next(
+        (c for c in live.calls_in(post, "send")
+         if "will be posted here" in json.dumps(card(c))), None))
+
+    now = datetime.now(UTC)
+    week = Period(now - timedelta(days=7), now + timedelta(minutes=1))
+    # A replica claimed this period 11 minutes ago and died before posting: its lease (10 min)
+    # is out, so the next run takes it over and posts rather than skipping the week.
+    async with live.db.session() as s, s.begin():
+        dead = await claim_run(s, org_id=1, period_start=week.start, period_end=week.end,
+                               by="dead-replica", lease=LEASE)
+        assert dead is not None
+        dead.claimed_at = now - timedelta(minutes=11)
+        s.add(dead)
+    assert await run_digests(settings, live.db, period=week, by="replica-a") == 1
+    posted = [c for c in live.calls_in(weekly, "send")]
+    assert posted, "the digest was not posted in the chosen channel"
+    shown = " ".join(json.dumps(card(c)) for c in posted)
+    assert "Weekly digest" in shown and "1 incidents" in shown and "checkout: 1" in shown
+    assert "Capacity" in shown
+    # Another replica's run of the same period posts nothing more.
+    assert await run_digests(settings, live.db, period=week, by="replica-b") == 0
+    assert len(live.calls_in(weekly, "send")) == len(posted)
+    # … and `digest` now names the channel.
+    again = fake.message("digest", conversation_id=f"{weekly};messageid=1700000000002",
+                         channel_id=weekly, team_id=TEAM)
+    assert (await live.send(again)).status_code == 200
+    await until("the channel named", lambda: next(
+        (c for c in live.calls_in(f"{weekly};messageid=1700000000002", "send")
+         if "sre-weekly" in json.dumps(card(c))), None))

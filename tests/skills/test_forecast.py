@@ -326,3 +326,50 @@ def test_cli_forecast_fails_clearly(prometheus_url: str, tmp_path: Path) -> None
                 f"http://127.0.0.1:{free_port()}")
     assert down.returncode == 2 and "(connection" in down.stderr
     assert "Traceback" not in bad.stderr + down.stderr
+
+
+@pytest.mark.slow
+def test_digest_json_and_post_carry_the_capacity_forecasts(prometheus_url: str,
+                                                          tmp_path: Path) -> None:
+    """`sre-copilot digest` for the week ending at END, against the same Prometheus: the
+    forecasts ranked worst first with their crossing and interval; `--post` puts them in
+    Block Kit and uploads the worst ones' charts to DIGEST_SLACK_CHANNEL."""
+    from tests.fakes.slack_api import running_slack
+
+    since, until = _at(END - 7 * 86400).isoformat(), _at(END).isoformat()
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SRE_COPILOT_", "DATABASE", "DIGEST_", "SLACK_", "TEAMS_"))}
+    env.update(PYTHONPATH=str(ROOT), PROMETHEUS_URL=prometheus_url, COLUMNS="120",
+               SRE_COPILOT_DATA_DIR=str(tmp_path / "data"), SRE_COPILOT_HISTORY="false")
+
+    def digest(*args: str, **more: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "bot.cli", "digest", "--since", since,
+                               "--until", until, *args], cwd=tmp_path, env={**env, **more},
+                              capture_output=True, text=True, timeout=180, check=False)
+
+    done = digest("--json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    forecasts = data["forecasts"]
+    assert [(f["check"], f["labels"].get("mountpoint", f["labels"]["instance"]))
+            for f in forecasts[:2]] == [("disk", "/var"), ("memory", "node-2:9100")]
+    var, truth = forecasts[0], VAR_TRUTH_HOURS / 24
+    assert abs(var["days_to_threshold"] - truth) < 0.5
+    assert var["lower"] <= truth and (var["upper"] is None or truth <= var["upper"])
+    assert {f["labels"].get("mountpoint") for f in forecasts if f["days_to_threshold"] is None
+            } >= {"/", "/data"}
+    assert len(data["charts"]) == 2  # the two that cross within the horizon
+    assert all(Path(c).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for c in data["charts"])
+
+    with running_slack() as slack:
+        channel = slack.add_channel("sre-weekly").id
+        posted = digest("--post", DIGEST_SLACK_CHANNEL=channel, SLACK_BOT_TOKEN="xoxb-test",
+                        SLACK_API_URL=slack.base_url + "/api/")
+        assert posted.returncode == 0, posted.stderr
+        [message] = [c for c in slack.calls_to("chat.postMessage")
+                     if (c.params or {}).get("channel") == channel]
+        blocks = json.dumps((message.params or {}).get("blocks"))
+        assert "Weekly digest" in blocks and "Capacity" in blocks
+        assert "mountpoint=/var" in blocks and "crosses 0.1 in" in blocks
+        charts = [f for f in slack.files.values() if f.data and f.data.startswith(b"\x89PNG")]
+        assert len(charts) == 2
