@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,13 +19,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.chat import running_chat
 from bot.indexes import open_indexes
+from bot.logs import current_request
 from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.webhooks import alertmanager, changes, pagerduty
 from bot.webhooks.errors import RequestRejected, rejected_response
 from bot.webhooks.intake import Intake
 from bot.worker import InboxWorker
-from knowledge import inbox, migrate
+from knowledge import inbox, migrate, outbox
 from knowledge.db import Database, open_database
 from knowledge.embedding import EmbeddingModelMissing
 from knowledge.history import HistoryIndex
@@ -33,15 +36,18 @@ from knowledge.vectors import ChromaURLError
 from skills.history.sweep import index_resolved
 
 log = logging.getLogger(__name__)
+# An incoming X-Request-Id is kept only if it looks like an id: it goes into every log line.
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
-def open_history(settings: Settings) -> HistoryIndex | None:
+def open_history(settings: Settings, *, metrics: Metrics | None = None) -> HistoryIndex | None:
     """The incident-history index, or None (with the reason logged) when it is turned off or
-    cannot open: the copilot then works without "similar past incidents"."""
+    cannot open: the copilot then works without "similar past incidents". With `metrics`,
+    failed Chroma calls are counted."""
     if not settings.history:
         return None
     try:
-        return open_indexes(settings).history
+        return open_indexes(settings, metrics=metrics).history
     except (EmbeddingModelMissing, ChromaURLError) as exc:
         log.warning("incident history is off: %s", exc)
         return None
@@ -87,10 +93,10 @@ def create_app(settings: Settings, *, db: Database | None = None,
         app.state.db = database
         stop = asyncio.Event()
         task: asyncio.Task[None] | None = None
-        history = open_history(settings)
+        history = open_history(settings, metrics=metrics)
         chat = contextlib.AsyncExitStack()
         platforms = await chat.enter_async_context(
-            running_chat(settings, database, with_worker=with_worker))
+            running_chat(settings, database, with_worker=with_worker, metrics=metrics))
         app.state.slack, app.state.teams = platforms.slack, platforms.teams
         scheduler = None
         if settings.digest_enabled:
@@ -173,11 +179,14 @@ def create_app(settings: Settings, *, db: Database | None = None,
         with contextlib.suppress(Exception):  # a scrape must not fail because the db is away
             async with app.state.db.session() as session:
                 depth = await inbox.depth(session)
+                posts = await outbox.post_counts(session)
             metrics.inbox_depth.set(depth.pending)
             metrics.inbox_failed.set(depth.failed)
             age = ((utcnow() - depth.oldest_pending_at).total_seconds()
                    if depth.oldest_pending_at else 0.0)
             metrics.inbox_oldest_age.set(max(0.0, age))
+            metrics.outbox_failed.set(posts.failed)
+            metrics.outbox_pending.set(posts.pending)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
@@ -185,6 +194,37 @@ def create_app(settings: Settings, *, db: Database | None = None,
 
 def _measure(app: FastAPI, metrics: Metrics) -> None:
     app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(RequestIds)  # added last: outermost, so everything inside has the id
+
+
+class RequestIds:
+    """Gives each HTTP request an id — the caller's `X-Request-Id`, else a new one — that every
+    log line of its work carries (`bot.logs`) and the response returns as `X-Request-Id`, so a
+    caller's report finds the logs. Plain ASGI, like `RequestMetrics`; uvicorn writes its
+    access log line from inside `send`, so that line has the id too."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next((v.decode("latin-1") for k, v in scope["headers"]
+                      if k == b"x-request-id"), "")
+        request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []),
+                                      (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        token = current_request.set(request_id)
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            current_request.reset(token)
 
 
 class RequestMetrics:

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from bot.metrics import Metrics
 from bot.settings import Settings
 from knowledge.db import Database
 
@@ -25,26 +26,27 @@ class ChatPlatforms:
 
 
 @asynccontextmanager
-async def running_chat(settings: Settings, db: Database, *, with_worker: bool
-                       ) -> AsyncIterator[ChatPlatforms]:
-    """The configured platforms' intakes, and with `with_worker` their chat workers."""
+async def running_chat(settings: Settings, db: Database, *, with_worker: bool,
+                       metrics: Metrics | None = None) -> AsyncIterator[ChatPlatforms]:
+    """The configured platforms' intakes, and with `with_worker` their chat workers. With
+    `metrics`, failed calls to the platforms and to what the agent uses are counted."""
     if not (settings.slack_enabled or settings.teams_enabled):
         yield ChatPlatforms()
         return
     from bot.agent.runtime import open_agent
 
     async with contextlib.AsyncExitStack() as stack:
-        agent = (await stack.enter_async_context(open_agent(settings, db=db))
+        agent = (await stack.enter_async_context(open_agent(settings, db=db, metrics=metrics))
                  if with_worker else None)
         platforms = ChatPlatforms()
         if settings.slack_enabled:
             from bot.slack.service import running_slack
 
             platforms.slack = await stack.enter_async_context(
-                running_slack(settings, db, agent=agent))
+                running_slack(settings, db, agent=agent, metrics=metrics))
         if settings.teams_enabled:
             from bot.teams.service import running_teams
 
             platforms.teams = await stack.enter_async_context(
-                running_teams(settings, db, agent=agent))
+                running_teams(settings, db, agent=agent, metrics=metrics))
         yield platforms

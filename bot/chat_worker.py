@@ -17,10 +17,9 @@ from typing import Protocol
 from bot.polling import drain, work_until_stopped
 from bot.settings import Settings
 from knowledge.db import Database
-from knowledge.inbox import InboxItem, finish, lease
+from knowledge.inbox import InboxItem, finish, lease, release
 
 log = logging.getLogger(__name__)
-LEASE_SECONDS = 180.0  # longer than any answer (the agent's wall time is capped at 90 s)
 
 
 class NotYet(Exception):
@@ -47,7 +46,7 @@ class ChatWorker:
     async def run_once(self) -> int:
         async with self.db.session() as session, session.begin():
             items = await lease(session, sources=[self.source], limit=self.settings.chat_workers,
-                                seconds=LEASE_SECONDS)
+                                seconds=self.settings.chat_lease_seconds)
         if items:
             await asyncio.gather(*(self._one(item) for item in items))
         try:
@@ -59,15 +58,22 @@ class ChatWorker:
 
     async def _one(self, item: InboxItem) -> None:
         error: str | None = None
+        assert item.id is not None
         try:
             await self.handlers.handle(item)
+        except asyncio.CancelledError:
+            # Shutting down mid-answer: hand the item back now rather than after the lease
+            # (the outbox keys keep what was already posted from being posted again).
+            with contextlib.suppress(Exception):
+                async with self.db.session() as session, session.begin():
+                    await release(session, item_id=item.id)
+            raise
         except NotYet as exc:  # expected: retried with backoff, no traceback needed
             log.info("%s item %s waits: %s", self.source, item.id, exc)
             error = f"NotYet: {exc}"
         except Exception as exc:  # one bad item must not stop the rest
             log.exception("%s item %s failed", self.source, item.id)
             error = f"{type(exc).__name__}: {exc}"
-        assert item.id is not None
         async with self.db.session() as session, session.begin():
             await finish(session, item_id=item.id, error=error,
                          max_attempts=self.settings.inbox_max_attempts)

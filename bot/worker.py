@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.logs import incident_scope
 from bot.metrics import Metrics
 from bot.polling import drain, work_until_stopped
 from bot.settings import Settings
@@ -100,11 +101,14 @@ class InboxWorker:
         done: list[tuple[str, float]] = []
         outcomes: list[tuple[str, str]] = []
         resolved: list[tuple[int, int]] = []  # (org id, incident id)
+        # (incident id, its ref and status, the item's source and id, whether it opened it)
+        applied: list[tuple[int, str, str, str, int | None, bool]] = []
         async with self.db.session() as session, session.begin():
             items = await claim(session, limit=self.settings.worker_batch,
                                 exclude=CHAT_SOURCES)
             for item in items:
                 handler = self.handlers.get(item.source)
+                started = utcnow()
                 try:
                     if handler is None:
                         raise LookupError(f"no handler for inbox source {item.source!r}")
@@ -113,9 +117,11 @@ class InboxWorker:
                             result = await handler(session, item, self.settings)
                     else:
                         result = await handler(session, item, self.settings)
-                    if (isinstance(result, Incident) and result.id is not None
-                            and result.state is IncidentStatus.RESOLVED):
-                        resolved.append((result.org_id, result.id))
+                    if isinstance(result, Incident) and result.id is not None:
+                        applied.append((result.id, result.ref, result.status, item.source,
+                                        item.id, result.created_at >= started))
+                        if result.state is IncidentStatus.RESOLVED:
+                            resolved.append((result.org_id, result.id))
                     mark_done(item)
                     outcome = "done"
                 except Exception as exc:  # one bad item must not stop the rest
@@ -131,6 +137,10 @@ class InboxWorker:
                     done.append((item.source, (utcnow() - item.received_at).total_seconds()))
         for source, outcome in outcomes:  # counted once committed
             self.metrics.items_processed.labels(source, outcome).inc()
+        for incident_id, ref, status, source, item_id, opened in applied:  # once committed
+            with incident_scope(incident_id):
+                log.log(logging.INFO if opened else logging.DEBUG, "%s %s by %s item %s (%s)",
+                        ref, "opened" if opened else "updated", source, item_id, status)
         for source, latency in done:
             self.metrics.processing_latency.labels(source).observe(latency)
         if self.history is not None and (resolved or (items and self._unindexed)):

@@ -125,6 +125,14 @@ async def lease(session: AsyncSession, *, sources: Sequence[str], limit: int,
     return items
 
 
+async def release(session: AsyncSession, *, item_id: int) -> None:
+    """Hand a leased item back at once (its worker is stopping before finishing it)."""
+    item = await session.get(InboxItem, item_id)
+    if item is not None and item.status == InboxStatus.PENDING.value:
+        item.available_at = utcnow()
+        session.add(item)
+
+
 async def finish(session: AsyncSession, *, item_id: int, error: str | None = None,
                  max_attempts: int = 5) -> InboxItem | None:
     """Record the outcome of a leased item: done, or a failed attempt (retried with backoff)."""

@@ -4,11 +4,12 @@ chat adapters deliver it and mark it sent."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, UniqueConstraint, literal
+from sqlalchemy import JSON, UniqueConstraint, func, literal, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -70,6 +71,18 @@ async def find_message(session: AsyncSession, *, org_id: int, key: str) -> Outbo
         OutboxMessage.org_id == org_id, OutboxMessage.key == key))).first()
 
 
+async def take_over(session: AsyncSession, *, message_id: int, claimed_at: datetime) -> bool:
+    """Re-claim a pending marker whose claim time is still `claimed_at` (compare-and-set: of
+    replicas racing for it, one wins)."""
+    stmt = (update(OutboxMessage)
+            .where(col(OutboxMessage.id) == message_id,
+                   col(OutboxMessage.status) == OutboxStatus.PENDING.value,
+                   col(OutboxMessage.created_at) == claimed_at)
+            .values(created_at=utcnow(), attempts=OutboxMessage.attempts + 1))
+    result = await session.exec(stmt)
+    return bool(result.rowcount == 1)
+
+
 def mark_sent(msg: OutboxMessage) -> None:
     msg.status = OutboxStatus.SENT.value
     msg.sent_at = utcnow()
@@ -98,3 +111,22 @@ def mark_failed(msg: OutboxMessage, error: str) -> None:
     msg.status = OutboxStatus.FAILED.value
     msg.attempts += 1
     msg.last_error = error[:4000]
+
+
+@dataclass(frozen=True)
+class PostCounts:
+    failed: int  # chat posts given up, kept with their error
+    pending: int  # chat posts started but neither made nor given up
+
+
+async def post_counts(session: AsyncSession) -> PostCounts:
+    """How many chat posts failed or wait, for `/metrics`. Only the chat adapters' rows count
+    (kind `<platform>_post`: a post's claim, or a platform's delivery marker): the engine's
+    platform-neutral messages stay pending by design, their deliveries being marker rows."""
+    stmt = (select(OutboxMessage.status, func.count())
+            .where(col(OutboxMessage.kind).like("%\\_post", escape="\\"),
+                   OutboxMessage.status != OutboxStatus.SENT.value)
+            .group_by(OutboxMessage.status))
+    found = {status: int(n) for status, n in (await session.exec(stmt)).all()}
+    return PostCounts(failed=found.get(OutboxStatus.FAILED.value, 0),
+                      pending=found.get(OutboxStatus.PENDING.value, 0))

@@ -6,7 +6,8 @@ is always an answer.
 Retries on 429/529/5xx/timeouts are the SDK's own (exponential backoff honouring
 `retry-after`); when they are spent, `ClaudeUnavailable` tells the graph to fall back to the
 evidence engine and say so. Everything sent is redacted: the question, the thread's earlier
-turns and every tool result (which is also fenced as untrusted).
+turns and every tool result (which is also fenced as untrusted). Given `metrics`, each call's
+time and tokens are measured and each failure counted.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.agent.safety import UNTRUSTED_RULE, fence, redact, redact_json
 from bot.agent.state import ToolCall, Turn
+from bot.metrics import TOKEN_KINDS, Metrics
 from skills.types import Claim
 
 if TYPE_CHECKING:
@@ -101,21 +103,23 @@ class ClaudeBrain:
     """One per process: holds the SDK client (its connection pool) and the settings."""
 
     def __init__(self, client: anthropic.AsyncAnthropic, *, model: str = DEFAULT_MODEL,
-                 limits: Limits | None = None, call_timeout: float = 60.0) -> None:
+                 limits: Limits | None = None, call_timeout: float = 60.0,
+                 metrics: Metrics | None = None) -> None:
         self.client = client
         self.model = model
         self.limits = limits or Limits()
         self.call_timeout = call_timeout
+        self.metrics = metrics
 
     @classmethod
     def from_settings(cls, *, api_key: str, base_url: str | None, model: str,
-                      max_retries: int, timeout: float, limits: Limits | None = None
-                      ) -> ClaudeBrain:
+                      max_retries: int, timeout: float, limits: Limits | None = None,
+                      metrics: Metrics | None = None) -> ClaudeBrain:
         import anthropic
 
         client = anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url,
                                           max_retries=max_retries, timeout=timeout)
-        return cls(client, model=model, limits=limits, call_timeout=timeout)
+        return cls(client, model=model, limits=limits, call_timeout=timeout, metrics=metrics)
 
     async def aclose(self) -> None:
         await self.client.close()
@@ -178,17 +182,41 @@ class ClaudeBrain:
 
         # Belt and braces: everything leaving the process is redacted once more here.
         safe_messages = redact_json(messages)
+        started = time.perf_counter()
         try:
-            return await self.client.messages.create(  # type: ignore[call-overload]
+            response = await self.client.messages.create(  # type: ignore[call-overload]
                 model=self.model, max_tokens=self.limits.max_tokens, system=system,
                 tools=tools, messages=safe_messages, tool_choice=tool_choice, timeout=seconds)
-        except anthropic.APIStatusError as exc:
-            kind = _error_type(exc)
-            raise ClaudeUnavailable(f"HTTP {exc.status_code} {kind}".strip()) from exc
-        except anthropic.APITimeoutError as exc:
-            raise ClaudeUnavailable("timed out") from exc
-        except anthropic.APIConnectionError as exc:
-            raise ClaudeUnavailable(f"connection failed ({exc})") from exc
+        except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
+            self._measure(started, usage=None)
+            raise _unavailable(exc) from exc
+        self._measure(started, usage=response.usage)
+        return response
+
+    def _measure(self, started: float, *, usage: Any) -> None:
+        """One call's time, and its tokens by kind (`usage` None: it failed)."""
+        if self.metrics is None:
+            return
+        self.metrics.model_latency.observe(time.perf_counter() - started)
+        if usage is None:
+            self.metrics.upstream_failed("anthropic")
+            return
+        for field_name, kind in TOKEN_KINDS.items():
+            value = getattr(usage, field_name, None)
+            if isinstance(value, int) and value > 0:
+                self.metrics.model_tokens.labels(kind).inc(value)
+
+
+def _unavailable(exc: anthropic.APIStatusError | anthropic.APIConnectionError
+                 ) -> ClaudeUnavailable:
+    """What the user is told when the model failed (after the SDK's retries)."""
+    import anthropic
+
+    if isinstance(exc, anthropic.APIStatusError):
+        return ClaudeUnavailable(f"HTTP {exc.status_code} {_error_type(exc)}".strip())
+    if isinstance(exc, anthropic.APITimeoutError):  # a kind of APIConnectionError
+        return ClaudeUnavailable("timed out")
+    return ClaudeUnavailable(f"connection failed ({exc})")
 
 
 def _error_type(exc: anthropic.APIStatusError) -> str:

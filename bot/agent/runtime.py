@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,12 +24,13 @@ from bot.agent.planner import Planner
 from bot.agent.state import Answer, NewIncident
 from bot.app import prepare_database
 from bot.indexes import open_indexes
+from bot.metrics import Metrics
 from bot.settings import Settings
 from knowledge.db import Database
 from knowledge.embedding import EmbeddingModelMissing
 from knowledge.orgs import ensure_org
 from knowledge.vectors import ChromaURLError
-from skills.pagerduty.client import PagerDutyClient
+from skills.pagerduty.client import PagerDutyClient, PagerDutyError
 from skills.prometheus.client import PrometheusClient, PrometheusError
 from skills.registry import SkillRegistry, default_registry
 from skills.types import SkillContext
@@ -80,12 +81,40 @@ async def known_services(prom: PrometheusClient | None) -> list[str]:
         return []
 
 
+def prometheus_errors(metrics: Metrics | None) -> Callable[[PrometheusError], None] | None:
+    """Counts Prometheus' failed calls, except a query it refused as malformed (`bad_data`):
+    that is the asker's mistake, which the model corrects from the error, not Prometheus
+    failing."""
+    if metrics is None:
+        return None
+
+    def failed(exc: PrometheusError) -> None:
+        if exc.error_type != "bad_data":
+            metrics.upstream_failed("prometheus")
+
+    return failed
+
+
+def pagerduty_errors(metrics: Metrics | None) -> Callable[[PagerDutyError], None] | None:
+    """Counts PagerDuty's failed calls, except 400 and 404 (a malformed request, an incident id
+    that does not exist): the asker's mistakes, not PagerDuty failing."""
+    if metrics is None:
+        return None
+
+    def failed(exc: PagerDutyError) -> None:
+        if exc.status not in (400, 404):
+            metrics.upstream_failed("pagerduty")
+
+    return failed
+
+
 @asynccontextmanager
 async def open_agent(settings: Settings, *, db: Database | None = None,
-                     registry: SkillRegistry | None = None, indexes: bool = True
-                     ) -> AsyncIterator[Agent]:
+                     registry: SkillRegistry | None = None, indexes: bool = True,
+                     metrics: Metrics | None = None) -> AsyncIterator[Agent]:
     """`indexes=False` leaves out runbooks and history (and so never loads the embedding
-    model)."""
+    model). With `metrics`, failed calls to Prometheus, PagerDuty, Chroma and Anthropic are
+    counted, and the model's request times and tokens measured."""
     async with AsyncExitStack() as stack:
         if db is None:
             db = await prepare_database(settings)
@@ -96,14 +125,16 @@ async def open_agent(settings: Settings, *, db: Database | None = None,
         clients: dict[str, Any] = {"db": db}
         if settings.prometheus_url:
             clients["prometheus"] = await stack.enter_async_context(PrometheusClient(
-                settings.prometheus_url, timeout=settings.prometheus_timeout_seconds))
+                settings.prometheus_url, timeout=settings.prometheus_timeout_seconds,
+                on_error=prometheus_errors(metrics)))
         if settings.pagerduty_api_token:
             clients["pagerduty"] = await stack.enter_async_context(PagerDutyClient(
-                settings.pagerduty_api_token, base_url=settings.pagerduty_api_url))
+                settings.pagerduty_api_token, base_url=settings.pagerduty_api_url,
+                on_error=pagerduty_errors(metrics)))
         embedder = None
         if indexes:
             try:
-                idx = open_indexes(settings)
+                idx = open_indexes(settings, metrics=metrics)
                 clients["runbooks"] = idx.runbooks
                 clients["history"] = idx.history if settings.history else None
                 embedder = idx.embedder
@@ -118,7 +149,8 @@ async def open_agent(settings: Settings, *, db: Database | None = None,
                 limits=Limits(max_rounds=settings.agent_max_rounds,
                               max_tokens=settings.agent_max_tokens,
                               token_budget=settings.agent_token_budget,
-                              wall_seconds=settings.agent_wall_seconds))
+                              wall_seconds=settings.agent_wall_seconds),
+                metrics=metrics)
             stack.push_async_callback(llm.aclose)
         planner = Planner(services=await known_services(clients.get("prometheus")),
                           embedder=embedder)

@@ -32,6 +32,8 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.agent.state import Answer, NewIncident
 from bot.incident_chat import IncidentChat, give_feedback, keep_hypotheses, progress_reporter
+from bot.logs import about_incident, incident_scope
+from bot.metrics import Metrics
 from bot.slack import blocks
 from bot.slack.intake import web_client
 from knowledge.alerts import alerts_of_incident
@@ -101,6 +103,7 @@ class Where:
 class SlackHandlers(IncidentChat):
     client: AsyncWebClient
     installations: AsyncInstallationStore | None = None  # OAuth: a bot token per workspace
+    metrics: Metrics | None = None  # counts failed Slack calls
     _patterns: list[str] = field(default_factory=list)
     _clients: dict[str, AsyncWebClient] = field(default_factory=dict)
     _bot_users: dict[str, str] = field(default_factory=dict)
@@ -120,7 +123,8 @@ class SlackHandlers(IncidentChat):
             bot = await self.installations.async_find_bot(enterprise_id=None, team_id=team)
             if bot is None:
                 raise LookupError(f"the app is not installed in workspace {team}")
-            self._clients[team] = web_client(self.settings, token=bot.bot_token)
+            self._clients[team] = web_client(self.settings, token=bot.bot_token,
+                                             metrics=self.metrics)
         return self._clients[team]
 
     async def bot_user(self, team: str) -> str:
@@ -188,6 +192,8 @@ class SlackHandlers(IncidentChat):
         """Run a turn of the agent for this thread and post the answer in it, once per `key`."""
         if not await self.claim_post(where.org_id, f"slack:{key}:answer", where.thread_id):
             return None
+        incident_id = await self._incident_here(where)
+        about_incident(incident.incident_id if incident is not None else incident_id)
         progress = await self._post(where, blocks.progress_message([("thinking", "running")]))
 
         async def show(steps: list[tuple[str, str]]) -> None:
@@ -200,7 +206,6 @@ class SlackHandlers(IncidentChat):
             # On the record before anyone can see (and click) them.
             await keep_hypotheses(self.db, org_id=where.org_id,
                                   incident_id=incident.incident_id, answer=answer)
-        incident_id = await self._incident_here(where)
         messages = (render(answer) if render is not None
                     else blocks.answer_message(answer, incident_id=incident_id))
         await self._update(where, progress, messages[0])
@@ -292,6 +297,7 @@ class SlackHandlers(IncidentChat):
         """The context a channel needs: the incident card, then the investigation (hypotheses,
         runbook, similar incidents, chart) as a thread under it."""
         assert incident.id is not None
+        about_incident(incident.id)
         alerts, investigation = await self.investigation(where.org_id, incident)
         if not await self.claim_post(where.org_id, f"slack:{key}:brief", where.thread_id):
             return
@@ -318,14 +324,21 @@ class SlackHandlers(IncidentChat):
                                        within=timedelta(hours=6), limit=limit)
         delivered = 0
         for msg in queued:
-            if not await self.claim_post(msg.org_id, f"slack:outbox:{msg.key}", msg.key):
-                continue
-            if msg.kind == "incident_opened":
-                await self._open_channel(msg.org_id, int(msg.payload["incident_id"]),
-                                         key=f"outbox:{msg.key}")
-            else:
-                await self._status_update(msg)
-            await self.mark_posted(msg.org_id, f"slack:outbox:{msg.key}")
+            marker = f"slack:outbox:{msg.key}"
+            if not await self.claim_delivery(msg.org_id, marker, msg.key):
+                continue  # another replica is on it (or posted it)
+            try:
+                # The delivery loop runs in the chat worker's own task: scoped, not set.
+                with incident_scope(msg.incident_id):
+                    if msg.kind == "incident_opened":
+                        await self._open_channel(msg.org_id, int(msg.payload["incident_id"]),
+                                                 key=f"outbox:{msg.key}")
+                    else:
+                        await self._status_update(msg)
+            except BaseException:
+                await self.release_delivery(msg.org_id, marker)  # retried next round
+                raise
+            await self.mark_posted(msg.org_id, marker)
             delivered += 1
         return delivered
 
@@ -426,6 +439,8 @@ class SlackHandlers(IncidentChat):
         sub, _, rest = str(body.get("text", "")).strip().partition(" ")
         sub, rest, key = sub.lower(), rest.strip(), str(body.get("trigger_id"))
         incident = await self._incident(where)
+        if incident is not None and sub not in ("", "help", "runbook", "ask"):
+            about_incident(incident.id)  # the subcommands that act on it
         if sub in ("", "help"):
             await self._ephemeral(where, user, HELP)
         elif sub == "status":

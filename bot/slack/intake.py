@@ -12,9 +12,11 @@ import logging
 import re
 from typing import Any
 
+import aiohttp
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -22,7 +24,9 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
+from bot.metrics import Metrics
 from bot.settings import Settings
 from knowledge.db import Database
 from knowledge.inbox import InboxEntry, enqueue
@@ -40,14 +44,53 @@ BOT_SCOPES = ("app_mentions:read", "channels:history", "channels:join", "channel
               "groups:read", "reactions:read", "users:read", "users:read.email")
 
 
-def web_client(settings: Settings, token: str | None = None) -> AsyncWebClient:
+# Errors that are answers, not Slack failing: a channel name someone has (the next is tried),
+# an on-call person with no Slack account, an invitation already accepted.
+EXPECTED_ERRORS = frozenset({"name_taken", "users_not_found", "already_in_channel"})
+
+
+def web_client(settings: Settings, token: str | None = None, *,
+               metrics: Metrics | None = None) -> AsyncWebClient:
     """The Web API client: `SLACK_API_URL`, and slack_sdk's own retry handlers (429 with
-    Retry-After, dropped connections)."""
+    Retry-After, dropped connections); with `metrics`, one that counts failed calls."""
     base = settings.slack_api_url if settings.slack_api_url.endswith("/") \
         else settings.slack_api_url + "/"
-    return AsyncWebClient(token=token or settings.slack_bot_token, base_url=base,
-                          retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=3),
-                                          AsyncConnectionErrorRetryHandler(max_retry_count=2)])
+    retries = [AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+               AsyncConnectionErrorRetryHandler(max_retry_count=2)]
+    if metrics is None:
+        return AsyncWebClient(token=token or settings.slack_bot_token, base_url=base,
+                              retry_handlers=retries)
+    return CountedWebClient(token=token or settings.slack_bot_token, base_url=base,
+                            retry_handlers=retries, metrics=metrics)
+
+
+class CountedWebClient(AsyncWebClient):
+    """slack_sdk's client, counting each Web API call that fails after its retry handlers
+    (Slack's `ok: false`, HTTP errors, dropped connections) as a Slack upstream error. Every
+    Web API method goes through `api_call`, so this is the one place that sees them all."""
+
+    def __init__(self, *args: Any, metrics: Metrics, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.metrics = metrics
+
+    async def api_call(self, api_method: str, *, http_verb: str = "POST",
+                       files: dict[Any, Any] | None = None,
+                       data: dict[Any, Any] | aiohttp.FormData | None = None,
+                       params: dict[Any, Any] | None = None,
+                       json: dict[Any, Any] | None = None,
+                       headers: dict[Any, Any] | None = None,
+                       auth: dict[Any, Any] | None = None) -> AsyncSlackResponse:
+        try:
+            return await super().api_call(api_method, http_verb=http_verb, files=files,
+                                          data=data, params=params, json=json,
+                                          headers=headers, auth=auth)
+        except SlackApiError as exc:
+            if exc.response is None or exc.response.get("error") not in EXPECTED_ERRORS:
+                self.metrics.upstream_failed("slack")
+            raise
+        except Exception:
+            self.metrics.upstream_failed("slack")
+            raise
 
 
 async def org_of_team(db: Database, settings: Settings, team_id: str | None) -> int:

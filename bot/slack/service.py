@@ -16,6 +16,7 @@ from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStor
 
 from bot.agent.runtime import Agent
 from bot.chat_worker import ChatWorker, running_worker
+from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.slack.handlers import SlackHandlers
 from bot.slack.intake import SOURCE, build_slack_app, oauth_flow, web_client
@@ -32,9 +33,10 @@ class SlackService:
 
 
 @asynccontextmanager
-async def running_slack(settings: Settings, db: Database, *, agent: Agent | None
-                        ) -> AsyncIterator[SlackService]:
-    """Slack's intake, and with an `agent` its chat worker answering with it."""
+async def running_slack(settings: Settings, db: Database, *, agent: Agent | None,
+                        metrics: Metrics | None = None) -> AsyncIterator[SlackService]:
+    """Slack's intake, and with an `agent` its chat worker answering with it (counting its
+    failed Slack calls in `metrics`)."""
     wake = asyncio.Event()
     installations = flow = None
     if settings.slack_oauth:
@@ -59,8 +61,10 @@ async def running_slack(settings: Settings, db: Database, *, agent: Agent | None
             return
         worker = ChatWorker(db=db, settings=settings, wake=wake, source=SOURCE,
                             handlers=SlackHandlers(db=db, settings=settings, agent=agent,
-                                                   client=web_client(settings),
-                                                   installations=installations))
+                                                   client=web_client(settings,
+                                                                     metrics=metrics),
+                                                   installations=installations,
+                                                   metrics=metrics))
         async with running_worker(worker):
             yield SlackService(handler, worker)
 

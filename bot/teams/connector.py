@@ -5,7 +5,7 @@ a channel, list a team's channels.
 Every call is retried on 429 (waiting what `Retry-After` says) and on 5xx and dropped
 connections (with backoff) by tenacity; msrest's own urllib3 retries are turned off so there is
 one policy, and because they never retry a 429. What still fails is a `TeamsError` whose
-`reason` says what a person should do about it."""
+`reason` says what a person should do about it (and, given `metrics`, is counted)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,8 @@ from tenacity import (
     retry_if_exception,
     stop_after_attempt,
 )
+
+from bot.metrics import Metrics
 
 log = logging.getLogger(__name__)
 RETRIED_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -126,12 +128,14 @@ def _error_text(exc: Exception) -> str:
 
 
 class Connector:
-    """The bot's outbound side. `attempts` bounds retries per call; `max_wait` caps a wait."""
+    """The bot's outbound side. `attempts` bounds retries per call; `max_wait` caps a wait;
+    `metrics` counts the calls that failed for good."""
 
     def __init__(self, auth: BotFrameworkAuthentication, app_id: str, *, attempts: int = 5,
-                 max_wait: float = 30.0) -> None:
+                 max_wait: float = 30.0, metrics: Metrics | None = None) -> None:
         self.auth, self.app_id = auth, app_id
         self.attempts, self.max_wait = attempts, max_wait
+        self.metrics = metrics
         self._clients: dict[str, ConnectorClient] = {}
 
     async def client(self, service_url: str) -> ConnectorClient:
@@ -160,6 +164,8 @@ class Connector:
                 with attempt:
                     return await call(client)
         except (ErrorResponseException, PermissionError, RequestsConnectionError) as exc:
+            if self.metrics is not None:
+                self.metrics.upstream_failed("teams")
             raise _explain(exc, what) from exc
         raise AssertionError("unreachable")  # AsyncRetrying either returns or reraises
 

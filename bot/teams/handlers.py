@@ -33,6 +33,7 @@ from botbuilder.schema import Activity
 
 from bot.agent.state import Answer, NewIncident
 from bot.incident_chat import IncidentChat, give_feedback, keep_hypotheses, progress_reporter
+from bot.logs import about_incident, incident_scope
 from bot.slack.blocks import (
     HYPOTHESIS_CONFIRM,
     HYPOTHESIS_REJECT,
@@ -231,6 +232,8 @@ class TeamsHandlers(IncidentChat):
         `key`: a progress card first, updated as tools run, then replaced by the answer."""
         if not await self.claim_post(place.org_id, f"teams:{key}:answer", place.thread_id):
             return None
+        incident_id = await self._incident_here(place)
+        about_incident(incident.incident_id if incident is not None else incident_id)
         progress = await self._post(place, cards.progress_card([("thinking", "running")]))
 
         async def show(steps: list[tuple[str, str]]) -> None:
@@ -245,7 +248,6 @@ class TeamsHandlers(IncidentChat):
         if incident is not None and incident.incident_id is not None:
             await keep_hypotheses(self.db, org_id=place.org_id,
                                   incident_id=incident.incident_id, answer=answer)
-        incident_id = await self._incident_here(place)
         posted = (render(answer) if render is not None
                   else cards.answer_cards(answer, incident_id=incident_id))
         await self._post(place, posted[0], update=progress)
@@ -312,6 +314,8 @@ class TeamsHandlers(IncidentChat):
     async def _command(self, place: Place, word: str, rest: str, person: dict[str, Any], *,
                        key: str) -> None:
         incident = await self._incident(place)
+        if incident is not None and word not in ("help", "ask", "runbook", "digest"):
+            about_incident(incident.id)  # the commands that act on it
         if word == "help":
             await self._notice(place, HELP, key=f"{key}:help")
         elif word == "ask":
@@ -560,6 +564,7 @@ class TeamsHandlers(IncidentChat):
         """A new thread in the channel: the incident card, then the investigation (hypotheses,
         runbook, similar incidents, chart) as replies under it."""
         assert incident.id is not None
+        about_incident(incident.id)
         alerts, investigation = await self.investigation(channel.org_id, incident)
         async with self.db.session() as session:
             linked = [t for t in await threads_of_incident(session, org_id=channel.org_id,
@@ -606,22 +611,28 @@ class TeamsHandlers(IncidentChat):
                 if channel is None:
                     continue  # kept queued until the app is installed there
             marker = f"teams:outbox:{msg.key}"
-            if not await self.claim_post(msg.org_id, marker, msg.key):
+            if not await self.claim_delivery(msg.org_id, marker, msg.key):
                 continue
-            try:
-                if channel is not None:
-                    incident = await self.incident_by_id(msg.org_id,
-                                                          int(msg.payload["incident_id"]))
-                    if incident is not None:
-                        await self.brief(channel, incident, key=f"outbox:{msg.key}")
-                else:
-                    await self._status_update(msg)
-            except TeamsError as exc:
-                if exc.reason not in ("removed", "rejected"):
-                    raise  # retried next round: the marker is still pending
-                log.error("Teams: %s not delivered: %s", msg.key, exc)
-                await self.mark_posted(msg.org_id, marker, error=str(exc))
-                continue
+            # The delivery loop runs in the chat worker's own task: scoped, not set.
+            with incident_scope(msg.incident_id):
+                try:
+                    if channel is not None:
+                        incident = await self.incident_by_id(msg.org_id,
+                                                              int(msg.payload["incident_id"]))
+                        if incident is not None:
+                            await self.brief(channel, incident, key=f"outbox:{msg.key}")
+                    else:
+                        await self._status_update(msg)
+                except TeamsError as exc:
+                    if exc.reason not in ("removed", "rejected"):
+                        await self.release_delivery(msg.org_id, marker)
+                        raise  # retried next round
+                    log.error("Teams: %s not delivered: %s", msg.key, exc)
+                    await self.mark_posted(msg.org_id, marker, error=str(exc))
+                    continue
+                except BaseException:
+                    await self.release_delivery(msg.org_id, marker)
+                    raise
             await self.mark_posted(msg.org_id, marker)
             delivered += 1
         return delivered

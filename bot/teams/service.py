@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from bot.agent.runtime import Agent
 from bot.chat_worker import ChatWorker, running_worker
+from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.teams.auth import bot_authentication
 from bot.teams.connector import Connector
@@ -26,9 +27,10 @@ class TeamsService:
 
 
 @asynccontextmanager
-async def running_teams(settings: Settings, db: Database, *, agent: Agent | None
-                        ) -> AsyncIterator[TeamsService]:
-    """Teams' intake, and with an `agent` its chat worker answering with it."""
+async def running_teams(settings: Settings, db: Database, *, agent: Agent | None,
+                        metrics: Metrics | None = None) -> AsyncIterator[TeamsService]:
+    """Teams' intake, and with an `agent` its chat worker answering with it (counting its
+    failed connector calls in `metrics`)."""
     wake = asyncio.Event()
     auth = bot_authentication(settings)
     intake = TeamsIntake(settings=settings, db=db, auth=auth, wake=wake)
@@ -36,7 +38,8 @@ async def running_teams(settings: Settings, db: Database, *, agent: Agent | None
         yield TeamsService(intake, None)
         return
     handlers = TeamsHandlers(db=db, settings=settings, agent=agent,
-                             connector=Connector(auth, settings.teams_app_id or ""))
+                             connector=Connector(auth, settings.teams_app_id or "",
+                                                 metrics=metrics))
     worker = ChatWorker(db=db, settings=settings, wake=wake, source=SOURCE, handlers=handlers)
     async with running_worker(worker):
         yield TeamsService(intake, worker)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from types import TracebackType
@@ -171,14 +171,18 @@ class PagerDutyClient:
     """Reads one PagerDuty account at `base_url` with a REST API `token` (account or user key).
 
     Pass `http` to share a connection pool; it is then left open by `aclose`. `timeout` (seconds)
-    bounds every request; `max_retries` bounds how often a 429 is waited out."""
+    bounds every request; `max_retries` bounds how often a 429 is waited out. `on_error` is told
+    of every request that failed for good (after the retries), before it is raised: the caller
+    counts them, say, without this package knowing how."""
 
     def __init__(self, token: str, *, base_url: str = "https://api.pagerduty.com",
                  timeout: float = 10.0, http: httpx.AsyncClient | None = None,
-                 max_retries: int = 2) -> None:
+                 max_retries: int = 2,
+                 on_error: Callable[[PagerDutyError], None] | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.max_retries = max(0, max_retries)
+        self.on_error = on_error
         self._headers = {"Authorization": f"Token token={token}", "Accept": ACCEPT}
         self._owns_http = http is None
         self._http = http if http is not None else httpx.AsyncClient()
@@ -262,6 +266,16 @@ class PagerDutyClient:
 
     async def _get(self, path: str, params: Mapping[str, str | list[str]], *,
                    key: str) -> dict[str, Any]:
+        """`_fetch`, telling `on_error` of a failure."""
+        try:
+            return await self._fetch(path, params, key=key)
+        except PagerDutyError as exc:
+            if self.on_error is not None:
+                self.on_error(exc)
+            raise
+
+    async def _fetch(self, path: str, params: Mapping[str, str | list[str]], *,
+                     key: str) -> dict[str, Any]:
         """One GET with its bounded retries; the decoded body, which holds `key`.
 
         The retry loop is written out here because no retry library is a project dependency,

@@ -7,6 +7,7 @@ Times go out as unix seconds; a naive `datetime` is taken as UTC. Values come ba
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -65,13 +66,17 @@ class PrometheusClient:
     """Talks to one Prometheus at `base_url` (a path prefix such as `/prometheus` is kept).
 
     Pass `http` to share a connection pool; it is then left open by `aclose`. `timeout` (seconds)
-    bounds every request; `headers` (e.g. `Authorization`) go on every request."""
+    bounds every request; `headers` (e.g. `Authorization`) go on every request. `on_error` is
+    told of every failed API call before it is raised: the caller counts them, say, without
+    this package knowing how."""
 
     def __init__(self, base_url: str, *, timeout: float = 10.0,
                  http: httpx.AsyncClient | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None,
+                 on_error: Callable[[PrometheusError], None] | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.on_error = on_error
         self._headers = dict(headers or {})
         self._owns_http = http is None
         self._http = http if http is not None else httpx.AsyncClient()
@@ -168,6 +173,19 @@ class PrometheusClient:
                     params: dict[str, Any] | None = None, query: str | None = None,
                     start: datetime | None = None, end: datetime | None = None,
                     step: float | None = None) -> Any:
+        """`_request`, telling `on_error` of a failure."""
+        try:
+            return await self._request(endpoint, form=form, params=params, query=query,
+                                       start=start, end=end, step=step)
+        except PrometheusError as exc:
+            if self.on_error is not None:
+                self.on_error(exc)
+            raise
+
+    async def _request(self, endpoint: str, *, form: dict[str, Any] | None = None,
+                       params: dict[str, Any] | None = None, query: str | None = None,
+                       start: datetime | None = None, end: datetime | None = None,
+                       step: float | None = None) -> Any:
         """One API call: POST `form` or GET `params`; the `data` member of a success body."""
 
         def fail(message: str, error_type: str, status: int | None = None) -> PrometheusError:
