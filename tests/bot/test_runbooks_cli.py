@@ -5,25 +5,21 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.conftest import need
+from tests.chroma_server import running_chroma
 from tests.runbook_fixtures import RUNBOOKS, write_runbooks
 
 pytestmark = pytest.mark.slow
 
 CLI = [sys.executable, "-m", "bot.cli"]
 ROOT = Path(__file__).resolve().parents[2]
-CHROMA = Path(sys.executable).parent / "chroma"
 
 QUERIES = [
     "High HTTP error rate. 12% of requests to checkout fail with a 5xx status code.",
@@ -106,45 +102,10 @@ def test_search_with_no_query_exits_2(tmp_path: Path) -> None:
     assert result.stdout == ""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def chroma_url(tmp_path: Path) -> Iterator[str]:
-    """A real Chroma server (`chroma run`) on loopback, stopped afterwards."""
-    need(CHROMA.is_file(), f"no chroma command at {CHROMA}")
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = (tmp_path / "chroma.log").open("w")
-    server = subprocess.Popen(
-        [str(CHROMA), "run", "--path", str(tmp_path / "chroma-server"), "--host", "127.0.0.1",
-         "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                need(False, f"the Chroma server did not start: "
-                            f"{(tmp_path / 'chroma.log').read_text()[-2000:]}")
-            time.sleep(0.2)
+    with running_chroma(tmp_path / "chroma-server") as url:
         yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
 
 
 def test_a_chroma_server_holds_the_index_for_every_replica(tmp_path: Path,
@@ -160,4 +121,4 @@ def test_a_chroma_server_holds_the_index_for_every_replica(tmp_path: Path,
     _check_answers(lines)
     for data in (first, second):
         assert not (data / "chroma").exists()  # nothing went to a local chromadb
-    assert list((tmp_path / "chroma-server").iterdir())
+    assert list((tmp_path / "chroma-server" / "data").iterdir())

@@ -1,0 +1,149 @@
+"""Three replicas behave like one: three `sre-copilot serve` processes on one PostgreSQL, with a
+Chroma server (`chroma run`) holding the runbooks and the local Slack Web API.
+
+3,000 Alertmanager alerts in 30 groups arrive in waves, round-robin across the replicas, every
+notification sent twice to different replicas; Slack mentions arrive at one replica and Slack's
+retry of each at another. A third of the way in, one replica is killed with SIGKILL; two thirds
+in, another gets SIGTERM. Afterwards: every alert stored once, one incident per group, one
+channel and one incident card per incident, one answer per mention (from the Chroma server's
+runbooks), nothing left in the inbox, and the SIGTERMed replica drained and exited cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from sqlalchemy.engine import URL
+
+from tests.chroma_server import running_chroma
+from tests.conftest import url_string
+from tests.fakes.slack_api import FakeSlack, running_slack
+from tests.scale import (
+    SERVER,
+    Load,
+    Sender,
+    ingest_runbooks,
+    mention,
+    replica_env,
+    replicas,
+    send_slack_event,
+    stop,
+)
+
+pytestmark = pytest.mark.slow
+MENTIONS = 12
+
+
+def _dsn(url: URL) -> tuple[str, str]:
+    """A psycopg DSN and the schema the test's URL points at."""
+    schema = str(url.query["options"]).split("search_path=", 1)[1]
+    plain = url.set(drivername="postgresql", query={})
+    return plain.render_as_string(hide_password=False), schema
+
+
+def _count(conn: psycopg.Connection[tuple[int]], sql: str) -> int:
+    row = conn.execute(sql).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def _wait_until_quiet(dsn: str, schema: str, seconds: float = 120) -> None:
+    """Until the inbox has nothing pending and every queued Slack delivery is marked."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'SET search_path TO "{schema}"')
+        for _ in range(int(seconds * 2)):
+            pending = _count(conn, "SELECT count(*) FROM inbox_item WHERE status = 'pending'")
+            opened = _count(conn, "SELECT count(*) FROM outbox_message "
+                                  "WHERE kind = 'incident_opened'")
+            marked = _count(conn, "SELECT count(*) FROM outbox_message WHERE key LIKE "
+                                  "'slack:outbox:%' AND status = 'sent'")
+            if pending == 0 and opened and marked >= opened:
+                return
+            await asyncio.sleep(0.5)
+    raise AssertionError(f"not quiet after {seconds} s: {pending} pending, "
+                         f"{marked}/{opened} incident channels delivered")
+
+
+def _thread_replies(slack: FakeSlack, channel: str, ts: str) -> int:
+    return sum(1 for m in slack.messages.get(channel, []) if m.thread_ts == ts)
+
+
+async def test_three_replicas_lose_nothing_and_double_nothing(pg_url: URL,
+                                                              tmp_path: Path) -> None:
+    assert SERVER.exists(), f"{SERVER} is missing; pip install -e . first"
+    dsn, schema = _dsn(pg_url)
+    load = Load()
+    with running_slack() as slack, running_chroma(tmp_path / "chroma") as chroma:
+        ops = slack.add_channel("ops", members=["U0ANA"]).id
+        env = replica_env(url_string(pg_url), tmp_path, slack, chroma,
+                          SRE_COPILOT_CHAT_LEASE_SECONDS="20")
+        ingest_runbooks(env, tmp_path / "ingest")
+        with replicas(3, tmp_path, env) as fleet:
+            sender = Sender(fleet)
+            asked: list[str] = []
+            async with httpx.AsyncClient(timeout=30) as client:
+                third = len(load.notifications) // 3
+                sem = asyncio.Semaphore(8)
+
+                async def one(body: dict[str, object]) -> None:
+                    async with sem:
+                        await sender.twice(client, body)
+
+                async def ask(n: int) -> None:
+                    ts, body = mention(ops, n, "/runbook HighErrorRate")
+                    first = await send_slack_event(client, fleet, body, start=n)
+                    await send_slack_event(client, [r for r in fleet if r is not first] or
+                                           fleet, body, retry=1, start=n)
+                    asked.append(ts)
+
+                await asyncio.gather(*(one(b) for b in load.notifications[:third]))
+                await asyncio.to_thread(stop, fleet[1], signal.SIGKILL)  # mid-load, no goodbye
+                await asyncio.gather(*(one(b) for b in load.notifications[third:2 * third]),
+                                     *(ask(n) for n in range(MENTIONS)))
+                # uvicorn shuts down gracefully, then re-raises SIGTERM to end the process.
+                assert await asyncio.to_thread(stop, fleet[2], signal.SIGTERM) in (
+                    0, -signal.SIGTERM)
+                await asyncio.gather(*(one(b) for b in load.notifications[2 * third:]))
+                # The SIGKILLed replica's leases run out; the survivor finishes its work.
+                await _wait_until_quiet(dsn, schema)
+            assert sender.acked == 2 * len(load.notifications)
+            sigterm_log = fleet[2].text()
+            assert "Traceback" not in sigterm_log, sigterm_log[-3000:]
+            assert "Application shutdown complete" in sigterm_log
+            assert "Finished server process" in sigterm_log
+
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute(f'SET search_path TO "{schema}"')
+                # Every alert stored once, one incident per group.
+                assert _count(conn, "SELECT count(*) FROM alert") == load.alerts
+                assert _count(conn, "SELECT count(DISTINCT fingerprint) FROM alert") == \
+                    load.alerts
+                assert _count(conn, "SELECT count(*) FROM incident") == load.groups
+                assert _count(conn, "SELECT count(*) FROM alert WHERE incident_id IS NULL") == 0
+                assert _count(conn, "SELECT count(*) FROM inbox_item "
+                                    "WHERE status <> 'done'") == 0
+                # The inbox keeps an alert's state once, however many notifications carried
+                # it (up to 10 here) and however many replicas each reached (2).
+                assert _count(conn, "SELECT count(*) FROM inbox_item "
+                                    "WHERE source = 'alertmanager'") == load.alerts
+
+            # One channel per incident, with one incident card at its top.
+            created = [c for c in slack.calls_to("conversations.create")
+                       if (c.response or {}).get("ok")]
+            assert len(created) == load.groups, [c.params for c in created]
+            for call in created:
+                channel = str((call.response or {})["channel"]["id"])
+                roots = [m for m in slack.messages.get(channel, []) if not m.thread_ts]
+                assert len(roots) == 1, (call.params, [m.text for m in roots])
+                assert "INC-" in (roots[0].text or "")
+            # Every mention answered once, whichever replica got it or its retry.
+            assert len(asked) == MENTIONS
+            replies = Counter({ts: _thread_replies(slack, ops, ts) for ts in asked})
+            assert set(replies.values()) == {1}, replies
+            answers = " ".join(str(m.blocks) for m in slack.messages.get(ops, []) if m.thread_ts)
+            assert "runbook" in answers.lower()
