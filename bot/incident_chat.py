@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from bot.agent.calls import ProgressEvent
 from bot.agent.runtime import Agent
 from bot.agent.state import Answer, NewIncident
@@ -28,6 +30,7 @@ from knowledge.hypotheses import (
 )
 from knowledge.incidents import Incident, IncidentNotFound, find_incident
 from knowledge.outbox import (
+    OutboxMessage,
     OutboxStatus,
     enqueue_message,
     find_message,
@@ -102,11 +105,7 @@ class IncidentChat:
         """True the first time `key` is seen, or when an earlier attempt did not finish
         (a worker died mid-post); False once it was posted or given up."""
         async with self.db.session() as session, session.begin():
-            created = await enqueue_message(session, org_id=org_id, key=key,
-                                            kind=f"{self.platform}_post", text=text)
-            if created is not None:
-                return True
-            found = await find_message(session, org_id=org_id, key=key)
+            found = await self._marker(session, org_id, key, text)
             return found is None or found.status == OutboxStatus.PENDING.value
 
     async def claim_delivery(self, org_id: int, key: str, text: str) -> bool:
@@ -116,17 +115,24 @@ class IncidentChat:
         `chat_lease_seconds` — its replica died — and then by one replica only (the update
         compares the old claim time). `release_delivery` hands it back after a failure."""
         async with self.db.session() as session, session.begin():
-            created = await enqueue_message(session, org_id=org_id, key=key,
-                                            kind=f"{self.platform}_post", text=text)
-            if created is not None:
+            found = await self._marker(session, org_id, key, text)
+            if found is None:
                 return True
-            found = await find_message(session, org_id=org_id, key=key)
-            if found is None or found.status != OutboxStatus.PENDING.value:
+            if found.status != OutboxStatus.PENDING.value:
                 return False
             if utcnow() - found.created_at < timedelta(seconds=self.settings.chat_lease_seconds):
                 return False
             return await take_over(session, message_id=found.id or 0,
                                    claimed_at=found.created_at)
+
+    async def _marker(self, session: AsyncSession, org_id: int, key: str, text: str
+                      ) -> OutboxMessage | None:
+        """None if this call created the marker row for `key`; else the row already there."""
+        created = await enqueue_message(session, org_id=org_id, key=key,
+                                        kind=f"{self.platform}_post", text=text)
+        if created is not None:
+            return None
+        return await find_message(session, org_id=org_id, key=key)
 
     async def release_delivery(self, org_id: int, key: str) -> None:
         """Hand a claimed delivery back (it failed and will be retried next round)."""

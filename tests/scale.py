@@ -63,7 +63,8 @@ def replica_env(db_url: str, data_dir: Path, slack: FakeSlack, chroma_url: str,
                ALERTMANAGER_WEBHOOK_TOKEN=TOKEN, SLACK_BOT_TOKEN=slack.bot_token,
                SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=slack.base_url + "/api/",
                SRE_COPILOT_SLACK_CREATE_CHANNELS="true", SRE_COPILOT_HISTORY="false",
-               SRE_COPILOT_LOG_LEVEL="info", **more)
+               SRE_COPILOT_LOG_LEVEL="info")
+    env.update(more)
     return env
 
 

@@ -53,8 +53,9 @@ async def test_incident_channel_end_to_end(live: Live) -> None:
     text = json.dumps(answer.blocks)
     assert "checkout" in text and "ev-" in text  # a hypothesis with its evidence
     # The chart of the signals the hypotheses rest on went up in the same thread.
-    chart = await until("the chart", lambda: next(
-        (f for f in slack.files.values() if f.filename.startswith("signals-")), None))
+    chart = await until("the chart", lambda: next(  # uploaded and shared, not just announced
+        (f for f in slack.files.values() if f.filename.startswith("signals-") and f.completed),
+        None))
     assert chart.data is not None and chart.data[:4] == b"\x89PNG"
     # Slack retries the same event: nothing is posted twice.
     posts_before = len(slack.calls_to("chat.postMessage"))
