@@ -21,26 +21,40 @@ log = logging.getLogger(__name__)
 
 
 def digest_trigger(settings: Settings) -> CronTrigger:
-    """The digest's trigger; a malformed DIGEST_CRON or zone raises ValueError naming it."""
+    """The digest's trigger: five crontab fields, or six with seconds first (for tests and
+    demos that cannot wait a minute a period); a malformed DIGEST_CRON or zone raises
+    ValueError naming it."""
     try:
-        return CronTrigger.from_crontab(settings.digest_cron,
-                                        timezone=ZoneInfo(settings.digest_timezone))
+        zone = ZoneInfo(settings.digest_timezone)
+        fields = settings.digest_cron.split()
+        if len(fields) == 6:
+            second, minute, hour, day, month, weekday = fields
+            return CronTrigger(second=second, minute=minute, hour=hour, day=day, month=month,
+                               day_of_week=weekday, timezone=zone)
+        return CronTrigger.from_crontab(settings.digest_cron, timezone=zone)
     except (ValueError, KeyError) as exc:
         raise ValueError(f"DIGEST_CRON {settings.digest_cron!r} / DIGEST_TIMEZONE "
                          f"{settings.digest_timezone!r}: {exc}") from exc
 
 
+# Windows to look back for the latest firing, shortest first: a frequent schedule is found in
+# a few steps, a weekly or monthly one still within its window.
+LOOKBACK = (timedelta(minutes=2), timedelta(hours=2), timedelta(days=2), timedelta(days=9),
+            timedelta(days=32))
+
+
 def period_of_firing(trigger: CronTrigger, now: datetime) -> Period:
-    """The period of the latest firing at or before `now` (a job may start a little late)."""
-    at = now.replace(second=0, microsecond=0)
-    for _ in range(7 * 24 * 60):  # a week of minutes: any firing a late job belongs to
-        nxt = trigger.get_next_fire_time(None, at)
-        if nxt is not None and nxt == at:
-            after = trigger.get_next_fire_time(None, at + timedelta(minutes=1))
-            length = (after - at) if after is not None else timedelta(days=7)
-            return Period(at - length, at)
-        at -= timedelta(minutes=1)
-    raise ValueError("no firing of DIGEST_CRON in the last week")
+    """The period of the latest firing at or before `now` (a job may start a little late): it
+    ends at that firing and is as long as the gap to the next one."""
+    for back in LOOKBACK:
+        latest, fire = None, trigger.get_next_fire_time(None, now - back)
+        while fire is not None and fire <= now:
+            latest = fire
+            fire = trigger.get_next_fire_time(latest, latest + timedelta(microseconds=1))
+        if latest is not None:
+            length = (fire - latest) if fire is not None else timedelta(days=7)
+            return Period(latest - length, latest)
+    raise ValueError("no firing of DIGEST_CRON in the last month")
 
 
 def start_scheduler(settings: Settings, db: Database) -> AsyncIOScheduler:
