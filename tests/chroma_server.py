@@ -3,7 +3,6 @@ run several replicas against one index: the runbook CLI and the scale-out scenar
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -14,15 +13,11 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import need
+from tests.fakes.alertmanager_server import free_port
 
 CHROMA = Path(sys.executable).parent / "chroma"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @contextmanager
@@ -30,7 +25,7 @@ def running_chroma(directory: Path) -> Iterator[str]:
     """The server's URL, its data under `directory`; stopped afterwards."""
     need(CHROMA.is_file(), f"no chroma command at {CHROMA}")
     directory.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = directory / "chroma.log"
     with log_path.open("w") as log:

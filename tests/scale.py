@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from typing import Any
 import httpx
 
 from tests.fakes.alertmanager import alert, notification
+from tests.fakes.alertmanager_server import free_port
 from tests.fakes.slack_api import FakeSlack, app_mention, event_callback, sign
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,11 +31,6 @@ SECRET = "scale-signing-secret"
 RUNBOOKS = ROOT / "bot" / "demo" / "runbooks"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass

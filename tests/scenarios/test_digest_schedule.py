@@ -7,27 +7,21 @@ over, is tested on the claim itself: tests/knowledge/test_digests.py.)"""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy.engine import URL
 
 from tests.conftest import url_string
+from tests.fakes.alertmanager_server import free_port
 from tests.fakes.slack_api import FakeSlack, running_slack
+from tests.scale import Replica, wait_ready
 
 pytestmark = pytest.mark.slow
 SRE_COPILOT = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "sre-copilot"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -38,7 +32,7 @@ def slack() -> Iterator[FakeSlack]:
 
 def _serve(url: URL, data_dir: Path, slack: FakeSlack, channel: str, name: str
            ) -> tuple[subprocess.Popen[bytes], int, Path]:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("SRE_COPILOT_", "DIGEST_", "SLACK_", "TEAMS_"))}
     env.update(DATABASE_URL=url_string(url), SRE_COPILOT_DATA_DIR=str(data_dir),
@@ -53,29 +47,17 @@ def _serve(url: URL, data_dir: Path, slack: FakeSlack, channel: str, name: str
     return proc, port, log
 
 
-def _ready(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, log.read_text()
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"serve never became ready:\n{log.read_text()}")
-
-
 def test_two_replicas_post_each_period_once(pg_url: URL, tmp_path: Path,
                                             slack: FakeSlack) -> None:
     assert SRE_COPILOT.exists(), f"{SRE_COPILOT} is missing; pip install -e . first"
     channel = slack.add_channel("sre-weekly", is_member=True).id
     first = _serve(pg_url, tmp_path, slack, channel, "a")
-    _ready(first[1], first[0], first[2])  # migrations done once, before the second starts
+    # The first migrates the schema before the second starts.
+    wait_ready(Replica("a", first[0], first[1], first[2]))
     second = _serve(pg_url, tmp_path, slack, channel, "b")
     replicas = [first, second]
     try:
-        _ready(second[1], second[0], second[2])
+        wait_ready(Replica("b", second[0], second[1], second[2]))
         # Two periods: wait through the first two minute boundaries both replicas have seen.
         started = time.time()
         boundary = (int(started) // 60 + 1) * 60
