@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.chat import running_chat
-from bot.indexes import open_indexes
+from bot.indexes import Indexes, try_open_indexes
 from bot.logs import current_request
 from bot.metrics import Metrics
 from bot.settings import Settings
@@ -28,11 +28,9 @@ from bot.webhooks.intake import Intake
 from bot.worker import InboxWorker
 from knowledge import inbox, migrate, outbox
 from knowledge.db import Database, open_database
-from knowledge.embedding import EmbeddingModelMissing
 from knowledge.history import HistoryIndex
 from knowledge.orgs import ensure_org, list_org_ids
 from knowledge.types import utcnow
-from knowledge.vectors import ChromaURLError
 from skills.history.sweep import index_resolved
 
 log = logging.getLogger(__name__)
@@ -40,17 +38,15 @@ log = logging.getLogger(__name__)
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
-def open_history(settings: Settings, *, metrics: Metrics | None = None) -> HistoryIndex | None:
-    """The incident-history index, or None (with the reason logged) when it is turned off or
-    cannot open: the copilot then works without "similar past incidents". With `metrics`,
-    failed Chroma calls are counted."""
+def open_history(settings: Settings, *, metrics: Metrics | None = None,
+                 indexes: Indexes | None = None) -> HistoryIndex | None:
+    """The incident-history index (of `indexes` when given, the process's), or None (with the
+    reason logged) when it is turned off or cannot open: the copilot then works without
+    "similar past incidents". With `metrics`, failed Chroma calls are counted."""
     if not settings.history:
         return None
-    try:
-        return open_indexes(settings, metrics=metrics).history
-    except (EmbeddingModelMissing, ChromaURLError) as exc:
-        log.warning("incident history is off: %s", exc)
-        return None
+    opened = indexes or try_open_indexes(settings, metrics=metrics)
+    return opened.history if opened is not None else None
 
 
 async def sweep_history(db: Database, history: HistoryIndex) -> None:
@@ -80,11 +76,15 @@ async def prepare_database(settings: Settings) -> Database:
 
 
 def create_app(settings: Settings, *, db: Database | None = None,
-               metrics: Metrics | None = None, run_worker: bool | None = None) -> FastAPI:
+               metrics: Metrics | None = None, run_worker: bool | None = None,
+               warm_up: bool = False) -> FastAPI:
     """The app. Pass `db` to share an open database (tests, the demo); otherwise the lifespan
-    opens the configured one. `run_worker` overrides `settings.worker`."""
+    opens the configured one. `run_worker` overrides `settings.worker`. With `warm_up`
+    (`serve`), the embedding model loads at start and `/readyz` waits for it: a replica
+    takes traffic only once it can answer at full speed."""
     metrics = metrics or Metrics()
     with_worker = settings.worker if run_worker is None else run_worker
+    chatting = with_worker and (settings.slack_enabled or settings.teams_enabled)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -93,10 +93,17 @@ def create_app(settings: Settings, *, db: Database | None = None,
         app.state.db = database
         stop = asyncio.Event()
         task: asyncio.Task[None] | None = None
-        history = open_history(settings, metrics=metrics)
+        # One embedding model per process, shared by the history index and the chat agent.
+        indexes = (try_open_indexes(settings, metrics=metrics)
+                   if settings.history or chatting else None)
+        app.state.indexes = indexes
+        if warm_up and indexes is not None:
+            app.state.warming = asyncio.create_task(asyncio.to_thread(indexes.embedder.warm),
+                                                    name="warm-up")
+        history = open_history(settings, indexes=indexes)
         chat = contextlib.AsyncExitStack()
-        platforms = await chat.enter_async_context(
-            running_chat(settings, database, with_worker=with_worker, metrics=metrics))
+        platforms = await chat.enter_async_context(running_chat(
+            settings, database, with_worker=with_worker, metrics=metrics, indexes=indexes))
         app.state.slack, app.state.teams = platforms.slack, platforms.teams
         scheduler = None
         if settings.digest_enabled:
@@ -128,6 +135,7 @@ def create_app(settings: Settings, *, db: Database | None = None,
     app = FastAPI(title="SRE Copilot", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.warming = None  # the model's warm-up task, while `serve` starts
     app.add_exception_handler(RequestRejected, rejected_response)
     _measure(app, metrics)
 
@@ -166,6 +174,13 @@ def create_app(settings: Settings, *, db: Database | None = None,
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
+        warming = app.state.warming
+        if warming is not None and not warming.done():
+            return JSONResponse({"status": "starting",
+                                 "detail": "loading the embedding model"}, status_code=503)
+        if warming is not None and warming.exception() is not None:
+            app.state.warming = None  # said once: runbook search reports it on every use
+            log.error("the embedding model did not load: %s", warming.exception())
         try:
             await asyncio.wait_for(app.state.db.ping(), timeout=5)
         except Exception as exc:

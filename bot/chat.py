@@ -15,6 +15,7 @@ from bot.settings import Settings
 from knowledge.db import Database
 
 if TYPE_CHECKING:
+    from bot.indexes import Indexes
     from bot.slack.service import SlackService
     from bot.teams.service import TeamsService
 
@@ -27,16 +28,19 @@ class ChatPlatforms:
 
 @asynccontextmanager
 async def running_chat(settings: Settings, db: Database, *, with_worker: bool,
-                       metrics: Metrics | None = None) -> AsyncIterator[ChatPlatforms]:
-    """The configured platforms' intakes, and with `with_worker` their chat workers. With
-    `metrics`, failed calls to the platforms and to what the agent uses are counted."""
+                       metrics: Metrics | None = None, indexes: Indexes | None = None
+                       ) -> AsyncIterator[ChatPlatforms]:
+    """The configured platforms' intakes, and with `with_worker` their chat workers, whose
+    agent uses `indexes` when given (the process's one embedding model). With `metrics`,
+    failed calls to the platforms and to what the agent uses are counted."""
     if not (settings.slack_enabled or settings.teams_enabled):
         yield ChatPlatforms()
         return
     from bot.agent.runtime import open_agent
 
     async with contextlib.AsyncExitStack() as stack:
-        agent = (await stack.enter_async_context(open_agent(settings, db=db, metrics=metrics))
+        agent = (await stack.enter_async_context(open_agent(settings, db=db, metrics=metrics,
+                                                               opened=indexes))
                  if with_worker else None)
         platforms = ChatPlatforms()
         if settings.slack_enabled:

@@ -1,8 +1,9 @@
 """The chat worker, one per chat platform: leases the platform's inbox items (an answer takes
 seconds and calls the platform and the tools, so it cannot hold a transaction), hands several at
-once to the platform's handlers, and records each outcome; between rounds the handlers deliver
-what the incident engine queued. A worker that dies mid-answer lets its lease run out and the
-item is handled again; each post's outbox key keeps that from posting twice."""
+once to the platform's handlers, and records each outcome; beside that, in a loop of its own,
+the handlers deliver what the incident engine queued — a person's question does not wait for an
+alert storm's incident cards, nor they for it. A worker that dies mid-answer lets its lease run
+out and the item is handled again; each post's outbox key keeps that from posting twice."""
 
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ from knowledge.db import Database
 from knowledge.inbox import InboxItem, finish, lease, release
 
 log = logging.getLogger(__name__)
+# At shutdown, how long deliveries in flight may take to finish before they are handed back:
+# within `running_worker`'s 30 s and the chart's termination grace period.
+FINISH_SECONDS = 15.0
 
 
 class NotYet(Exception):
@@ -32,7 +36,9 @@ class ChatHandlers(Protocol):
 
     async def handle(self, item: InboxItem) -> None: ...
 
-    async def deliver(self) -> int: ...
+    async def deliver(self, *, wait: bool = True) -> int: ...
+
+    async def finish_deliveries(self, seconds: float) -> None: ...
 
 
 @dataclass
@@ -44,17 +50,23 @@ class ChatWorker:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run_once(self) -> int:
+        """One round of answering, then one of delivering (the demo and tests drain this)."""
+        return await self.answer_round() + await self.deliver_round(wait=True)
+
+    async def answer_round(self) -> int:
         async with self.db.session() as session, session.begin():
             items = await lease(session, sources=[self.source], limit=self.settings.chat_workers,
                                 seconds=self.settings.chat_lease_seconds)
         if items:
             await asyncio.gather(*(self._one(item) for item in items))
+        return len(items)
+
+    async def deliver_round(self, *, wait: bool = False) -> int:
         try:
-            delivered = await self.handlers.deliver()
+            return await self.handlers.deliver(wait=wait)
         except Exception:  # retried next round: the marker row is only written once posted
             log.exception("delivering incident messages to %s failed", self.source)
-            delivered = 0
-        return len(items) + delivered
+            return 0
 
     async def _one(self, item: InboxItem) -> None:
         error: str | None = None
@@ -83,10 +95,16 @@ class ChatWorker:
         return await drain(self.run_once)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Work until `stop` is set (see `bot.polling`)."""
-        await work_until_stopped(self.run_once, wake=self.wake, stop=stop,
-                                 poll_seconds=self.settings.worker_poll_seconds,
-                                 name=f"{self.source} chat worker")
+        """Answer and deliver, each in its own loop, until `stop` is set (see
+        `bot.polling`). Deliveries poll: the incident engine may run in another process."""
+        await asyncio.gather(
+            work_until_stopped(self.answer_round, wake=self.wake, stop=stop,
+                               poll_seconds=self.settings.worker_poll_seconds,
+                               name=f"{self.source} chat worker"),
+            work_until_stopped(self.deliver_round, wake=asyncio.Event(), stop=stop,
+                               poll_seconds=self.settings.worker_poll_seconds,
+                               name=f"{self.source} delivery"))
+        await self.handlers.finish_deliveries(FINISH_SECONDS)
 
 
 @asynccontextmanager

@@ -232,7 +232,7 @@ def _serve(settings: Settings, host: str, port: int, *, worker: bool) -> int:
 
     from bot.app import create_app
 
-    app = create_app(settings, run_worker=worker)
+    app = create_app(settings, run_worker=worker, warm_up=True)
     # uvicorn handles SIGTERM/SIGINT: stops accepting, finishes requests, runs the lifespan's
     # shutdown (which lets the worker commit its batch). `log_config=None`: its loggers keep
     # no handlers of their own and propagate to ours (`bot.logs`), so its lines, access log
@@ -245,6 +245,7 @@ def _serve(settings: Settings, host: str, port: int, *, worker: bool) -> int:
 async def _worker(settings: Settings) -> int:
     from bot.app import open_history, prepare_database, sweep_history
     from bot.chat import running_chat
+    from bot.indexes import try_open_indexes
     from bot.metrics import Metrics
     from bot.worker import InboxWorker
 
@@ -259,13 +260,18 @@ async def _worker(settings: Settings) -> int:
     try:
         if not stop.is_set():
             metrics = Metrics()  # counted as in serve, though this process has no /metrics
-            history = open_history(settings, metrics=metrics)
+            # One embedding model per process, loaded before work starts.
+            indexes = (try_open_indexes(settings, metrics=metrics) if settings.history
+                       or settings.slack_enabled or settings.teams_enabled else None)
+            if indexes is not None:
+                await asyncio.to_thread(indexes.embedder.warm)
+            history = open_history(settings, indexes=indexes)
             if history is not None:
                 await sweep_history(db, history)
             async with contextlib.AsyncExitStack() as stack:
                 # Slack and Teams answers come from workers too.
                 await stack.enter_async_context(running_chat(settings, db, with_worker=True,
-                                                             metrics=metrics))
+                                                             metrics=metrics, indexes=indexes))
                 await InboxWorker(db=db, settings=settings, metrics=metrics,
                                   history=history).run(stop)
     finally:

@@ -6,10 +6,13 @@ and link incidents, and report an investigation's progress."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -19,6 +22,7 @@ from bot.agent.calls import ProgressEvent
 from bot.agent.runtime import Agent
 from bot.agent.state import Answer, NewIncident
 from bot.chat_worker import NotYet
+from bot.logs import incident_scope
 from bot.settings import Settings
 from knowledge.alerts import Alert, alerts_of_incident
 from knowledge.db import Database
@@ -43,6 +47,8 @@ from knowledge.timeline import add_event
 from knowledge.types import utcnow
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # a released claim: older than any lease
+
+log = logging.getLogger(__name__)
 
 
 async def keep_hypotheses(db: Database, *, org_id: int, incident_id: int,
@@ -98,8 +104,71 @@ class IncidentChat:
     db: Database
     settings: Settings
     agent: Agent
+    # New incidents' investigations at once, at most `chat_workers` (set in __post_init__):
+    # their cards go out first, all of them, and no investigation waits for another's.
+    investigating: asyncio.Semaphore = field(init=False, repr=False)
+    # Deliveries in flight, by incident: a round starts what is not already going.
+    _delivering: dict[int | None, asyncio.Task[int]] = field(init=False, repr=False)
 
     platform: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        self.investigating = asyncio.Semaphore(self.settings.chat_workers)
+        self._delivering = {}
+
+    async def deliver_queued(self, queued: list[OutboxMessage],
+                             deliver_one: Callable[[OutboxMessage], Awaitable[bool]], *,
+                             wait: bool) -> int:
+        """Deliver the engine's queued messages with `deliver_one` (True: delivered): one
+        incident's in order — its card before its status changes — and different incidents at
+        once, so in an alert storm thirty new incidents' cards do not queue behind each other's
+        investigations. An incident whose delivery is still going is left for a later round.
+        A failure is logged and leaves that incident's later messages for the next round.
+
+        With `wait`, returns how many were delivered once all are done (the demo and tests);
+        without, returns at once how many incidents' deliveries it started (the worker's
+        loop, so a new incident never waits for an older one's investigation)."""
+        by_incident: dict[int | None, list[OutboxMessage]] = {}
+        for msg in queued:
+            if msg.incident_id not in self._delivering:
+                by_incident.setdefault(msg.incident_id, []).append(msg)
+        started = []
+        for incident_id, messages in by_incident.items():
+            task = asyncio.create_task(self._in_order(messages, deliver_one),
+                                       name=f"{self.platform}-deliver-{incident_id}")
+            self._delivering[incident_id] = task
+            task.add_done_callback(functools.partial(self._delivered, incident_id))
+            started.append(task)
+        if not wait:
+            return len(started)
+        return sum(await asyncio.gather(*started))
+
+    def _delivered(self, incident_id: int | None, _task: asyncio.Task[int]) -> None:
+        self._delivering.pop(incident_id, None)
+
+    async def _in_order(self, messages: list[OutboxMessage],
+                        deliver_one: Callable[[OutboxMessage], Awaitable[bool]]) -> int:
+        done = 0
+        for msg in messages:
+            try:
+                with incident_scope(msg.incident_id):
+                    done += await deliver_one(msg)
+            except Exception:
+                log.exception("delivering %s to %s failed; retried next round", msg.key,
+                              self.platform)
+                break
+        return done
+
+    async def finish_deliveries(self, seconds: float) -> None:
+        """At shutdown: let the deliveries in flight finish for up to `seconds`, then cancel
+        the rest — each hands its claim back, so another replica takes it at once."""
+        tasks = list(self._delivering.values())
+        if not tasks:
+            return
+        _done, pending = await asyncio.wait(tasks, timeout=seconds)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def claim_post(self, org_id: int, key: str, text: str) -> bool:
         """True the first time `key` is seen, or when an earlier attempt did not finish

@@ -4,16 +4,19 @@ client whose failed calls are counted as Chroma upstream errors."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from bot.metrics import Metrics
 from bot.settings import Settings
-from knowledge.embedding import Embedder
+from knowledge.embedding import Embedder, EmbeddingModelMissing
 from knowledge.history import HistoryIndex
 from knowledge.runbooks.index import RunbookIndex
-from knowledge.vectors import open_chroma
+from knowledge.vectors import ChromaURLError, open_chroma
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -34,6 +37,16 @@ def open_indexes(settings: Settings, *, metrics: Metrics | None = None) -> Index
     return Indexes(embedder=embedder, chroma=chroma,
                    runbooks=RunbookIndex(chroma, embedder, settings.data_dir / "vectors"),
                    history=HistoryIndex(chroma, embedder))
+
+
+def try_open_indexes(settings: Settings, *, metrics: Metrics | None = None) -> Indexes | None:
+    """The indexes, or None with the reason logged (no model installed, a bad CHROMA_URL): the
+    copilot then works without runbooks and similar past incidents."""
+    try:
+        return open_indexes(settings, metrics=metrics)
+    except (EmbeddingModelMissing, ChromaURLError) as exc:
+        log.warning("runbooks and incident history are off: %s", exc)
+        return None
 
 
 class CountedChroma:

@@ -76,6 +76,12 @@ class Embedder:
                 self._model = SentenceTransformer(str(self.model_dir), device="cpu")
             return self._model
 
+    def warm(self) -> None:
+        """Load the model and run it once, so the first real question does not pay for it
+        (seconds, and far more on a busy CPU: an alert storm's first incident waited 11 s
+        for it)."""
+        self.encode_query("warm up the model", "warm up")
+
     def encode(self, texts: list[str]) -> np.ndarray:
         """Unit-length sentence vectors, (len(texts), 384)."""
         if not texts:

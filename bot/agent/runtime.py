@@ -23,13 +23,11 @@ from bot.agent.memory import open_checkpointer
 from bot.agent.planner import Planner
 from bot.agent.state import Answer, NewIncident
 from bot.app import prepare_database
-from bot.indexes import open_indexes
+from bot.indexes import Indexes, try_open_indexes
 from bot.metrics import Metrics
 from bot.settings import Settings
 from knowledge.db import Database
-from knowledge.embedding import EmbeddingModelMissing
 from knowledge.orgs import ensure_org
-from knowledge.vectors import ChromaURLError
 from skills.pagerduty.client import PagerDutyClient, PagerDutyError
 from skills.prometheus.client import PrometheusClient, PrometheusError
 from skills.registry import SkillRegistry, default_registry
@@ -111,9 +109,11 @@ def pagerduty_errors(metrics: Metrics | None) -> Callable[[PagerDutyError], None
 @asynccontextmanager
 async def open_agent(settings: Settings, *, db: Database | None = None,
                      registry: SkillRegistry | None = None, indexes: bool = True,
+                     opened: Indexes | None = None,
                      metrics: Metrics | None = None) -> AsyncIterator[Agent]:
     """`indexes=False` leaves out runbooks and history (and so never loads the embedding
-    model). With `metrics`, failed calls to Prometheus, PagerDuty, Chroma and Anthropic are
+    model); `opened` shares the process's indexes (one model per process), else they are
+    opened here. With `metrics`, failed calls to Prometheus, PagerDuty, Chroma and Anthropic are
     counted, and the model's request times and tokens measured."""
     async with AsyncExitStack() as stack:
         if db is None:
@@ -132,14 +132,11 @@ async def open_agent(settings: Settings, *, db: Database | None = None,
                 settings.pagerduty_api_token, base_url=settings.pagerduty_api_url,
                 on_error=pagerduty_errors(metrics)))
         embedder = None
-        if indexes:
-            try:
-                idx = open_indexes(settings, metrics=metrics)
-                clients["runbooks"] = idx.runbooks
-                clients["history"] = idx.history if settings.history else None
-                embedder = idx.embedder
-            except (EmbeddingModelMissing, ChromaURLError) as exc:
-                log.warning("runbooks and history are off: %s", exc)
+        idx = (opened or try_open_indexes(settings, metrics=metrics)) if indexes else None
+        if idx is not None:
+            clients["runbooks"] = idx.runbooks
+            clients["history"] = idx.history if settings.history else None
+            embedder = idx.embedder
         llm = None
         if settings.anthropic_api_key:
             llm = ClaudeBrain.from_settings(

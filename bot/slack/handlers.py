@@ -32,7 +32,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.agent.state import Answer, NewIncident
 from bot.incident_chat import IncidentChat, give_feedback, keep_hypotheses, progress_reporter
-from bot.logs import about_incident, incident_scope
+from bot.logs import about_incident
 from bot.metrics import Metrics
 from bot.slack import blocks
 from bot.slack.intake import web_client
@@ -111,6 +111,7 @@ class SlackHandlers(IncidentChat):
     platform: ClassVar[str] = "slack"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self._patterns = [p.strip() for p in self.settings.slack_channel_patterns.split(",")
                           if p.strip()]
 
@@ -295,24 +296,34 @@ class SlackHandlers(IncidentChat):
 
     async def brief(self, where: Where, incident: Incident, *, key: str) -> None:
         """The context a channel needs: the incident card, then the investigation (hypotheses,
-        runbook, similar incidents, chart) as a thread under it."""
+        runbook, similar incidents, chart) as a thread under it. The card goes out at once;
+        the investigation waits for a free slot (`investigating`)."""
         assert incident.id is not None
         about_incident(incident.id)
         alerts, investigation = await self.investigation(where.org_id, incident)
-        if not await self.claim_post(where.org_id, f"slack:{key}:brief", where.thread_id):
+        async with self.db.session() as session:
+            posted = [t for t in await threads_of_incident(session, org_id=where.org_id,
+                                                           incident_id=incident.id)
+                      if t.platform == "slack" and t.channel_id == where.channel
+                      and t.thread_id]
+        if posted:  # an earlier attempt posted the card: its investigation may be missing
+            thread = Where(where.org_id, where.team, where.channel, posted[0].thread_id)
+        elif not await self.claim_post(where.org_id, f"slack:{key}:brief", where.thread_id):
             return
-        card = await self._post(where, blocks.incident_message(incident, alerts))
-        await self.mark_posted(where.org_id, f"slack:{key}:brief")
-        thread = Where(where.org_id, where.team, where.channel, card)
-        async with self.db.session() as session, session.begin():
-            await link_thread(session, org_id=where.org_id, incident_id=incident.id,
-                              platform="slack", workspace_id=where.team,
-                              channel_id=where.channel, thread_id=card)
-        await self.answer(thread, "", key=f"{key}:investigation", incident=investigation)
+        else:
+            card = await self._post(where, blocks.incident_message(incident, alerts))
+            async with self.db.session() as session, session.begin():
+                await link_thread(session, org_id=where.org_id, incident_id=incident.id,
+                                  platform="slack", workspace_id=where.team,
+                                  channel_id=where.channel, thread_id=card)
+            await self.mark_posted(where.org_id, f"slack:{key}:brief")
+            thread = Where(where.org_id, where.team, where.channel, card)
+        async with self.investigating:
+            await self.answer(thread, "", key=f"{key}:investigation", incident=investigation)
 
     # ---- the incident engine's messages (outbox) ------------------------------------------
 
-    async def deliver(self, limit: int = 50) -> int:
+    async def deliver(self, *, wait: bool = True, limit: int = 50) -> int:
         """Post what the incident engine queued — new incidents (a channel of their own when
         `slack_create_channels` is on) and status changes (in the incident's linked channels).
         Each is delivered to Slack once: a `slack:` marker row in the outbox, beside the
@@ -322,25 +333,23 @@ class SlackHandlers(IncidentChat):
         async with self.db.session() as session:
             queued = await undelivered(session, platform="slack", kinds=kinds,
                                        within=timedelta(hours=6), limit=limit)
-        delivered = 0
-        for msg in queued:
-            marker = f"slack:outbox:{msg.key}"
-            if not await self.claim_delivery(msg.org_id, marker, msg.key):
-                continue  # another replica is on it (or posted it)
-            try:
-                # The delivery loop runs in the chat worker's own task: scoped, not set.
-                with incident_scope(msg.incident_id):
-                    if msg.kind == "incident_opened":
-                        await self._open_channel(msg.org_id, int(msg.payload["incident_id"]),
-                                                 key=f"outbox:{msg.key}")
-                    else:
-                        await self._status_update(msg)
-            except BaseException:
-                await self.release_delivery(msg.org_id, marker)  # retried next round
-                raise
-            await self.mark_posted(msg.org_id, marker)
-            delivered += 1
-        return delivered
+        return await self.deliver_queued(queued, self._deliver_one, wait=wait)
+
+    async def _deliver_one(self, msg: OutboxMessage) -> bool:
+        marker = f"slack:outbox:{msg.key}"
+        if not await self.claim_delivery(msg.org_id, marker, msg.key):
+            return False  # another replica is on it (or posted it)
+        try:
+            if msg.kind == "incident_opened":
+                await self._open_channel(msg.org_id, int(msg.payload["incident_id"]),
+                                         key=f"outbox:{msg.key}")
+            else:
+                await self._status_update(msg)
+        except BaseException:
+            await self.release_delivery(msg.org_id, marker)  # retried next round
+            raise
+        await self.mark_posted(msg.org_id, marker)
+        return True
 
     async def _status_update(self, msg: OutboxMessage) -> None:
         assert msg.incident_id is not None

@@ -33,7 +33,7 @@ from botbuilder.schema import Activity
 
 from bot.agent.state import Answer, NewIncident
 from bot.incident_chat import IncidentChat, give_feedback, keep_hypotheses, progress_reporter
-from bot.logs import about_incident, incident_scope
+from bot.logs import about_incident
 from bot.slack.blocks import (
     HYPOTHESIS_CONFIRM,
     HYPOTHESIS_REJECT,
@@ -152,6 +152,7 @@ class TeamsHandlers(IncidentChat):
     platform: ClassVar[str] = PLATFORM
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self._patterns = [p.strip().lower() for p in
                           self.settings.teams_channel_patterns.split(",") if p.strip()]
 
@@ -589,11 +590,12 @@ class TeamsHandlers(IncidentChat):
                                 conversation_id=thread.conversation_id,
                                 activity_id=started.activity_id, content=card.content)
             await self.mark_posted(channel.org_id, f"teams:{key}:brief")
-        await self.answer(thread, "", key=f"{key}:investigation", incident=investigation)
+        async with self.investigating:  # the card is out; the investigation takes a slot
+            await self.answer(thread, "", key=f"{key}:investigation", incident=investigation)
 
     # ---- the incident engine's messages (outbox) ----------------------------------------------
 
-    async def deliver(self, limit: int = 50) -> int:
+    async def deliver(self, *, wait: bool = True, limit: int = 50) -> int:
         """Post what the incident engine queued: a new incident as a thread in
         TEAMS_INCIDENT_CHANNEL (once the app is installed in its team), status changes into
         the incident's Teams threads. Each is delivered once: a `teams:` marker row in the
@@ -603,39 +605,36 @@ class TeamsHandlers(IncidentChat):
         async with self.db.session() as session:
             queued = await undelivered(session, platform=PLATFORM, kinds=kinds,
                                        within=timedelta(hours=6), limit=limit)
-        delivered = 0
-        for msg in queued:
-            channel = None
-            if msg.kind == "incident_opened":
-                channel = await self._incident_channel(msg.org_id)
-                if channel is None:
-                    continue  # kept queued until the app is installed there
-            marker = f"teams:outbox:{msg.key}"
-            if not await self.claim_delivery(msg.org_id, marker, msg.key):
-                continue
-            # The delivery loop runs in the chat worker's own task: scoped, not set.
-            with incident_scope(msg.incident_id):
-                try:
-                    if channel is not None:
-                        incident = await self.incident_by_id(msg.org_id,
-                                                              int(msg.payload["incident_id"]))
-                        if incident is not None:
-                            await self.brief(channel, incident, key=f"outbox:{msg.key}")
-                    else:
-                        await self._status_update(msg)
-                except TeamsError as exc:
-                    if exc.reason not in ("removed", "rejected"):
-                        await self.release_delivery(msg.org_id, marker)
-                        raise  # retried next round
-                    log.error("Teams: %s not delivered: %s", msg.key, exc)
-                    await self.mark_posted(msg.org_id, marker, error=str(exc))
-                    continue
-                except BaseException:
-                    await self.release_delivery(msg.org_id, marker)
-                    raise
-            await self.mark_posted(msg.org_id, marker)
-            delivered += 1
-        return delivered
+        return await self.deliver_queued(queued, self._deliver_one, wait=wait)
+
+    async def _deliver_one(self, msg: OutboxMessage) -> bool:
+        channel = None
+        if msg.kind == "incident_opened":
+            channel = await self._incident_channel(msg.org_id)
+            if channel is None:
+                return False  # kept queued until the app is installed there
+        marker = f"teams:outbox:{msg.key}"
+        if not await self.claim_delivery(msg.org_id, marker, msg.key):
+            return False
+        try:
+            if channel is not None:
+                incident = await self.incident_by_id(msg.org_id, int(msg.payload["incident_id"]))
+                if incident is not None:
+                    await self.brief(channel, incident, key=f"outbox:{msg.key}")
+            else:
+                await self._status_update(msg)
+        except TeamsError as exc:
+            if exc.reason not in ("removed", "rejected"):
+                await self.release_delivery(msg.org_id, marker)
+                raise  # retried next round
+            log.error("Teams: %s not delivered: %s", msg.key, exc)
+            await self.mark_posted(msg.org_id, marker, error=str(exc))
+            return False
+        except BaseException:
+            await self.release_delivery(msg.org_id, marker)
+            raise
+        await self.mark_posted(msg.org_id, marker)
+        return True
 
     async def _incident_channel(self, org_id: int) -> Place | None:
         name = self.settings.teams_incident_channel or ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -34,6 +35,33 @@ async def test_readyz_is_503_when_the_database_is_unreachable(tmp_path: Path) ->
     assert response.status_code == 503
     assert response.json()["status"] == "unavailable"
     assert "database unreachable" in response.json()["detail"]
+
+
+async def test_serve_is_ready_only_once_the_embedding_model_is_loaded(
+        settings: Settings) -> None:
+    """`serve` warms the model at start: a replica that says ready answers its first question
+    at full speed (an alert storm's first investigation once waited 11 s for the model)."""
+    from bot.app import prepare_database
+
+    warm = settings.model_copy(update={"history": True})
+    db = await prepare_database(warm)
+    app = create_app(warm, db=db, run_worker=False, warm_up=True)
+    answers = []
+    try:
+        async with app.router.lifespan_context(app), httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://copilot") as client:
+            for _ in range(1200):
+                response = await client.get("/readyz")
+                loaded = app.state.indexes.embedder._model is not None
+                answers.append((response.status_code, response.json(), loaded))
+                if response.status_code == 200:
+                    break
+                await asyncio.sleep(0.05)
+    finally:
+        await db.dispose()
+    assert answers[-1] == (200, {"status": "ready"}, True)
+    assert all(answer == (503, {"status": "starting", "detail": "loading the embedding model"},
+                          answer[2]) for answer in answers[:-1])
 
 
 async def test_metrics_show_requests_inbox_depth_and_processing(copilot: Copilot) -> None:

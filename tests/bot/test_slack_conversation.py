@@ -9,6 +9,7 @@ import asyncio
 import json
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -17,8 +18,10 @@ from knowledge.hypotheses import list_hypotheses
 from knowledge.incidents import get_incident
 from knowledge.timeline import list_events
 from skills.pagerduty.client import PagerDutyClient
+from skills.prometheus.client import PrometheusClient
 from tests.bot.slack_live import TOKEN, Live, until
 from tests.fakes.alertmanager import alert, notification, resolved
+from tests.fakes.gate import gated
 from tests.fakes.pagerduty_api import running_pagerduty
 from tests.fakes.slack_api import (
     app_mention,
@@ -209,6 +212,98 @@ async def test_a_new_incident_gets_its_own_channel_with_the_on_call_invited(
              if not m.thread_ts and "INC-1" in (m.text or "") and m.blocks
              and any(b.get("type") == "header" for b in m.blocks)]
     assert len(cards) == 1
+
+
+async def test_in_an_alert_storm_no_incident_card_waits_for_another_investigation(
+        live: Live, erring_prom: str) -> None:
+    """Three incidents open while Prometheus has stalled: all three channels get their card
+    at once — none waits for an earlier incident's investigation — and once Prometheus
+    answers, each investigation lands in its own card's thread, once."""
+    live.handlers.settings = live.handlers.settings.model_copy(
+        update={"slack_create_channels": True})
+    slack = live.slack
+    clients = live.handlers.agent.skills.clients
+    with gated(erring_prom) as gate:
+        clients["prometheus"] = PrometheusClient(gate.url, timeout=120)
+        try:
+            for service in ("checkout", "payments", "search"):
+                sent = await live.client.post(
+                    "/webhooks/alertmanager", headers={"Authorization": f"Bearer {TOKEN}"},
+                    json=notification([alert(f"{service.title()}HighErrorRate",
+                                             service=service)]))
+                assert sent.status_code == 202
+
+            def cards() -> dict[str, Any]:
+                found = {}
+                for channel in slack.channels.values():
+                    card = next((m for m in slack.messages.get(channel.id, [])
+                                 if not m.thread_ts and m.blocks), None)
+                    if channel.name.startswith("inc-") and card is not None:
+                        found[channel.id] = card
+                return found
+
+            # All three cards, while an investigation is held at the gate.
+            posted = await until("three incident cards", lambda: gate.held >= 1
+                                 and len(cards()) == 3 and cards())
+            assert all(not m.thread_ts or not any(
+                b.get("type") == "actions" for b in m.blocks or [])
+                for c in posted for m in slack.messages[c] if m.thread_ts)
+            gate.open()
+
+            def investigations(c: str) -> list[Any]:
+                return [m for m in slack.messages[c] if m.thread_ts == posted[c].ts
+                        and (m.text or "").startswith("Investigation of ")]
+
+            def investigated() -> bool:
+                return all(investigations(c) for c in posted)
+
+            await until("the three investigations", investigated, seconds=60)
+        finally:
+            await clients["prometheus"].aclose()
+    assert sorted(c.name for c in slack.channels.values() if c.name.startswith("inc-")) == [
+        "inc-1-checkout", "inc-2-payments", "inc-3-search"]
+    for c, card in posted.items():
+        tops = [m for m in slack.messages[c] if not m.thread_ts and m.blocks]
+        assert tops == [card]  # one card per incident channel, one investigation under it
+        [answer] = investigations(c)
+        assert slack.channels[c].name.split("-", 2)[2] in answer.text
+
+
+async def test_an_investigation_cut_short_after_the_card_is_posted_on_the_next_round(
+        live: Live, erring_prom: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Slack fails the investigation's post after the card went out: the next delivery round
+    finds the card and posts the investigation under it — no second card, nothing lost."""
+    live.handlers.settings = live.handlers.settings.model_copy(
+        update={"slack_create_channels": True})
+    slack = live.slack
+    clients = live.handlers.agent.skills.clients
+    with gated(erring_prom) as gate:
+        clients["prometheus"] = PrometheusClient(gate.url, timeout=120)
+        try:
+            sent = await live.client.post(
+                "/webhooks/alertmanager", headers={"Authorization": f"Bearer {TOKEN}"},
+                json=notification([alert("CheckoutHighErrorRate", service="checkout")]))
+            assert sent.status_code == 202
+            channel = await until("the channel", lambda: next(
+                (c for c in slack.channels.values() if c.name == "inc-1-checkout"), None))
+            card = await until("the card and the investigation under way", lambda: gate.held
+                               and next((m for m in slack.messages.get(channel.id, [])
+                                         if not m.thread_ts and m.blocks), None))
+            caplog.set_level(logging.ERROR)
+            for _ in range(100):  # every update of the investigation's message, final included
+                slack.fail_next("chat.update", "internal_error")
+            gate.open()
+            await until("the delivery to fail", lambda: "deliver" in caplog.text
+                        and "internal_error" in caplog.text)
+            slack.clear_failures()  # Slack is back
+            answered = await until("the investigation", lambda: [
+                m for m in slack.messages[channel.id] if m.thread_ts == card.ts
+                and (m.text or "").startswith("Investigation of checkout")], seconds=60)
+        finally:
+            await clients["prometheus"].aclose()
+    assert len(answered) == 1
+    assert [m for m in slack.messages[channel.id] if not m.thread_ts and m.blocks] == [card]
+    assert len(slack.calls_to("conversations.create")) == 1
 
 
 async def test_a_command_in_a_channel_the_bot_is_not_in_is_explained(live: Live) -> None:

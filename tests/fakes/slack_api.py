@@ -285,6 +285,11 @@ class FakeSlack:
         with self._lock:
             self._failures.setdefault(method, []).append(SlackError(error, **fields))
 
+    def clear_failures(self) -> None:
+        """Drop the scripted failures not yet used: Slack is back."""
+        with self._lock:
+            self._failures.clear()
+
     def new_response_url(self) -> str:
         """A response URL on this fake; POSTs to it land in `responses`."""
         with self._lock:
