@@ -6,7 +6,8 @@ notification sent twice to different replicas; Slack mentions arrive at one repl
 retry of each at another. A third of the way in, one replica is killed with SIGKILL; two thirds
 in, another gets SIGTERM. Afterwards: every alert stored once, one incident per group, one
 channel and one incident card per incident, one answer per mention (from the Chroma server's
-runbooks), nothing left in the inbox, and the SIGTERMed replica drained and exited cleanly."""
+runbooks), nothing left in the inbox, and the SIGTERMed replica drained and exited cleanly.
+Then, with all three gone, a new replica continues one of the mentions' threads."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from sqlalchemy.engine import URL
 
 from tests.chroma_server import running_chroma
 from tests.conftest import url_string
-from tests.fakes.slack_api import FakeSlack, running_slack
+from tests.fakes.slack_api import FakeSlack, event_callback, message, running_slack
 from tests.scale import (
     SERVER,
     Load,
@@ -32,7 +33,9 @@ from tests.scale import (
     replica_env,
     replicas,
     send_slack_event,
+    start_replica,
     stop,
+    wait_ready,
 )
 
 pytestmark = pytest.mark.slow
@@ -147,3 +150,24 @@ async def test_three_replicas_lose_nothing_and_double_nothing(pg_url: URL,
             assert set(replies.values()) == {1}, replies
             answers = " ".join(str(m.blocks) for m in slack.messages.get(ops, []) if m.thread_ts)
             assert "runbook" in answers.lower()
+
+            # Any replica continues a thread: with every replica that answered gone, a new one
+            # takes a follow-up (no mention: only the thread's memory, in PostgreSQL, says the
+            # bot takes part) and answers it in the thread.
+            stop(fleet[0])
+            fresh = start_replica("replica-3", tmp_path, {**env,
+                                                         "SRE_COPILOT_AUTO_MIGRATE": "false"})
+            try:
+                wait_ready(fresh)
+                follow = event_callback(message("and for disk full?", ops, "1800000999.000100",
+                                                "U0ANA", thread_ts=asked[0]),
+                                        event_id="EvSCALEFOLLOW")
+                async with httpx.AsyncClient(timeout=30) as client:
+                    await send_slack_event(client, [fresh], follow)
+                for _ in range(120):
+                    if _thread_replies(slack, ops, asked[0]) > 1:
+                        break
+                    await asyncio.sleep(0.5)
+                assert _thread_replies(slack, ops, asked[0]) == 2, fresh.text()[-3000:]
+            finally:
+                stop(fresh)
