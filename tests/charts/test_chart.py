@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import copy
 import re
+import shlex
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ import pytest
 import yaml
 
 from bot.metrics import Metrics
+from bot.settings import Settings
 from tests.conftest import need
 
 MISSING: str | None = None
@@ -648,3 +650,76 @@ def test_alert_rules_use_only_metrics_the_app_exposes(chart: helm.Chart) -> None
     assert used >= {"sre_copilot_outbox_failed", "sre_copilot_upstream_errors_total",
                     "sre_copilot_model_tokens_total"}
     assert used <= exposed, sorted(used - exposed)
+
+
+# --- the README's deployment commands, as written ------------------------------------------------
+def _readme_commands() -> list[list[str]]:
+    """The shell commands of the README's Kubernetes block, each split as the shell would."""
+    readme = (CHART.parents[1] / "README.md").read_text()
+    section = readme.split("## Deployment on Kubernetes", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    joined = block.replace("\\\n", " ")
+    commands = []
+    for line in joined.splitlines():
+        for part in line.split("&&"):
+            words = shlex.split(part.replace("$(openssl rand -hex 24)", "generated"))
+            if words:
+                commands.append(words)
+    return commands
+
+
+def _set(values: dict[str, Any], dotted: str, value: str) -> None:
+    *parents, last = dotted.split(".")
+    for key in parents:
+        values = values.setdefault(key, {})
+    values[last] = value
+
+
+def test_the_readmes_deployment_commands_as_written(chart: helm.Chart) -> None:
+    """The README's block, run as far as this machine can: the image it builds and pushes is
+    the one the pods run, the secret it creates is the one the pods and the migration Job
+    read and holds only settings the copilot knows, and `helm upgrade --install` with its
+    values renders objects valid for Kubernetes in its namespace."""
+    commands = _readme_commands()
+    [build] = [c for c in commands if c[:2] == ["docker", "build"]]
+    image = build[build.index("-t") + 1]
+    assert build[-1] == "." and (CHART.parents[1] / "Dockerfile").is_file()
+    assert ["docker", "push", image] in commands
+    [create_ns] = [c for c in commands if c[:3] == ["kubectl", "create", "namespace"]]
+    namespace = create_ns[3]
+    [secret] = [c for c in commands if "secret" in c and "generic" in c]
+    assert secret[:3] == ["kubectl", "-n", namespace]
+    secret_name = secret[secret.index("generic") + 1]
+    keys = {a.split("=", 2)[1] for a in secret if a.startswith("--from-literal=")}
+    known = {str(f.validation_alias) if isinstance(f.validation_alias, str)
+             else f"SRE_COPILOT_{name.upper()}" for name, f in Settings.model_fields.items()}
+    assert keys and keys <= known, keys - known
+    assert "DATABASE_URL" in keys  # several replicas need PostgreSQL
+    [helm_cmd] = [c for c in commands if c[:3] == ["helm", "upgrade", "--install"]]
+    release, chart_path = helm_cmd[3], helm_cmd[4]
+    assert (CHART.parents[1] / chart_path).resolve() == CHART
+    assert helm_cmd[helm_cmd.index("-n") + 1] == namespace
+    values: dict[str, Any] = yaml.safe_load(
+        (CHART.parents[1] / helm_cmd[helm_cmd.index("-f") + 1]).read_text())
+    for i, word in enumerate(helm_cmd):
+        if word == "--set":
+            key, value = helm_cmd[i + 1].split("=", 1)
+            _set(values, key, value)
+
+    manifests = chart.render(values, name=release, namespace=namespace, is_install=True)
+    docs = [d for path, text in manifests.items() if not path.endswith("NOTES.txt")
+            for d in yaml.safe_load_all(text) if d]
+    for doc in docs:
+        assert doc["metadata"]["namespace"] == namespace
+        if doc["kind"] not in CRD_SCHEMAS:
+            kubernetes_validate.validate(doc, K8S_VERSIONS[0], strict=True)
+    deployment = one(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == values["replicaCount"] > 1
+    pod = container(deployment)
+    assert pod["image"] == image  # the tag defaults to the chart's appVersion
+    assert {"secretRef": {"name": secret_name}} in pod["envFrom"]
+    job = one(docs, "Job")
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    assert {"secretRef": {"name": secret_name}} in container(job)["envFrom"]
+    assert container(job)["args"] == ["db", "upgrade"]
+    assert not [d for d in docs if d["kind"] == "Secret"]  # the README's secret is used
