@@ -1,20 +1,24 @@
 """Three replicas behave like one: three `sre-copilot serve` processes on one PostgreSQL, with a
-Chroma server (`chroma run`) holding the runbooks and the local Slack Web API.
+Chroma server (`chroma run`) holding the runbooks, the local Slack Web API and the local Bot
+Framework.
 
 3,000 Alertmanager alerts in 30 groups arrive in waves, round-robin across the replicas, every
 notification sent twice to different replicas; Slack mentions arrive at one replica and Slack's
-retry of each at another. A third of the way in, one replica is killed with SIGKILL; two thirds
-in, another gets SIGTERM. Afterwards: every alert stored once, one incident per group, one
-channel and one incident card per incident, one answer per mention (from the Chroma server's
-runbooks), nothing left in the inbox, and the SIGTERMed replica drained and exited cleanly.
-Then, with all three gone, a new replica continues one of the mentions' threads."""
+retry of each at another, Teams mentions at one replica and their redelivery at another. A third
+of the way in, one replica is killed with SIGKILL; two thirds in, another gets SIGTERM.
+Afterwards: every alert stored once, one incident per group, one channel and one incident card
+per incident, one answer per Slack or Teams mention (from the Chroma server's runbooks),
+nothing left in the inbox, and the SIGTERMed replica drained and exited cleanly. Then, with all
+three gone, a new replica continues one of the mentions' threads."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -23,10 +27,12 @@ from sqlalchemy.engine import URL
 
 from tests.chroma_server import running_chroma
 from tests.conftest import url_string
+from tests.fakes.botframework import FakeBotFramework, running_botframework
 from tests.fakes.slack_api import FakeSlack, event_callback, message, running_slack
 from tests.scale import (
     SERVER,
     Load,
+    Replica,
     Sender,
     ingest_runbooks,
     mention,
@@ -40,6 +46,27 @@ from tests.scale import (
 
 pytestmark = pytest.mark.slow
 MENTIONS = 12
+TEAMS_CHANNEL = "19:chan@thread.tacv2"
+
+
+async def send_teams_activity(client: httpx.AsyncClient, fleet: list[Replica],
+                              teams: FakeBotFramework, activity: dict[str, Any],
+                              start: int = 0) -> Replica:
+    """A Bot Framework-signed activity to a live replica (Teams redelivers the same activity,
+    same id, when it gets no answer in time: wherever the load balancer sends it)."""
+    live = [r for r in fleet if r.alive]
+    for i in range(len(live) * 3):
+        target = live[(start + i) % len(live)]
+        try:
+            response = await client.post(f"{target.url}/api/messages",
+                                         content=json.dumps(activity),
+                                         headers=teams.sign_activity(activity))
+            if response.status_code in (200, 201, 202):
+                return target
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.1)
+    raise AssertionError("a Teams activity was never accepted")
 
 
 def _dsn(url: URL) -> tuple[str, str]:
@@ -81,15 +108,22 @@ async def test_three_replicas_lose_nothing_and_double_nothing(pg_url: URL,
     assert SERVER.exists(), f"{SERVER} is missing; pip install -e . first"
     dsn, schema = _dsn(pg_url)
     load = Load()
-    with running_slack() as slack, running_chroma(tmp_path / "chroma") as chroma:
+    with running_slack() as slack, running_chroma(tmp_path / "chroma") as chroma, \
+            running_botframework() as teams:
         ops = slack.add_channel("ops", members=["U0ANA"]).id
         env = replica_env(url_string(pg_url), tmp_path, slack, chroma,
-                          SRE_COPILOT_CHAT_LEASE_SECONDS="20")
+                          SRE_COPILOT_CHAT_LEASE_SECONDS="20", **teams.trust_environ(),
+                          TEAMS_APP_ID=teams.app_id, TEAMS_APP_PASSWORD=teams.app_password,
+                          TEAMS_OPENID_METADATA_URL=teams.openid_metadata_url,
+                          TEAMS_LOGIN_URL=teams.base_url)
         ingest_runbooks(env, tmp_path / "ingest")
         with replicas(3, tmp_path, env) as fleet:
             sender = Sender(fleet)
             asked: list[str] = []
+            threads: list[str] = []  # Teams conversations (channel threads) asked in
             async with httpx.AsyncClient(timeout=30) as client:
+                await send_teams_activity(client, fleet, teams,
+                                          teams.conversation_update_installed())
                 third = len(load.notifications) // 3
                 sem = asyncio.Semaphore(8)
 
@@ -104,10 +138,19 @@ async def test_three_replicas_lose_nothing_and_double_nothing(pg_url: URL,
                                            fleet, body, retry=1, start=n)
                     asked.append(ts)
 
+                async def ask_teams(n: int) -> None:
+                    thread = f"{TEAMS_CHANNEL};messageid={1800000000000 + n}"
+                    activity = teams.message("/runbook HighErrorRate", conversation_id=thread)
+                    first = await send_teams_activity(client, fleet, teams, activity, start=n)
+                    await send_teams_activity(client, [r for r in fleet if r is not first] or
+                                              fleet, teams, activity, start=n)
+                    threads.append(thread)
+
                 await asyncio.gather(*(one(b) for b in load.notifications[:third]))
                 await asyncio.to_thread(stop, fleet[1], signal.SIGKILL)  # mid-load, no goodbye
                 await asyncio.gather(*(one(b) for b in load.notifications[third:2 * third]),
-                                     *(ask(n) for n in range(MENTIONS)))
+                                     *(ask(n) for n in range(MENTIONS)),
+                                     *(ask_teams(n) for n in range(MENTIONS)))
                 # uvicorn shuts down gracefully, then re-raises SIGTERM to end the process.
                 assert await asyncio.to_thread(stop, fleet[2], signal.SIGTERM) in (
                     0, -signal.SIGTERM)
@@ -150,6 +193,10 @@ async def test_three_replicas_lose_nothing_and_double_nothing(pg_url: URL,
             assert set(replies.values()) == {1}, replies
             answers = " ".join(str(m.blocks) for m in slack.messages.get(ops, []) if m.thread_ts)
             assert "runbook" in answers.lower()
+            # And every Teams mention, delivered twice to different replicas, answered once.
+            assert len(threads) == MENTIONS
+            sends = Counter(c.conversation_id for c in list(teams.calls) if c.kind == "send")
+            assert {t: sends[t] for t in threads} == {t: 1 for t in threads}, sends
 
             # Any replica continues a thread: with every replica that answered gone, a new one
             # takes a follow-up (no mention: only the thread's memory, in PostgreSQL, says the
