@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,7 +23,7 @@ from skills.pagerduty.client import PagerDutyClient
 from skills.prometheus.client import PrometheusClient
 from tests.bot.slack_live import TOKEN, Live, until
 from tests.fakes.alertmanager import alert, notification, resolved
-from tests.fakes.gate import gated
+from tests.fakes.gate import Gate, gated
 from tests.fakes.pagerduty_api import running_pagerduty
 from tests.fakes.slack_api import (
     app_mention,
@@ -214,52 +216,60 @@ async def test_a_new_incident_gets_its_own_channel_with_the_on_call_invited(
     assert len(cards) == 1
 
 
+@asynccontextmanager
+async def stalled_prometheus(live: Live, prometheus: str) -> AsyncIterator[Gate]:
+    """New incidents get channels of their own, and the agent's Prometheus answers only once
+    the yielded gate is opened."""
+    live.handlers.settings = live.handlers.settings.model_copy(
+        update={"slack_create_channels": True})
+    clients = live.handlers.agent.skills.clients
+    with gated(prometheus) as gate:
+        clients["prometheus"] = PrometheusClient(gate.url, timeout=120)
+        try:
+            yield gate
+        finally:
+            await clients["prometheus"].aclose()
+
+
 async def test_in_an_alert_storm_no_incident_card_waits_for_another_investigation(
         live: Live, erring_prom: str) -> None:
     """Three incidents open while Prometheus has stalled: all three channels get their card
     at once — none waits for an earlier incident's investigation — and once Prometheus
     answers, each investigation lands in its own card's thread, once."""
-    live.handlers.settings = live.handlers.settings.model_copy(
-        update={"slack_create_channels": True})
     slack = live.slack
-    clients = live.handlers.agent.skills.clients
-    with gated(erring_prom) as gate:
-        clients["prometheus"] = PrometheusClient(gate.url, timeout=120)
-        try:
-            for service in ("checkout", "payments", "search"):
-                sent = await live.client.post(
-                    "/webhooks/alertmanager", headers={"Authorization": f"Bearer {TOKEN}"},
-                    json=notification([alert(f"{service.title()}HighErrorRate",
-                                             service=service)]))
-                assert sent.status_code == 202
+    async with stalled_prometheus(live, erring_prom) as gate:
+        for service in ("checkout", "payments", "search"):
+            sent = await live.client.post(
+                "/webhooks/alertmanager", headers={"Authorization": f"Bearer {TOKEN}"},
+                json=notification([alert(f"{service.title()}HighErrorRate",
+                                         service=service)]))
+            assert sent.status_code == 202
 
-            def cards() -> dict[str, Any]:
-                found = {}
-                for channel in slack.channels.values():
-                    card = next((m for m in slack.messages.get(channel.id, [])
-                                 if not m.thread_ts and m.blocks), None)
-                    if channel.name.startswith("inc-") and card is not None:
-                        found[channel.id] = card
-                return found
+        def cards() -> dict[str, Any]:
+            found = {}
+            for channel in slack.channels.values():
+                card = next((m for m in slack.messages.get(channel.id, [])
+                             if not m.thread_ts and m.blocks), None)
+                if channel.name.startswith("inc-") and card is not None:
+                    found[channel.id] = card
+            return found
 
-            # All three cards, while an investigation is held at the gate.
-            posted = await until("three incident cards", lambda: gate.held >= 1
-                                 and len(cards()) == 3 and cards())
-            assert all(not m.thread_ts or not any(
-                b.get("type") == "actions" for b in m.blocks or [])
-                for c in posted for m in slack.messages[c] if m.thread_ts)
-            gate.open()
+        # All three cards, while an investigation is held at the gate.
+        posted = await until("three incident cards", lambda: gate.held >= 1
+                             and len(cards()) == 3 and cards())
+        assert all(not m.thread_ts or not any(
+            b.get("type") == "actions" for b in m.blocks or [])
+            for c in posted for m in slack.messages[c] if m.thread_ts)
+        gate.open()
 
-            def investigations(c: str) -> list[Any]:
-                return [m for m in slack.messages[c] if m.thread_ts == posted[c].ts
-                        and (m.text or "").startswith("Investigation of ")]
+        def investigations(c: str) -> list[Any]:
+            return [m for m in slack.messages[c] if m.thread_ts == posted[c].ts
+                    and (m.text or "").startswith("Investigation of ")]
 
-            def investigated() -> bool:
-                return all(investigations(c) for c in posted)
+        def investigated() -> bool:
+            return all(investigations(c) for c in posted)
 
-            await until("the three investigations", investigated, seconds=60)
-        finally:
-            await clients["prometheus"].aclose()
+        await until("the three investigations", investigated, seconds=60)
     assert sorted(c.name for c in slack.channels.values() if c.name.startswith("inc-")) == [
         "inc-1-checkout", "inc-2-payments", "inc-3-search"]
     for c, card in posted.items():
@@ -273,34 +283,27 @@ async def test_an_investigation_cut_short_after_the_card_is_posted_on_the_next_r
         live: Live, erring_prom: str, caplog: pytest.LogCaptureFixture) -> None:
     """Slack fails the investigation's post after the card went out: the next delivery round
     finds the card and posts the investigation under it — no second card, nothing lost."""
-    live.handlers.settings = live.handlers.settings.model_copy(
-        update={"slack_create_channels": True})
     slack = live.slack
-    clients = live.handlers.agent.skills.clients
-    with gated(erring_prom) as gate:
-        clients["prometheus"] = PrometheusClient(gate.url, timeout=120)
-        try:
-            sent = await live.client.post(
-                "/webhooks/alertmanager", headers={"Authorization": f"Bearer {TOKEN}"},
-                json=notification([alert("CheckoutHighErrorRate", service="checkout")]))
-            assert sent.status_code == 202
-            channel = await until("the channel", lambda: next(
-                (c for c in slack.channels.values() if c.name == "inc-1-checkout"), None))
-            card = await until("the card and the investigation under way", lambda: gate.held
-                               and next((m for m in slack.messages.get(channel.id, [])
-                                         if not m.thread_ts and m.blocks), None))
-            caplog.set_level(logging.ERROR)
-            for _ in range(100):  # every update of the investigation's message, final included
-                slack.fail_next("chat.update", "internal_error")
-            gate.open()
-            await until("the delivery to fail", lambda: "deliver" in caplog.text
-                        and "internal_error" in caplog.text)
-            slack.clear_failures()  # Slack is back
-            answered = await until("the investigation", lambda: [
-                m for m in slack.messages[channel.id] if m.thread_ts == card.ts
-                and (m.text or "").startswith("Investigation of checkout")], seconds=60)
-        finally:
-            await clients["prometheus"].aclose()
+    async with stalled_prometheus(live, erring_prom) as gate:
+        sent = await live.client.post(
+            "/webhooks/alertmanager", headers={"Authorization": f"Bearer {TOKEN}"},
+            json=notification([alert("CheckoutHighErrorRate", service="checkout")]))
+        assert sent.status_code == 202
+        channel = await until("the channel", lambda: next(
+            (c for c in slack.channels.values() if c.name == "inc-1-checkout"), None))
+        card = await until("the card and the investigation under way", lambda: gate.held
+                           and next((m for m in slack.messages.get(channel.id, [])
+                                     if not m.thread_ts and m.blocks), None))
+        caplog.set_level(logging.ERROR)
+        for _ in range(100):  # every update of the investigation's message, final included
+            slack.fail_next("chat.update", "internal_error")
+        gate.open()
+        await until("the delivery to fail", lambda: "deliver" in caplog.text
+                    and "internal_error" in caplog.text)
+        slack.clear_failures()  # Slack is back
+        answered = await until("the investigation", lambda: [
+            m for m in slack.messages[channel.id] if m.thread_ts == card.ts
+            and (m.text or "").startswith("Investigation of checkout")], seconds=60)
     assert len(answered) == 1
     assert [m for m in slack.messages[channel.id] if not m.thread_ts and m.blocks] == [card]
     assert len(slack.calls_to("conversations.create")) == 1
