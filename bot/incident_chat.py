@@ -125,9 +125,10 @@ class IncidentChat:
         investigations. An incident whose delivery is still going is left for a later round.
         A failure is logged and leaves that incident's later messages for the next round.
 
-        With `wait`, returns how many were delivered once all are done (the demo and tests);
-        without, returns at once how many incidents' deliveries it started (the worker's
-        loop, so a new incident never waits for an older one's investigation)."""
+        With `wait`, returns how many were delivered once all are done (the demo and tests).
+        Without, returns 0 at once (the worker's loop, so a new incident never waits for an
+        older one's investigation): the loop then polls rather than spins — a started task
+        may find another replica holding the claim, which is no progress to hurry after."""
         by_incident: dict[int | None, list[OutboxMessage]] = {}
         for msg in queued:
             if msg.incident_id not in self._delivering:
@@ -140,7 +141,7 @@ class IncidentChat:
             task.add_done_callback(functools.partial(self._delivered, incident_id))
             started.append(task)
         if not wait:
-            return len(started)
+            return 0
         return sum(await asyncio.gather(*started))
 
     def _delivered(self, incident_id: int | None, _task: asyncio.Task[int]) -> None:
