@@ -178,6 +178,21 @@ class IncidentChat:
             found = await self._marker(session, org_id, key, text)
             return found is None or found.status == OutboxStatus.PENDING.value
 
+    async def progress_of(self, org_id: int, key: str) -> str | None:
+        """The progress message an earlier, unfinished attempt at the post `key` left (see
+        `keep_progress`): a retry updates it into the answer rather than leave it behind."""
+        async with self.db.session() as session:
+            found = await find_message(session, org_id=org_id, key=key)
+        return str(found.payload["progress"]) if found and found.payload.get("progress") else None
+
+    async def keep_progress(self, org_id: int, key: str, message_id: str) -> None:
+        """Note on the claimed post `key` which message shows its progress."""
+        async with self.db.session() as session, session.begin():
+            found = await find_message(session, org_id=org_id, key=key)
+            if found is not None:
+                found.payload = {**found.payload, "progress": message_id}
+                session.add(found)
+
     async def claim_delivery(self, org_id: int, key: str, text: str) -> bool:
         """Claim the delivery of an outbox message for this replica. Every replica's worker
         scans the same undelivered messages, so unlike `claim_post` a pending marker is not

@@ -191,11 +191,16 @@ class SlackHandlers(IncidentChat):
                      render: Callable[[Answer], list[blocks.Message]] | None = None,
                      user: str | None = None) -> Answer | None:
         """Run a turn of the agent for this thread and post the answer in it, once per `key`."""
-        if not await self.claim_post(where.org_id, f"slack:{key}:answer", where.thread_id):
+        marker = f"slack:{key}:answer"
+        if not await self.claim_post(where.org_id, marker, where.thread_id):
             return None
         incident_id = await self._incident_here(where)
         about_incident(incident.incident_id if incident is not None else incident_id)
-        progress = await self._post(where, blocks.progress_message([("thinking", "running")]))
+        progress = await self.progress_of(where.org_id, marker)  # an earlier attempt's
+        if progress is None:
+            progress = await self._post(where, blocks.progress_message([("thinking",
+                                                                          "running")]))
+            await self.keep_progress(where.org_id, marker, progress)
 
         async def show(steps: list[tuple[str, str]]) -> None:
             await self._update(where, progress, blocks.progress_message(steps))
@@ -216,7 +221,7 @@ class SlackHandlers(IncidentChat):
             api = await self.api(where.team)
             await api.files_upload_v2(channel=where.channel, thread_ts=where.thread_ts,
                                       file=str(image), filename=image.name, title="chart")
-        await self.mark_posted(where.org_id, f"slack:{key}:answer")
+        await self.mark_posted(where.org_id, marker)
         if answer.route == "feedback" and incident_id is not None:
             await self.typed_feedback(where.org_id, where.thread_id, incident_id, key=key,
                                       user=f"<@{user}>" if user else "chat")

@@ -231,11 +231,15 @@ class TeamsHandlers(IncidentChat):
                      user: str | None = None) -> Answer | None:
         """Run a turn of the agent for this conversation and post the answer in it, once per
         `key`: a progress card first, updated as tools run, then replaced by the answer."""
-        if not await self.claim_post(place.org_id, f"teams:{key}:answer", place.thread_id):
+        marker = f"teams:{key}:answer"
+        if not await self.claim_post(place.org_id, marker, place.thread_id):
             return None
         incident_id = await self._incident_here(place)
         about_incident(incident.incident_id if incident is not None else incident_id)
-        progress = await self._post(place, cards.progress_card([("thinking", "running")]))
+        progress = await self.progress_of(place.org_id, marker)  # an earlier attempt's
+        if progress is None:
+            progress = await self._post(place, cards.progress_card([("thinking", "running")]))
+            await self.keep_progress(place.org_id, marker, progress)
 
         async def show(steps: list[tuple[str, str]]) -> None:
             try:
@@ -254,7 +258,7 @@ class TeamsHandlers(IncidentChat):
         await self._post(place, posted[0], update=progress)
         for card in posted[1:]:
             await self._post(place, card)
-        await self.mark_posted(place.org_id, f"teams:{key}:answer")
+        await self.mark_posted(place.org_id, marker)
         if answer.route == "feedback" and incident_id is not None:
             await self.typed_feedback(place.org_id, place.thread_id, incident_id, key=key,
                                       user=user or "chat")

@@ -282,7 +282,8 @@ async def test_in_an_alert_storm_no_incident_card_waits_for_another_investigatio
 async def test_an_investigation_cut_short_after_the_card_is_posted_on_the_next_round(
         live: Live, erring_prom: str, caplog: pytest.LogCaptureFixture) -> None:
     """Slack fails the investigation's post after the card went out: the next delivery round
-    finds the card and posts the investigation under it — no second card, nothing lost."""
+    finds the card and posts the investigation under it — no second card, no stale progress
+    message, nothing lost."""
     slack = live.slack
     async with stalled_prometheus(live, erring_prom) as gate:
         sent = await live.client.post(
@@ -306,6 +307,9 @@ async def test_an_investigation_cut_short_after_the_card_is_posted_on_the_next_r
             and (m.text or "").startswith("Investigation of checkout")], seconds=60)
     assert len(answered) == 1
     assert [m for m in slack.messages[channel.id] if not m.thread_ts and m.blocks] == [card]
+    # The failed attempt's progress message became the answer: none is left "Investigating…".
+    assert not [m for m in slack.messages[channel.id] if m.thread_ts == card.ts
+                and (m.text or "").startswith("🔎")]
     assert len(slack.calls_to("conversations.create")) == 1
 
 
