@@ -11,6 +11,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import yaml
 from bot.metrics import Metrics
 from bot.settings import Settings
 from tests.conftest import need
+from tests.fakes.alertmanager_server import copilot_server, free_port
 
 MISSING: str | None = None
 try:
@@ -30,7 +32,8 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the machine
     MISSING = f"{exc.name} is not installed (pip install -e '.[dev]')"
 
-CHART = Path(__file__).resolve().parents[2] / "charts" / "sre-copilot"
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "sre-copilot"
 PRODUCTION = CHART / "ci" / "production-values.yaml"
 RELEASE, NAMESPACE = "copilot", "ops"
 FULLNAME = "copilot-sre-copilot"
@@ -250,7 +253,8 @@ def test_crd_schemas_refuse_what_the_operator_refuses() -> None:
 # --- what a default install gives --------------------------------------------------------------
 def test_default_install(chart: helm.Chart) -> None:
     docs, notes = render(chart)
-    assert kinds(docs) == ["ConfigMap", "Deployment", "Secret", "Service", "ServiceAccount"]
+    assert kinds(docs) == ["ConfigMap", "Deployment", "Pod", "Secret", "Service",
+                           "ServiceAccount"]  # the Pod is `helm test`'s
 
     deployment = one(docs, "Deployment")
     spec = deployment["spec"]
@@ -304,6 +308,7 @@ def test_default_install(chart: helm.Chart) -> None:
     assert service["spec"]["selector"] == spec["selector"]["matchLabels"]
 
     assert f"port-forward svc/{FULLNAME} 8080:80" in notes
+    assert f"helm test {RELEASE} --namespace {NAMESPACE}" in notes
     assert "https://<host>/slack/events" in notes
     assert "SQLite" in notes
 
@@ -384,7 +389,7 @@ def test_persistence(chart: helm.Chart) -> None:
 # --- what the production values give -----------------------------------------------------------
 def test_production_install(chart: helm.Chart) -> None:
     docs, notes = render(chart, production_values())
-    assert kinds(docs) == ["ConfigMap", "Deployment", "Ingress", "Job", "NetworkPolicy",
+    assert kinds(docs) == ["ConfigMap", "Deployment", "Ingress", "Job", "NetworkPolicy", "Pod",
                            "PodDisruptionBudget", "PrometheusRule", "Service", "ServiceAccount",
                            "ServiceMonitor"]
     # existingSecret: the chart creates no Secret, not even the migration hook's.
@@ -678,8 +683,8 @@ def _set(values: dict[str, Any], dotted: str, value: str) -> None:
 def test_the_readmes_deployment_commands_as_written(chart: helm.Chart) -> None:
     """The README's block, run as far as this machine can: the image it builds and pushes is
     the one the pods run, the secret it creates is the one the pods and the migration Job
-    read and holds only settings the copilot knows, and `helm upgrade --install` with its
-    values renders objects valid for Kubernetes in its namespace."""
+    read and holds only settings the copilot knows, `helm upgrade --install` with its values
+    renders objects valid for Kubernetes in its namespace, and `helm test` has its pod."""
     commands = _readme_commands()
     [build] = [c for c in commands if c[:2] == ["docker", "build"]]
     image = build[build.index("-t") + 1]
@@ -723,3 +728,59 @@ def test_the_readmes_deployment_commands_as_written(chart: helm.Chart) -> None:
     assert {"secretRef": {"name": secret_name}} in container(job)["envFrom"]
     assert container(job)["args"] == ["db", "upgrade"]
     assert not [d for d in docs if d["kind"] == "Secret"]  # the README's secret is used
+    assert ["helm", "test", release, "-n", namespace] in commands
+    assert _pod_container(_test_pod(docs))["image"] == image
+
+
+# --- helm test ---------------------------------------------------------------------------------
+def _test_pod(docs: list[Doc]) -> Doc:
+    pod = one(docs, "Pod")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    return pod
+
+
+def _pod_container(pod: Doc) -> Doc:
+    [only] = pod["spec"]["containers"]
+    c: Doc = only
+    return c
+
+
+def test_helm_test_asks_the_service_from_the_copilots_image(chart: helm.Chart) -> None:
+    docs, _ = render(chart, production_values())
+    pod, deployment, service = _test_pod(docs), one(docs, "Deployment"), one(docs, "Service")
+    probe = _pod_container(pod)
+    assert probe["image"] == container(deployment)["image"]  # nothing else to pull
+    assert env(probe)["SRE_COPILOT_URL"] == (f"http://{service['metadata']['name']}:"
+                                             f"{service['spec']['ports'][0]['port']}")
+    assert probe["securityContext"] == container(deployment)["securityContext"]
+    assert pod["spec"]["securityContext"] == deployment["spec"]["template"]["spec"][
+        "securityContext"]
+    # Neither the Service nor the PDB counts it as a copilot pod...
+    labels = pod["metadata"]["labels"]
+    assert not set(service["spec"]["selector"].items()) <= set(labels.items())
+    # ...and the NetworkPolicy, which restricts who reaches the copilot, lets it in.
+    policy = one(docs, "NetworkPolicy")
+    assert not set(policy["spec"]["podSelector"]["matchLabels"].items()) <= set(labels.items())
+    peers = policy["spec"]["ingress"][0]["from"]
+    assert any(set(p.get("podSelector", {}).get("matchLabels", {}).items())
+               <= set(labels.items()) and "podSelector" in p for p in peers)
+
+
+def test_helm_tests_script_passes_on_a_ready_copilot_and_fails_otherwise(
+        chart: helm.Chart, tmp_path: Path) -> None:
+    """The test pod's own script, run here against a real `serve` (its URL pointed at it)."""
+    docs, _ = render(chart)
+    command = _pod_container(_test_pod(docs))["command"]
+    assert command[:2] == ["python", "-c"]
+    script = command[2]
+    server = ROOT / ".venv" / "bin" / "sre-copilot"
+    with copilot_server(str(server), tmp_path / "copilot", token="t",
+                        database_url=f"sqlite+aiosqlite:///{tmp_path / 'c.sqlite3'}") as proc:
+        ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                             env={"SRE_COPILOT_URL": proc.base_url}, timeout=60, check=False)
+    assert ran.returncode == 0, ran.stderr
+    assert "/healthz 200" in ran.stdout and '/readyz 200 {"status":"ready"}' in ran.stdout
+    closed = f"http://127.0.0.1:{free_port()}"
+    ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env={"SRE_COPILOT_URL": closed}, timeout=60, check=False)
+    assert ran.returncode == 1 and f"{closed}/healthz" in ran.stderr
