@@ -468,8 +468,9 @@ def test_network_policy_leaves_egress_open_by_default(chart: helm.Chart) -> None
     ({"replicas": 3}, "additional properties 'replicas' not allowed"),
     ({"secrets": {"SLACK_TOKEN": "x"}}, "additional properties 'SLACK_TOKEN' not allowed"),
     ({"serviceMonitor": {"interval": "30 seconds"}}, "at '/serviceMonitor/interval'"),
+    ({"preStopSleepSeconds": -1}, "at '/preStopSleepSeconds': minimum"),
 ], ids=["replicaCount-string", "replicaCount-zero", "pullPolicy", "service-type",
-        "unknown-top-level-key", "unknown-secret", "interval"])
+        "unknown-top-level-key", "unknown-secret", "interval", "preStop"])
 def test_wrong_values_are_refused(chart: helm.Chart, values: dict[str, Any],
                                   message: str) -> None:
     with pytest.raises(helm.HelmValuesError) as refused:
@@ -784,3 +785,20 @@ def test_helm_tests_script_passes_on_a_ready_copilot_and_fails_otherwise(
     ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          env={"SRE_COPILOT_URL": closed}, timeout=60, check=False)
     assert ran.returncode == 1 and f"{closed}/healthz" in ran.stderr
+
+
+# --- stopping ------------------------------------------------------------------------------------
+def test_a_stopping_pod_serves_on_then_drains_within_its_grace_period(chart: helm.Chart
+                                                                      ) -> None:
+    docs, _ = render(chart)
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    hook = container(one(docs, "Deployment"))["lifecycle"]["preStop"]
+    assert hook == {"exec": {"command": ["sleep", "5"]}}
+    assert pod["terminationGracePeriodSeconds"] > 5 + 30  # the sleep, then the 30 s drain
+    docs, _ = render(chart, {"preStopSleepSeconds": 0})
+    assert "lifecycle" not in container(one(docs, "Deployment"))
+    with pytest.raises(helm.HelmRenderError) as refused:
+        render(chart, {"terminationGracePeriodSeconds": 30})
+    assert ("terminationGracePeriodSeconds is 30, but a stopping pod needs "
+            "preStopSleepSeconds (5) plus up to 30 s to drain: set it above 35") in str(
+                refused.value)

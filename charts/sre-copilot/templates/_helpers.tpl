@@ -114,6 +114,10 @@ job="{{ include "sre-copilot.fullname" . }}", namespace="{{ .Release.Namespace }
 
 {{/* Refuse values that would render a broken install. */}}
 {{- define "sre-copilot.validate" -}}
+{{- $drain := add (int .Values.preStopSleepSeconds) 30 }}
+{{- if le (int .Values.terminationGracePeriodSeconds) $drain }}
+{{- fail (printf "terminationGracePeriodSeconds is %d, but a stopping pod needs preStopSleepSeconds (%d) plus up to 30 s to drain: set it above %d, or the kubelet kills the pod mid-drain." (int .Values.terminationGracePeriodSeconds) (int .Values.preStopSleepSeconds) $drain) }}
+{{- end }}
 {{- $replicas := int .Values.replicaCount }}
 {{- if gt $replicas 1 }}
 {{- if not (include "sre-copilot.externalDatabase" .) }}
