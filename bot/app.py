@@ -112,7 +112,8 @@ def create_app(settings: Settings, *, db: Database | None = None,
             scheduler = start_scheduler(settings, database)
         if with_worker:
             worker = InboxWorker(db=database, settings=settings, metrics=metrics,
-                                 wake=app.state.intake.wake, history=history)
+                                 wake=app.state.intake.wake, history=history,
+                                 changed=platforms.deliveries)
             app.state.worker = worker
             task = asyncio.create_task(worker.run(stop), name="inbox-worker")
             if history is not None:

@@ -4,6 +4,7 @@ imported when neither is on."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,6 +25,12 @@ if TYPE_CHECKING:
 class ChatPlatforms:
     slack: SlackService | None = None
     teams: TeamsService | None = None
+
+    @property
+    def deliveries(self) -> list[asyncio.Event]:
+        """The running chat workers' delivery wake-ups (see `InboxWorker.changed`)."""
+        return [service.worker.deliveries for service in (self.slack, self.teams)
+                if service is not None and service.worker is not None]
 
 
 @asynccontextmanager

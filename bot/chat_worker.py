@@ -48,6 +48,9 @@ class ChatWorker:
     handlers: ChatHandlers
     source: str  # the inbox source this worker answers: "slack" or "teams"
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set by this process's inbox worker when it changed incidents: deliver now, not at the
+    # next poll (another process's changes wait for the poll).
+    deliveries: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run_once(self) -> int:
         """One round of answering, then one of delivering (the demo and tests drain this)."""
@@ -101,7 +104,7 @@ class ChatWorker:
             work_until_stopped(self.answer_round, wake=self.wake, stop=stop,
                                poll_seconds=self.settings.worker_poll_seconds,
                                name=f"{self.source} chat worker"),
-            work_until_stopped(self.deliver_round, wake=asyncio.Event(), stop=stop,
+            work_until_stopped(self.deliver_round, wake=self.deliveries, stop=stop,
                                poll_seconds=self.settings.worker_poll_seconds,
                                name=f"{self.source} delivery"))
         await self.handlers.finish_deliveries(FINISH_SECONDS)

@@ -270,10 +270,10 @@ async def _worker(settings: Settings) -> int:
                 await sweep_history(db, history)
             async with contextlib.AsyncExitStack() as stack:
                 # Slack and Teams answers come from workers too.
-                await stack.enter_async_context(running_chat(settings, db, with_worker=True,
-                                                             metrics=metrics, indexes=indexes))
-                await InboxWorker(db=db, settings=settings, metrics=metrics,
-                                  history=history).run(stop)
+                platforms = await stack.enter_async_context(running_chat(
+                    settings, db, with_worker=True, metrics=metrics, indexes=indexes))
+                await InboxWorker(db=db, settings=settings, metrics=metrics, history=history,
+                                  changed=platforms.deliveries).run(stop)
     finally:
         await db.dispose()
     log.info("worker stopped")

@@ -15,6 +15,9 @@ async def work_until_stopped(round_: Callable[[], Awaitable[int]], *, wake: asyn
                              stop: asyncio.Event, poll_seconds: float, name: str) -> None:
     """`round_` returns how much it did; 0 means idle."""
     while not stop.is_set():
+        # Cleared before the round, not after: a wake-up that comes during the round (new work
+        # the round may have missed) then brings the next round at once.
+        wake.clear()
         try:
             done = await round_()
         except Exception:
@@ -23,7 +26,6 @@ async def work_until_stopped(round_: Callable[[], Awaitable[int]], *, wake: asyn
             await asyncio.sleep(poll_seconds)
         if done:
             continue
-        wake.clear()
         waiters = [asyncio.create_task(wake.wait()), asyncio.create_task(stop.wait())]
         await asyncio.wait(waiters, timeout=poll_seconds, return_when=asyncio.FIRST_COMPLETED)
         for w in waiters:

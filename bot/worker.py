@@ -83,6 +83,8 @@ class InboxWorker:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     handlers: dict[str, Handler] = field(default_factory=lambda: dict(HANDLERS))
     history: HistoryIndex | None = None  # None: resolved incidents are not indexed here
+    # Set once a batch that changed incidents has committed: the chat workers' delivery wake-ups.
+    changed: list[asyncio.Event] = field(default_factory=list)
     # Resolved incidents not yet in the history index, by org (kept across a failed attempt).
     _unindexed: dict[int, set[int]] = field(default_factory=dict, init=False, repr=False)
 
@@ -137,6 +139,9 @@ class InboxWorker:
                     done.append((item.source, (utcnow() - item.received_at).total_seconds()))
         for source, outcome in outcomes:  # counted once committed
             self.metrics.items_processed.labels(source, outcome).inc()
+        if applied:  # once committed: the chat workers deliver what it queued
+            for event in self.changed:
+                event.set()
         for incident_id, ref, status, source, item_id, opened in applied:  # once committed
             with incident_scope(incident_id):
                 log.log(logging.INFO if opened else logging.DEBUG, "%s %s by %s item %s (%s)",

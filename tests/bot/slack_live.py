@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,14 +61,17 @@ class Live:
         return response
 
 
-@pytest.fixture
-async def live(settings: Settings, erring_prom: str) -> AsyncIterator[Live]:
+@asynccontextmanager
+async def live_copilot(settings: Settings, prometheus: str, **overrides: Any
+                       ) -> AsyncIterator[Live]:
+    """The app with its workers, Slack configured against a fresh local Slack Web API;
+    `overrides` change settings (the workers poll every 0.1 s unless told otherwise)."""
     with running_slack() as slack:
         configured = settings.model_copy(update={
-            "prometheus_url": erring_prom, "slack_bot_token": "xoxb-test",
+            "prometheus_url": prometheus, "slack_bot_token": "xoxb-test",
             "slack_signing_secret": SECRET, "slack_api_url": slack.base_url + "/api/",
             "alertmanager_webhook_token": TOKEN, "worker": True, "worker_poll_seconds": 0.1,
-            "slack_responders": "U0ANA"})
+            "slack_responders": "U0ANA", **overrides})
         db = await prepare_database(configured)
         app = create_app(configured, db=db)
         try:
@@ -76,6 +80,12 @@ async def live(settings: Settings, erring_prom: str) -> AsyncIterator[Live]:
                 yield Live(client=c, slack=slack, db=db, app=app)
         finally:
             await db.dispose()
+
+
+@pytest.fixture
+async def live(settings: Settings, erring_prom: str) -> AsyncIterator[Live]:
+    async with live_copilot(settings, erring_prom) as copilot:
+        yield copilot
 
 
 async def until(what: str, check: Callable[[], Any], seconds: float = 30.0) -> Any:

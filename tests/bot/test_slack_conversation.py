@@ -21,7 +21,7 @@ from knowledge.incidents import get_incident
 from knowledge.timeline import list_events
 from skills.pagerduty.client import PagerDutyClient
 from skills.prometheus.client import PrometheusClient
-from tests.bot.slack_live import TOKEN, Live, until
+from tests.bot.slack_live import TOKEN, Live, live_copilot, until
 from tests.fakes.alertmanager import alert, notification, resolved
 from tests.fakes.gate import Gate, gated
 from tests.fakes.pagerduty_api import running_pagerduty
@@ -277,6 +277,23 @@ async def test_in_an_alert_storm_no_incident_card_waits_for_another_investigatio
         assert tops == [card]  # one card per incident channel, one investigation under it
         [answer] = investigations(c)
         assert slack.channels[c].name.split("-", 2)[2] in answer.text
+
+
+async def test_a_new_incident_is_delivered_at_once_not_at_the_next_poll(
+        settings: Settings, erring_prom: str) -> None:
+    """The inbox worker that opens an incident wakes the chat worker's deliveries: with the
+    workers polling only every 10 minutes, the incident's channel and card still come at once."""
+    async with live_copilot(settings, erring_prom, worker_poll_seconds=600,
+                            slack_create_channels=True) as copilot:
+        await asyncio.sleep(1.0)  # the workers' first rounds are done: they wait now
+        sent = await copilot.client.post(
+            "/webhooks/alertmanager", headers={"Authorization": f"Bearer {TOKEN}"},
+            json=notification([alert("CheckoutHighErrorRate", service="checkout")]))
+        assert sent.status_code == 202
+        slack = copilot.slack
+        await until("the incident card", lambda: [
+            m for c in slack.channels.values() if c.name == "inc-1-checkout"
+            for m in slack.messages.get(c.id, []) if not m.thread_ts and m.blocks], seconds=30)
 
 
 async def test_an_investigation_cut_short_after_the_card_is_posted_on_the_next_round(
