@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import need
-from tests.fakes.alertmanager_server import free_port
+from tests.fakes.alertmanager_server import free_port, stop_process
 
 CHROMA = Path(sys.executable).parent / "chroma"
 
@@ -47,9 +47,4 @@ def running_chroma(directory: Path) -> Iterator[str]:
                 time.sleep(0.2)
             yield url
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            stop_process(server, timeout=10)

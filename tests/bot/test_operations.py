@@ -36,6 +36,7 @@ from knowledge.vectors import open_chroma
 from tests.bot.slack_live import SECRET, until
 from tests.conftest import Copilot, url_string
 from tests.fakes.alertmanager import alert, notification
+from tests.fakes.alertmanager_server import stop_process
 from tests.fakes.anthropic_server import overloaded, running_anthropic, tool_use
 from tests.fakes.slack_api import FakeSlack, app_mention, running_slack, sign
 
@@ -287,12 +288,7 @@ def serving(url: URL, data_dir: Path, log_format: str) -> Iterator[tuple[str, Pa
                 time.sleep(0.1)
         yield base, output
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout=20)
 
 
 def _open_incident(base: str, **headers: str) -> httpx.Response:

@@ -72,7 +72,8 @@ class Process:
         return f"{self.name} ({state}); log {self.log_path}:\n{self.log_tail()}"
 
 
-def _stop(popen: subprocess.Popen[bytes], *, timeout: float) -> None:
+def stop_process(popen: subprocess.Popen[Any], *, timeout: float) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds."""
     if popen.poll() is None:
         popen.terminate()
         try:
@@ -99,7 +100,7 @@ def _running(name: str, argv: Sequence[str], *, log_path: Path, base_url: str,
         yield proc
     finally:
         try:
-            _stop(popen, timeout=stop_timeout)
+            stop_process(popen, timeout=stop_timeout)
         finally:
             log.close()
 

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy.engine import URL
 
 from tests.conftest import url_string
-from tests.fakes.alertmanager_server import free_port
+from tests.fakes.alertmanager_server import free_port, stop_process
 from tests.fakes.slack_api import FakeSlack, running_slack
 from tests.scale import Replica, wait_ready
 
@@ -82,8 +82,4 @@ def test_two_replicas_post_each_period_once(pg_url: URL, tmp_path: Path,
             assert "digest scheduled" in log.read_text()
     finally:
         for proc, _, _ in replicas:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_process(proc, timeout=30)
