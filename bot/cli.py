@@ -56,9 +56,13 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("demo", help="replay a bundled incident end to end on a local SQLite file")
 
-    inv = sub.add_parser("investigate", help="rank root-cause hypotheses for a service from "
-                                             "Prometheus (PROMETHEUS_URL)")
-    inv.add_argument("--service", required=True, help="the alerting service")
+    inv = sub.add_parser("investigate", help="rank root-cause hypotheses for a service or an "
+                                             "alert from Prometheus (PROMETHEUS_URL)")
+    inv.add_argument("--service", help="the alerting service (its call graph is followed)")
+    inv.add_argument("--alert", help="an alert's name, or NAME{label=\"value\"}: start from "
+                                     "its expression, broken down by its labels")
+    inv.add_argument("--match", action="append", default=[], metavar="LABEL=VALUE",
+                     help="a label the alert carries (repeatable), e.g. instance=db-1:9100")
     inv.add_argument("--at", help="ISO 8601 time to investigate (default: now)")
     inv.add_argument("--window", default="2h", help="how far back to look (default: 2h)")
     inv.add_argument("--json", action="store_true", help="print the ranked hypotheses as JSON")
@@ -140,7 +144,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
         try:
             return asyncio.run(run(settings, service=args.service, at=args.at,
-                                   window=args.window, json_out=args.json))
+                                   window=args.window, json_out=args.json, alert=args.alert,
+                                   matches=args.match))
         except UsageError as exc:
             print(f"sre-copilot investigate: {exc}", file=sys.stderr)
             return 2

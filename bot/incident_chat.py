@@ -25,6 +25,7 @@ from bot.chat_worker import NotYet
 from bot.logs import incident_scope
 from bot.settings import Settings
 from knowledge.alerts import Alert, alerts_of_incident
+from knowledge.correlation import SEVERITY_RANK
 from knowledge.db import Database
 from knowledge.hypotheses import (
     HypothesisStatus,
@@ -284,16 +285,25 @@ class IncidentChat:
 
     async def investigation(self, org_id: int, incident: Incident
                             ) -> tuple[list[Alert], NewIncident]:
-        """The incident's alerts, and what its investigation starts from."""
+        """The incident's alerts, and what its investigation starts from: the most severe of
+        its firing alerts (the earliest among equals), as Alertmanager sent it."""
         assert incident.id is not None
         async with self.db.session() as session:
             alerts = await alerts_of_incident(session, org_id=org_id, incident_id=incident.id)
-        summary = next((str(a.annotations["summary"]) for a in alerts
+        ordered = sorted(alerts, key=lambda a: (a.status != "firing",
+                                                -SEVERITY_RANK.get((a.severity or "").lower(), 0),
+                                                a.starts_at))
+        first = ordered[0] if ordered else None
+        summary = next((str(a.annotations["summary"]) for a in ordered
                         if a.annotations.get("summary")), None)
         return alerts, NewIncident(
             service=incident.service or "unknown", title=incident.title, summary=summary,
-            alertname=next((a.alertname for a in alerts), None), at=incident.triggered_at,
-            incident_id=incident.id, pagerduty_id=incident.pagerduty_incident_id)
+            alertname=first.alertname if first else None, at=incident.triggered_at,
+            incident_id=incident.id, pagerduty_id=incident.pagerduty_incident_id,
+            app_service=first.service if first else None,
+            alerts=[{"name": a.alertname, "labels": a.labels, "annotations": a.annotations,
+                     "generator_url": a.generator_url, "starts_at": a.starts_at.isoformat()}
+                    for a in ordered[:3]])
 
 
 def progress_reporter(show: Callable[[list[tuple[str, str]]], Awaitable[None]], *,

@@ -1,5 +1,8 @@
 """`sre-copilot investigate`: runs the evidence engine from a terminal against PROMETHEUS_URL
-and prints the ranked hypotheses (or, with --json, their structured form)."""
+and prints the ranked hypotheses (or, with --json, their structured form). `--service` starts
+from a service of the call graph; `--alert NAME` (with `--match label=value`, or written
+`NAME{label="value"}`) starts from an alert — the one firing now in Prometheus with those
+labels, else its rule. The changes pipelines posted to `/webhooks/changes` are weighed too."""
 
 from __future__ import annotations
 
@@ -14,9 +17,19 @@ from rich.table import Table
 from rich.text import Text
 
 from bot.settings import Settings
+from skills.alert_context import AlertRef
+from skills.context import ChangeRecord
 from skills.hypotheses.models import Investigation
-from skills.investigation import InvestigationRequest, investigate
+from skills.hypotheses_tool import stored_changes
+from skills.investigation import (
+    InvestigationRequest,
+    combine,
+    investigate,
+    investigate_alert,
+)
 from skills.prometheus.client import PrometheusClient, PrometheusError
+from skills.promql import NotPromQL, parse
+from skills.types import SkillContext
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -82,16 +95,96 @@ def render(inv: Investigation, console: Console) -> None:
                             border_style="green" if h.confidence >= 0.5 else "yellow"))
 
 
-async def run(settings: Settings, *, service: str, at: str | None, window: str, json_out: bool,
+def parse_alert(name: str, matches: list[str]) -> tuple[str, dict[str, str]]:
+    """`NAME` with `label=value` matches, or `NAME{label="value",…}` → (name, labels)."""
+    labels: dict[str, str] = {}
+    if "{" in name:
+        try:
+            node = parse(name)
+        except NotPromQL as exc:
+            raise UsageError(f"--alert {name!r}: expected NAME or NAME{{label=\"value\"}}"
+                             ) from exc
+        if type(node).__name__ != "VectorSelector":
+            raise UsageError(f"--alert {name!r}: expected NAME or NAME{{label=\"value\"}}")
+        for m in node.matchers.matchers:
+            if str(m.op) not in ("MatchOp.Equal", "="):
+                raise UsageError(f"--alert {name!r}: only label=\"value\" matchers")
+            labels[m.name] = m.value
+        name = node.name or labels.pop("alertname", "")
+    for item in matches:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--match {item!r}: expected label=value, e.g. instance=db-1:9100")
+        labels[key.strip()] = value.strip().strip('"')
+    if not name:
+        raise UsageError("--alert needs the alert's name")
+    return name, labels
+
+
+async def find_alert(prom: PrometheusClient, name: str, labels: dict[str, str]) -> AlertRef:
+    """The alert firing (or pending) now with that name and those labels, as Prometheus has it;
+    else just the name and labels (the rule is then looked up by name)."""
+    try:
+        active = await prom.alerts()
+    except PrometheusError:
+        active = []
+    for a in active:
+        have = a.get("labels", {})
+        if have.get("alertname") == name and all(have.get(k) == v for k, v in labels.items()):
+            started = a.get("activeAt")
+            return AlertRef(name=name, labels=dict(have),
+                            annotations=dict(a.get("annotations") or {}),
+                            starts_at=datetime.fromisoformat(started.replace("Z", "+00:00"))
+                            if started else None)
+    return AlertRef(name=name, labels={"alertname": name, **labels})
+
+
+async def changes_of(settings: Settings, *, start: datetime, end: datetime
+                     ) -> list[ChangeRecord]:
+    """The changes stored from `/webhooks/changes` in the range (none if the database cannot
+    be opened: the investigation goes on without them)."""
+    from bot.app import prepare_database
+    from knowledge.orgs import ensure_org
+
+    try:
+        db = await prepare_database(settings)
+    except Exception:  # no database here: the metrics alone still answer
+        return []
+    try:
+        async with db.session() as session, session.begin():
+            org = await ensure_org(session, slug=settings.default_org,
+                                   name=settings.default_org)
+        assert org.id is not None
+        return await stored_changes(SkillContext(clients={"db": db}, org_id=org.id),
+                                    start=start, end=end)
+    finally:
+        await db.dispose()
+
+
+async def run(settings: Settings, *, service: str | None, at: str | None, window: str,
+              json_out: bool, alert: str | None = None, matches: list[str] | None = None,
               console: Console | None = None) -> int:
     console = console or Console()
     if not settings.prometheus_url:
         raise UsageError("PROMETHEUS_URL is not set; e.g. PROMETHEUS_URL=http://prometheus:9090")
-    request = InvestigationRequest(service=service, at=parse_at(at), window=parse_window(window))
+    if not service and not alert:
+        raise UsageError("give --service NAME or --alert NAME")
+    when, span = parse_at(at), parse_window(window)
+    changes = await changes_of(settings, start=when - span - timedelta(minutes=30), end=when)
     async with PrometheusClient(settings.prometheus_url,
                                 timeout=settings.prometheus_timeout_seconds) as prom:
         try:
-            inv = await investigate(prom, request)
+            by_service = await investigate(prom, InvestigationRequest(
+                service=service, at=when, window=span), changes=changes) if service else None
+            if alert:
+                name, labels = parse_alert(alert, matches or [])
+                ref = await find_alert(prom, name, labels)
+                by_alert, _ = await investigate_alert(prom, ref, at=when, window=span,
+                                                      changes=changes)
+                inv = combine(by_alert, by_service) if by_service else by_alert
+            else:
+                assert by_service is not None
+                inv = by_service
         except PrometheusError as exc:
             raise UsageError(str(exc)) from exc
     if json_out:

@@ -29,10 +29,11 @@ from knowledge.incidents import (
     open_incident_for_group,
 )
 from knowledge.outbox import enqueue_message
+from knowledge.subjects import service_of, subject_of
 from knowledge.timeline import add_event
 from knowledge.types import utcnow
 
-SERVICE_LABELS = ("service", "app_kubernetes_io_name", "app.kubernetes.io/name", "app", "job")
+HEARTBEATS = frozenset({"Watchdog", "InfoInhibitor", "DeadMansSwitch", "DeadMansSnitch"})
 SEVERITY_RANK = {"critical": 4, "page": 4, "error": 3, "high": 3, "warning": 2, "low": 1,
                  "info": 1, "none": 0}
 
@@ -74,13 +75,6 @@ class PagerDutySignal:
     assignees: tuple[str, ...] = ()  # who was paged (the incident's assignees)
 
 
-def service_of(labels: dict[str, str]) -> str | None:
-    for name in SERVICE_LABELS:
-        if labels.get(name):
-            return labels[name]
-    return None
-
-
 def _worse(a: str | None, b: str | None) -> str | None:
     return max((a, b), key=lambda s: SEVERITY_RANK.get((s or "none").lower(), 0))
 
@@ -93,9 +87,12 @@ async def _open_alert_incident(session: AsyncSession, *, org_id: int, signal: Al
         return existing, False
     labels = {**signal.common_labels, **signal.labels}
     summary = signal.annotations.get("summary") or signal.annotations.get("title")
-    service = service_of(labels)
-    title = summary or (f"{signal.alertname} on {service}" if service else signal.alertname)
-    incident = Incident(org_id=org_id, title=title[:500], service=service,
+    # What the alert is about (a service, a filesystem on a host, a pod, a target), not the
+    # job that scraped it: the incident is named after it and its changes are matched to it.
+    subject = subject_of(labels)
+    title = summary or (f"{signal.alertname} on {subject}" if subject else signal.alertname)
+    incident = Incident(org_id=org_id, title=title[:500], service=subject[:200] if subject
+                        else None,
                         severity=labels.get("severity"), source="alertmanager",
                         group_key=signal.group_key, group_key_hash=group_key_hash(signal.group_key),
                         labels=signal.common_labels or signal.labels,
@@ -123,8 +120,17 @@ async def apply_alert(session: AsyncSession, *, org_id: int, signal: AlertSignal
                            auto_resolve=auto_resolve)
 
 
+def is_heartbeat(signal: AlertSignal) -> bool:
+    """An alert that fires all the time on purpose (kube-prometheus's `Watchdog`, its
+    `InfoInhibitor`, any `severity="none"`): a sign the pipeline works, never an incident."""
+    return (signal.alertname in HEARTBEATS
+            or (signal.labels.get("severity") or "").lower() == "none")
+
+
 async def _fired(session: AsyncSession, *, org_id: int, signal: AlertSignal, alert: Alert | None
                  ) -> Incident | None:
+    if is_heartbeat(signal):
+        return None
     if alert is not None and alert.incident_id is not None:
         return await get_incident(session, org_id=org_id, incident_id=alert.incident_id)
     if alert is not None and alert.status == "resolved":

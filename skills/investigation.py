@@ -1,25 +1,27 @@
 """An investigation: assemble the context from Prometheus, then rank hypotheses with the
 evidence engine — with similar past incidents and the runbook that fits, when the caller found
-them. What `sre-copilot investigate` and the incident flow run, and the `hypotheses` tool."""
+them. Two starts, one result: from a service of the call graph (`investigate`), or from an
+alert, whatever its metrics (`investigate_alert`); `combine` makes one investigation of both
+when an alert names a service. What `sre-copilot investigate`, the incident flow and the
+`hypotheses` tool run."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
-from typing import ClassVar
+from datetime import datetime, timedelta
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
-from skills.charts import panels_for, render_signals
+from skills.alert_context import AlertRef, AlertSnapshot, assemble_alert, surroundings
 from skills.context import ChangeRecord, Snapshot, assemble
-from skills.history.similar import SimilarIncident, find_similar
+from skills.history.similar import SimilarIncident
+from skills.hypotheses.alert_engine import gather_around, pick_subjects, rank_alert
 from skills.hypotheses.engine import rank
 from skills.hypotheses.models import Investigation
 from skills.prometheus.client import PrometheusClient
 from skills.prometheus.golden import GoldenSignals
-from skills.runbooks.search import RunbookAnswer, RunbookQuery, search_async
-from skills.types import Claim, SkillContext, SkillResult, parse_duration, utc
+from skills.runbooks.search import RunbookAnswer
+from skills.types import Evidence
 
 
 class InvestigationRequest(BaseModel):
@@ -59,61 +61,47 @@ async def investigate_with_snapshot(prom: PrometheusClient, request: Investigati
     return investigation, snap
 
 
-class Hypotheses:
-    name: ClassVar[str] = "hypotheses"
-    description: ClassVar[str] = (
-        "Investigate one service around a time with the evidence engine: fetch its golden "
-        "signals, its dependencies' signals and recent deploys from Prometheus, and rank "
-        "root-cause hypotheses, each with a calibrated confidence and the evidence behind it "
-        "(queries, time ranges, numbers). Pass `symptom` (the alert text) to also weigh similar "
-        "past incidents and the matching runbook.")
+async def investigate_alert(prom: PrometheusClient, alert: AlertRef, *, at: datetime,
+                            window: timedelta = timedelta(hours=2),
+                            changes: list[ChangeRecord] | None = None,
+                            runbooks: RunbookAnswer | None = None
+                            ) -> tuple[Investigation, AlertSnapshot]:
+    """An investigation that starts from the alert: its expression's breakdown names the
+    subject, then what moved around the subject is weighed (`skills.hypotheses.alert_engine`).
+    """
+    snap = await assemble_alert(prom, alert, at=at, window=window)
+    subjects, onset, watched = pick_subjects(snap)
+    if subjects and subjects[0].labels:
+        await surroundings(prom, snap, subjects[0].labels)
+    neighbours = gather_around(snap, subjects, onset)
+    best = runbooks.results[0] if runbooks and not runbooks.abstained and runbooks.results \
+        else None
+    investigation = rank_alert(snap, subjects, neighbours, onset, watched,
+                               changes=changes or [], runbook=best)
+    if snap.errors:
+        investigation.verdict += f" ({len(snap.errors)} queries failed: {snap.errors[0]})"
+    return investigation, snap
 
-    class Input(BaseModel):
-        service: str = Field(min_length=1, description="The service that is alerting.")
-        at: datetime | None = Field(default=None, description="ISO 8601; default now.")
-        window: str = Field(default="2h", description="How far back to look, e.g. 2h.")
-        symptom: str | None = Field(default=None, description="The alert's summary, if any.")
 
-        @field_validator("window")
-        @classmethod
-        def _duration(cls, value: str) -> str:
-            parse_duration(value)
-            return value
-
-    async def run(self, ctx: SkillContext, args: BaseModel) -> SkillResult:
-        assert isinstance(args, Hypotheses.Input)
-        prom: PrometheusClient = ctx.client("prometheus")
-        at = utc(args.at) if args.at else datetime.now(UTC)
-        history = runbooks = None
-        if args.symptom:
-            text = f"{args.service}: {args.symptom}"
-            if ctx.clients.get("history") is not None:
-                history = await find_similar(ctx.clients["history"], org_id=ctx.org_id,
-                                             text=text)
-            if ctx.clients.get("runbooks") is not None:
-                runbooks = await search_async(ctx.clients["runbooks"], RunbookQuery(
-                    text=text, headline=args.symptom, service=args.service))
-        inv, snap = await investigate_with_snapshot(prom, InvestigationRequest(
-            service=args.service, at=at, window=parse_duration(args.window)),
-            history=history, runbooks=runbooks)
-        images = []
-        panels = panels_for(inv, snap) if ctx.out_dir is not None else []
-        if panels and ctx.out_dir is not None:  # the signals the hypotheses rest on
-            ctx.out_dir.mkdir(parents=True, exist_ok=True)
-            images.append(await asyncio.to_thread(
-                render_signals, panels,
-                path=ctx.out_dir / f"signals-{inv.service}-{int(at.timestamp())}.png",
-                title=f"{inv.service}: key signals", onset=inv.onset, changes=snap.changes))
-        lines = [f"{i}. ({h.confidence:.0%}) {h.statement} Next: {h.next_check}"
-                 for i, h in enumerate(inv.hypotheses, start=1)]
-        summary = (f"Investigation of {inv.service}, {inv.start:%H:%M}–{inv.end:%H:%M} UTC: "
-                   f"{inv.verdict}" + ("\n" + "\n".join(lines) if lines else ""))
-        claims = [Claim(statement=h.statement, confidence=h.confidence,
-                        evidence_ids=list(h.evidence_ids), next_check=h.next_check,
-                        cause=h.cause.model_dump())
-                  for h in inv.hypotheses]
-        return SkillResult(summary=summary, evidence=list(inv.evidence), claims=claims,
-                           images=images,
-                           data={"service": inv.service, "verdict": inv.verdict,
-                                 "onset": inv.onset.isoformat() if inv.onset else None,
-                                 "scope": inv.scope})
+def combine(alert: Investigation, service: Investigation) -> Investigation:
+    """One investigation from an alert's and its service's: the alert's symptom evidence
+    first, every hypothesis by confidence (their evidence renumbered so ids stay unique), and
+    the verdict of whichever is surer. A service investigation that found nothing adds only
+    the line saying what it checked."""
+    mapping = {e.id: f"ev-{len(alert.evidence) + i}"
+               for i, e in enumerate(service.evidence, start=1)}
+    evidence = list(alert.evidence) + [
+        Evidence.model_validate({**e.model_dump(), "id": mapping[e.id]})
+        for e in service.evidence]
+    moved = [h.model_copy(update={"evidence_ids": [mapping[i] for i in h.evidence_ids]})
+             for h in service.hypotheses]
+    hypotheses = sorted(alert.hypotheses + moved, key=lambda h: -h.confidence)[:5]
+    best_alert = alert.hypotheses[0].confidence if alert.hypotheses else 0.0
+    best_service = service.hypotheses[0].confidence if service.hypotheses else 0.0
+    verdict = service.verdict if best_service > best_alert else alert.verdict
+    onsets = [o for o in (alert.onset, service.onset) if o is not None]
+    return Investigation(service=alert.service, at=alert.at, start=min(alert.start,
+                                                                        service.start),
+                         end=alert.end, onset=min(onsets) if onsets else None,
+                         scope=list(dict.fromkeys(alert.scope + service.scope)),
+                         hypotheses=hypotheses, evidence=evidence, verdict=verdict)

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from skills.history.tool import SimilarIncidents
-from skills.investigation import Hypotheses
+from skills.hypotheses_tool import Hypotheses
 from skills.pagerduty.tools import PagerDutyIncident, PagerDutyOncall
 from skills.postmortem import Postmortem
 from skills.prometheus.client import PrometheusError

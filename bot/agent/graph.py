@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -44,6 +44,7 @@ FEEDBACK = re.compile(
     r"^\s*(?:(👍|👎|\+1|-1)|(?:hypothesis\s*#?(\d+)\s*(?:is|was)?\s*)?"
     r"(confirmed|correct|right|it|wrong|rejected|not it|incorrect))\s*[.!]*\s*$", re.I)
 POSITIVE = {"👍", "+1", "confirmed", "correct", "right", "it"}
+LIVE = timedelta(minutes=30)  # an incident this young is investigated up to now
 
 
 @dataclass
@@ -225,18 +226,37 @@ class _Nodes:
         return update
 
 
-def incident_calls(incident: NewIncident) -> list[ToolCall]:
-    """What every new incident gets before anyone asks: hypotheses for its service, similar
-    past incidents, the runbook, and PagerDuty's record when it came from PagerDuty."""
-    symptom = incident.summary or incident.title
-    at = (incident.at or datetime.now(UTC)).isoformat()
-    calls = [ToolCall(name="hypotheses", args={"service": incident.service, "at": at,
-                                               "symptom": symptom}),
-             ToolCall(name="similar_incidents",
-                      args={"text": f"{incident.title}. {incident.summary or ''}".strip()}),
+def incident_calls(incident: NewIncident, *, now: datetime | None = None) -> list[ToolCall]:
+    """What every new incident gets before anyone asks: an investigation that starts from its
+    first alert (and its service's call graph when the alert names one), similar past
+    incidents, the runbook (the alert's own `runbook_url` first), and PagerDuty's record when
+    it came from PagerDuty. The investigation and the history search read the same text, and
+    the runbook search the same alert, so the briefing speaks with one voice."""
+    text = f"{incident.title}. {incident.summary or ''}".strip().rstrip(".") + "."
+    now = now or datetime.now(UTC)
+    at = incident.at or now
+    # A live incident is investigated up to now (its alert has held since `at`); an old one
+    # (a replay, a backfill) around its own time.
+    if at <= now <= at + LIVE:
+        at = now
+    alert = incident.alerts[0] if incident.alerts else None
+    args: dict[str, Any] = {"at": at.isoformat(), "symptom": text}
+    if alert is not None:
+        args["alert"] = alert
+    service = incident.app_service if alert is not None else incident.service
+    if service:
+        args["service"] = service
+    elif alert is None:
+        args["service"] = incident.service
+    annotations = (alert or {}).get("annotations") or {}
+    calls = [ToolCall(name="hypotheses", args=args),
+             ToolCall(name="similar_incidents", args={"text": text}),
              ToolCall(name="runbook_search", args={
-                 "query": symptom, "service": incident.service,
-                 **({"alertname": incident.alertname} if incident.alertname else {})})]
+                 "query": incident.summary or incident.title,
+                 **({"service": service} if service else {}),
+                 **({"alertname": incident.alertname} if incident.alertname else {}),
+                 **({"runbook_url": annotations["runbook_url"]}
+                    if annotations.get("runbook_url") else {})})]
     if incident.pagerduty_id:
         calls.append(ToolCall(name="pagerduty_incident",
                               args={"incident_id": incident.pagerduty_id}))

@@ -27,10 +27,15 @@ class Turn(TypedDict):
 
 
 class NewIncident(BaseModel):
-    """A new incident the worker hands to the graph (route `incident`)."""
+    """A new incident the worker hands to the graph (route `incident`). `service` is what the
+    incident is about (its subject); `app_service` the application service its alerts name,
+    if any, for the call-graph investigation; `alerts` the alerts as Alertmanager sent them
+    (name, labels, annotations, generator_url, starts_at), the first the one to start from."""
 
     service: str
     title: str
+    app_service: str | None = None
+    alerts: list[dict[str, Any]] = Field(default_factory=list)
     summary: str | None = None
     alertname: str | None = None
     at: datetime | None = None

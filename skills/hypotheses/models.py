@@ -11,13 +11,17 @@ from pydantic import BaseModel, Field
 from skills.types import Evidence
 
 CauseKind = Literal["deploy", "config", "errors", "latency", "cpu", "memory", "saturation",
-                    "dependency", "traffic", "unknown"]
+                    "dependency", "traffic", "disk", "down", "restarts", "network", "clock",
+                    "unknown"]
 
 
 class Cause(BaseModel):
     service: str
     kind: CauseKind
     signal: str | None = None  # errors | latency | traffic | cpu | memory | …
+    # The identifying labels of the resource (instance, mountpoint, pod, …) when the cause is
+    # a resource rather than a service of the call graph; `service` then names it in words.
+    resource: dict[str, str] = Field(default_factory=dict)
 
 
 class RankedHypothesis(BaseModel):

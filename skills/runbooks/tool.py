@@ -29,6 +29,8 @@ class RunbookSearch:
         query: str = Field(min_length=1, max_length=10_000,
                            description="The alert summary or the problem, in words.")
         alertname: str | None = None
+        runbook_url: str | None = Field(default=None, max_length=2000,
+                                        description="The alert's runbook_url annotation.")
         service: str | None = None
         k: int = Field(default=3, ge=1, le=10)
 
@@ -37,6 +39,7 @@ class RunbookSearch:
         short = len(args.query.split()) <= QUESTION_MAX_WORDS and not args.alertname
         answer = await search_async(ctx.client("runbooks"), RunbookQuery(
             text=args.query, alertname=args.alertname, service=args.service,
+            runbook_url=args.runbook_url,
             min_score=QUESTION_MIN_SCORE if short else None), k=args.k)
         needed = QUESTION_MIN_SCORE if short else MIN_SCORE
         # Only runbooks that fit are offered: near misses are noise to someone at 3 a.m.
