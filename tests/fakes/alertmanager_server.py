@@ -172,11 +172,12 @@ def alertmanager(binary: str, workdir: Path, config: Mapping[str, Any], *,
 @contextmanager
 def copilot_server(executable: str, workdir: Path, *, database_url: str, token: str,
                    extra_env: Mapping[str, str] | None = None,
-                   ready_timeout: float = 30.0) -> Iterator[Process]:
-    """`sre-copilot serve` on a free loopback port with the given database and Alertmanager
-    token. Yields once `/readyz` answers 200 (migrations done, database reachable)."""
+                   ready_timeout: float = 30.0, port: int | None = None) -> Iterator[Process]:
+    """`sre-copilot serve` on a loopback port (free, unless given: a sender configured before
+    the copilot starts needs its address) with the given database and Alertmanager token.
+    Yields once `/readyz` answers 200 (migrations done, database reachable)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     # Start from this environment (PATH, locale…) without any copilot setting leaking in.
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("SRE_COPILOT_")
