@@ -25,6 +25,8 @@ NOUN = {"pod": "pod", "container": "container", "persistentvolumeclaim": "volume
 _SCRAPE_POD = ("pod", "container", "service", "namespace", "endpoint")
 _ABOUT_HOST = ("node-exporter", "node_exporter", "node", "blackbox", "blackbox-exporter")
 _ABOUT_OBJECTS = ("kube-state-metrics",)
+_EXPORTER_CONTAINERS = ("kube-state-metrics", "kube-rbac-proxy-main", "kube-rbac-proxy-self",
+                        "kube-rbac-proxy")
 SERVICE_LABELS = ("service", "app_kubernetes_io_name", "app.kubernetes.io/name", "app")
 
 
@@ -38,6 +40,21 @@ def identity(labels: dict[str, str], metric: str | None = None) -> dict[str, str
     elif job in _ABOUT_OBJECTS or metric.startswith("kube_"):
         skip = ("instance", "job", "endpoint") + (("service",) if job in _ABOUT_OBJECTS
                                                   else ())
+        # A series about a node, a deployment or a job carries kube-state-metrics' own pod
+        # and container (the scrape's labels, where the object has none of its own); a pod's
+        # series keep their pod, but a container label may still be the exporter's.
+        exporter_container = labels.get("container") in _EXPORTER_CONTAINERS
+        if metric and not metric.startswith("kube_pod_"):
+            skip += ("pod", "container")
+        elif exporter_container:
+            skip += ("container",)
+            if not metric and "kube-state-metrics" in labels.get("pod", ""):
+                skip += ("pod",)
+        if metric.startswith(("kube_node_", "kube_persistentvolume_")) or (
+                "node" in labels and labels.get("container") in _EXPORTER_CONTAINERS):
+            skip += ("namespace",)  # cluster-scoped: the namespace is kube-state-metrics'
+        if metric.startswith("kube_persistentvolumeclaim"):
+            skip = tuple(k for k in skip if k != "namespace")
     return {k: labels[k] for k in IDENTIFYING if labels.get(k) and k not in skip}
 
 

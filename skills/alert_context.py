@@ -18,7 +18,8 @@ from urllib.parse import parse_qs, urlparse
 import numpy as np
 from pydantic import BaseModel, Field
 
-from skills.families import family_of, host_of, identity, is_noise
+from skills.families import NOUN, family_of, host_of, identity, is_noise
+from skills.kube_relations import Placement, placement
 from skills.prometheus.client import PrometheusClient, PrometheusError
 from skills.promql import Anatomy, NotPromQL, Selector, anatomy
 from skills.shifts import rates
@@ -68,6 +69,7 @@ class AlertSnapshot:
     drills: list[tuple[Selector, str, list[Series]]] = field(default_factory=list)
     scopes: list[Scope] = field(default_factory=list)
     types: dict[str, str] = field(default_factory=dict)  # metric → scraped type
+    placement: Placement = field(default_factory=Placement)  # pods → nodes, owners
     errors: list[str] = field(default_factory=list)
     source: str = "prometheus"
 
@@ -184,21 +186,25 @@ async def _fit_range(prom: PrometheusClient, snap: AlertSnapshot) -> None:
     range shrinks to where the watched value has data, so the step stays fine enough to see
     the last minutes."""
     assert snap.anatomy is not None
+    # The watched value may exist only while the condition holds (`count(up == 0)`): the
+    # series it reads say how far back the data goes.
+    sources = [snap.anatomy.quantity] + [s.promql() for s in _distinct(snap.anatomy.selectors)]
     firsts: list[float] = []
     # At the window's step first; a value younger than one step shows only at a fine one.
     for span, resolution in ((int((snap.end - snap.start).total_seconds()), int(snap.step)),
                              (900, 1)):
-        try:
-            first = await prom.query(f"min_over_time(timestamp({snap.anatomy.quantity})"
-                                     f"[{span}s:{resolution}s])", at=snap.end)
-        except PrometheusError:
-            return
-        firsts = [s.value for s in first if np.isfinite(s.value)]
+        for source in sources[:4]:
+            try:
+                first = await prom.query(f"min(min_over_time(timestamp({source})"
+                                         f"[{span}s:{resolution}s]))", at=snap.end)
+            except PrometheusError:
+                continue
+            firsts += [s.value for s in first if np.isfinite(s.value)]
         if firsts:
             break
-    if not firsts:
+    if not firsts or min(firsts) <= snap.start.timestamp() + snap.step:
         return
-    began = max(snap.start.timestamp(), min(firsts) - snap.step)
+    began = min(firsts) - snap.step
     span_s = snap.end.timestamp() - began
     snap.start = datetime.fromtimestamp(began, tz=snap.end.tzinfo)
     snap.step = max(MIN_STEP, round(span_s / MAX_POINTS))
@@ -206,25 +212,45 @@ async def _fit_range(prom: PrometheusClient, snap: AlertSnapshot) -> None:
 
 async def surroundings(prom: PrometheusClient, snap: AlertSnapshot,
                        subject: dict[str, str]) -> None:
-    """The series around `subject` (its identifying labels): the same resource, the same
-    instance, the same host, and through kube-state-metrics the pods on its node or its pod's
-    node. Found by label (`/api/v1/series`), whatever their names."""
+    """The series around `subject` (its identifying labels): the same resource, instance and
+    host; through kube-state-metrics, the node a pod runs on, the pods on a node, the pods a
+    workload owns and their nodes. Found by label (`/api/v1/series`), whatever their names."""
+    place = snap.placement = await placement(prom, start=snap.start, end=snap.end)
     scopes: list[tuple[str, str]] = []
     instance = subject.get("instance")
+    pod = (subject.get("namespace", ""), subject["pod"]) if subject.get("pod") else None
+    node = subject.get("node") or (place.node_of_instance(instance) if instance else None) \
+        or (place.node_of.get(pod) if pod else None)
     if instance:
         scopes.append(("same instance", f'{{instance="{_esc(instance)}"}}'))
-        host = host_of(instance)
-        scopes.append(("same host", f'{{instance=~"(https?://)?{_regex_escape(host)}'
+        scopes.append(("same host", f'{{instance=~"(https?://)?{_regex_escape(host_of(instance))}'
                                     f'([:/].*)?",instance!="{_esc(instance)}"}}'))
-    if subject.get("pod"):
-        sel = f'pod="{_esc(subject["pod"])}"'
-        if subject.get("namespace"):
-            sel += f',namespace="{_esc(subject["namespace"])}"'
+    if pod:
+        sel = f'pod="{_esc(pod[1])}"' + (f',namespace="{_esc(pod[0])}"' if pod[0] else "")
         scopes.append(("same pod", f"{{{sel}}}"))
-    for key in ("node", "deployment", "statefulset", "persistentvolumeclaim", "service"):
-        if subject.get(key) and not subject.get("pod"):
-            scopes.append((f"same {key}", f'{{{key}="{_esc(subject[key])}"}}'))
-    if subject.get("job") and not instance and not scopes:
+    nodes = [node] if node else []
+    for key in ("deployment", "statefulset", "daemonset", "job_name"):
+        if subject.get(key) and not pod:
+            kind = {"job_name": "Job"}.get(key, key)
+            owned = place.pods_of(subject.get("namespace", ""), kind, subject[key])
+            if owned:
+                scopes.append((f"pods of the {NOUN.get(key, key)}", _pods_matcher(owned)))
+                nodes += sorted({place.node_of[p] for p in owned if p in place.node_of})
+            else:
+                scopes.append((f"same {key}", f'{{{key}="{_esc(subject[key])}"}}'))
+    for n in list(dict.fromkeys(nodes))[:4]:
+        relation = "the node" if n == node else "a node of its pods"
+        scopes.append((relation, f'{{node="{_esc(n)}"}}'))
+        exporter = place.instance_of.get(n)
+        if exporter and not instance:
+            scopes.append((f"{relation}'s exporter",
+                           f'{{instance=~"{_regex_escape(host_of(exporter))}(:[0-9]+)?"}}'))
+        on_node = [p for p in place.pods_on(n) if p != pod]
+        if on_node:
+            scopes.append((f"pods on {relation}", _pods_matcher(on_node[:80])))
+    if subject.get("service") and not (instance or pod or nodes):
+        scopes.append(("same service", f'{{service="{_esc(subject["service"])}"}}'))
+    if subject.get("job") and not scopes:
         scopes.append(("same job", f'{{job="{_esc(subject["job"])}"}}'))
     if not snap.types:
         try:
@@ -233,7 +259,15 @@ async def surroundings(prom: PrometheusClient, snap: AlertSnapshot,
         except PrometheusError as exc:
             snap.errors.append(str(exc))
     await asyncio.gather(*(_scope(prom, snap, relation, matcher)
-                           for relation, matcher in scopes))
+                           for relation, matcher in dict.fromkeys(scopes)))
+
+
+def _pods_matcher(pods: list[tuple[str, str]]) -> str:
+    namespaces = sorted({ns for ns, _ in pods if ns})
+    sel = f'pod=~"{"|".join(_regex_escape(p) for _, p in pods)}"'
+    if namespaces:
+        sel += f',namespace=~"{"|".join(_regex_escape(n) for n in namespaces)}"'
+    return f"{{{sel}}}"
 
 
 def _esc(value: str) -> str:

@@ -144,3 +144,24 @@ def is_noise(metric: str) -> bool:
     which only repeat the raw series they are computed from."""
     return metric != "up" and (bool(NOISE.match(metric)) or ":" in metric
                                or metric in ("ALERTS", "ALERTS_FOR_STATE"))
+
+
+BAD_PHASES = ("Pending", "Failed", "Unknown")
+NODE_PRESSURES = ("MemoryPressure", "DiskPressure", "PIDPressure", "NetworkUnavailable")
+
+
+def direction_for(metric: str, labels: dict[str, str], fam: Family) -> Direction:
+    """Which way one series goes wrong, where its labels say more than its name: a pod's
+    `condition="false"` readiness rising is bad, a node's `Ready` falling is, a `Pending` phase
+    count rising is."""
+    condition, status = labels.get("condition", ""), labels.get("status", "")
+    if metric == "kube_node_status_condition":
+        bad_when_true = condition != "Ready"
+        if status == "true":
+            return "up" if bad_when_true else "down"
+        return "down" if bad_when_true and status == "false" else "up"
+    if condition in ("true", "false", "unknown") and metric.startswith("kube_"):
+        return "down" if condition == "true" else "up"
+    if metric == "kube_pod_status_phase" and labels.get("phase"):
+        return "up" if labels["phase"] in BAD_PHASES else "down"
+    return fam.direction

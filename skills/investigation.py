@@ -73,10 +73,10 @@ async def investigate_alert(prom: PrometheusClient, alert: AlertRef, *, at: date
     subjects, onset, watched = pick_subjects(snap)
     if subjects and subjects[0].labels:
         await surroundings(prom, snap, subjects[0].labels)
-    neighbours = gather_around(snap, subjects, onset)
+    neighbours, pool = gather_around(snap, subjects, onset)
     best = runbooks.results[0] if runbooks and not runbooks.abstained and runbooks.results \
         else None
-    investigation = rank_alert(snap, subjects, neighbours, onset, watched,
+    investigation = rank_alert(snap, subjects, neighbours, pool, onset, watched,
                                changes=changes or [], runbook=best)
     if snap.errors:
         investigation.verdict += f" ({len(snap.errors)} queries failed: {snap.errors[0]})"
