@@ -13,9 +13,9 @@ from skills.types import Series
 # A change smaller than this is never anomalous, however quiet the baseline: error ratios in
 # absolute terms, the others relative to their baseline level.
 ABS_FLOOR = {"errors": 0.002, "client_errors": 0.002, "latency": 0.005, "client_latency": 0.005,
-             "cpu": 0.01, "memory": 1e6, "traffic": 0.05}
+             "cpu": 0.01, "memory": 1e6, "traffic": 0.05, "client_traffic": 0.05}
 REL_FLOOR = {"errors": 0.25, "client_errors": 0.25, "latency": 0.1, "client_latency": 0.1,
-             "cpu": 0.1, "memory": 0.05, "traffic": 0.15}
+             "cpu": 0.1, "memory": 0.05, "traffic": 0.15, "client_traffic": 0.15}
 Z_ON = 4.0  # smoothed robust score that starts an anomaly
 Z_HOLD = 2.0  # … and that it must stay above to count as persisting
 SUSTAIN = 8  # points above Z_ON in a row (2 min at 15 s): spikes do not qualify

@@ -1,11 +1,15 @@
 """The evidence engine: ranks root-cause hypotheses for an incident without a model.
 
 From a `Snapshot` it finds each service's anomalies (robust scores against the baseline), then
-reasons along the call graph: a service whose anomaly is explained by an earlier-or-simultaneous
-persistent anomaly of something it calls is a symptom; what is left are candidate causes, scored
-by strength, persistence, onset order, a change just before onset, and how much of the incident
-they explain. Scores become probabilities by a softmax that includes a "no clear cause" option,
-so weak evidence yields low confidence instead of a confident guess.
+asks which candidate *explains* the alert (`skills.hypotheses.propagation`): the deepest
+affected services on the symptom's path along the call graph, the origin of the load when what
+saturated was pushed by traffic, and, below them, the services on the path that something deeper
+explains and the anomalies on no path at all (a cron job's CPU, a GC pause, a burst elsewhere).
+That tier orders the candidates; within a tier, the size of the anomaly (log of its robust
+score) and a change linked to it (a deploy or config change just before its onset, seen in
+Prometheus or posted to `/webhooks/changes`) do. Scores become probabilities by a softmax that
+includes a "no clear cause" option, so weak evidence yields low confidence instead of a
+confident guess; the alerting service blamed on its own symptom alone is capped.
 
 Given similar past incidents, a candidate whose (service, kind) is the confirmed cause of one of
 them gains in proportion to the similarity and cites it; given a runbook that fits the alert, it
@@ -21,35 +25,35 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
+import numpy as np
+
 from skills.context import ChangeRecord, Snapshot
-from skills.hypotheses.anomaly import Anomaly, detect
+from skills.hypotheses.anomaly import MIN_BASELINE, Anomaly, detect
 from skills.hypotheses.models import Cause, CauseKind, Investigation, RankedHypothesis
+from skills.hypotheses.propagation import TOLERANCE, classify
 from skills.hypotheses.wording import describe, next_check
 from skills.hypotheses.wording import format_value as _fmt_value
-from skills.types import Evidence
+from skills.types import Evidence, Series
 
 DETECT_SPAN = timedelta(minutes=45)  # onsets are looked for in the last part of the range
-EXPLAIN_TOLERANCE = 180.0  # s: rate windows smear onsets; a dependency may show a bit later
 CHANGE_BEFORE = 1800.0  # s: a change this long before onset can be its cause …
 CHANGE_AFTER = 180.0  # … or this long after (the first bad requests precede the rate's rise)
-
-# Weights of the candidate score and the softmax temperature/"no clear cause" score. Chosen from
-# first principles (log-strength, shares in [0, 1], one point for a correlated change) and
-# checked against generated incidents (tests/bench/rca_eval.py).
-W_STRENGTH, W_PERSIST, W_CHANGE, W_EXPLAINS, W_PATH, W_LATE = 1.0, 1.5, 2.0, 0.6, 0.8, 0.08
-W_CURRENT = 0.5
-# The alerting service's own symptom, with nothing else behind it (no change, no resource
-# signal, nothing it explains), only restates the alert: it is a lead, not a cause.
-W_UNCORROBORATED = 2.0
-UNCORROBORATED_CAP = 0.35  # … and never a confident one
 MIN_CHANGE_Z = 3.0  # a change is only blamed for an anomaly of some size
-W_SYMPTOM = 2.5
-TEMPERATURE, NONE_SCORE = 0.8, 2.6
-# A similar past incident whose confirmed cause was this (service, kind): half a correlated
-# change (W_CHANGE) at a perfect match, less as the incidents differ. It reorders close leads
+NEW_EDGE = 300.0  # s: a call series that begins this long after the range did is a new call
+
+# The score: the tier (see propagation) first, then the anomaly's size and a linked change.
+# TIER_GAP exceeds the spread of log1p(robust z) over real anomalies (z 4 → 1.6, z 100 → 4.6)
+# less one, so a tier is rarely overtaken; W_CHANGE is one step of that size. TEMPERATURE and
+# NONE_SCORE turn scores into confidences; both were fitted (Brier score) on the dev cases of
+# both generators (tests/bench/rca_eval.py --split dev), never on the test split.
+TIER_GAP, W_CHANGE = 3.0, 1.0
+TEMPERATURE, NONE_SCORE = 1.0, 6.0
+UNCORROBORATED_CAP = 0.35  # the alerting service's own symptom alone is never a confident cause
+# A similar past incident whose confirmed cause was this (service, kind): a little over half a
+# correlated change (W_CHANGE) at a perfect match, less as the incidents differ. It reorders close leads
 # but cannot on its own lift a candidate with no anomaly and no change over "no clear cause":
 # the past suggests where to look, the present metrics decide.
-W_HISTORY = 1.0
+W_HISTORY = 0.6
 
 
 class PastCause(Protocol):
@@ -89,10 +93,15 @@ class Candidate:
     service: str
     anomalies: list[tuple[Anomaly, str]] = field(default_factory=list)  # (anomaly, evidence id)
     seen_by_callers: list[tuple[Anomaly, str, str]] = field(default_factory=list)  # + caller
+    calls_in: list[tuple[Anomaly, str, str]] = field(default_factory=list)  # call rate, caller
+    calls_out: list[tuple[Anomaly, str, str]] = field(default_factory=list)  # … and target
     change: tuple[ChangeRecord, str] | None = None
     explained_by: str | None = None
     explains: set[str] = field(default_factory=set)
     history: list[tuple[PastCause, str]] = field(default_factory=list)  # (past, evidence id)
+    measured: bool = True  # it has series of its own (an external provider has none)
+    tier: int = 0  # see skills.hypotheses.propagation
+    load_of: str | None = None  # for a load's origin: the service it saturated
     score: float = 0.0
 
     @property
@@ -107,7 +116,8 @@ class Candidate:
 
     @property
     def strength(self) -> float:
-        return max((a.z for a in self.all), default=0.0)
+        pushed = [a.z for a, _, _ in self.calls_out] if self.load_of else []
+        return max([a.z for a in self.all] + pushed, default=0.0)
 
     @property
     def current(self) -> float:
@@ -142,7 +152,8 @@ def rank(snap: Snapshot, *, extra_changes: list[ChangeRecord] | None = None,
         return cands.setdefault(service, Candidate(service))
 
     for sd in snap.signals:
-        anomaly = detect(sd.series, sd.signal, split)
+        series = _with_new_edge(sd.series, snap) if sd.target else sd.series
+        anomaly = detect(series, sd.signal, _split_for(series, split, snap))
         if anomaly is None:
             continue
         who = f"{sd.service} → {sd.target}" if sd.target else sd.service
@@ -160,27 +171,31 @@ def rank(snap: Snapshot, *, extra_changes: list[ChangeRecord] | None = None,
                              **({"target": sd.target} if sd.target else {})})
         if sd.target is None:
             cand(sd.service).anomalies.append((anomaly, ev))
+        elif sd.signal == "client_traffic":
+            cand(sd.target).calls_in.append((anomaly, ev, sd.service))
+            cand(sd.service).calls_out.append((anomaly, ev, sd.target))
         else:
             cand(sd.target).seen_by_callers.append((anomaly, ev, sd.service))
+    for c in cands.values():
+        c.measured = c.service in snap.measured
     changes = [*snap.changes, *(extra_changes or [])]
     _changes_without_anomaly(snap, cands, log, changes)
-    if not cands:
+    # Call rates alone (a caller calling more) are not a candidate unless the load rules
+    # make one of it: drop those that only carry them.
+    cands = {k: c for k, c in cands.items()
+             if c.all or c.change or k == snap.service or c.calls_out}
+    if not any(c.all or c.change for c in cands.values()):
         return _empty(snap, log, _context(snap, log, cands, history or [], runbook))
     _link_changes(snap, cands, log, changes)
-    _explain(snap, cands)
+    classify(snap, cands)
+    cands = {k: c for k, c in cands.items() if c.all or c.change or c.tier == 3}
     context = _context(snap, log, cands, history or [], runbook)
-    first = min(c.onset for c in cands.values())
+    first = min((c.onset for c in cands.values()), default=math.inf)
     if math.isinf(first):
         first = snap.at.timestamp()
-    reach = _downstream(snap.service, snap.edges)
     for c in cands.values():
-        late_min = max(0.0, (c.onset - first) / 60.0)
-        c.score = (W_STRENGTH * math.log1p(c.strength) + W_PERSIST * c.persistence
-                   + W_CURRENT * math.log1p(max(0.0, c.current))
-                   + (W_CHANGE if c.change else 0.0) + W_EXPLAINS * math.log1p(len(c.explains))
-                   + (W_PATH if c.service in reach else 0.0) - W_LATE * min(late_min, 10.0)
-                   - (W_SYMPTOM if c.explained_by else 0.0)
-                   - (W_UNCORROBORATED if _uncorroborated(c, snap) else 0.0)
+        c.score = (TIER_GAP * c.tier + math.log1p(max(0.0, c.strength))
+                   + (W_CHANGE if c.change else 0.0)
                    + W_HISTORY * max((p.similarity for p, _ in c.history), default=0.0))
     ordered = sorted(cands.values(), key=lambda c: c.score, reverse=True)
     weights = [math.exp(c.score / TEMPERATURE) for c in ordered]
@@ -199,6 +214,31 @@ def rank(snap: Snapshot, *, extra_changes: list[ChangeRecord] | None = None,
                          onset=datetime.fromtimestamp(first, tz=snap.at.tzinfo),
                          scope=snap.scope, hypotheses=hypotheses[:5], evidence=log.items,
                          verdict=verdict)
+
+
+def _with_new_edge(series: Series, snap: Snapshot) -> Series:
+    """A call series that begins well after the range did is a new call: before it, there
+    were no calls and so no failures — zeros, not gaps (a new dependency failing from its first
+    call is an anomaly, not a series without a baseline)."""
+    ok = np.isfinite(series.values)
+    if not ok.any() or series.times[ok][0] < snap.start.timestamp() + NEW_EDGE:
+        return series
+    first = float(series.times[ok][0])
+    before = np.arange(snap.start.timestamp(), first - snap.step / 2, snap.step)
+    return Series(series.labels, np.concatenate([before, series.times[ok]]),
+                  np.concatenate([np.zeros(len(before)), series.values[ok]]))
+
+
+def _split_for(series: Series, split: float, snap: Snapshot) -> float:
+    """Where one series' baseline ends: the common split, or — for a service that appeared
+    within the range (a new deploy) — the first half of its own life."""
+    ok = np.isfinite(series.values)
+    if not ok.any():
+        return split
+    first = float(series.times[ok][0])
+    if first + MIN_BASELINE * snap.step <= split:
+        return split
+    return max(first + MIN_BASELINE * snap.step, first + (snap.end.timestamp() - first) / 2)
 
 
 @dataclass
@@ -262,23 +302,12 @@ def _uncorroborated(c: Candidate, snap: Snapshot) -> bool:
     their anomalies it would explain, are the same symptom seen from upstream: only a change
     or a resource signal (CPU, memory) says why."""
     resources = {"cpu", "memory"}
-    return (c.service == snap.service and c.change is None
+    return (c.service == snap.service and c.change is None and c.load_of is None
             and not any(a.signal in resources for a, _ in c.anomalies))
 
 
 def _clock(unix: float, snap: Snapshot) -> str:
     return datetime.fromtimestamp(unix, tz=snap.at.tzinfo).strftime("%H:%M")
-
-
-def _downstream(service: str, edges: list[tuple[str, str]]) -> set[str]:
-    seen, stack = {service}, [service]
-    while stack:
-        node = stack.pop()
-        for a, b in edges:
-            if a == node and b not in seen:
-                seen.add(b)
-                stack.append(b)
-    return seen
 
 
 def _link_changes(snap: Snapshot, cands: dict[str, Candidate], log: EvidenceLog,
@@ -329,40 +358,18 @@ def _changes_without_anomaly(snap: Snapshot, cands: dict[str, Candidate], log: E
         cands[ch.service] = c
 
 
-def _explain(snap: Snapshot, cands: dict[str, Candidate]) -> None:
-    """Mark symptoms: a candidate whose anomaly began no earlier than that of something it
-    calls (directly or through anomalous services), where that dependency's anomaly persists."""
-    calls: dict[str, set[str]] = {}
-    for a, b in snap.edges:
-        calls.setdefault(a, set()).add(b)
-    for c in cands.values():
-        stack, seen = list(calls.get(c.service, ())), {c.service}
-        while stack:
-            dep_name = stack.pop()
-            if dep_name in seen:
-                continue
-            seen.add(dep_name)
-            dep = cands.get(dep_name)
-            if dep is None:
-                continue
-            if (dep.persistence >= 0.5 and dep.current >= 2.0
-                    and dep.onset <= c.onset + EXPLAIN_TOLERANCE):
-                if c.explained_by is None or cands[c.explained_by].onset > dep.onset:
-                    c.explained_by = dep.service
-                dep.explains.add(c.service)
-            stack.extend(calls.get(dep_name, ()))
-
-
 def _kind(c: Candidate, measured: bool) -> tuple[CauseKind, str | None]:
     if c.change is not None:
-        return ("config" if c.change[0].kind == "config" else "deploy"), None
+        return ("config" if c.change[0].kind in ("config", "feature_flag") else "deploy"), None
+    if c.load_of is not None:
+        return "traffic", "traffic"
     if not measured or not c.anomalies:
         return "dependency", "client_errors"
     own = {a.signal: a for a, _ in c.anomalies}
     if "memory" in own:
         return "memory", "memory"
     if "cpu" in own and ("latency" not in own
-                         or own["cpu"].onset <= own["latency"].onset + EXPLAIN_TOLERANCE):
+                         or own["cpu"].onset <= own["latency"].onset + TOLERANCE):
         return "cpu", "cpu"
     for signal in ("latency", "errors", "traffic"):
         if signal in own:

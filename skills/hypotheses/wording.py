@@ -29,13 +29,15 @@ def _clock(unix: float, snap: Snapshot) -> str:
 
 
 def describe(c: Candidate, kind: str, snap: Snapshot) -> str:
-    if not c.all and c.change is not None:
+    if not c.all and c.change is not None and c.load_of is None:
         ch = c.change[0]
         lead = (snap.at.timestamp() - ch.occurred_at.timestamp()) / 60.0
         what = ch.description or ch.version or ch.kind
         return (f"{c.service} had a {ch.kind} ({what}) {lead:.0f} min before the alert; none "
                 "of its metrics has left its baseline yet, so this is a lead to check, not a "
                 "finding.")
+    if c.load_of is not None and c.change is None:
+        return _load_origin(c, snap)
     own = sorted(c.anomalies, key=lambda p: -p[0].z)
     parts = [f"{a.signal} {format_value(a.signal, a.baseline)} → "
              f"{format_value(a.signal, a.peak)}" for a, _ in own[:2]]
@@ -88,3 +90,21 @@ def next_check(service: str, kind: str, change: ChangeRecord | None) -> str:
                     f"sum by (route) (rate(http_requests_total{{{sel}}}[5m]))"),
     }
     return checks.get(kind, f"Look at {service}'s dashboards around the onset.")
+
+
+def _load_origin(c: Candidate, snap: Snapshot) -> str:
+    """A load's origin: the traffic it took or the calls it made rose, and what they pushed."""
+    own = next((a for a, _ in c.anomalies if a.signal == "traffic"), None)
+    pushed = sorted(c.calls_out, key=lambda p: -p[0].z)
+    parts = []
+    if own is not None:
+        parts.append(f"its traffic rose {format_value('traffic', own.baseline)} → "
+                     f"{format_value('traffic', own.peak)} from {_clock(own.onset, snap)}")
+    if pushed:
+        a, _, target = pushed[0]
+        parts.append(f"its calls to {target} rose {format_value('traffic', a.baseline)} → "
+                     f"{format_value('traffic', a.peak)} from {_clock(a.onset, snap)}")
+    text = f"{c.service}: {'; '.join(parts) or 'its load rose'}"
+    return text + (f". That load saturated {c.load_of}, which explains "
+                   f"{', '.join(sorted(c.explains - {c.load_of})) or 'the alert'}."
+                   if c.load_of else ".")

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 # How each signal goes wrong: "up" means a rise is bad, "down" a fall, "both" either.
 DIRECTION = {"errors": "up", "latency": "up", "traffic": "both", "cpu": "up", "memory": "up",
-             "client_errors": "up", "client_latency": "up"}
+             "client_errors": "up", "client_latency": "up", "client_traffic": "both"}
 
 
 class GoldenSignals(BaseModel):
@@ -37,6 +37,9 @@ class GoldenSignals(BaseModel):
             'code=~"5.."}[$rate])) or (0 * sum by (target) (rate(http_client_requests_total{'
             'service="$service"}[$rate])))) / sum by (target) (rate('
             'http_client_requests_total{service="$service"}[$rate]))'),
+        # How often it calls each target: a rise is load it pushes (retries, a surge).
+        "client_traffic": ('sum by (target) (rate(http_client_requests_total{'
+                           'service="$service"}[$rate]))'),
     })
     # Versions running per service (a deploy shows as a new version series) and rollouts.
     versions: str = 'max by (service, version) (build_info{service=~"$services"})'
