@@ -49,10 +49,10 @@ NEW_EDGE = 300.0  # s: a call series that begins this long after the range did i
 TIER_GAP, W_CHANGE = 3.0, 1.0
 TEMPERATURE, NONE_SCORE = 1.0, 6.0
 UNCORROBORATED_CAP = 0.35  # the alerting service's own symptom alone is never a confident cause
-# A similar past incident whose confirmed cause was this (service, kind): a little over half a
-# correlated change (W_CHANGE) at a perfect match, less as the incidents differ. It reorders close leads
-# but cannot on its own lift a candidate with no anomaly and no change over "no clear cause":
-# the past suggests where to look, the present metrics decide.
+# A similar past incident whose confirmed cause was this (service, kind): a little over half
+# a correlated change (W_CHANGE) at a perfect match, less as the incidents differ. It reorders
+# close leads but cannot on its own lift a candidate with no anomaly and no change over "no
+# clear cause": the past suggests where to look, the present metrics decide.
 W_HISTORY = 0.6
 
 
@@ -187,7 +187,7 @@ def rank(snap: Snapshot, *, extra_changes: list[ChangeRecord] | None = None,
     if not any(c.all or c.change for c in cands.values()):
         return _empty(snap, log, _context(snap, log, cands, history or [], runbook))
     _link_changes(snap, cands, log, changes)
-    classify(snap, cands)
+    classify(snap, cands, split)
     cands = {k: c for k, c in cands.items() if c.all or c.change or c.tier == 3}
     context = _context(snap, log, cands, history or [], runbook)
     first = min((c.onset for c in cands.values()), default=math.inf)
@@ -361,7 +361,8 @@ def _changes_without_anomaly(snap: Snapshot, cands: dict[str, Candidate], log: E
 def _kind(c: Candidate, measured: bool) -> tuple[CauseKind, str | None]:
     if c.change is not None:
         return ("config" if c.change[0].kind in ("config", "feature_flag") else "deploy"), None
-    if c.load_of is not None:
+    if c.load_of is not None and (c.calls_out or any(a.signal == "traffic"
+                                                      for a, _ in c.anomalies)):
         return "traffic", "traffic"
     if not measured or not c.anomalies:
         return "dependency", "client_errors"

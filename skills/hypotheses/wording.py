@@ -104,7 +104,12 @@ def _load_origin(c: Candidate, snap: Snapshot) -> str:
         a, _, target = pushed[0]
         parts.append(f"its calls to {target} rose {format_value('traffic', a.baseline)} → "
                      f"{format_value('traffic', a.peak)} from {_clock(a.onset, snap)}")
-    text = f"{c.service}: {'; '.join(parts) or 'its load rose'}"
-    return text + (f". That load saturated {c.load_of}, which explains "
-                   f"{', '.join(sorted(c.explains - {c.load_of})) or 'the alert'}."
-                   if c.load_of else ".")
+    if c.load_of == c.service:
+        return f"{c.service}: {'; '.join(parts)}; the surge saturated it (CPU, latency)."
+    if not parts:  # it failed, and its callers made up for it elsewhere
+        strongest = sorted(c.all, key=lambda a: -a.z)
+        what = ", ".join(f"{a.signal.replace('_', ' ')} {format_value(a.signal, a.baseline)}"
+                         f" → {format_value(a.signal, a.peak)}" for a in strongest[:2])
+        return (f"{c.service} is failing ({what or 'seen by its callers'}); its callers made "
+                f"up for it by calling {c.load_of} more, which saturated it.")
+    return f"{c.service}: {'; '.join(parts)}. That load saturated {c.load_of}."

@@ -28,7 +28,9 @@ from tests.fakes.prometheus_server import MetricFamily
 GENERATORS = ("project", "independent")
 # seed per (generator, split). The test seeds were chosen before the method was written.
 SEEDS = {("project", "dev"): 1, ("project", "test"): 424_242,
-         ("independent", "dev"): 11, ("independent", "test"): 313_131}
+         ("independent", "dev"): 11, ("independent", "test"): 313_131,
+         # a second development seed, to see whether a change made on `dev` generalises
+         ("project", "dev2"): 2, ("independent", "dev2"): 12}
 
 
 @dataclass
