@@ -70,8 +70,10 @@ class Snapshot:
 
 
 def scope_of(service: str, edges: list[tuple[str, str]], *, depth: int = 4,
-             limit: int = 40) -> list[str]:
-    """The alerting service, its callers, and its dependencies down to `depth` hops."""
+             up: int = 3, limit: int = 40, up_limit: int = 20) -> list[str]:
+    """The alerting service, its dependencies down to `depth` hops (at most `limit`), and its
+    callers up to `up` hops (at most `up_limit` more: where a load that saturated it may have
+    come from)."""
     calls: dict[str, set[str]] = {}
     callers: dict[str, set[str]] = {}
     for a, b in edges:
@@ -87,8 +89,20 @@ def scope_of(service: str, edges: list[tuple[str, str]], *, depth: int = 4,
             if nxt not in seen:
                 seen[nxt] = seen[node] + 1
                 queue.append(nxt)
-    for caller in sorted(callers.get(service, ())):
-        seen.setdefault(caller, 1)
+    above = {service: 0}
+    queue = deque([service])
+    added = 0
+    while queue and added < up_limit:
+        node = queue.popleft()
+        if above[node] >= up:
+            continue
+        for caller in sorted(callers.get(node, ())):
+            if caller not in above:
+                above[caller] = above[node] + 1
+                queue.append(caller)
+                if caller not in seen:
+                    seen[caller] = above[caller]
+                    added += 1
     return list(seen)
 
 

@@ -36,6 +36,9 @@ class Anomaly:
     persistence: float  # share of points after onset still anomalous
     current_z: float  # robust score over the last minute: is it still going on?
     duration: float  # seconds from onset to the end of the series
+    # The baseline held a burst at least as high for as long: a usual burst of a bursty
+    # series, not news (it is kept as evidence, but explains nothing).
+    recurrent: bool = False
 
 
 def _rolling_median(x: np.ndarray, width: int) -> np.ndarray:
@@ -108,6 +111,9 @@ def detect(series: Series, signal: str, split: float) -> Anomaly | None:
         return None
     raw = series.values[start:]
     raw_ok = raw[np.isfinite(raw)]
+    level = float(np.median(finite))
+    before = np.nonzero(series.times < split)[0]
+    recurrent = bool(len(before) >= SUSTAIN and _held(zs[before], SUSTAIN) >= level)
     return Anomaly(signal=signal, onset=float(series.times[start]),
                    z=float(np.median(finite)), baseline=center,
                    peak=float(np.max(raw_ok) if DIRECTION.get(signal) != "down"
@@ -115,4 +121,14 @@ def detect(series: Series, signal: str, split: float) -> Anomaly | None:
                    current=float(raw_ok[-1]),
                    persistence=float(np.mean(finite >= Z_HOLD)),
                    current_z=float(np.median(finite[-4:])),
-                   duration=float(series.times[-1] - series.times[start]))
+                   duration=float(series.times[-1] - series.times[start]),
+                   recurrent=recurrent)
+
+
+def _held(zs: np.ndarray, width: int) -> float:
+    """The highest level a smoothed score held for `width` points in a row."""
+    z = np.where(np.isfinite(zs), zs, -np.inf)
+    if len(z) < width:
+        return -np.inf
+    windows = np.lib.stride_tricks.sliding_window_view(z, width)
+    return float(np.max(np.min(windows, axis=1)))

@@ -313,7 +313,8 @@ def _clock(unix: float, snap: Snapshot) -> str:
 def _link_changes(snap: Snapshot, cands: dict[str, Candidate], log: EvidenceLog,
                   changes: list[ChangeRecord]) -> None:
     for c in cands.values():
-        if c.strength < MIN_CHANGE_Z or c.change is not None:
+        if c.strength < MIN_CHANGE_Z or c.change is not None or \
+                all(a.recurrent for a in c.all):
             continue
         best: ChangeRecord | None = None
         for ch in changes:

@@ -49,8 +49,8 @@ EXPLAINS = 0.5  # a dependency's failures must account for half of its caller's 
 
 
 def ongoing(a: Anomaly) -> bool:
-    """Still going on at the end of the range and not a brief burst."""
-    return a.persistence >= 0.5 and a.current_z >= 2.0
+    """Still going on at the end of the range, not a brief burst, not a usual one."""
+    return a.persistence >= 0.5 and a.current_z >= 2.0 and not a.recurrent
 
 
 def effects(c: Candidate) -> list[Anomaly]:
@@ -75,7 +75,8 @@ def latest_effect(c: Candidate) -> float:
 
 
 def rising(a: Anomaly) -> bool:
-    return (a.baseline > 0 and a.current >= SURGE * a.baseline) or a.baseline <= 0 < a.current
+    """At least doubled. A call that did not exist before is a new dependency, not load."""
+    return a.baseline > 0 and a.current >= SURGE * a.baseline
 
 
 def traffic_up(c: Candidate) -> Anomaly | None:
@@ -164,13 +165,14 @@ def classify(snap: Snapshot, cands: dict[str, Candidate], split: float) -> None:
         if name not in on_path:
             continue
         deeper = [x for x in calls.get(name, []) if x in on_path and x != name
-                  and on_path.get(x) == name]
+                  and explains(c, cands[x], levels)]
         if deeper:
             c.tier = 1
             c.explained_by = min(deeper, key=lambda x: effect_onset(cands[x]))
             cands[c.explained_by].explains.add(name)
         elif effects(c) or name == start:
             c.tier = 2
+    _broken_calls(cands)
     for name in [n for n, c in cands.items() if c.tier in (1, 2)]:
         if c_self_load(cands[name], cands, callers):  # its own surge saturated it
             cands[name].tier, cands[name].load_of = 3, name
@@ -188,6 +190,29 @@ def classify(snap: Snapshot, cands: dict[str, Candidate], split: float) -> None:
         o.load_of = name
         o.explains.add(name)
         cands[name].explained_by = origin
+
+
+def _broken_calls(cands: dict[str, Candidate]) -> None:
+    """A dependency seen failing only by callers that changed just before (a timeout cut, a
+    bad endpoint configured): the callers' change broke their calls, the dependency is fine.
+    Its own series, if it has any, would show it failing for everyone."""
+    for w in [c for c in cands.values() if c.tier == 2 and c.seen_by_callers]:
+        if own_effect(w, "errors") is not None or own_effect(w, "latency") is not None:
+            continue
+        began = effect_onset(w)
+        seers = {u for a, _, u in w.seen_by_callers if ongoing(a)}
+        changed = [u for u in seers if u in cands and abs(_changed_at(cands[u]) - began)
+                   <= TOLERANCE]
+        if seers and len(changed) == len(seers):
+            u = min(changed)
+            w.tier, w.explained_by = 1, u
+            cands[u].tier = 2
+            cands[u].explains.add(w.service)
+            cands[u].explained_by = None
+
+
+def _changed_at(c: Candidate) -> float:
+    return c.change[0].occurred_at.timestamp() if c.change is not None else math.inf
 
 
 def c_self_load(c: Candidate, cands: dict[str, Candidate],
@@ -225,7 +250,11 @@ def load_origin(name: str, cands: dict[str, Candidate], callers: dict[str, list[
     c = cands[name]
     if c.change is not None or not saturated(c):
         return None  # a change of its own explains it more directly than load
-    pushers = [(a, u) for a, _, u in c.calls_in if rising(a)]
+    began = effect_onset(c) if effects(c) else min((a.onset for a in c.all), default=math.inf)
+    # Load that saturated it rose shortly before (a ramp may take a while to fill the
+    # headroom) or with its trouble, not an hour earlier.
+    pushers = [(a, u) for a, _, u in c.calls_in if rising(a)
+               and began - 2 * TOLERANCE <= a.onset <= began + TOLERANCE]
     rise = traffic_up(c)
     if not pushers and rise is not None:  # no per-caller rates: callers whose traffic rose
         pushers = [(up, u) for u in callers.get(name, []) if u in cands
