@@ -70,10 +70,11 @@ class Snapshot:
 
 
 def scope_of(service: str, edges: list[tuple[str, str]], *, depth: int = 4,
-             up: int = 3, limit: int = 40, up_limit: int = 20) -> list[str]:
-    """The alerting service, its dependencies down to `depth` hops (at most `limit`), and its
-    callers up to `up` hops (at most `up_limit` more: where a load that saturated it may have
-    come from)."""
+             up: int = 3, limit: int = 40, up_limit: int = 20, co_limit: int = 15) -> list[str]:
+    """The alerting service, its dependencies down to `depth` hops (at most `limit`), its
+    callers up to `up` hops (at most `up_limit` more), and the other callers of its
+    dependencies (at most `co_limit` more): where a load that saturated one of them may have
+    come from."""
     calls: dict[str, set[str]] = {}
     callers: dict[str, set[str]] = {}
     for a, b in edges:
@@ -89,6 +90,13 @@ def scope_of(service: str, edges: list[tuple[str, str]], *, depth: int = 4,
             if nxt not in seen:
                 seen[nxt] = seen[node] + 1
                 queue.append(nxt)
+    below = list(seen)
+    added = 0
+    for node in below[1:]:
+        for caller in sorted(callers.get(node, ())):
+            if caller not in seen and added < co_limit:
+                seen[caller] = seen[node]
+                added += 1
     above = {service: 0}
     queue = deque([service])
     added = 0

@@ -110,9 +110,12 @@ class Candidate:
 
     @property
     def onset(self) -> float:
+        """When its trouble began: the episode still going on, not an earlier one that has
+        ended (a change is matched to the episode it may have caused)."""
         if not self.all:  # a change with no anomaly yet
             return self.change[0].occurred_at.timestamp() if self.change else math.inf
-        return min(a.onset for a in self.all)
+        now = [a for a in self.all if a.persistence >= 0.5 and a.current_z >= 2.0]
+        return min(a.onset for a in (now or self.all))
 
     @property
     def strength(self) -> float:
