@@ -31,7 +31,8 @@ SEEDS = {("project", "dev"): 1, ("project", "test"): 424_242,
          ("independent", "dev"): 11, ("independent", "test"): 313_131,
          # a second development seed, to see whether a change made on `dev` generalises
          ("project", "dev2"): 2, ("independent", "dev2"): 12,
-         ("project", "dev3"): 3, ("independent", "dev3"): 13}
+         ("project", "dev3"): 3, ("independent", "dev3"): 13,
+         ("project", "dev4"): 4, ("independent", "dev4"): 14}
 
 
 @dataclass

@@ -230,7 +230,7 @@ def dump(directory: Path, outcomes: list[Outcome]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--split", choices=("dev", "dev2", "dev3", "test"), default="dev")
+    parser.add_argument("--split", choices=("dev", "dev2", "dev3", "dev4", "test"), default="dev")
     parser.add_argument("--cases", type=int, default=40, help="cases per generator")
     parser.add_argument("--generators", default=",".join(GENERATORS))
     parser.add_argument("--concurrency", type=int, default=4)
