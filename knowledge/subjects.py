@@ -82,8 +82,8 @@ def name_of(labels: dict[str, str], metric: str | None = None) -> str:
         return ident["instance"] + (f" (job {ident['job']})" if "job" in ident else "")
     if "node" in ident:
         return f"node {ident['node']}"
-    if "service" in ident:
-        return f"service {ident['service']}"
+    if "service" in ident:  # an application service goes by its name
+        return ident["service"]
     first = next(iter(ident))
     return f"{NOUN.get(first, first)} {ident[first]}"
 

@@ -84,10 +84,12 @@ async def investigate_alert(prom: PrometheusClient, alert: AlertRef, *, at: date
 
 
 def combine(alert: Investigation, service: Investigation) -> Investigation:
-    """One investigation from an alert's and its service's: the alert's symptom evidence
-    first, every hypothesis by confidence (their evidence renumbered so ids stay unique), and
-    the verdict of whichever is surer. A service investigation that found nothing adds only
-    the line saying what it checked."""
+    """One investigation from an alert's and its service's. When the call graph found causes,
+    they lead, in its order and with its verdict (the alert's subject is the symptom they
+    explain); the alert's own leads about other resources follow, their confidence shared out
+    of what the call graph left. When it found none, the alert's investigation stands, with the
+    line saying what the call graph checked. The alert's symptom evidence always comes first;
+    the service's evidence is renumbered after it so ids stay unique."""
     mapping = {e.id: f"ev-{len(alert.evidence) + i}"
                for i, e in enumerate(service.evidence, start=1)}
     evidence = list(alert.evidence) + [
@@ -95,10 +97,17 @@ def combine(alert: Investigation, service: Investigation) -> Investigation:
         for e in service.evidence]
     moved = [h.model_copy(update={"evidence_ids": [mapping[i] for i in h.evidence_ids]})
              for h in service.hypotheses]
-    hypotheses = sorted(alert.hypotheses + moved, key=lambda h: -h.confidence)[:5]
-    best_alert = alert.hypotheses[0].confidence if alert.hypotheses else 0.0
-    best_service = service.hypotheses[0].confidence if service.hypotheses else 0.0
-    verdict = service.verdict if best_service > best_alert else alert.verdict
+    if moved:
+        named = {h.cause.service for h in moved} | {service.service}
+        left = max(0.0, 1.0 - moved[0].confidence)
+        extra = [h.model_copy(update={"confidence": round(max(0.01, h.confidence * left), 3)})
+                 for h in alert.hypotheses
+                 if h.cause.service not in named and h.cause.resource.get("service") not in named]
+        hypotheses = (moved + extra)[:5]
+        verdict = service.verdict
+    else:
+        hypotheses = list(alert.hypotheses)
+        verdict = alert.verdict
     onsets = [o for o in (alert.onset, service.onset) if o is not None]
     return Investigation(service=alert.service, at=alert.at, start=min(alert.start,
                                                                         service.start),

@@ -23,6 +23,7 @@ SUSTAIN_AT_END = 3  # … or this many, if the run lasts to the end of the data
 TAIL_RAW = 2  # … or, unsmoothed, the last this many points
 SMOOTH = 5  # rolling-median width, in points
 MIN_BASELINE = 20
+RECURRING = 2  # bursts as high, this many times in the baseline: the series' usual bursts
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class Anomaly:
     persistence: float  # share of points after onset still anomalous
     current_z: float  # robust score over the last minute: is it still going on?
     duration: float  # seconds from onset to the end of the series
-    # The baseline held a burst at least as high for as long: a usual burst of a bursty
+    # The baseline held bursts at least as high, more than once: a usual burst of a bursty
     # series, not news (it is kept as evidence, but explains nothing).
     recurrent: bool = False
 
@@ -113,7 +114,8 @@ def detect(series: Series, signal: str, split: float) -> Anomaly | None:
     raw_ok = raw[np.isfinite(raw)]
     level = float(np.median(finite))
     before = np.nonzero(series.times < split)[0]
-    recurrent = bool(len(before) >= SUSTAIN and _held(zs[before], SUSTAIN) >= level)
+    recurrent = bool(len(before) >= SUSTAIN
+                     and _episodes(zs[before], level, SUSTAIN) >= RECURRING)
     return Anomaly(signal=signal, onset=float(series.times[start]),
                    z=float(np.median(finite)), baseline=center,
                    peak=float(np.max(raw_ok) if DIRECTION.get(signal) != "down"
@@ -125,10 +127,12 @@ def detect(series: Series, signal: str, split: float) -> Anomaly | None:
                    recurrent=recurrent)
 
 
-def _held(zs: np.ndarray, width: int) -> float:
-    """The highest level a smoothed score held for `width` points in a row."""
-    z = np.where(np.isfinite(zs), zs, -np.inf)
-    if len(z) < width:
-        return -np.inf
-    windows = np.lib.stride_tricks.sliding_window_view(z, width)
-    return float(np.max(np.min(windows, axis=1)))
+def _episodes(zs: np.ndarray, level: float, width: int) -> int:
+    """How many separate times a smoothed score held `level` for `width` points in a row."""
+    above = np.where(np.isfinite(zs), zs, -np.inf) >= level
+    count = run = 0
+    for hit in above:
+        run = run + 1 if hit else 0
+        if run == width:
+            count += 1
+    return count

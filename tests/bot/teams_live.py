@@ -6,6 +6,7 @@ Activities are signed as Bot Framework signs them and POSTed to `/api/messages`.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,11 +85,20 @@ def teams_settings(settings: Settings, fake: FakeBotFramework, prometheus: str, 
 @pytest.fixture
 async def teams_live(settings: Settings, erring_prom: str, monkeypatch: pytest.MonkeyPatch
                      ) -> AsyncIterator[TeamsLive]:
+    async with teams_copilot(settings, erring_prom, monkeypatch) as live:
+        yield live
+
+
+@asynccontextmanager
+async def teams_copilot(settings: Settings, prometheus: str, monkeypatch: pytest.MonkeyPatch
+                        ) -> AsyncIterator[TeamsLive]:
+    """The app with its workers and Teams configured against a fresh local Bot Framework,
+    investigating against `prometheus`."""
     with running_botframework() as fake:
         for name, value in fake.trust_environ().items():
             monkeypatch.setenv(name, value)
         fake.team_channels[TEAM] = [{"id": TEAM}, {"id": INCIDENTS, "name": "incidents"}]
-        configured = teams_settings(settings, fake, erring_prom)
+        configured = teams_settings(settings, fake, prometheus)
         db = await prepare_database(configured)
         app = create_app(configured, db=db)
         try:

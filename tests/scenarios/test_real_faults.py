@@ -13,108 +13,38 @@ alert's own runbook. CPU saturation (`stress-ng`) runs in the benchmark, not her
 from __future__ import annotations
 
 import json
-import secrets
-import shutil
+import os
+import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import need
-from tests.fakes.alertmanager_server import copilot_server, free_port
-from tests.fakes.real_stack import RealStack
-from tests.fakes.slack_api import FakeSlack, Message, running_slack
+from tests.fakes.real_copilot import Copilot, running_copilot
 
 pytestmark = pytest.mark.slow
-
-WARM_UP = 10.0  # seconds of scrapes before the first fault: a baseline to compare with
-BRIEFING_TIMEOUT = 60.0  # alert fires ≤ 8 s after the fault; the investigation takes seconds
-
-
-@dataclass
-class Copilot:
-    stack: RealStack
-    slack: FakeSlack
-    log: Path
-
-    def briefings(self) -> list[tuple[str, Message, str]]:
-        """Every investigation posted in an incident channel's thread: (channel name, the
-        message, its text with the blocks' text flattened)."""
-        out = []
-        for channel in list(self.slack.channels.values()):
-            if not channel.name.startswith("inc-"):
-                continue
-            for m in list(self.slack.messages.get(channel.id, [])):
-                if m.thread_ts and (m.text or "").startswith("Investigation of "):
-                    out.append((channel.name, m, flatten(m)))
-        return out
-
-    def cards(self) -> list[tuple[str, Message]]:
-        return [(c.name, m) for c in list(self.slack.channels.values())
-                if c.name.startswith("inc-")
-                for m in list(self.slack.messages.get(c.id, []))
-                if not m.thread_ts and m.blocks]
-
-    def wait_briefing(self, what: str, check: Callable[[str], bool]) -> tuple[str, str]:
-        deadline = time.monotonic() + BRIEFING_TIMEOUT
-        while time.monotonic() < deadline:
-            for name, _, text in self.briefings():
-                if check(text):
-                    return name, text
-            time.sleep(0.25)
-        seen = "\n---\n".join(t[:600] for _, _, t in self.briefings())
-        raise AssertionError(f"no briefing {what} within {BRIEFING_TIMEOUT:.0f} s; briefings "
-                             f"so far:\n{seen}\n--- copilot log tail:\n"
-                             f"{self.log.read_text()[-3000:]}")
-
-
-def flatten(message: Message) -> str:
-    """A message as a reader sees it: its text and every text inside its blocks."""
-    parts = [message.text or ""]
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key == "text" and isinstance(value, str):
-                    parts.append(value)
-                else:
-                    walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(message.blocks or [])
-    return "\n".join(parts)
-
-
-def _executable() -> str:
-    beside = Path(sys.executable).with_name("sre-copilot")
-    found = str(beside) if beside.is_file() else shutil.which("sre-copilot")
-    need(found is not None, "the sre-copilot console script is not installed")
-    assert found is not None
-    return found
 
 
 @pytest.fixture(scope="module")
 def copilot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Copilot]:
-    work = tmp_path_factory.mktemp("real-faults")
-    token = secrets.token_urlsafe(16)
-    port = free_port()
-    stack = RealStack(work / "stack", webhook_url=f"http://127.0.0.1:{port}/webhooks/"
-                      "alertmanager", webhook_token=token)
-    with running_slack() as slack, copilot_server(
-            _executable(), work / "copilot", database_url=f"sqlite:///{work / 'copilot.db'}",
-            token=token, port=port, ready_timeout=90, extra_env={
-                "PROMETHEUS_URL": stack.prometheus_url, "SLACK_BOT_TOKEN": "xoxb-test",
-                "SLACK_SIGNING_SECRET": "secret", "SLACK_API_URL": slack.base_url + "/api/",
-                "SRE_COPILOT_SLACK_CREATE_CHANNELS": "true",
-                "SRE_COPILOT_WORKER_POLL_SECONDS": "0.2"}), stack:
-        time.sleep(WARM_UP)  # the exporters run a while before anything breaks, as in life
-        yield Copilot(stack, slack, work / "copilot" / "copilot.log")
+    with running_copilot(tmp_path_factory.mktemp("real-faults")) as running:
+        yield running
+
+
+def investigate_cli(copilot: Copilot, *args: str) -> dict[str, Any]:
+    """`sre-copilot investigate … --json` against the stack's Prometheus, as a user runs it."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("SRE_COPILOT_") and k != "DATABASE_URL"}
+    env.update(PROMETHEUS_URL=copilot.stack.prometheus_url,
+               SRE_COPILOT_DATA_DIR=str(copilot.log.parent.parent / "cli"))
+    done = subprocess.run([str(Path(sys.executable).with_name("sre-copilot")), "investigate",
+                           *args, "--json"], env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    found: dict[str, Any] = json.loads(done.stdout)
+    return found
 
 
 def evidence_of(text: str) -> bool:
@@ -152,6 +82,13 @@ def test_a_target_down_names_the_instance_that_stopped_answering(copilot: Copilo
         assert stack.redis_exporter_address in head, head
         assert "down" in text and evidence_of(text) and "up{" in text
         assert "runbooks.prometheus-operator.dev/runbooks/general/targetdown" in text
+        # The same from a terminal: the alert by name and a label, no service.
+        found = investigate_cli(copilot, "--alert", "TargetDown", "--match", "job=redis")
+        top = found["hypotheses"][0]
+        assert top["cause"]["resource"]["instance"] == stack.redis_exporter_address
+        assert top["cause"]["kind"] == "down" and top["confidence"] >= 0.5
+        first = found["evidence"][0]
+        assert first["query"] and "up" in first["query"] and first["values"]["current"] == 100
     finally:
         stack.restart_redis_exporter()
 
