@@ -300,9 +300,11 @@ def rank_alert(snap: AlertSnapshot, subjects: list[Subject], neighbours: list[Su
         hyps.append(hypothesis(log, snap, n, 0.5 * rest * strength, symptom_ev,
                                subject_of=subjects[0]))
     changes_evidence(log, snap, changes, onset)
-    runbook_line = runbook_evidence(log, snap, runbook)
+    runbook_line, runbook_ev = runbook_evidence(log, snap, runbook)
     hyps.sort(key=lambda h: -h.confidence)
     top = hyps[0] if hyps else None
+    if top is not None and runbook_ev is not None:  # the runbook for what to do first
+        top.evidence_ids.append(runbook_ev)
     if top is not None and top.confidence >= 0.5:
         verdict = (f"Look at {top.cause.service} first ({top.cause.kind}, confidence "
                    f"{top.confidence:.2f}).")

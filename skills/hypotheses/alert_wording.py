@@ -186,16 +186,19 @@ def changes_evidence(log: EvidenceLog, snap: AlertSnapshot, changes: Sequence[Ch
                     labels={"service": ch.service, "kind": ch.kind}, link=ch.link)
 
 
-def runbook_evidence(log: EvidenceLog, snap: AlertSnapshot, runbook: RunbookLead | None) -> str:
+def runbook_evidence(log: EvidenceLog, snap: AlertSnapshot, runbook: RunbookLead | None
+                     ) -> tuple[str, str | None]:
+    """The verdict's runbook line and the evidence id behind it: the alert's own
+    `runbook_url` first (the rule's author chose it), else the runbook search's best hit."""
     url = snap.alert.annotations.get("runbook_url") or snap.alert.annotations.get("runbook")
     if url:
-        log.add(source="alert", summary=f"{snap.alert.name}'s runbook: {url}", link=url,
-                labels={"alertname": snap.alert.name})
-        return f" Runbook: {url}."
+        ev = log.add(source="alert", summary=f"{snap.alert.name}'s runbook: {url}", link=url,
+                     labels={"alertname": snap.alert.name})
+        return f" Runbook: {url}.", ev
     if runbook is not None:
         where = runbook.path + (f" § {runbook.section}" if runbook.section else "")
-        log.add(source="runbooks", summary=f"Runbook: {runbook.title} — {where}",
-                values={"score": round(runbook.score, 3)},
-                labels={"path": runbook.path, "section": runbook.section})
-        return f" Runbook: {runbook.title} ({where})."
-    return ""
+        ev = log.add(source="runbooks", summary=f"Runbook: {runbook.title} — {where}",
+                     values={"score": round(runbook.score, 3)},
+                     labels={"path": runbook.path, "section": runbook.section})
+        return f" Runbook: {runbook.title} ({where}).", ev
+    return "", None
