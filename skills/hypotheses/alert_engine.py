@@ -41,7 +41,7 @@ from skills.hypotheses.alert_wording import (
 from skills.hypotheses.engine import EvidenceLog, RunbookLead
 from skills.hypotheses.models import Investigation, RankedHypothesis
 from skills.hypotheses.resources import Moved, Subject
-from skills.shifts import Direction, Shift, shift
+from skills.shifts import ON, Direction, Shift, shift
 from skills.types import Series
 
 # Set from first principles and checked on the independent alert cases' dev seed
@@ -83,10 +83,41 @@ def fired_from(snap: AlertSnapshot) -> float:
 
 def split_of(snap: AlertSnapshot, fired: float) -> float:
     """Where the baseline ends: a quarter of the data before the alert fired is kept as the
-    time in which its cause may have begun (at least two steps, at most 30 minutes)."""
+    time in which its cause may have begun (at least two steps, at most 30 minutes) — or more,
+    when the value the rule watches had already left its early level before that (a rule over
+    a 2-minute rate, or with a long `for:`, fires well after the trouble began)."""
     before = max(0.0, fired - snap.data_start)
     lead = min(max(0.25 * before, 2 * snap.step), 1800.0)
-    return fired - lead
+    split = fired - lead
+    left = departure(snap, fired)
+    if left is not None:
+        split = max(min(split, left - 2 * snap.step), snap.data_start + 2 * snap.step)
+    return split
+
+
+def departure(snap: AlertSnapshot, fired: float) -> float | None:
+    """When the watched value last left its early level for good before the alert fired: its
+    early level is the median and MAD of the first quarter of the data before firing; it left
+    at the start of the run beyond 3 robust deviations that lasts until the alert fired."""
+    if not snap.quantity:
+        return None
+    s = snap.quantity[0]
+    ok = np.isfinite(s.values) & (s.times <= fired)
+    t, v = s.times[ok], s.values[ok]
+    early = v[t < snap.data_start + 0.25 * max(0.0, fired - snap.data_start)]
+    if len(early) < 3 or len(v) < 6:
+        return None
+    center = float(np.median(early))
+    scale = max(1.4826 * float(np.median(np.abs(early - center))), 0.05 * abs(center), 1e-9)
+    z = (v - center) / scale
+    direction = direction_of(snap)
+    bad = -z if direction == "down" else np.abs(z) if direction == "both" else z
+    if bad[-1] < ON:
+        return None
+    i = len(bad) - 1
+    while i > 0 and bad[i - 1] >= ON:
+        i -= 1
+    return float(t[i])
 
 
 def score(series: Series, metric: str, query: str, relation: str, split: float,
@@ -192,9 +223,10 @@ def gather_around(snap: AlertSnapshot, subjects: list[Subject], onset: float
 
 
 def _symptom_delta(subject: Subject) -> dict[tuple[str, str], float]:
-    """The subject's change the bad way, per (kind, unit), summed over its series."""
+    """The change the bad way of what the alert watches of its subject (its breakdown's
+    series), per (kind, unit): what a neighbour must account for."""
     out: dict[tuple[str, str], float] = {}
-    for m in subject.drivers + subject.around:
+    for m in subject.drivers:
         if m.family.unit in ("bytes", "cores") and m.bad_delta > 0:
             key = (m.family.kind, m.family.unit)
             out[key] = out.get(key, 0.0) + m.bad_delta

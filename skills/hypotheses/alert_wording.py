@@ -85,6 +85,19 @@ def _moved_line(m: Moved) -> str:
             f"{_fmt(m.shift.current, m.family)}")
 
 
+def _visible(m: Moved) -> bool:
+    """A move that shows in the numbers as people read them (not `0.00 → 0.00 cores`)."""
+    return (m.shift.vanished or m.shift.appeared
+            or _fmt(m.shift.baseline, m.family) != _fmt(m.shift.current, m.family))
+
+
+def _weight(m: Moved) -> tuple[bool, float]:
+    """Order of mention: moved first; among series with a unit, the largest change in that
+    unit (a core of user time before a hundredth of steal), else the robust score."""
+    size = abs(m.bad_delta) if m.family.unit in ("bytes", "cores") else m.shift.z
+    return (not m.shift.moved and not m.shift.appeared, -size)
+
+
 def _add_moved(log: EvidenceLog, snap: AlertSnapshot, m: Moved) -> str:
     when = (f" from {datetime.fromtimestamp(m.shift.onset, tz=snap.at.tzinfo):%H:%M:%S}"
             if m.shift.onset else "")
@@ -109,9 +122,9 @@ def _kind(s: Subject) -> CauseKind:
 def hypothesis(log: EvidenceLog, snap: AlertSnapshot, s: Subject, confidence: float,
                 symptom_ev: str, *, subject_of: Subject | None = None) -> RankedHypothesis:
     ids = [symptom_ev]
-    main = sorted(s.drivers, key=lambda m: (-m.shift.moved, -m.shift.z))[:3]
-    near = sorted((m for m in s.around if not m.shift.vanished),
-                  key=lambda m: -m.shift.z)[:4]
+    main = sorted((m for m in s.drivers if _visible(m)), key=_weight)[:3]
+    near = sorted((m for m in s.around if not m.shift.vanished and _visible(m)),
+                  key=_weight)[:4]
     gone = [m for m in s.around if m.shift.vanished]
     ids += [_add_moved(log, snap, m) for m in main + near]
     parts = list(dict.fromkeys(_moved_line(m) for m in main + near[:2]))
