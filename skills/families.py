@@ -147,6 +147,8 @@ def is_noise(metric: str) -> bool:
 
 
 BAD_PHASES = ("Pending", "Failed", "Unknown")
+GOOD_WHEN_TRUE = ("kube_pod_status_ready", "kube_pod_status_scheduled",
+                  "kube_pod_status_containers_ready", "kube_pod_status_initialized")
 NODE_PRESSURES = ("MemoryPressure", "DiskPressure", "PIDPressure", "NetworkUnavailable")
 
 
@@ -161,7 +163,12 @@ def direction_for(metric: str, labels: dict[str, str], fam: Family) -> Direction
             return "up" if bad_when_true else "down"
         return "down" if bad_when_true and status == "false" else "up"
     if condition in ("true", "false", "unknown") and metric.startswith("kube_"):
-        return "down" if condition == "true" else "up"
+        if metric in GOOD_WHEN_TRUE:  # ready, scheduled: falling is bad
+            return "down" if condition == "true" else "up"
+        # failed and the like: the `true` series goes the family's way, `false` the other
+        if condition == "false":
+            return "down" if fam.direction == "up" else "up"
+        return fam.direction if condition == "true" else "up"
     if metric == "kube_pod_status_phase" and labels.get("phase"):
         return "up" if labels["phase"] in BAD_PHASES else "down"
     return fam.direction

@@ -52,6 +52,8 @@ class Selector:
         parts = [m.text() for m in self.matchers if m.label != "__name__"]
         parts += [Matcher(k, "=", v).text() for k, v in sorted((extra or {}).items())
                   if k not in have]
+        if not parts:  # `up{}` is not PromQL: a bare name is
+            return self.metric or '{__name__=~".+"}'
         return f"{self.metric or ''}{{{','.join(parts)}}}"
 
     def series_promql(self, extra: dict[str, str] | None = None) -> str:

@@ -95,7 +95,7 @@ def shift(times: np.ndarray, values: np.ndarray, *, split: float,
     n_base, n_after = int(before.sum()), int(after.sum())
     expected_after = int((times >= split).sum())
     if n_base < MIN_BASE:
-        if n_after >= 2 and n_base == 0 and expected_after:
+        if n_after >= 2 and expected_after:
             last = values[after]
             return Shift(z=0.0, peak_z=0.0, onset=float(times[after][0]), baseline=np.nan,
                          current=float(last[-1]), peak=float(last[-1]), appeared=True)

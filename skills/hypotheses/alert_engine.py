@@ -28,7 +28,7 @@ from datetime import datetime
 
 import numpy as np
 
-from skills.alert_context import AlertSnapshot, matches
+from skills.alert_context import AlertSnapshot
 from skills.context import ChangeRecord
 from skills.families import Family, direction_for, family_of, identity
 from skills.hypotheses.alert_wording import (
@@ -69,11 +69,11 @@ def fired_from(snap: AlertSnapshot) -> float:
         ok = np.isfinite(s.values)
         if not ok.any():
             continue
-        idx = np.nonzero(ok)[0]
-        i = len(idx) - 1
-        while i > 0 and idx[i] - idx[i - 1] <= 3:  # a missed evaluation or two is no gap
+        t = s.times[ok]  # only the times the series had a value: gaps are missing points
+        i = len(t) - 1
+        while i > 0 and t[i] - t[i - 1] <= 3 * snap.step:  # a missed evaluation is no gap
             i -= 1
-        starts.append(float(s.times[idx[i]]))
+        starts.append(float(t[i]))
     if starts:
         return min(starts)
     if snap.alert.starts_at is not None:
@@ -165,7 +165,7 @@ def pick_subjects(snap: AlertSnapshot) -> tuple[list[Subject], float, Shift | No
             if m is None:
                 continue
             ident = identity(m.labels, m.metric)
-            held = any(f and matches(f, ident) and set(f) <= set(ident) for f in firing)
+            held = any(f and f == ident for f in firing)  # the rule fires for exactly it
             moved = m.shift.moved and (m.shift.onset or math.inf) <= fired + tolerance
             if not (moved or held):
                 continue
