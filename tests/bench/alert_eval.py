@@ -119,38 +119,32 @@ def pct(x: float) -> str:
     return f"{100 * x:4.0f}%"
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--split", choices=tuple(SEEDS), default="dev")
-    parser.add_argument("--cases", type=int, default=27)
-    parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--quiet", action="store_true")
-    parser.add_argument("--explain", action="store_true",
-                        help="print the hypotheses and evidence of every case not right at top-1")
-    args = parser.parse_args()
+def evaluate(split: str, n: int, *, concurrency: int = 4, quiet: bool = False,
+             explain: bool = False) -> dict[str, Any]:
+    """Generate, backfill, investigate and print; returns the figures."""
     anchor = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
-    cases = make(args.split, args.cases, anchor)
+    cases = make(split, n, anchor)
     tmp = Path(tempfile.mkdtemp(prefix="alert-eval-"))
     try:
         text = openmetrics(merge_families(cases))
-        print(f"split {args.split}: {len(cases)} cases, OpenMetrics {len(text) / 1e6:.0f} MB")
+        print(f"split {split}: {len(cases)} alert cases, OpenMetrics {len(text) / 1e6:.0f} MB")
         with running_prometheus(tmp, text, max_block_duration="240h",
                                 ready_timeout=180) as url:
             del text
             began = time.perf_counter()
-            outcomes = asyncio.run(run_all(url, cases, args.concurrency))
+            outcomes = asyncio.run(run_all(url, cases, concurrency))
             print(f"{len(outcomes)} investigations in {time.perf_counter() - began:.1f}s")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    if not args.quiet:
+    if not quiet:
         for o in outcomes:
             mark = "✓" if o.top1 else ("·" if o.top3 else "✗")
             said = (f"{o.top[0]['service']} [{o.top[0]['kind']}] {o.top[0]['confidence']:.2f}"
                     if o.top else (o.error or "nothing"))
             print(f"  {mark} {o.case.name:26s} {o.case.alert['labels']['alertname']:32s} "
-                  f"truth {o.case.truth_names[0]:34s} -> {said[:90]}  | baseline "
+                  f"truth {o.case.truth_names[0]:34s} -> {said[-90:]}  | baseline "
                   f"{'✓' if o.baseline else '✗'}")
-    if args.explain:
+    if explain:
         for o in outcomes:
             if o.top1:
                 continue
@@ -161,7 +155,7 @@ def main() -> int:
                 print(f"  {h['confidence']:.2f} [{h['kind']}] {h['statement'][:300]}")
                 for line in h["evidence"][:5]:
                     print(f"       {line[:200]}")
-    figures: dict[str, Any] = {"split": args.split, "cases": len(outcomes)}
+    figures: dict[str, Any] = {"split": split, "cases": len(outcomes)}
     brier = [(o.confidence - float(o.top1)) ** 2 for o in outcomes]
     figures.update({
         "top1": round(float(np.mean([o.top1 for o in outcomes])), 3),
@@ -185,6 +179,20 @@ def main() -> int:
         figures["per_kind"][kind] = row
         print(f"    {kind:18s} {row['n']:3d}  {pct(row['top1'])}  {pct(row['top3'])} | "
               f"{pct(row['baseline'])}")
+    return figures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--split", choices=tuple(SEEDS), default="dev")
+    parser.add_argument("--cases", type=int, default=27)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--explain", action="store_true",
+                        help="print the hypotheses and evidence of every case not right at top-1")
+    args = parser.parse_args()
+    figures = evaluate(args.split, args.cases, concurrency=args.concurrency, quiet=args.quiet,
+                       explain=args.explain)
     print(json.dumps(figures, separators=(",", ":")))
     return 0
 

@@ -17,7 +17,10 @@ cases) beside the constant-confidence reference. The last line is JSON.
     .venv/bin/python -m tests.bench.rca_eval [--split dev|test] [--cases 40]
         [--generators project,independent] [--concurrency 4] [--dump-cases DIR] [--keep]
 
-`--split test` runs the frozen seeds never used for tuning (see rca_cases.SEEDS).
+`--split test` runs the frozen seeds never used for tuning (see rca_cases.SEEDS). The
+Kubernetes/node alert cases (`--alerts N`, tests/bench/alert_eval.py) are scored on whether the
+failing resource is named, beside the alert's own labels; `--real` adds the five real faults
+(tests/bench/rca_real.py).
 """
 
 from __future__ import annotations
@@ -237,6 +240,10 @@ def main() -> int:
     parser.add_argument("--quiet", action="store_true", help="no per-case lines")
     parser.add_argument("--keep", action="store_true", help="keep the TSDB and logs")
     parser.add_argument("--dump-cases", type=Path, metavar="DIR")
+    parser.add_argument("--alerts", type=int, default=27, metavar="N",
+                        help="Kubernetes/node alert cases (tests/bench/cases_alerts.py); 0: none")
+    parser.add_argument("--real", action="store_true",
+                        help="also the five real faults on this machine (about 5 minutes)")
     args = parser.parse_args()
 
     anchor = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
@@ -271,6 +278,19 @@ def main() -> int:
     beats = all((figures[g]["top1"] or 0) > (figures[g]["baseline_top1"] or 0)
                 and (figures[g]["top3"] or 0) >= (figures[g]["baseline_top3"] or 0)
                 for g in generators)
+    if args.alerts:
+        from tests.bench import alert_eval
+
+        print("\n=== generator alerts (Kubernetes and node alerts; the failing resource)")
+        split = "test" if args.split == "test" else "dev"
+        figures["alerts"] = alert_eval.evaluate(split, args.alerts, quiet=args.quiet)
+        beats = beats and figures["alerts"]["top1"] > figures["alerts"]["baseline"]
+    if args.real:
+        from tests.bench import rca_real
+
+        print("\n=== real faults on this machine (real exporters, Prometheus, Alertmanager, "
+              "serve)")
+        figures["real"] = [o.__dict__ for o in rca_real.evaluate()]
     print(f"\nengine beats the baseline on every generator (top-1 higher, top-3 no lower): "
           f"{'yes' if beats else 'NO'}")
     if args.dump_cases:

@@ -130,7 +130,8 @@ def run_fault(copilot: Copilot, db_url: str, fault: Fault) -> Outcome:
     return out
 
 
-def main() -> int:
+def evaluate() -> list[Outcome]:
+    """Run the five faults through a real stack and `serve`; print one line each."""
     work = Path(tempfile.mkdtemp(prefix="rca-real-"))
     outcomes = []
     with running_copilot(work, warm_up=20) as copilot:
@@ -148,7 +149,11 @@ def main() -> int:
           f"top 3: {sum(o.top3 for o in outcomes)}, top 1: {sum(o.top1 for o in outcomes)}; "
           f"runbook named: {sum(o.runbook for o in outcomes)}; the alert's own labels named it: "
           f"{sum(o.labels_named for o in outcomes)}")
-    print(json.dumps([o.__dict__ for o in outcomes], separators=(",", ":")))
+    return outcomes
+
+
+def main() -> int:
+    print(json.dumps([o.__dict__ for o in evaluate()], separators=(",", ":")))
     return 0
 
 
