@@ -84,6 +84,9 @@ def name_of(labels: dict[str, str], metric: str | None = None) -> str:
         return f"node {ident['node']}"
     if "service" in ident:  # an application service goes by its name
         return ident["service"]
+    if "job" in ident:  # a scrape job (its targets' trouble, as `TargetDown` says it)
+        return f"scrape job {ident['job']}" + (f" in {ident['namespace']}"
+                                               if "namespace" in ident else "")
     first = next(iter(ident))
     return f"{NOUN.get(first, first)} {ident[first]}"
 

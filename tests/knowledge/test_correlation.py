@@ -8,7 +8,7 @@ import hashlib
 from datetime import timedelta
 
 from knowledge.alerts import alerts_of_incident, list_alerts
-from knowledge.correlation import apply_alert, apply_pagerduty
+from knowledge.correlation import AlertSignal, apply_alert, apply_pagerduty
 from knowledge.db import Database
 from knowledge.incidents import list_incidents
 from knowledge.outbox import messages
@@ -149,3 +149,43 @@ async def test_incident_starts_with_its_earliest_alert_whatever_the_order(databa
         inc = await apply_alert(s, org_id=oid, signal=later)
         await apply_alert(s, org_id=oid, signal=earlier)
     assert inc is not None and inc.triggered_at == T0 - timedelta(minutes=3)
+
+
+def _node_alert(name: str, **labels: str) -> AlertSignal:
+    return AlertSignal(group_key=f"g-{name}", fingerprint=f"fp-{name}", status="firing",
+                       labels={"alertname": name, **labels}, annotations={},
+                       starts_at=T0, ends_at=None)
+
+
+async def test_an_incident_is_named_after_what_its_alert_is_about(database: Database) -> None:
+    """Not the job that scraped it: the filesystem on its host, the pod, the target."""
+    disk = _node_alert("NodeFilesystemAlmostOutOfSpace", job="node-exporter",
+                       instance="10.0.0.7:9100", mountpoint="/var/lib/kafka", device="sdb",
+                       fstype="ext4", severity="critical", namespace="monitoring",
+                       pod="node-exporter-x2k9f", service="node-exporter")
+    down = _node_alert("TargetDown", job="redis", namespace="default", severity="warning")
+    pod = _node_alert("KubePodCrashLooping", job="kube-state-metrics", namespace="shop",
+                      pod="cart-7d9f-xk2", container="cart", severity="warning",
+                      service="kube-state-metrics")
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        a = await apply_alert(s, org_id=oid, signal=disk)
+        b = await apply_alert(s, org_id=oid, signal=down)
+        c = await apply_alert(s, org_id=oid, signal=pod)
+    assert a is not None and b is not None and c is not None
+    assert a.service == "filesystem /var/lib/kafka on 10.0.0.7:9100"
+    assert a.title == "NodeFilesystemAlmostOutOfSpace on filesystem /var/lib/kafka on " \
+                      "10.0.0.7:9100"
+    assert b.service == "scrape job redis in default"
+    assert c.service == "container cart of pod shop/cart-7d9f-xk2"
+
+
+async def test_heartbeat_alerts_open_no_incident(database: Database) -> None:
+    """kube-prometheus's Watchdog fires all the time on purpose, InfoInhibitor too."""
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        for name, severity in (("Watchdog", "none"), ("InfoInhibitor", "none"),
+                               ("SomethingQuiet", "none")):
+            assert await apply_alert(s, org_id=oid, signal=_node_alert(
+                name, severity=severity)) is None
+        assert await list_incidents(s, org_id=oid) == []
