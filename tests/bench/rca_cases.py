@@ -59,28 +59,25 @@ def _plan(kinds: tuple[str, ...], n: int, seed: int) -> list[tuple[int, str]]:
 
 
 def project_cases(n: int, seed: int, anchor: datetime) -> list[EvalCase]:
-    from tests.fakes.scenarios import KINDS, generate_case
+    from tests.fakes import scenarios
 
     out = []
-    for i, (s, kind) in enumerate(_plan(KINDS, n, seed)):
-        c = generate_case(s, kind=kind, prefix=f"p{i:03d}-", anchor=anchor,
-                          spread=timedelta(days=10))
+    for i, (s, kind) in enumerate(_plan(scenarios.KINDS, n, seed)):
+        c = scenarios.generate_case(s, kind=kind, prefix=f"p{i:03d}-", anchor=anchor,
+                                    spread=timedelta(days=10))
         out.append(EvalCase("project", c.name, c.kind, c.root_service, c.acceptable_kinds,
                             c.alert_service, c.alert_at, c.families(), notes=list(c.noise)))
     return out
 
 
 def independent_cases(n: int, seed: int, anchor: datetime) -> list[EvalCase]:
-    from tests.bench.cases_independent import KINDS, generate_case
+    from tests.bench import cases_independent as gen
 
-    out = []
-    for i, (s, kind) in enumerate(_plan(KINDS, n, seed)):
-        c = generate_case(s, kind=kind, prefix=f"q{i:03d}-", anchor=anchor,
-                          spread=timedelta(days=10))
-        out.append(EvalCase("independent", c.name, c.kind, c.root_service, c.acceptable_kinds,
-                            c.alert_service, c.alert_at, c.families, list(c.changes),
-                            list(c.notes)))
-    return out
+    return [EvalCase("independent", c.name, c.kind, c.root_service, c.acceptable_kinds,
+                     c.alert_service, c.alert_at, c.families, list(c.changes), list(c.notes))
+            for c in (gen.generate_case(s, kind=kind, prefix=f"q{i:03d}-", anchor=anchor,
+                                        spread=timedelta(days=10))
+                      for i, (s, kind) in enumerate(_plan(gen.KINDS, n, seed)))]
 
 
 def cases(generator: str, split: str, n: int, anchor: datetime) -> list[EvalCase]:
