@@ -38,7 +38,7 @@ from skills.hypotheses.alert_wording import (
     runbook_evidence,
     symptom_evidence,
 )
-from skills.hypotheses.engine import EvidenceLog, RunbookLead
+from skills.hypotheses.candidates import EvidenceLog, RunbookLead
 from skills.hypotheses.models import Investigation, RankedHypothesis
 from skills.hypotheses.resources import Moved, Subject
 from skills.shifts import ON, Direction, Shift, shift

@@ -11,7 +11,7 @@ from datetime import datetime
 from skills.alert_context import AlertSnapshot
 from skills.context import ChangeRecord
 from skills.families import Family, name_of
-from skills.hypotheses.engine import EvidenceLog, RunbookLead
+from skills.hypotheses.candidates import EvidenceLog, RunbookLead
 from skills.hypotheses.models import Cause, CauseKind, RankedHypothesis
 from skills.hypotheses.resources import Moved, Subject
 from skills.shifts import Shift

@@ -36,7 +36,7 @@ from skills.context import Snapshot
 
 if TYPE_CHECKING:
     from skills.hypotheses.anomaly import Anomaly
-    from skills.hypotheses.engine import Candidate
+    from skills.hypotheses.candidates import Candidate
 
 # s: onsets read from 5-minute rates lag the true start by up to the rate window, more for a
 # signal that rises slowly: a dependency may show up to that much later than its caller.
@@ -185,7 +185,7 @@ def classify(snap: Snapshot, cands: dict[str, Candidate], split: float) -> None:
         if origin == name:  # an entry saturated by its own surge
             cands[name].tier, cands[name].load_of = 3, name
             continue
-        o = cands.setdefault(origin, type(cands[name])(origin))
+        o = cands.setdefault(origin, Candidate(origin))
         o.tier = 3
         o.load_of = name
         o.explains.add(name)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from skills.context import ChangeRecord, Snapshot
 
 if TYPE_CHECKING:
-    from skills.hypotheses.engine import Candidate
+    from skills.hypotheses.candidates import Candidate
 
 
 def format_value(signal: str, v: float) -> str:
