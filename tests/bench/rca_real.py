@@ -114,7 +114,10 @@ def run_fault(copilot: Copilot, db_url: str, fault: Fault) -> Outcome:
                     out.briefed_s = round(min(h.created_at.timestamp() for h in hyps)
                                           - began, 1)
                     wanted = fault.names(stack)
-                    shown = [json.dumps([h.statement, h.cause]) for h in hyps[:3]]
+                    # What each hypothesis blames: its cause (a name and the resource's
+                    # labels), not every name its statement mentions.
+                    shown = [json.dumps([h.cause.get("service"), h.cause.get("resource")])
+                             for h in hyps[:3]]
                     out.top = [h.statement[:110] for h in hyps[:3]]
                     out.top1 = any(n in shown[0] for n in wanted)
                     out.top3 = any(n in s for s in shown for n in wanted)
