@@ -27,6 +27,15 @@ from knowledge.embedding import Embedder
 IN_CI = os.environ.get("CI", "").lower() == "true"
 PG_BASE = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 SHARED = Path(__file__).resolve().parents[2] / "shared"
+ALERT_RULES = SHARED / "data" / "alert-rules"  # kube-prometheus's PrometheusRule manifests
+
+
+def need_shared(path: Path) -> None:
+    """Tests that read ../shared run where it is (CI, the developers' machines) and skip in a
+    user's clone, which has no ../shared."""
+    if not path.exists():
+        pytest.skip(f"{path} is not here (../shared is beside the project only on the "
+                    "project's own machines)")
 
 
 def need(ok: bool, why: str) -> None:

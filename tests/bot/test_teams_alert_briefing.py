@@ -18,32 +18,39 @@ from tests.bench.cases_alerts import AlertCase, generate_case, merge_families
 from tests.bot.slack_live import until
 from tests.bot.teams_live import TOKEN, card, teams_copilot
 from tests.bot.test_teams_scenario import installed
+from tests.conftest import ALERT_RULES, need_shared
 from tests.fakes.alertmanager import notification
 from tests.fakes.prometheus_server import openmetrics, running_prometheus
 
 pytestmark = pytest.mark.slow
 
 ANCHOR = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
-CASE: AlertCase = generate_case(4242, prefix="tb-", anchor=ANCHOR, spread=timedelta(hours=2),
-                                kind="target_down")
 
 
 @pytest.fixture(scope="module")
-def cluster_prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def case() -> AlertCase:
+    need_shared(ALERT_RULES)  # the case's alert is kube-prometheus's own rule
+    return generate_case(4242, prefix="tb-", anchor=ANCHOR, spread=timedelta(hours=2),
+                         kind="target_down")
+
+
+@pytest.fixture(scope="module")
+def cluster_prom(tmp_path_factory: pytest.TempPathFactory, case: AlertCase) -> Iterator[str]:
     with running_prometheus(tmp_path_factory.mktemp("cluster"),
-                            openmetrics(merge_families([CASE])), ready_timeout=60) as url:
+                            openmetrics(merge_families([case])), ready_timeout=60) as url:
         yield url
 
 
 async def test_target_down_is_briefed_with_the_pod_that_failed(
-        settings: Settings, cluster_prom: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    pod = CASE.truth_labels["pod"]
-    assert pod not in json.dumps(CASE.alert["labels"])  # the alert itself does not say
+        settings: Settings, case: AlertCase, cluster_prom: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    pod = case.truth_labels["pod"]
+    assert pod not in json.dumps(case.alert["labels"])  # the alert itself does not say
     async with teams_copilot(settings, cluster_prom, monkeypatch) as live:
         await installed(live)
         sent = await live.client.post(
             "/webhooks/alertmanager", headers={"Authorization": f"Bearer {TOKEN}"},
-            json=notification([CASE.alert]))
+            json=notification([case.alert]))
         assert sent.status_code == 202
 
         def briefing() -> str | None:

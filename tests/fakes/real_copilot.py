@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import need
+from tests.conftest import ALERT_RULES, need, need_shared
 from tests.fakes.alertmanager_server import copilot_server, free_port
 from tests.fakes.real_stack import RealStack
 from tests.fakes.slack_api import FakeSlack, Message, running_slack
@@ -90,7 +90,9 @@ def _executable() -> str:
 @contextmanager
 def running_copilot(work: Path, *, warm_up: float = WARM_UP) -> Iterator[Copilot]:
     """A real stack notifying a real `serve` (SQLite, Slack creating incident channels),
-    warmed up; everything stopped afterwards."""
+    warmed up; everything stopped afterwards. Its rules are kube-prometheus's own, read from
+    ../shared: without them (a user's clone) the caller is skipped."""
+    need_shared(ALERT_RULES)
     token = secrets.token_urlsafe(16)
     port = free_port()
     stack = RealStack(work / "stack", webhook_url=f"http://127.0.0.1:{port}/webhooks/"
