@@ -37,6 +37,7 @@ from skills.hypotheses.alert_wording import (
     hypothesis,
     runbook_evidence,
     symptom_evidence,
+    worth_saying,
 )
 from skills.hypotheses.candidates import EvidenceLog, RunbookLead
 from skills.hypotheses.models import Investigation, RankedHypothesis
@@ -314,7 +315,7 @@ def rank_alert(snap: AlertSnapshot, subjects: list[Subject], neighbours: list[Su
     log = EvidenceLog()
     symptom_ev = symptom_evidence(log, snap, onset, watched)
     explaining = explainers(snap, subjects[0], neighbours, pool) if subjects else []
-    others = sorted((n for n in neighbours if n not in explaining),
+    others = sorted((n for n in neighbours if n not in explaining and worth_saying(n)),
                     key=lambda n: (-n.strength, n.onset))
     clear = [s for s in subjects if s.clear]
     hyps: list[RankedHypothesis] = []

@@ -91,6 +91,11 @@ def _visible(m: Moved) -> bool:
             or _fmt(m.shift.baseline, m.family) != _fmt(m.shift.current, m.family))
 
 
+def worth_saying(s: Subject) -> bool:
+    """A neighbour with at least one move that shows in its numbers (or a series gone)."""
+    return any(_visible(m) for m in s.drivers + s.around)
+
+
 def _weight(m: Moved) -> tuple[bool, float]:
     """Order of mention: moved first; among series with a unit, the largest change in that
     unit (a core of user time before a hundredth of steal), else the robust score."""
