@@ -179,8 +179,11 @@ async def run(settings: Settings, *, service: str | None, at: str | None, window
             if alert:
                 name, labels = parse_alert(alert, matches or [])
                 ref = await find_alert(prom, name, labels)
-                by_alert, _ = await investigate_alert(prom, ref, at=when, window=span,
-                                                      changes=changes)
+                by_alert, snap = await investigate_alert(prom, ref, at=when, window=span,
+                                                         changes=changes)
+                if snap.expr is None:
+                    raise UsageError(f"--alert {name}: no alert of that name is firing and no "
+                                     "loaded rule has it (see Prometheus' /alerts and /rules)")
                 inv = combine(by_alert, by_service) if by_service else by_alert
             else:
                 assert by_service is not None

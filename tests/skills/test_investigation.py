@@ -99,3 +99,19 @@ def test_investigate_without_prometheus_url_is_a_clear_error(tmp_path: Path) -> 
                             env=env, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 2
     assert "PROMETHEUS_URL is not set" in result.stderr
+
+
+def test_investigate_an_unknown_alert_is_a_clear_error(prometheus: str, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SRE_COPILOT_")}
+    env.update(PROMETHEUS_URL=prometheus, SRE_COPILOT_DATA_DIR=str(tmp_path),
+               PYTHONPATH=str(ROOT))
+    for alert, said in (("NoSuchAlert", "no alert of that name is firing and no loaded rule"),
+                        ("Bad{", 'expected NAME or NAME{label="value"}')):
+        result = subprocess.run([sys.executable, "-m", "bot.cli", "investigate", "--alert", alert],
+                                env=env, capture_output=True, text=True, timeout=60, check=False)
+        assert result.returncode == 2, result.stderr
+        assert said in result.stderr
+    result = subprocess.run([sys.executable, "-m", "bot.cli", "investigate", "--alert", "X",
+                             "--match", "nolabel"], env=env, capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 2 and "expected label=value" in result.stderr
