@@ -23,6 +23,7 @@ import numpy as np
 
 from knowledge.embedding import Embedder, TokenVectors
 from knowledge.runbooks.documents import RunbookDocument, discover, parse
+from knowledge.runbooks.lexical import LexicalIndex
 from knowledge.text import content_words, identifiers, stem, words
 from knowledge.vectors import cosine_collection
 
@@ -82,6 +83,9 @@ class Corpus:
     # the index is small enough (None above EXACT_SEARCH_MAX chunks: chromadb's HNSW answers).
     vectors: np.ndarray | None = None
     rows: list[tuple[tuple[str, str], str]] = field(default_factory=list)
+    # BM25 over each runbook's title (twice) and text, in the order of `keys`.
+    keys: list[tuple[str, str]] = field(default_factory=list)
+    lexical: LexicalIndex | None = None
 
 
 @dataclass(frozen=True)
@@ -219,8 +223,10 @@ class RunbookIndex:
                     headings.setdefault(key, []).append((int(meta.get("order", 0)),
                                                          str(meta["section"])))
             entries: dict[tuple[str, str], RunbookEntry] = {}
+            documents: list[tuple[str, str]] = []
             for key, meta in heads.items():
                 body = "\n".join(texts[key])
+                documents.append((str(meta["title"]), body))
                 alerts = [a for a in str(meta.get("alerts", "")).split(",") if a]
                 entries[key] = RunbookEntry(
                     root=key[0], path=key[1], title=str(meta["title"]),
@@ -236,7 +242,8 @@ class RunbookIndex:
             df = Counter(w for e in entries.values() for w in {s for s in e.stems})
             n = len(entries)
             idf = {w: math.log((n + 1) / (c + 0.5)) for w, c in df.items()}
-            corpus = Corpus(version=version, entries=entries, idf=idf)
+            corpus = Corpus(version=version, entries=entries, idf=idf, keys=list(heads),
+                            lexical=LexicalIndex(documents))
             if small and got["embeddings"] is not None and len(got["embeddings"]):
                 corpus.vectors = np.asarray(got["embeddings"], dtype=np.float32)
                 corpus.rows = [((str(m["root"]), str(m["path"])), str(m["section"]))

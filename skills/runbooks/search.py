@@ -19,10 +19,12 @@ are few on purpose: the held-back queries differ.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import numpy as np
 from pydantic import BaseModel, Field
 
 from knowledge.alerts import Alert
@@ -33,14 +35,16 @@ from knowledge.text import content_words, first_sentence, identifiers, stem, wor
 W_ALIGN, W_DENSE, W_TITLE, W_COVER = 0.8, 0.2, 0.15, 0.1
 SCALE = W_ALIGN + W_DENSE + W_TITLE + W_COVER  # final scores land in [0, 1]
 W_METRIC = 0.05  # per metric name the query and runbook share (at most two count)
-MIN_SCORE = 0.65  # below this the best runbook is not about the query: abstain
-# A short chat question ("runbook for checkout 5xx") says less than an alert's summary and
-# description, so fewer of its word pieces can align: its relevance runs lower for the same
-# runbook (0.64 against 0.74+ for the alert text on the test runbooks, while unrelated
-# runbooks stay under 0.4).
-QUESTION_MIN_SCORE = 0.5
-QUESTION_MAX_WORDS = 12
+# The abstention rule (`answers`): logistic weights over `features`, its intercept and the bar
+# on the logit (P >= 0.65), fitted by tests/bench/runbook_calibrate.py on the dev split only
+# (129 alert texts, 78 questions; 5-fold cross-validated: alert texts 0.97 answered right where
+# a runbook exists, 0.85 abstained where none does; questions 0.87 and 0.93).
+ABSTAIN_WEIGHTS = (13.490, 1.098, 2.635, 4.091, -1.137)
+ABSTAIN_INTERCEPT = -9.717
+ABSTAIN_LOGIT = 0.619
+QUESTION_MAX_WORDS = 12  # a brief query: at most this many content words, in one sentence
 RERANK = 5  # candidates that get the (costlier) word-level relevance
+LEXICAL_RERANK = 2  # and the best by BM25 alone, when not among them
 NEIGHBOURS = 40  # sections fetched from chromadb
 
 
@@ -52,8 +56,6 @@ class RunbookQuery(BaseModel):
     alertname: str | None = None
     runbook_url: str | None = None
     service: str | None = None
-    # Overrides MIN_SCORE, e.g. QUESTION_MIN_SCORE for a short chat question.
-    min_score: float | None = Field(default=None, ge=0.0, le=1.0)
 
 
 class RunbookHit(BaseModel):
@@ -81,10 +83,11 @@ class RunbookAnswer(BaseModel):
 @dataclass
 class _Candidate:
     entry: RunbookEntry
-    dense: float
+    dense: float  # best section's cosine with the query
     section: str
     title_cover: float
     cover: float
+    lexical: float  # BM25, as a share of the best runbook's BM25 for this query
     metric_bonus: float
     relevance: float = 0.0
 
@@ -99,6 +102,88 @@ class _Candidate:
         return max(0.0, min(1.0, raw))
 
 
+@dataclass(frozen=True)
+class Ranking:
+    """The reranked candidates, best first, with what the abstention rule reads."""
+
+    candidates: list[_Candidate]
+    words: int  # content words in the query
+    lexical_top: tuple[str, str] | None  # the runbook BM25 alone ranks first
+    # How far the first candidate's cosine stands above the runbooks at large, in robust
+    # standard deviations (median and MAD of every runbook's best section): an off-topic
+    # question is about as close to every runbook, an on-topic one to a few.
+    standout: float = 0.0
+    # A brief query: one short sentence, as people type a question, rather than an alert's
+    # summary and description.
+    brief: bool = False
+
+
+def rank(index: RunbookIndex, query: RunbookQuery) -> Ranking:
+    """Candidates from both retrievers (the nearest sections and the best BM25 runbooks),
+    the few best by retrieval reranked by relevance."""
+    corpus = index.corpus()
+    headline = query.headline or first_sentence(query.text)
+    vector, head_tokens = index.embedder.encode_query(query.text, headline)
+    lexical = _lexical(corpus, query.text)
+    # With the vectors in memory every section is scored (exact and cheap), so a runbook BM25
+    # brings in has its true cosine too; above that chromadb answers the nearest only.
+    n = len(corpus.rows) if corpus.vectors is not None else NEIGHBOURS
+    chunks = index.nearest(vector, n)
+    candidates = _candidates(corpus, chunks, lexical, query)
+    by_lexical = sorted(candidates, key=lambda c: c.lexical, reverse=True)
+    best = sorted(candidates, key=lambda c: c.retrieval, reverse=True)[:RERANK]
+    best += [c for c in by_lexical[:LEXICAL_RERANK] if c not in best and c.lexical > 0]
+    for c in best:
+        c.relevance = alignment(head_tokens, index.summary_tokens(c.entry))
+    best.sort(key=lambda c: c.score, reverse=True)
+    top_lexical = by_lexical[0].entry.key if by_lexical and by_lexical[0].lexical > 0 else None
+    return Ranking(candidates=best, words=len(content_words(query.text)),
+                   lexical_top=top_lexical,
+                   standout=_standout(chunks, best[0].dense) if best else 0.0,
+                   brief=_brief(query.text))
+
+
+def _brief(text: str) -> bool:
+    return (len(content_words(text)) <= QUESTION_MAX_WORDS
+            and first_sentence(text).strip() == text.strip())
+
+
+def _standout(chunks: list[ChunkHit], top: float) -> float:
+    per_runbook: dict[tuple[str, str], float] = {}
+    for hit in chunks:
+        per_runbook[hit.key] = max(per_runbook.get(hit.key, -1.0), hit.similarity)
+    values = np.fromiter(per_runbook.values(), dtype=np.float32)
+    if len(values) < 5:
+        return 0.0
+    median = float(np.median(values))
+    mad = float(np.median(np.abs(values - median))) * 1.4826 or 1e-6
+    return (top - median) / mad
+
+
+def features(ranking: Ranking) -> list[float]:
+    """What the abstention rule reads about the first candidate: its score, how far its cosine
+    stands out from the runbooks at large, and whether the query is short (a chat question says
+    less than an alert's summary and description, so the same runbook scores lower for it) —
+    with the two signals again for short queries, so the bar can differ by length."""
+    short = float(ranking.brief)
+    if not ranking.candidates:
+        return [0.0, 0.0, short, 0.0, 0.0]
+    score = ranking.candidates[0].score
+    standout = math.log1p(max(0.0, ranking.standout))
+    return [score, standout, short, score * short, standout * short]
+
+
+def answers(ranking: Ranking) -> bool:
+    """The abstention rule: P(a right runbook is among the first three) from a logistic model
+    over `features`, against a bar; below it the search abstains. Fitted by
+    tests/bench/runbook_calibrate.py on the dev split of alert texts and questions together."""
+    if not ranking.candidates:
+        return False
+    logit = ABSTAIN_INTERCEPT + sum(w * x for w, x in zip(ABSTAIN_WEIGHTS, features(ranking),
+                                                           strict=True))
+    return logit >= ABSTAIN_LOGIT
+
+
 def search(index: RunbookIndex, query: RunbookQuery, k: int = 3) -> RunbookAnswer:
     """Synchronous (torch, chromadb): async callers use `search_async`."""
     corpus = index.corpus()
@@ -107,14 +192,8 @@ def search(index: RunbookIndex, query: RunbookQuery, k: int = 3) -> RunbookAnswe
                              message="No runbooks are indexed yet: run `sre-copilot runbooks "
                                      "ingest PATH`.")
     pinned = _pinned(corpus, query)
-    headline = query.headline or first_sentence(query.text)
-    vector, head_tokens = index.embedder.encode_query(query.text, headline)
-    candidates = _candidates(corpus, index.nearest(vector, NEIGHBOURS), query)
-    best = sorted(candidates, key=lambda c: c.retrieval, reverse=True)[:RERANK]
-    for c in best:
-        c.relevance = alignment(head_tokens, index.summary_tokens(c.entry))
-    best.sort(key=lambda c: c.score, reverse=True)
-
+    ranking = rank(index, query)
+    best = ranking.candidates
     hits = list(pinned)
     taken = {(h.root, h.path) for h in hits}
     for c in best:
@@ -125,12 +204,12 @@ def search(index: RunbookIndex, query: RunbookQuery, k: int = 3) -> RunbookAnswe
                                    score=round(c.score, 3), title=c.entry.title,
                                    reason="similarity", root=c.entry.root))
             taken.add(c.entry.key)
-    needed = MIN_SCORE if query.min_score is None else query.min_score
-    abstained = not pinned and (not best or best[0].score < needed)
+    abstained = not pinned and not answers(ranking)
     if abstained:
+        closest = ", ".join(h.path for h in hits)
         message = ("No runbook found for this"
-                   + (f" (the closest, {hits[0].path}, scores {hits[0].score:.2f}; "
-                      f"{needed:.2f} is needed)" if hits else "") + ".")
+                   + (f" (closest: {closest}, none close enough to be sure)" if hits else "")
+                   + ".")
     else:
         top = hits[0]
         message = f"Runbook: {top.title} — {top.path}" + (f" § {top.section}" if top.section
@@ -200,11 +279,25 @@ def _first_section(entry: RunbookEntry) -> str:
     return entry.sections[0] if entry.sections else ""
 
 
-def _candidates(corpus: Corpus, chunks: list[ChunkHit], query: RunbookQuery
-                ) -> list[_Candidate]:
+def _lexical(corpus: Corpus, text: str) -> dict[tuple[str, str], float]:
+    """BM25 of every runbook, as a share of the best one's (so it reads alike across queries)."""
+    if corpus.lexical is None:
+        return {}
+    scores = corpus.lexical.scores(text)
+    top = float(scores.max()) if len(scores) else 0.0
+    if top <= 0:
+        return {}
+    return {key: float(s) / top for key, s in zip(corpus.keys, scores, strict=True)}
+
+
+def _candidates(corpus: Corpus, chunks: list[ChunkHit], lexical: dict[tuple[str, str], float],
+                query: RunbookQuery) -> list[_Candidate]:
+    lexical_best = set(sorted(lexical, key=lexical.__getitem__, reverse=True)[:LEXICAL_RERANK])
     dense: dict[tuple[str, str], float] = {}
     section: dict[tuple[str, str], tuple[float, str]] = {}
-    for hit in chunks:
+    for i, hit in enumerate(chunks):
+        if i >= NEIGHBOURS and hit.key not in dense and hit.key not in lexical_best:
+            continue  # only the nearest sections bring a runbook in, or BM25 does
         if hit.key not in corpus.entries:
             continue
         dense[hit.key] = max(dense.get(hit.key, -1.0), hit.similarity)
@@ -214,6 +307,9 @@ def _candidates(corpus: Corpus, chunks: list[ChunkHit], query: RunbookQuery
     q_stems = {stem(w) for w in words(query.text)}
     q_metrics = {i for i in identifiers(query.text) if "_" in i}
     weight = sum(corpus.idf[stem(w)] for w in q_words) or 1.0
+    # The best BM25 runbooks join even when no section of theirs was among the nearest.
+    for key in lexical_best:
+        dense.setdefault(key, 0.0)
     out: list[_Candidate] = []
     for key, sim in dense.items():
         entry = corpus.entries[key]
@@ -222,5 +318,6 @@ def _candidates(corpus: Corpus, chunks: list[ChunkHit], query: RunbookQuery
                        / max(1, len(entry.title_words)))
         metric_bonus = W_METRIC * min(2, len(q_metrics & entry.mentions))
         out.append(_Candidate(entry=entry, dense=sim, section=section.get(key, (0.0, ""))[1],
-                              title_cover=title_cover, cover=cover, metric_bonus=metric_bonus))
+                              title_cover=title_cover, cover=cover,
+                              lexical=lexical.get(key, 0.0), metric_bonus=metric_bonus))
     return out

@@ -7,13 +7,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, Field
 
-from skills.runbooks.search import (
-    MIN_SCORE,
-    QUESTION_MAX_WORDS,
-    QUESTION_MIN_SCORE,
-    RunbookQuery,
-    search_async,
-)
+from skills.runbooks.search import RunbookQuery, search_async
 from skills.types import Evidence, SkillContext, SkillResult
 
 
@@ -36,15 +30,13 @@ class RunbookSearch:
 
     async def run(self, ctx: SkillContext, args: BaseModel) -> SkillResult:
         assert isinstance(args, RunbookSearch.Input)
-        short = len(args.query.split()) <= QUESTION_MAX_WORDS and not args.alertname
+        # The same search and the same abstention rule as `runbooks search`, the incident
+        # briefing and the evidence engine: one decision, whoever asks.
         answer = await search_async(ctx.client("runbooks"), RunbookQuery(
             text=args.query, alertname=args.alertname, service=args.service,
-            runbook_url=args.runbook_url,
-            min_score=QUESTION_MIN_SCORE if short else None), k=args.k)
-        needed = QUESTION_MIN_SCORE if short else MIN_SCORE
-        # Only runbooks that fit are offered: near misses are noise to someone at 3 a.m.
-        fits = [] if answer.abstained else [
-            h for h in answer.results if h.reason != "similarity" or h.score >= needed]
+            runbook_url=args.runbook_url), k=args.k)
+        # When it abstains nothing is offered as evidence: the message still names the closest.
+        fits = [] if answer.abstained else answer.results
         evidence = [
             Evidence(id=f"ev-{i}", source="runbooks", query=args.query,
                      summary=f"{h.title} — {h.path}" + (f" § {h.section}" if h.section else ""),

@@ -1,0 +1,114 @@
+"""Fits the runbook abstention rule on the dev split only, by cross-validation.
+
+For every dev case of tests/bench/runbook_cases.py (alert texts and questions together: one rule
+for both) it ranks the runbooks as `skills.runbooks.search` does and records what the rule reads
+about the first candidate: its score, its margin over the second, whether BM25 alone ranks it
+first too, its BM25 share and the query's length in words. A logistic regression (scikit-learn)
+learns P(a right runbook is in the top three) from those; 5-fold cross-validation, stratified by
+kind and outcome, picks the probability threshold that maximises balanced accuracy (right
+answers when a runbook exists, abstentions when none does). It prints the cross-validated
+figures per kind beside the old single-score rule, and the coefficients to paste into
+skills/runbooks/search.py. The test split is never read.
+
+    .venv/bin/python tests/bench/runbook_calibrate.py
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from knowledge.embedding import Embedder
+from knowledge.runbooks.index import RunbookIndex
+from knowledge.vectors import open_chroma
+from skills.runbooks.search import RunbookQuery, features, rank
+from tests.bench.runbook_cases import RUNBOOKS, Case, all_cases
+
+
+def rows(index: RunbookIndex, cases: list[Case]) -> tuple[np.ndarray, np.ndarray]:
+    x, y = [], []
+    for case in cases:
+        ranking = rank(index, RunbookQuery(text=case.query))
+        top3 = [c.entry.path for c in ranking.candidates[:3]]
+        x.append(features(ranking))
+        y.append(int(case.expected is not None and any(case.right(p) for p in top3)))
+    return np.asarray(x, dtype=float), np.asarray(y)
+
+
+def figures(cases: list[Case], answer: np.ndarray, y: np.ndarray, kind: str) -> str:
+    pick = [i for i, c in enumerate(cases) if c.kind == kind]
+    has = [i for i in pick if cases[i].expected]
+    none = [i for i in pick if not cases[i].expected]
+    recall = sum(bool(answer[i] and y[i]) for i in has) / max(1, len(has))
+    abst = sum(not answer[i] for i in none) / max(1, len(none))
+    return f"{kind:9} recall@3 (answered) {recall:.2f}  abstained when none {abst:.2f}"
+
+
+def main() -> int:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    cases = [c for c in all_cases() if c.split == "dev"]
+    work = Path(tempfile.mkdtemp(prefix="runbook-calibrate-"))
+    try:
+        index = RunbookIndex(open_chroma(work / "data"), Embedder(), work / "data" / "vectors")
+        index.ingest(RUNBOOKS)
+        x, y = rows(index, cases)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    kinds = np.asarray([c.kind for c in cases])
+    has = np.asarray([c.expected is not None for c in cases])
+
+    def fit(train: np.ndarray) -> Any:
+        return make_pipeline(StandardScaler(), LogisticRegression(C=1.0)).fit(x[train], y[train])
+
+    def objective(answer: np.ndarray, pick: np.ndarray) -> float:
+        """The mean, over alert texts and questions, of right answers where a runbook exists
+        and abstentions where none does."""
+        rates = []
+        for kind in ("alert", "question"):
+            ok, none = pick & (kinds == kind) & has, pick & (kinds == kind) & ~has
+            rates += [float(np.mean(answer[ok] & (y[ok] == 1))), float(np.mean(~answer[none]))]
+        return float(np.mean(rates))
+
+    print("old rule (score >= 0.65):")
+    for kind in ("alert", "question"):
+        print("  " + figures(cases, x[:, 0] >= 0.65, y, kind))
+    strata = np.asarray([f"{c.kind}{yy}" for c, yy in zip(cases, y, strict=True)])
+    thresholds = np.arange(0.2, 0.81, 0.05)
+    answer = np.zeros(len(y), dtype=bool)
+    everything = np.ones(len(y), dtype=bool)
+    for train, test in StratifiedKFold(5, shuffle=True, random_state=0).split(x, strata):
+        model = fit(train)
+        inside = np.zeros(len(y), dtype=bool)
+        inside[train] = True
+        p_train = model.predict_proba(x)[:, 1]
+        t = max(thresholds, key=lambda t: objective(p_train >= t, inside))
+        answer[test] = (p_train >= t)[test]
+    print("logistic, 5-fold cross-validated (threshold picked inside each fold):")
+    for kind in ("alert", "question"):
+        print("  " + figures(cases, answer, y, kind))
+    model = fit(everything)
+    prob = model.predict_proba(x)[:, 1]
+    t = float(max(thresholds, key=lambda t: objective(prob >= t, everything)))
+    scaler, logistic = model.named_steps["standardscaler"], model.named_steps["logisticregression"]
+    weights = logistic.coef_[0] / scaler.scale_
+    intercept = logistic.intercept_[0] - float(np.sum(weights * scaler.mean_))
+    print(f"ABSTAIN_WEIGHTS = ({', '.join(f'{w:.3f}' for w in weights)})")
+    print(f"ABSTAIN_INTERCEPT = {intercept:.3f}")
+    print(f"ABSTAIN_LOGIT = {math.log(t / (1 - t)):.3f}  # P >= {t:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
