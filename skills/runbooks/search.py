@@ -38,13 +38,14 @@ W_METRIC = 0.05  # per metric name the query and runbook share (at most two coun
 # The abstention rule (`answers`): logistic weights over `features`, its intercept and the bar
 # on the logit (P >= 0.65), fitted by tests/bench/runbook_calibrate.py on the dev split only
 # (129 alert texts, 78 questions; 5-fold cross-validated: alert texts 0.97 answered right where
-# a runbook exists, 0.85 abstained where none does; questions 0.87 and 0.93).
-ABSTAIN_WEIGHTS = (13.490, 1.098, 2.635, 4.091, -1.137)
-ABSTAIN_INTERCEPT = -9.717
+# a runbook exists, 0.85 abstained where none does; questions 0.86 and 0.80).
+ABSTAIN_WEIGHTS = (12.757, 1.102, 2.202, 3.455, -0.640)
+ABSTAIN_INTERCEPT = -9.309
 ABSTAIN_LOGIT = 0.619
 QUESTION_MAX_WORDS = 12  # a brief query: at most this many content words, in one sentence
 RERANK = 5  # candidates that get the (costlier) word-level relevance
-LEXICAL_RERANK = 2  # and the best by BM25 alone, when not among them
+LEXICAL_RERANK = 5  # the best by BM25 alone join the candidates, when not among the nearest
+RRF_K = 60
 NEIGHBOURS = 40  # sections fetched from chromadb
 
 
@@ -90,6 +91,7 @@ class _Candidate:
     lexical: float  # BM25, as a share of the best runbook's BM25 for this query
     metric_bonus: float
     relevance: float = 0.0
+    fused: float = 0.0  # reciprocal rank fusion of the vector and BM25 rankings: the order
 
     @property
     def retrieval(self) -> float:
@@ -131,15 +133,20 @@ def rank(index: RunbookIndex, query: RunbookQuery) -> Ranking:
     chunks = index.nearest(vector, n)
     candidates = _candidates(corpus, chunks, lexical, query)
     by_lexical = sorted(candidates, key=lambda c: c.lexical, reverse=True)
-    best = sorted(candidates, key=lambda c: c.retrieval, reverse=True)[:RERANK]
-    best += [c for c in by_lexical[:LEXICAL_RERANK] if c not in best and c.lexical > 0]
+    by_dense = sorted(candidates, key=lambda c: c.dense, reverse=True)
+    lexical_rank = {key: i for i, key in enumerate(
+        sorted(lexical, key=lexical.__getitem__, reverse=True), start=1)}
+    # Reciprocal rank fusion of the two rankings (Cormack et al., 2009, with its k = 60): no
+    # weight to fit, and a runbook first in either ranking stays near the top.
+    for i, c in enumerate(by_dense, start=1):
+        c.fused = 1 / (RRF_K + i) + 1 / (RRF_K + lexical_rank.get(c.entry.key, len(lexical) + 1))
+    best = sorted(candidates, key=lambda c: c.fused, reverse=True)[:RERANK]
     for c in best:
         c.relevance = alignment(head_tokens, index.summary_tokens(c.entry))
-    best.sort(key=lambda c: c.score, reverse=True)
     top_lexical = by_lexical[0].entry.key if by_lexical and by_lexical[0].lexical > 0 else None
     return Ranking(candidates=best, words=len(content_words(query.text)),
                    lexical_top=top_lexical,
-                   standout=_standout(chunks, best[0].dense) if best else 0.0,
+                   standout=_standout(chunks, max(c.dense for c in best[:3])) if best else 0.0,
                    brief=_brief(query.text))
 
 
@@ -168,7 +175,8 @@ def features(ranking: Ranking) -> list[float]:
     short = float(ranking.brief)
     if not ranking.candidates:
         return [0.0, 0.0, short, 0.0, 0.0]
-    score = ranking.candidates[0].score
+    # The question is whether any of the first three is right: the best of their scores.
+    score = max(c.score for c in ranking.candidates[:3])
     standout = math.log1p(max(0.0, ranking.standout))
     return [score, standout, short, score * short, standout * short]
 
