@@ -1,7 +1,8 @@
 """`sre-copilot runbooks ingest PATH` and `sre-copilot runbooks search [--json] [QUERY]`.
 
 With no QUERY, search reads one query per line from standard input and answers each as it comes
-(one JSON line per query with --json), so a file of alert texts can be piped through.
+(one JSON line per query with --json), so a file of alert texts can be piped through: line N of
+the output always answers line N of the input, a blank line included (abstained, with a reason).
 """
 
 from __future__ import annotations
@@ -31,14 +32,19 @@ def ingest(settings: Settings, path: Path, out: TextIO = sys.stdout) -> int:
 
 def run_search(settings: Settings, query: str | None, *, json_out: bool, k: int = 3,
                stdin: TextIO = sys.stdin, out: TextIO = sys.stdout) -> int:
+    if query is not None and not query.strip():
+        print("sre-copilot runbooks search: the query is empty", file=sys.stderr)
+        return 2
     index = open_indexes(settings).runbooks
-    queries = [query] if query is not None else (line.strip() for line in stdin)
+    queries = [query] if query is not None else (line.rstrip("\r\n") for line in stdin)
     asked = 0
-    for text in queries:
-        if not text:
-            continue
+    for line in queries:
         asked += 1
-        answer = search(index, RunbookQuery(text=text[:10_000]), k=k)
+        text = line.strip()
+        answer = (search(index, RunbookQuery(text=text[:10_000]), k=k) if text
+                  else RunbookAnswer(query="", results=[], abstained=True,
+                                     reason="empty query", message="Nothing to search for: "
+                                     "the line is empty."))
         if json_out:
             out.write(json.dumps(answer.as_json_line()) + "\n")
             out.flush()

@@ -9,6 +9,7 @@ and "crash looping" meet on `crash`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 
 import bm25s
 import numpy as np
@@ -24,7 +25,7 @@ def title_terms(title: str) -> list[str]:
     """A title's terms, twice (a title says what the runbook is for), and each pair of adjacent
     words run together: people type "notready", "crashloop", "imagepull" as one word."""
     parts = words(title)
-    joined = [stem(a + b) for a, b in zip(parts, parts[1:], strict=False)]
+    joined = [stem(a + b) for a, b in pairwise(parts)]
     return terms(title) * 2 + joined
 
 

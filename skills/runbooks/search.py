@@ -73,12 +73,17 @@ class RunbookAnswer(BaseModel):
     results: list[RunbookHit]
     abstained: bool
     message: str  # one line for people: what was found, or that nothing was
+    reason: str | None = None  # why it abstained, for machines: see `search`
 
     def as_json_line(self) -> dict[str, object]:
-        """The `runbooks search --json` shape."""
-        return {"query": self.query, "abstained": self.abstained,
-                "results": [{"path": h.path, "section": h.section, "score": h.score}
-                            for h in self.results]}
+        """The `runbooks search --json` shape (`reason` only when it abstained)."""
+        line: dict[str, object] = {
+            "query": self.query, "abstained": self.abstained,
+            "results": [{"path": h.path, "section": h.section, "score": h.score}
+                        for h in self.results]}
+        if self.abstained and self.reason:
+            line["reason"] = self.reason
+        return line
 
 
 @dataclass
@@ -197,6 +202,7 @@ def search(index: RunbookIndex, query: RunbookQuery, k: int = 3) -> RunbookAnswe
     corpus = index.corpus()
     if not corpus.entries:
         return RunbookAnswer(query=query.text, results=[], abstained=True,
+                             reason="no runbooks indexed",
                              message="No runbooks are indexed yet: run `sre-copilot runbooks "
                                      "ingest PATH`.")
     pinned = _pinned(corpus, query)
@@ -223,7 +229,8 @@ def search(index: RunbookIndex, query: RunbookQuery, k: int = 3) -> RunbookAnswe
         message = f"Runbook: {top.title} — {top.path}" + (f" § {top.section}" if top.section
                                                             else "")
     return RunbookAnswer(query=query.text, results=hits[:k], abstained=abstained,
-                         message=message)
+                         message=message,
+                         reason="no runbook is close enough" if abstained else None)
 
 
 def query_for_alert(alert: Alert) -> RunbookQuery:

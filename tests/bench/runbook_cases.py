@@ -94,10 +94,18 @@ def alert_cases(rng_seed: int = SEED) -> list[Case]:
     shared = [json.loads(line) for line in DEV_QUERIES.read_text().splitlines() if line.strip()]
     rng = random.Random(rng_seed)
     paths = runbook_paths()
+    rules = sorted(load_rules(str(RULES_DIR)).items())
+
+    def alert_of(query: str) -> str:
+        """The rule a shared dev query was rendered from: the longest fixed summary prefix."""
+        heads = [(len(h), alert) for (alert, _), r in rules
+                 if (h := _static(r.annotations.get("summary", ""))) and query.startswith(h)]
+        return max(heads)[1] if heads else "shared-dev"
+
     cases = [Case(query=row["query"], expected=row["expected_runbook"], kind="alert",
-                  split="dev", source="shared-dev") for row in shared]
+                  split="dev", source=alert_of(row["query"])) for row in shared]
     seen: set[str] = set()
-    for (alert, _severity), rule in sorted(load_rules(str(RULES_DIR)).items()):
+    for (alert, _severity), rule in rules:
         summary = rule.annotations.get("summary", "")
         description = rule.annotations.get("description") or rule.annotations.get("message", "")
         head = _static(summary) or _static(description)

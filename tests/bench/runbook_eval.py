@@ -69,6 +69,7 @@ def plain_cosine(index: RunbookIndex) -> Method:
 
 def score(method: Method, cases: list[Case], show_misses: bool = False) -> dict[str, Any]:
     ranks: list[int | None] = []
+    ranked: list[int | None] = []  # the same, whether or not it abstained
     abstained: list[bool] = []
     latencies: list[float] = []
     for case in cases:
@@ -79,6 +80,7 @@ def score(method: Method, cases: list[Case], show_misses: bool = False) -> dict[
         rank = None if abst else next((i for i, p in enumerate(paths[:3], 1)
                                        if case.right(p)), None)
         ranks.append(rank)
+        ranked.append(next((i for i, p in enumerate(paths[:3], 1) if case.right(p)), None))
         abstained.append(abst)
         wrong = (case.expected is None) != abst or (case.expected is not None and rank != 1)
         if show_misses and wrong:
@@ -91,6 +93,8 @@ def score(method: Method, cases: list[Case], show_misses: bool = False) -> dict[
         "cases": len(cases), "with_runbook": len(has), "without": sum(none),
         "recall@1": sum(r == 1 for r in has) / max(1, len(has)),
         "recall@3": sum(r is not None for r in has) / max(1, len(has)),
+        "ranked_recall@3": sum(r is not None for r, c in zip(ranked, cases, strict=True)
+                               if c.expected) / max(1, len(has)),
         "answered_when_runbook": sum(not a for a, n in zip(abstained, none, strict=True)
                                      if not n) / max(1, len(has)),
         "abstention_recall": right_abst / max(1, sum(none)),
@@ -100,14 +104,14 @@ def score(method: Method, cases: list[Case], show_misses: bool = False) -> dict[
     }
 
 
-COLUMNS = ("recall@1", "recall@3", "answered_when_runbook", "abstention_recall",
+COLUMNS = ("recall@1", "recall@3", "ranked_recall@3", "answered_when_runbook", "abstention_recall",
            "abstention_precision")
 
 
 def report(cases: list[Case], methods: dict[str, Method], show_misses: bool
            ) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    print(f"{'set':16} {'method':13} {'n':>4} {'r@1':>5} {'r@3':>5} {'kept':>5} "
+    print(f"{'set':16} {'method':13} {'n':>4} {'r@1':>5} {'r@3':>5} {'rk@3':>5} {'kept':>5} "
           f"{'abst-R':>6} {'abst-P':>6}")
     for kind in ("alert", "question"):
         for split in ("dev", "test"):

@@ -48,12 +48,16 @@ def _search_lines(result: subprocess.CompletedProcess[str]) -> list[dict[str, An
     return [json.loads(line) for line in result.stdout.splitlines()]
 
 
-def _check_answers(lines: list[dict[str, Any]]) -> None:
-    """One JSON line per non-empty query, in order, with the documented keys and nothing else."""
-    asked = [q for q in QUERIES if q.strip()]
-    assert [line["query"] for line in lines] == [q.strip() for q in asked]
+def _check_answers(all_lines: list[dict[str, Any]]) -> None:
+    """One JSON line per input line, in order (line N answers line N, a blank one with an
+    abstention and its reason), with the documented keys and nothing else."""
+    assert [line["query"] for line in all_lines] == [q.strip() for q in QUERIES]
+    blanks = [line for q, line in zip(QUERIES, all_lines, strict=True) if not q.strip()]
+    assert blanks == [{"query": "", "abstained": True, "results": [], "reason": "empty query"}] * 2
+    lines = [line for q, line in zip(QUERIES, all_lines, strict=True) if q.strip()]
     for line in lines:
-        assert set(line) == {"query", "results", "abstained"}
+        assert set(line) == ({"query", "results", "abstained", "reason"} if line["abstained"]
+                             else {"query", "results", "abstained"})
         results = line["results"]
         assert isinstance(results, list) and 1 <= len(results) <= 3
         for hit in results:
@@ -64,7 +68,7 @@ def _check_answers(lines: list[dict[str, Any]]) -> None:
     assert errors["abstained"] is False and errors["results"][0]["path"] == "HighErrorRate.md"
     assert tls["abstained"] is False
     assert tls["results"][0]["path"] == "ingress/CertificateExpiry.md"
-    assert coffee["abstained"] is True
+    assert coffee["abstained"] is True and coffee["reason"] == "no runbook is close enough"
     assert kafka["abstained"] is False
     assert kafka["results"][0] == {"path": "kafka/KafkaConsumerLag.md", "section": "Mitigation",
                                    "score": 1.0}
@@ -96,10 +100,21 @@ def test_ingest_of_something_that_is_not_a_directory_exits_2(tmp_path: Path) -> 
 
 
 def test_search_with_no_query_exits_2(tmp_path: Path) -> None:
-    result = _run(["search", "--json"], tmp_path / "state", stdin="\n  \n")
+    result = _run(["search", "--json"], tmp_path / "state", stdin="")
     assert result.returncode == 2
     assert "no query" in result.stderr and "Traceback" not in result.stderr
     assert result.stdout == ""
+    empty = _run(["search", "--json", "  "], tmp_path / "state")
+    assert empty.returncode == 2 and empty.stdout == ""
+    assert "the query is empty" in empty.stderr
+
+
+def test_blank_lines_piped_in_each_get_their_answer(tmp_path: Path) -> None:
+    """Blank lines alone still answer line for line: nothing is dropped, nothing is an error."""
+    result = _run(["search", "--json"], tmp_path / "state", stdin="\n  \n")
+    lines = _search_lines(result)
+    assert lines == [{"query": "", "abstained": True, "results": [],
+                      "reason": "empty query"}] * 2
 
 
 @pytest.fixture
