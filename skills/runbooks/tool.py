@@ -36,7 +36,10 @@ class RunbookSearch:
             text=args.query, alertname=args.alertname, service=args.service,
             runbook_url=args.runbook_url), k=args.k)
         # When it abstains nothing is offered as evidence: the message still names the closest.
-        fits = [] if answer.abstained else answer.results
+        # When it answers, its first runbook is the answer; the others stay out unless the alert
+        # itself names them (runbook_url, alert name): near misses are noise at 3 a.m.
+        fits = [] if answer.abstained else [
+            h for i, h in enumerate(answer.results) if i == 0 or h.reason != "similarity"]
         evidence = [
             Evidence(id=f"ev-{i}", source="runbooks", query=args.query,
                      summary=f"{h.title} — {h.path}" + (f" § {h.section}" if h.section else ""),

@@ -84,7 +84,9 @@ async def test_incident_channel_end_to_end(live: Live) -> None:
     command = slack.slash_command("/sre", "postmortem", channel.id, "U0ANA")
     assert (await live.slack_post(command, form=True)).status_code == 200
     draft = await until("the post-mortem file", lambda: next(
-        (f for f in slack.files.values() if f.filename.endswith("postmortem.md")), None))
+        (f for f in slack.files.values() if f.filename.endswith("postmortem.md")
+         and f.completed), None))  # uploaded and shared: its bytes arrive before it completes
+    assert draft.data is not None
     assert b"INC-1" in draft.data and b"confirmed" in draft.data.lower()
     # The confirmed hypothesis is the post-mortem's root cause.
     async with live.db.session() as s:
