@@ -1,14 +1,15 @@
-"""Fits the runbook abstention rule on the dev split only, by cross-validation.
+"""Fits the runbook abstention rule on the dev splits (dev, dev2) only, by cross-validation.
 
-For every dev case of tests/bench/runbook_cases.py (alert texts and questions together: one rule
-for both) it ranks the runbooks as `skills.runbooks.search` does and records what the rule reads
-about the first candidate: its score, its margin over the second, whether BM25 alone ranks it
-first too, its BM25 share and the query's length in words. A logistic regression (scikit-learn)
-learns P(a right runbook is in the top three) from those; 5-fold cross-validation, stratified by
-kind and outcome, picks the probability threshold that maximises balanced accuracy (right
-answers when a runbook exists, abstentions when none does). It prints the cross-validated
-figures per kind beside the old single-score rule, and the coefficients to paste into
-skills/runbooks/search.py. The test split is never read.
+For every dev and dev2 case of tests/bench/runbook_cases.py (alert texts and questions
+together: one rule for both) it ranks the runbooks as `skills.runbooks.search` does and records
+what the rule reads (`features`): the best score of the first three, how far the best cosine
+stands out from the runbooks at large, whether the query is brief, and those two again for brief
+queries. A logistic regression (scikit-learn) learns P(a right runbook is among the first three)
+from them; 5-fold cross-validation, stratified by kind and outcome with an alert's texts (or a
+question) kept in one fold, picks inside each fold the bar on P that maximises the mean of four
+rates: right answers where a runbook exists and abstentions where none does, for alert texts and
+for questions. It prints the cross-validated figures per kind beside the old single-score rule,
+and the constants to paste into skills/runbooks/search.py. The test split is never read.
 
     .venv/bin/python tests/bench/runbook_calibrate.py
 """
@@ -58,7 +59,7 @@ def main() -> int:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    cases = [c for c in all_cases() if c.split == "dev"]
+    cases = [c for c in all_cases() if c.split in ("dev", "dev2")]
     work = Path(tempfile.mkdtemp(prefix="runbook-calibrate-"))
     try:
         index = RunbookIndex(open_chroma(work / "data"), Embedder(), work / "data" / "vectors")

@@ -1,18 +1,22 @@
-"""The runbook-search evaluation sets: alert texts and on-call questions, each split into a dev
-part (tuned on) and a frozen test part (scored, never tuned on).
+"""The runbook-search evaluation sets: alert texts and on-call questions in three splits.
 
-Alert texts: every kube-prometheus alerting rule in ../shared/data/alert-rules, its summary and
-description rendered (Go templates, tests/bench/cases_alerts.py) with label values drawn from a
-seeded pool unlike the shared dev set's. The expected runbook is the runbook named after the alert
-in ../shared/data/runbooks, or None where there is none (the search should abstain). The split is
-by alert: alerts the shared dev queries (runbook-queries.dev.jsonl) cover are dev, together with
-those queries themselves; every other alert is test. So the test split holds alerts whose
-wording nobody tuned on, as held-back checks do.
+- dev: tuned on. Alert texts: the shared dev queries (../shared/data/eval/runbook-queries.dev
+  .jsonl) and the kube-prometheus rules they cover, rendered again with other label values.
+  Questions: the dev part of tests/bench/runbook_questions.jsonl.
+- dev2: the other kube-prometheus rules (../shared/data/alert-rules) rendered the same way, and
+  the rest of the questions. It was the first frozen test split; after it had been scored twice
+  it was folded into fitting, and a new test split was written.
+- test: tests/bench/runbook_holdout.jsonl, frozen, scored once. A writer who never saw the
+  runbooks, the rules, the other cases or the method wrote it from one-line situations: alert
+  texts as other teams word their own rules, questions about runbooks the other sets barely
+  touch, and both kinds with no runbook.
 
-Questions: tests/bench/runbook_questions.jsonl — short, vague, typo'd questions as on-call
-engineers type them, half by the project and half by a writer who never saw the runbooks' titles
-(`author`), some with no runbook. Their split is fixed in the file (`split`), drawn once by a hash
-of the text before any tuning.
+Rendering: every rule's summary and description through Go templates (cases_alerts.py) with
+label values drawn from a seeded pool. Expected runbook: the one named after the alert under
+../shared/data/runbooks, or None where there is none (the search should abstain). Questions are
+short, vague and typo'd as on-call engineers type them, half by the project and half by a writer
+who never saw the runbooks' titles (`author`), some with no runbook; a question that fits two
+runbooks lists the other under `also`.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 RUNBOOKS = SHARED / "runbooks"
 DEV_QUERIES = SHARED / "eval" / "runbook-queries.dev.jsonl"
 QUESTIONS = Path(__file__).with_name("runbook_questions.jsonl")
+HOLDOUT = Path(__file__).with_name("runbook_holdout.jsonl")
 SEED = 20261205
 
 # Label values unlike the shared dev set's (which uses payments/checkout-7d9f8b6c5-x2x9q etc.).
@@ -124,7 +129,7 @@ def alert_cases(rng_seed: int = SEED) -> list[Case]:
             continue
         seen.add(text)
         cases.append(Case(query=text, expected=paths.get(alert), kind="alert",
-                          split="dev" if in_dev else "test", source=alert))
+                          split="dev" if in_dev else "dev2", source=alert))
     return cases
 
 
@@ -135,8 +140,17 @@ def question_cases() -> list[Case]:
             for r in rows]
 
 
+def holdout_cases() -> list[Case]:
+    """The frozen test split: alert texts in other teams' wording and questions about runbooks
+    the other sets barely touch, written by someone who never saw the runbooks, the rules, the
+    other cases or the method, after the method was chosen; scored once."""
+    rows = [json.loads(line) for line in HOLDOUT.read_text().splitlines() if line.strip()]
+    return [Case(query=r["query"], expected=r["expected_runbook"], kind=r["kind"], split="test",
+                 source=r["author"]) for r in rows]
+
+
 def all_cases() -> list[Case]:
-    return alert_cases() + question_cases()
+    return alert_cases() + question_cases() + holdout_cases()
 
 
 if __name__ == "__main__":
