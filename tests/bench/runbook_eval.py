@@ -3,7 +3,8 @@
 Ingests `--runbooks` (default ../shared/data/runbooks: the kube-prometheus runbooks) into a fresh
 chromadb with the real all-MiniLM-L6-v2 model, then answers every case of tests/bench/
 runbook_cases.py — alert texts and questions, in the dev splits (dev, dev2: fitted on) and the
-frozen test split (never tuned on) — through `skills.runbooks.search`, exactly as `runbooks search` does.
+frozen test split (never tuned on) — through `skills.runbooks.search`, exactly as `runbooks
+search` does.
 
 Per set it prints, for the engine and for the baseline (all-MiniLM-L6-v2 cosine between the query
 and each runbook's best section, no threshold, never abstains): recall@1 and recall@3 on the
