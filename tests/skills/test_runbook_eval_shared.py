@@ -50,10 +50,11 @@ def answered(shared_index: RunbookIndex) -> list[tuple[Row, RunbookAnswer]]:
 
 def test_questions_as_people_type_them_get_their_runbook_or_an_abstention(
         shared_index: RunbookIndex) -> None:
-    """The project's on-call questions (both splits, both authors): a question with a runbook
+    """The project's on-call questions (dev and dev2, both authors): a question with a runbook
     gets it among the first three, answered rather than abstained on; one with none gets an
     abstention that still names the closest runbooks. The floors sit under the bench's figures
-    (tests/bench/runbook_eval.py) so a regression, not noise, fails."""
+    (tests/bench/runbook_eval.py: 0.75 answered, 0.96 abstained) so a regression, not noise,
+    fails; they are below what issue 19 asks (0.85), which this rule does not reach yet."""
     rows = [json.loads(line) for line in QUESTIONS.read_text().splitlines() if line.strip()]
     assert len(rows) >= 60
     found, abstained, closest = 0, 0, 0
@@ -67,7 +68,7 @@ def test_questions_as_people_type_them_get_their_runbook_or_an_abstention(
             abstained += answer.abstained
             closest += answer.abstained and answer.results[0].path in answer.message
     without = len(rows) - len(with_runbook)
-    assert found / len(with_runbook) >= 0.75, found
+    assert found / len(with_runbook) >= 0.70, found
     assert abstained / without >= 0.80, abstained
     assert closest == abstained  # an abstention still says which runbooks came closest
 
