@@ -44,6 +44,31 @@ def identifiers(text: str) -> set[str]:
     return {m.group(0).lower() for m in _IDENT.finditer(text)}
 
 
+# A label value in an alert's text: a [tag], a path, or a word mixing digits with punctuation or
+# with more letters than an abbreviation has (db-7, 93%, 10.2.3.4:9100, checkout-7d9f8b6c5-x2x9q,
+# nvme1n1). Short ones (k8s, 5xx, p99) are words people search by, and stay.
+_VALUE = re.compile(r"^\[.*\]$|/"  # a [tag], a path
+                    r"|^\S*\d\S*[-.:%]\S*$|^\S*[-.:%]\S*\d\S*$"  # digits with punctuation
+                    r"|^\S*\d\S{3,}$|^\S{3,}\d\S*$")  # digits in a long word
+
+
+def without_values(text: str) -> str:
+    """`text` without its label values (hosts, pods, addresses, paths, percentages, [tags]): no
+    runbook names them, so they only dilute the match — and an alert that puts them in its
+    summary ("[prod] db-7 /data 93% full") would otherwise score far below one that does not
+    ("Filesystem is almost full"). Sentence ends survive; a text of values only is kept."""
+    kept: list[str] = []
+    for word in text.split():
+        bare = word.strip(",;()\"'")
+        end = word[len(word.rstrip(".!?")):]
+        if bare and _VALUE.search(bare.rstrip(".!?")):
+            if end and kept:
+                kept[-1] = kept[-1].rstrip(".!?") + end
+            continue
+        kept.append(word)
+    return " ".join(kept) or text
+
+
 def first_sentence(text: str) -> str:
     """An alert text's headline (its summary) is its first sentence."""
     parts = re.split(r"(?<=[.!?])\s+", text.strip(), maxsplit=1)

@@ -30,19 +30,26 @@ from pydantic import BaseModel, Field
 from knowledge.alerts import Alert
 from knowledge.embedding import alignment
 from knowledge.runbooks.index import ChunkHit, Corpus, RunbookEntry, RunbookIndex
-from knowledge.text import content_words, first_sentence, identifiers, stem, words
+from knowledge.text import (
+    content_words,
+    first_sentence,
+    identifiers,
+    stem,
+    without_values,
+    words,
+)
 
 W_ALIGN, W_DENSE, W_TITLE, W_COVER = 0.8, 0.2, 0.15, 0.1
 SCALE = W_ALIGN + W_DENSE + W_TITLE + W_COVER  # final scores land in [0, 1]
 W_METRIC = 0.05  # per metric name the query and runbook share (at most two count)
 # The abstention rule (`answers`): logistic weights over `features`, its intercept and the bar
-# on the logit (P >= 0.75), fitted by tests/bench/runbook_calibrate.py on the dev splits only
-# (261 alert texts, 192 questions: kube-prometheus wording, other teams' wording, questions).
-# 5-fold cross-validated with an alert's renderings in one fold: alert texts 0.87 answered
-# right where a runbook exists, 0.72 abstained where none does; questions 0.76 and 0.94.
-ABSTAIN_WEIGHTS = (9.204, 1.531, 0.709, 4.317, -1.130)
-ABSTAIN_INTERCEPT = -6.736
-ABSTAIN_LOGIT = 1.099
+# on the logit (P >= 0.70), fitted by tests/bench/runbook_calibrate.py on the dev splits only
+# (375 alert texts, 306 questions: kube-prometheus wording, other teams' wording, questions).
+# 5-fold cross-validated with an alert's renderings in one fold: alert texts 0.88 answered
+# right where a runbook exists, 0.74 abstained where none does; questions 0.77 and 0.94.
+ABSTAIN_WEIGHTS = (10.406, 1.456, 1.153, 2.871, -0.702)
+ABSTAIN_INTERCEPT = -7.613
+ABSTAIN_LOGIT = 0.847
 QUESTION_MAX_WORDS = 12  # a brief query: at most this many content words, in one sentence
 RERANK = 5  # candidates that get the (costlier) word-level relevance
 LEXICAL_RERANK = 5  # the best by BM25 alone join the candidates, when not among the nearest
@@ -130,14 +137,18 @@ def rank(index: RunbookIndex, query: RunbookQuery) -> Ranking:
     """Candidates from both retrievers (the nearest sections and the best BM25 runbooks),
     the few best by retrieval reranked by relevance."""
     corpus = index.corpus()
-    headline = query.headline or first_sentence(query.text)
-    vector, head_tokens = index.embedder.encode_query(query.text, headline)
-    lexical = _lexical(corpus, query.text)
+    # Label values name no runbook: they are left out of everything the ranking reads.
+    text = without_values(query.text)
+    headline = without_values(query.headline) if query.headline else first_sentence(text)
+    if headline not in text:
+        headline = first_sentence(text)
+    vector, head_tokens = index.embedder.encode_query(text, headline)
+    lexical = _lexical(corpus, text)
     # With the vectors in memory every section is scored (exact and cheap), so a runbook BM25
     # brings in has its true cosine too; above that chromadb answers the nearest only.
     n = len(corpus.rows) if corpus.vectors is not None else NEIGHBOURS
     chunks = index.nearest(vector, n)
-    candidates = _candidates(corpus, chunks, lexical, query)
+    candidates = _candidates(corpus, chunks, lexical, text)
     by_lexical = sorted(candidates, key=lambda c: c.lexical, reverse=True)
     by_dense = sorted(candidates, key=lambda c: c.dense, reverse=True)
     lexical_rank = {key: i for i, key in enumerate(
@@ -150,10 +161,10 @@ def rank(index: RunbookIndex, query: RunbookQuery) -> Ranking:
     for c in best:
         c.relevance = alignment(head_tokens, index.summary_tokens(c.entry))
     top_lexical = by_lexical[0].entry.key if by_lexical and by_lexical[0].lexical > 0 else None
-    return Ranking(candidates=best, words=len(content_words(query.text)),
+    return Ranking(candidates=best, words=len(content_words(text)),
                    lexical_top=top_lexical,
                    standout=_standout(chunks, max(c.dense for c in best[:3])) if best else 0.0,
-                   brief=_brief(query.text))
+                   brief=_brief(text))
 
 
 def _brief(text: str) -> bool:
@@ -307,7 +318,7 @@ def _lexical(corpus: Corpus, text: str) -> dict[tuple[str, str], float]:
 
 
 def _candidates(corpus: Corpus, chunks: list[ChunkHit], lexical: dict[tuple[str, str], float],
-                query: RunbookQuery) -> list[_Candidate]:
+                text: str) -> list[_Candidate]:
     lexical_best = set(sorted(lexical, key=lexical.__getitem__, reverse=True)[:LEXICAL_RERANK])
     dense: dict[tuple[str, str], float] = {}
     section: dict[tuple[str, str], tuple[float, str]] = {}
@@ -319,9 +330,9 @@ def _candidates(corpus: Corpus, chunks: list[ChunkHit], lexical: dict[tuple[str,
         dense[hit.key] = max(dense.get(hit.key, -1.0), hit.similarity)
         if hit.section and hit.similarity > section.get(hit.key, (-2.0, ""))[0]:
             section[hit.key] = (hit.similarity, hit.section)
-    q_words = [w for w in set(content_words(query.text)) if stem(w) in corpus.idf]
-    q_stems = {stem(w) for w in words(query.text)}
-    q_metrics = {i for i in identifiers(query.text) if "_" in i}
+    q_words = [w for w in set(content_words(text)) if stem(w) in corpus.idf]
+    q_stems = {stem(w) for w in words(text)}
+    q_metrics = {i for i in identifiers(text) if "_" in i}
     weight = sum(corpus.idf[stem(w)] for w in q_words) or 1.0
     # The best BM25 runbooks join even when no section of theirs was among the nearest.
     for key in lexical_best:

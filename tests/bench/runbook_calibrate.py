@@ -1,6 +1,6 @@
-"""Fits the runbook abstention rule on the dev splits (dev, dev2, dev3) only, by cross-validation.
+"""Fits the runbook abstention rule on the dev splits (dev to dev4) only, by cross-validation.
 
-For every dev, dev2 and dev3 case of tests/bench/runbook_cases.py (alert texts and questions
+For every dev-split case of tests/bench/runbook_cases.py (alert texts and questions
 together: one rule for both) it ranks the runbooks as `skills.runbooks.search` does and records
 what the rule reads (`features`): the best score of the first three, how far the best cosine
 stands out from the runbooks at large, whether the query is brief, and those two again for brief
@@ -102,7 +102,7 @@ def main() -> int:
           "inside each fold):")
     for kind in ("alert", "question"):
         print("  " + figures(cases, answer, y, kind))
-        for split in ("dev", "dev2", "dev3"):
+        for split in ("dev", "dev2", "dev3", "dev4"):
             pick = [c.split == split for c in cases]
             print("    " + split + " " + figures([c for c, p in zip(cases, pick, strict=True)
                                                   if p], answer[pick], y[pick], kind))

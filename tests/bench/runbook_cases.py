@@ -1,4 +1,4 @@
-"""The runbook-search evaluation sets: alert texts and on-call questions in four splits.
+"""The runbook-search evaluation sets: alert texts and on-call questions in five splits.
 
 - dev: the shared dev queries (../shared/data/eval/runbook-queries.dev.jsonl) and the
   kube-prometheus rules they cover, rendered again with other label values; the dev part of the
@@ -9,11 +9,14 @@
   questions about runbooks the other sets barely touch, by a writer who never saw the runbooks,
   the rules, the other cases or the method. It was the second test split; scored once (it showed
   the abstention rule failing on other wordings), then fitted on.
-- test: tests/bench/runbook_test.jsonl — written the same way, blind, in three alert styles
+- dev4: tests/bench/runbook_holdout2.jsonl — written the same way, blind, in three alert styles
   (upstream-like, terse house style, verbose) and as questions, both with cases that have no
-  runbook. Frozen; scored once, after the method was chosen.
+  runbook. It was the third test split; scored once (it confirmed the failure on other
+  wordings), then fitted on.
+- test: tests/bench/runbook_test.jsonl — a fourth blind set written like dev4. Frozen; scored
+  once, after the method (label values left out of the match) was chosen.
 
-dev, dev2 and dev3 are all the rule is fitted on (tests/bench/runbook_calibrate.py).
+dev to dev4 are what the rule is fitted on (tests/bench/runbook_calibrate.py).
 
 Rendering: every rule's summary and description through Go templates (cases_alerts.py) with
 label values drawn from a seeded pool. Expected runbook: the one named after the alert under
@@ -39,6 +42,7 @@ RUNBOOKS = SHARED / "runbooks"
 DEV_QUERIES = SHARED / "eval" / "runbook-queries.dev.jsonl"
 QUESTIONS = Path(__file__).with_name("runbook_questions.jsonl")
 HOLDOUT = Path(__file__).with_name("runbook_holdout.jsonl")
+HOLDOUT2 = Path(__file__).with_name("runbook_holdout2.jsonl")
 TEST = Path(__file__).with_name("runbook_test.jsonl")
 SEED = 20261205
 
@@ -146,7 +150,7 @@ def question_cases() -> list[Case]:
 
 
 def written_cases(path: Path, split: str) -> list[Case]:
-    """Cases a blind writer wrote (`runbook_holdout.jsonl`, `runbook_test.jsonl`)."""
+    """Cases a blind writer wrote (`runbook_holdout*.jsonl`, `runbook_test.jsonl`)."""
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return [Case(query=r["query"], expected=r["expected_runbook"], kind=r["kind"], split=split,
                  source=r["author"]) for r in rows]
@@ -154,7 +158,7 @@ def written_cases(path: Path, split: str) -> list[Case]:
 
 def all_cases() -> list[Case]:
     return (alert_cases() + question_cases() + written_cases(HOLDOUT, "dev3")
-            + written_cases(TEST, "test"))
+            + written_cases(HOLDOUT2, "dev4") + written_cases(TEST, "test"))
 
 
 if __name__ == "__main__":

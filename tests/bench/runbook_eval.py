@@ -2,7 +2,7 @@
 
 Ingests `--runbooks` (default ../shared/data/runbooks: the kube-prometheus runbooks) into a fresh
 chromadb with the real all-MiniLM-L6-v2 model, then answers every case of tests/bench/
-runbook_cases.py — alert texts and questions, in the dev splits (dev, dev2, dev3: fitted on) and the
+runbook_cases.py — alert texts and questions, in the dev splits (dev to dev4: fitted on) and the
 frozen test split (never tuned on) — through `skills.runbooks.search`, exactly as `runbooks
 search` does.
 
@@ -13,8 +13,8 @@ answered when a runbook exists; abstention recall (the share of no-runbook cases
 and precision (the share of its abstentions that were right). Then latency p50/p95 per query,
 and, with --scale N, latency with N runbooks. The last line is JSON.
 
-    .venv/bin/python tests/bench/runbook_eval.py [--split dev|dev2|dev3|test|all] [--scale 1000]
-                                                 [--show-misses]
+    .venv/bin/python tests/bench/runbook_eval.py [--split dev|dev2|dev3|dev4|test|all]
+                                                 [--scale 1000] [--show-misses]
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ def report(cases: list[Case], methods: dict[str, Method], show_misses: bool
     print(f"{'set':16} {'method':13} {'n':>4} {'r@1':>5} {'r@3':>5} {'rk@3':>5} {'kept':>5} "
           f"{'abst-R':>6} {'abst-P':>6}")
     for kind in ("alert", "question"):
-        for split in ("dev", "dev2", "dev3", "test"):
+        for split in ("dev", "dev2", "dev3", "dev4", "test"):
             subset = [c for c in cases if c.kind == kind and c.split == split]
             if not subset:
                 continue
@@ -152,7 +152,8 @@ def make_variants(source: Path, target: Path, scale: int) -> int:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runbooks", type=Path, default=RUNBOOKS)
-    ap.add_argument("--split", choices=("dev", "dev2", "dev3", "test", "all"), default="all")
+    ap.add_argument("--split", default="all",
+                    choices=("dev", "dev2", "dev3", "dev4", "test", "all"))
     ap.add_argument("--scale", type=int, default=0)
     ap.add_argument("--show-misses", action="store_true")
     args = ap.parse_args()
