@@ -83,8 +83,7 @@ class Corpus:
     # the index is small enough (None above EXACT_SEARCH_MAX chunks: chromadb's HNSW answers).
     vectors: np.ndarray | None = None
     rows: list[tuple[tuple[str, str], str]] = field(default_factory=list)
-    # BM25 over each runbook's title (twice) and text, in the order of `keys`.
-    keys: list[tuple[str, str]] = field(default_factory=list)
+    # BM25 over each runbook's title and text, in the order of `entries`.
     lexical: LexicalIndex | None = None
 
 
@@ -242,7 +241,7 @@ class RunbookIndex:
             df = Counter(w for e in entries.values() for w in {s for s in e.stems})
             n = len(entries)
             idf = {w: math.log((n + 1) / (c + 0.5)) for w, c in df.items()}
-            corpus = Corpus(version=version, entries=entries, idf=idf, keys=list(heads),
+            corpus = Corpus(version=version, entries=entries, idf=idf,
                             lexical=LexicalIndex(documents))
             if small and got["embeddings"] is not None and len(got["embeddings"]):
                 corpus.vectors = np.asarray(got["embeddings"], dtype=np.float32)

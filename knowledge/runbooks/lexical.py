@@ -1,4 +1,4 @@
-"""Lexical retrieval over runbooks: BM25 (bm25s) on word stems, titles counted twice.
+"""Lexical retrieval over runbooks: BM25 (bm25s) on word stems, titles weighing extra.
 
 The vector ranking knows meaning but blurs rare, exact words ("conntrack", "inodes", "fsync",
 "pvc"); BM25 weighs exactly those by their rarity. Terms are the project's tokens (CamelCase and
@@ -22,8 +22,9 @@ def terms(text: str) -> list[str]:
 
 
 def title_terms(title: str) -> list[str]:
-    """A title's terms, twice (a title says what the runbook is for), and each pair of adjacent
-    words run together: people type "notready", "crashloop", "imagepull" as one word."""
+    """A title's terms, twice (a title says what the runbook is for; the text holds it once
+    more), and each pair of adjacent words run together: people type "notready", "crashloop",
+    "imagepull" as one word."""
     parts = words(title)
     joined = [stem(a + b) for a, b in pairwise(parts)]
     return terms(title) * 2 + joined

@@ -1,19 +1,19 @@
 """Runbook search: the top runbooks for a query, with the matching section and a score in [0, 1],
 or an honest abstention when none is about the query.
 
-Three signals, strongest first:
 1. The alert's own `runbook_url` annotation, and an alert name that a runbook covers, win outright.
-2. Retrieval: the query's sentence vector against every section (chromadb), plus lexical overlap —
-   the share of the runbook title's words the query uses and the IDF-weighted share of the
-   query's words the runbook contains (stems; alert and metric names are split into words).
-3. Relevance, on the few best: how much of the query's headline (an alert's summary, a question's
-   first sentence) the runbook's own description says, word piece by word piece (BERTScore
-   recall with all-MiniLM-L6-v2's contextual vectors). A runbook for a neighbouring alert shares
-   the topic but not the headline's specific concept ("failed peers", "inodes", "body size"), and
-   that is what decides abstention.
-
-Weights and the threshold were set on the development queries (tests/bench/runbook_eval.py) and
-are few on purpose: the held-back queries differ.
+2. Label values (hosts, pods, paths, percentages, [tags]) are left out of everything else: no
+   runbook names them.
+3. Order: reciprocal rank fusion of two rankings — the query's sentence vector against every
+   section (a runbook's best section counts) and BM25 over the runbooks' words
+   (knowledge/runbooks/lexical.py). Nothing fitted.
+4. Score, on the five best: mostly relevance — how much of the query's headline (an alert's
+   summary, a question's first sentence) the runbook's own description says, word piece by word
+   piece (BERTScore recall with all-MiniLM-L6-v2's contextual vectors) — with the cosine and word
+   overlap. These weights date from the first round (set on the shared dev queries).
+5. Abstention (`answers`): one logistic rule over the best score of the first three, how far the
+   best cosine stands out from all runbooks, and whether the query is brief; fitted by
+   tests/bench/runbook_calibrate.py on the dev splits. Every caller uses it.
 """
 
 from __future__ import annotations
@@ -107,10 +107,6 @@ class _Candidate:
     fused: float = 0.0  # reciprocal rank fusion of the vector and BM25 rankings: the order
 
     @property
-    def retrieval(self) -> float:
-        return self.dense + W_TITLE * self.title_cover + W_COVER * self.cover
-
-    @property
     def score(self) -> float:
         raw = (W_ALIGN * self.relevance + W_DENSE * self.dense + W_TITLE * self.title_cover
                + W_COVER * self.cover) / SCALE + self.metric_bonus
@@ -122,9 +118,7 @@ class Ranking:
     """The reranked candidates, best first, with what the abstention rule reads."""
 
     candidates: list[_Candidate]
-    words: int  # content words in the query
-    lexical_top: tuple[str, str] | None  # the runbook BM25 alone ranks first
-    # How far the first candidate's cosine stands above the runbooks at large, in robust
+    # How far the best cosine of the first three stands above the runbooks at large, in robust
     # standard deviations (median and MAD of every runbook's best section): an off-topic
     # question is about as close to every runbook, an on-topic one to a few.
     standout: float = 0.0
@@ -134,8 +128,8 @@ class Ranking:
 
 
 def rank(index: RunbookIndex, query: RunbookQuery) -> Ranking:
-    """Candidates from both retrievers (the nearest sections and the best BM25 runbooks),
-    the few best by retrieval reranked by relevance."""
+    """Candidates from both retrievers (the nearest sections and the best BM25 runbooks) in
+    fused order; the first RERANK, with their relevance, are kept."""
     corpus = index.corpus()
     # Label values name no runbook: they are left out of everything the ranking reads.
     text = without_values(query.text)
@@ -149,7 +143,6 @@ def rank(index: RunbookIndex, query: RunbookQuery) -> Ranking:
     n = len(corpus.rows) if corpus.vectors is not None else NEIGHBOURS
     chunks = index.nearest(vector, n)
     candidates = _candidates(corpus, chunks, lexical, text)
-    by_lexical = sorted(candidates, key=lambda c: c.lexical, reverse=True)
     by_dense = sorted(candidates, key=lambda c: c.dense, reverse=True)
     lexical_rank = {key: i for i, key in enumerate(
         sorted(lexical, key=lexical.__getitem__, reverse=True), start=1)}
@@ -160,9 +153,7 @@ def rank(index: RunbookIndex, query: RunbookQuery) -> Ranking:
     best = sorted(candidates, key=lambda c: c.fused, reverse=True)[:RERANK]
     for c in best:
         c.relevance = alignment(head_tokens, index.summary_tokens(c.entry))
-    top_lexical = by_lexical[0].entry.key if by_lexical and by_lexical[0].lexical > 0 else None
-    return Ranking(candidates=best, words=len(content_words(text)),
-                   lexical_top=top_lexical,
+    return Ranking(candidates=best,
                    standout=_standout(chunks, max(c.dense for c in best[:3])) if best else 0.0,
                    brief=_brief(text))
 
@@ -173,6 +164,8 @@ def _brief(text: str) -> bool:
 
 
 def _standout(chunks: list[ChunkHit], top: float) -> float:
+    """`top` against every runbook's best section among `chunks` (all of them while the vectors
+    are in memory; above EXACT_SEARCH_MAX chunks, the nearest only)."""
     per_runbook: dict[tuple[str, str], float] = {}
     for hit in chunks:
         per_runbook[hit.key] = max(per_runbook.get(hit.key, -1.0), hit.similarity)
@@ -185,10 +178,10 @@ def _standout(chunks: list[ChunkHit], top: float) -> float:
 
 
 def features(ranking: Ranking) -> list[float]:
-    """What the abstention rule reads about the first candidate: its score, how far its cosine
-    stands out from the runbooks at large, and whether the query is short (a chat question says
-    less than an alert's summary and description, so the same runbook scores lower for it) —
-    with the two signals again for short queries, so the bar can differ by length."""
+    """What the abstention rule reads: the best score of the first three candidates, how far
+    their best cosine stands out from the runbooks at large, and whether the query is brief (a
+    chat question says less than an alert's summary and description, so the same runbook scores
+    lower for it) — with the two signals again for brief queries, so the bar can differ."""
     short = float(ranking.brief)
     if not ranking.candidates:
         return [0.0, 0.0, short, 0.0, 0.0]
@@ -314,7 +307,7 @@ def _lexical(corpus: Corpus, text: str) -> dict[tuple[str, str], float]:
     top = float(scores.max()) if len(scores) else 0.0
     if top <= 0:
         return {}
-    return {key: float(s) / top for key, s in zip(corpus.keys, scores, strict=True)}
+    return {key: float(s) / top for key, s in zip(corpus.entries, scores, strict=True)}
 
 
 def _candidates(corpus: Corpus, chunks: list[ChunkHit], lexical: dict[tuple[str, str], float],
