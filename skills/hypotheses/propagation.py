@@ -33,10 +33,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from skills.context import Snapshot
+from skills.hypotheses.candidates import Candidate
 
 if TYPE_CHECKING:
     from skills.hypotheses.anomaly import Anomaly
-    from skills.hypotheses.candidates import Candidate
 
 # s: onsets read from 5-minute rates lag the true start by up to the rate window, more for a
 # signal that rises slowly: a dependency may show up to that much later than its caller.
