@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -156,6 +157,11 @@ def evaluate() -> list[Outcome]:
 
 
 def main() -> int:
+    # Checked up front: the CPU fault comes last, after minutes of the others.
+    if shutil.which("stress-ng") is None:
+        print("rca_real: stress-ng is not installed (apt-get install --no-install-recommends "
+              "stress-ng)", file=sys.stderr)
+        return 2
     print(json.dumps([o.__dict__ for o in evaluate()], separators=(",", ":")))
     return 0
 
