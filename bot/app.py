@@ -22,6 +22,7 @@ from bot.indexes import Indexes, try_open_indexes
 from bot.logs import current_request
 from bot.metrics import Metrics
 from bot.settings import Settings
+from bot.slack.intake import guard as slack_guard
 from bot.webhooks import alertmanager, changes, pagerduty
 from bot.webhooks.errors import RequestRejected, rejected_response
 from bot.webhooks.intake import Intake
@@ -157,6 +158,8 @@ def create_app(settings: Settings, *, db: Database | None = None,
         if request.method == "POST" and not settings.slack_signing_secret:
             return JSONResponse({"error": "Slack over HTTP needs SLACK_SIGNING_SECRET (this "
                                           "server uses Socket Mode)"}, status_code=404)
+        if request.method == "POST":
+            await slack_guard(request, settings)
         response: Response = await app.state.slack.handler.handle(request)
         return response
 

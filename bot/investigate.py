@@ -24,8 +24,8 @@ from skills.hypotheses_tool import stored_changes
 from skills.investigation import (
     InvestigationRequest,
     combine,
-    investigate,
     investigate_alert,
+    investigate_with_snapshot,
 )
 from skills.prometheus.client import PrometheusClient, PrometheusError
 from skills.promql import NotPromQL, parse
@@ -161,6 +161,14 @@ async def changes_of(settings: Settings, *, start: datetime, end: datetime
         await db.dispose()
 
 
+def _unanswered(settings: Settings, inv: Investigation, errors: list[str]) -> None:
+    """Queries failed and nothing was found: that is Prometheus failing, not "no clear cause"
+    (exit 2, naming it). With findings despite some failures, the verdict says how many."""
+    if errors and not inv.hypotheses:
+        raise UsageError(f"Prometheus at {settings.prometheus_url} did not answer: "
+                         f"{len(errors)} queries failed; the first: {errors[0]}")
+
+
 async def run(settings: Settings, *, service: str | None, at: str | None, window: str,
               json_out: bool, alert: str | None = None, matches: list[str] | None = None,
               console: Console | None = None) -> int:
@@ -174,14 +182,20 @@ async def run(settings: Settings, *, service: str | None, at: str | None, window
     async with PrometheusClient(settings.prometheus_url,
                                 timeout=settings.prometheus_timeout_seconds) as prom:
         try:
-            by_service = await investigate(prom, InvestigationRequest(
-                service=service, at=when, window=span), changes=changes) if service else None
+            by_service = None
+            if service:
+                by_service, service_snap = await investigate_with_snapshot(
+                    prom, InvestigationRequest(service=service, at=when, window=span),
+                    changes=changes)
+                _unanswered(settings, by_service, service_snap.errors)
             if alert:
                 name, labels = parse_alert(alert, matches or [])
                 ref = await find_alert(prom, name, labels)
                 by_alert, snap = await investigate_alert(prom, ref, at=when, window=span,
                                                          changes=changes)
+                _unanswered(settings, by_alert, snap.errors)
                 if snap.expr is None:
+                    await prom.rules()  # Prometheus away, rather than no such rule: exit 2 too
                     raise UsageError(f"--alert {name}: no alert of that name is firing and no "
                                      "loaded rule has it (see Prometheus' /alerts and /rules)")
                 inv = combine(by_alert, by_service) if by_service else by_alert

@@ -129,9 +129,15 @@ class InboxWorker:
                 except Exception as exc:  # one bad item must not stop the rest
                     if not isolated:
                         raise _ItemFailed from exc
-                    log.exception("inbox item %s (%s) failed", item.id, item.source)
+                    # The item's id and the error, never its payload (alert text may hold
+                    # secrets; the database hides statement parameters for the same reason).
                     mark_failed_attempt(item, error=f"{type(exc).__name__}: {exc}",
                                         max_attempts=self.settings.inbox_max_attempts)
+                    parked = item.status == "failed"
+                    log.log(logging.ERROR if parked else logging.WARNING,
+                            "inbox item %s (%s) failed, attempt %d%s: %s", item.id,
+                            item.source, item.attempts, ", parked" if parked else "",
+                            (item.last_error or "")[:500])
                     outcome = "failed" if item.status == "failed" else "retry"
                 session.add(item)
                 outcomes.append((item.source, outcome))

@@ -75,6 +75,11 @@ class PagerDutySignal:
     assignees: tuple[str, ...] = ()  # who was paged (the incident's assignees)
 
 
+def _fits(value: str | None, limit: int) -> str | None:
+    """A value derived from labels, cut to its column (the labels themselves are kept whole)."""
+    return value[:limit] if value else value
+
+
 def _worse(a: str | None, b: str | None) -> str | None:
     return max((a, b), key=lambda s: SEVERITY_RANK.get((s or "none").lower(), 0))
 
@@ -148,7 +153,7 @@ async def _fired(session: AsyncSession, *, org_id: int, signal: AlertSignal, ale
     if alert is None:
         alert = Alert(org_id=org_id, fingerprint=signal.fingerprint, alertname=signal.alertname,
                       status="firing", severity=signal.labels.get("severity"),
-                      service=service_of({**signal.common_labels, **signal.labels}),
+                      service=_fits(service_of({**signal.common_labels, **signal.labels}), 200),
                       group_key=signal.group_key, labels=signal.labels,
                       annotations=signal.annotations, generator_url=signal.generator_url,
                       starts_at=signal.starts_at)
@@ -191,7 +196,7 @@ async def _resolved(session: AsyncSession, *, org_id: int, signal: AlertSignal,
                                                  group_key=signal.group_key)
         alert = Alert(org_id=org_id, fingerprint=signal.fingerprint, alertname=signal.alertname,
                       status="resolved", severity=signal.labels.get("severity"),
-                      service=service_of({**signal.common_labels, **signal.labels}),
+                      service=_fits(service_of({**signal.common_labels, **signal.labels}), 200),
                       group_key=signal.group_key, labels=signal.labels,
                       annotations=signal.annotations, generator_url=signal.generator_url,
                       starts_at=signal.starts_at,

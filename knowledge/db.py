@@ -17,6 +17,10 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+CONNECT_TIMEOUT_S = 5
+POOL_TIMEOUT_S = 10
+STATEMENT_TIMEOUT_S = 60
+
 
 class DatabaseURLError(ValueError):
     """A DATABASE_URL this project cannot use; the message says what to write instead."""
@@ -113,10 +117,20 @@ def open_database(url: URL, *, pool_size: int = 10, connect_args: dict[str, Any]
                   ) -> Database:
     """Open (lazily) the database at a sync URL from `resolve_url`."""
     aurl = async_url(url)
-    kwargs: dict[str, Any] = {"connect_args": connect_args or {}}
+    # Errors and logs never carry the statement's parameters: they hold alert text, which may
+    # hold secrets, and they would be logged on every retry.
+    kwargs: dict[str, Any] = {"connect_args": dict(connect_args or {}), "hide_parameters": True}
     ensure_sqlite_dir(aurl)
     if aurl.get_backend_name() != "sqlite":
-        kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        # A database that is down or stalled must fail a request in seconds (a 503 the sender
+        # retries), not hold it: bounded connect, wait for a pooled connection, and statement.
+        kwargs["connect_args"].setdefault("connect_timeout", CONNECT_TIMEOUT_S)
+        # Beside any `options` the URL carries (a search_path, say), not instead of them.
+        given = str(aurl.query.get("options") or "")
+        kwargs["connect_args"].setdefault(
+            "options", f"{given} -c statement_timeout={STATEMENT_TIMEOUT_S * 1000}".strip())
+        kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+                      pool_timeout=POOL_TIMEOUT_S)
     engine = create_async_engine(aurl, **kwargs)
     if aurl.get_backend_name() == "sqlite":
         _sqlite_transactions(engine)

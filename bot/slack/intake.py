@@ -11,8 +11,10 @@ import asyncio
 import logging
 import re
 from typing import Any
+from urllib.parse import parse_qs
 
 import aiohttp
+from fastapi import Request
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
@@ -23,11 +25,14 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.metrics import Metrics
 from bot.settings import Settings
+from bot.webhooks.bodies import check_depth, read_body
+from bot.webhooks.errors import RequestRejected
 from knowledge.db import Database
 from knowledge.inbox import InboxEntry, enqueue
 from knowledge.orgs import Org, ensure_org, org_for_slack_team
@@ -42,6 +47,32 @@ SHORTCUT = "add_to_timeline"
 BOT_SCOPES = ("app_mentions:read", "channels:history", "channels:join", "channels:manage",
               "channels:read", "chat:write", "commands", "files:write", "groups:history",
               "groups:read", "reactions:read", "users:read", "users:read.email")
+
+
+async def guard(request: Request, settings: Settings) -> None:
+    """What is checked before bolt reads a byte, since bolt parses a body before it verifies
+    it: the size limit, a signature (Slack's v0 HMAC over the exact bytes, timestamp within
+    five minutes), then the nesting depth of the JSON, or of a form's `payload`."""
+    body = await read_body(request, limit=settings.max_body_bytes)
+    timestamp = request.headers.get("x-slack-request-timestamp", "")
+    signature = request.headers.get("x-slack-signature", "")
+    if not timestamp.isdigit() or not signature:
+        raise RequestRejected(401, "invalid_signature",
+                              "X-Slack-Request-Timestamp (a number) and X-Slack-Signature are "
+                              "required")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RequestRejected(400, "malformed_body", "the body is not UTF-8") from exc
+    if not SignatureVerifier(settings.slack_signing_secret or "-").is_valid(
+            text, timestamp, signature):
+        raise RequestRejected(401, "invalid_signature",
+                              "the Slack signature is invalid or more than five minutes old")
+    if request.headers.get("content-type", "").startswith("application/json"):
+        check_depth(body)
+    else:
+        for payload in parse_qs(text).get("payload", []):
+            check_depth(payload)
 
 
 # Errors that are answers, not Slack failing: a channel name someone has (the next is tried),

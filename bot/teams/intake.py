@@ -21,6 +21,8 @@ from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 
 from bot.settings import Settings
+from bot.webhooks.bodies import parse_json, read_body
+from bot.webhooks.intake import database_answers
 from knowledge.db import Database
 from knowledge.inbox import InboxEntry, enqueue
 from knowledge.orgs import Org, ensure_org, org_for_teams_tenant
@@ -69,10 +71,8 @@ class TeamsIntake:
     _orgs: dict[str, int] = field(default_factory=dict)  # tenant → org, fixed once known
 
     async def receive(self, request: Request) -> Response:
-        try:
-            body = json.loads(await request.body())
-        except ValueError as exc:
-            return _error(400, f"the body is not JSON: {exc}")
+        # Size, depth and storable strings before anything parses it, the JWT check included.
+        body = parse_json(await read_body(request, limit=self.settings.max_body_bytes))
         if not isinstance(body, dict) or not body.get("type") or not body.get("serviceUrl"):
             return _error(400, "not a Bot Framework activity: `type` and `serviceUrl` are "
                                "required")
@@ -94,7 +94,8 @@ class TeamsIntake:
         if kind == "invoke" and not may_act(self.settings, body.get("from") or {}):
             # Refused before anything is stored; Teams shows this to the person who clicked.
             return _invoke_message("Only the configured responders can do that.")
-        await self._store(body)
+        async with database_answers():
+            await self._store(body)
         if kind == "invoke":
             return _invoke_message("Got it — updating the card.")
         return Response(status_code=200)

@@ -6,29 +6,44 @@ a new alert in the same group still gets through."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints, field_validator
 
-from bot.webhooks.errors import parse_json, read_body, require_json, validate
+from bot.webhooks.bodies import parse_json, read_body, require_json
+from bot.webhooks.errors import validate
+from bot.webhooks.fields import EndTime, StoredTime, column_length, label_lengths
 from bot.webhooks.intake import intake_of
 from bot.webhooks.tokens import require_bearer
+from knowledge.alerts import Alert
 from knowledge.correlation import AlertSignal
 from knowledge.inbox import InboxEntry
 
 SOURCE = "alertmanager"
 
 
+# Labels stored in columns of their own (the rest go to a JSON column, any length).
+STORED_LABELS = {"alertname": column_length(Alert, "alertname"),
+                 "severity": column_length(Alert, "severity")}
+
+
 class AlertmanagerAlert(BaseModel):
     status: Literal["firing", "resolved"]
     labels: dict[str, str]
     annotations: dict[str, str] = Field(default_factory=dict)
-    startsAt: datetime
-    endsAt: datetime | None = None
-    generatorURL: str | None = None
-    fingerprint: str = Field(min_length=1)
+    startsAt: StoredTime
+    endsAt: EndTime | None = None
+    generatorURL: Annotated[str, StringConstraints(
+        max_length=column_length(Alert, "generator_url"))] | None = None
+    fingerprint: Annotated[str, StringConstraints(
+        min_length=1, max_length=column_length(Alert, "fingerprint"))]
+
+    @field_validator("labels")
+    @classmethod
+    def _stored_labels(cls, labels: dict[str, str]) -> dict[str, str]:
+        return label_lengths(labels, STORED_LABELS)
 
 
 class AlertmanagerPayload(BaseModel):

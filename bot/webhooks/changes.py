@@ -18,9 +18,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, Field, RootModel, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, RootModel, StringConstraints
 
-from bot.webhooks.errors import parse_json, read_body, require_json, validate
+from bot.webhooks.bodies import parse_json, read_body, require_json
+from bot.webhooks.errors import validate
+from bot.webhooks.fields import in_range
 from bot.webhooks.intake import intake_of
 from bot.webhooks.tokens import require_bearer
 from knowledge.changes import ChangeKind, natural_key
@@ -39,7 +41,7 @@ class ChangeNotice(BaseModel):
     service: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
                                               max_length=200)]
     kind: ChangeKind
-    occurred_at: AwareDatetime
+    occurred_at: Annotated[AwareDatetime, AfterValidator(in_range)]
     version: Short | None = None
     previous_version: Short | None = None
     description: str = ""  # kept up to 4,000 characters

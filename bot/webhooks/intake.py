@@ -4,9 +4,15 @@ transaction, wake the worker. Only after the commit does the handler answer 2xx.
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from fastapi import Request
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
 from bot.metrics import Metrics
 from bot.settings import Settings
@@ -14,6 +20,13 @@ from bot.webhooks.errors import RequestRejected
 from knowledge.db import Database
 from knowledge.inbox import EnqueueResult, InboxEntry, enqueue
 from knowledge.orgs import OrgNotFound, get_org
+
+log = logging.getLogger(__name__)
+DATABASE_WAIT_S = 10  # how long a webhook waits on the database before answering 503
+RETRY_AFTER_S = 30
+# What an org slug can be (knowledge.orgs keeps up to 64 characters); anything else is refused
+# before it reaches a query.
+ORG_SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 @dataclass
@@ -25,7 +38,15 @@ class Intake:
     _org_ids: dict[str, int] = field(default_factory=dict)
 
     async def org_id(self, slug: str | None) -> int:
+        async with database_answers():
+            return await self._org_id(slug)
+
+    async def _org_id(self, slug: str | None) -> int:
         slug = slug or self.settings.default_org
+        if not ORG_SLUG.fullmatch(slug):
+            raise RequestRejected(400, "invalid_org",
+                                  "?org= takes an org's slug: letters, digits, '.', '_' and '-', "
+                                  "at most 64 characters")
         if slug not in self._org_ids:
             async with self.db.session() as session:
                 try:
@@ -38,7 +59,7 @@ class Intake:
 
     async def store(self, org_slug: str | None, entries: list[InboxEntry]) -> EnqueueResult:
         org_id = await self.org_id(org_slug)
-        async with self.db.session() as session, session.begin():
+        async with database_answers(), self.db.session() as session, session.begin():
             result = await enqueue(session, org_id=org_id, entries=entries)
         if entries:
             source = entries[0].source
@@ -47,6 +68,22 @@ class Intake:
         if result.accepted:
             self.wake.set()
         return result
+
+
+@asynccontextmanager
+async def database_answers(within: float = DATABASE_WAIT_S) -> AsyncIterator[None]:
+    """A database that refuses, drops or stalls the work is a 503 with Retry-After within
+    `within` seconds, so the sender (Alertmanager, PagerDuty, a pipeline, Teams) retries later
+    and nothing it sent is lost; nothing was committed."""
+    try:
+        async with asyncio.timeout(within):
+            yield
+    except (TimeoutError, OSError, OperationalError, InterfaceError,
+            SQLAlchemyTimeoutError) as exc:
+        log.warning("database unavailable for a request: %s", type(exc).__name__)
+        raise RequestRejected(503, "database_unavailable",
+                              "the copilot's database is not answering; retry later",
+                              headers={"Retry-After": str(RETRY_AFTER_S)}) from exc
 
 
 def intake_of(request: Request) -> Intake:

@@ -6,33 +6,58 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from bot.webhooks.errors import RequestRejected, parse_json, read_body, require_json, validate
+from bot.webhooks.bodies import parse_json, read_body, require_json
+from bot.webhooks.errors import RequestRejected, validate
+from bot.webhooks.fields import StoredTime, column_length
 from bot.webhooks.intake import intake_of
 from knowledge.correlation import PagerDutySignal
 from knowledge.inbox import InboxEntry
+from knowledge.incidents import Incident
 
 SOURCE = "pagerduty"
 
 
+Name = Annotated[str, StringConstraints(max_length=200)]
+Url = Annotated[str, StringConstraints(max_length=column_length(Incident, "pagerduty_url"))]
+
+
 class PagerDutyReference(BaseModel):
-    id: str | None = None
+    id: Name | None = None
     type: str | None = None
+    summary: Name | None = None
+    html_url: Url | None = None
+
+
+class PagerDutyIncident(BaseModel):
+    """The fields of `event.data` (or `event.data.incident`) the copilot stores, typed as
+    PagerDuty sends them; the rest is kept as it came."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: Annotated[str, StringConstraints(
+        min_length=1, max_length=column_length(Incident, "pagerduty_incident_id"))]
+    title: str | None = None
     summary: str | None = None
-    html_url: str | None = None
+    incident_key: str | None = None
+    html_url: Url | None = None
+    urgency: Annotated[str, StringConstraints(
+        max_length=column_length(Incident, "severity"))] | None = None
+    service: PagerDutyReference | None = None
+    assignees: list[PagerDutyReference] = Field(default_factory=list)
 
 
 class PagerDutyEvent(BaseModel):
     id: str = Field(min_length=1)
-    event_type: str = Field(min_length=1)
+    event_type: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     resource_type: str
-    occurred_at: datetime
+    occurred_at: StoredTime
     agent: PagerDutyReference | None = None
     client: dict[str, Any] | None = None
     data: dict[str, Any]
@@ -68,24 +93,38 @@ def _incident_of(data: dict[str, Any]) -> dict[str, Any]:
     return inner if isinstance(inner, dict) else data
 
 
+def _check_incident(data: dict[str, Any]) -> None:
+    """The incident an event is about must carry what storage takes, typed as PagerDuty
+    types it; a note's `content` must be text."""
+    where = "event.data.incident" if isinstance(data.get("incident"), dict) else "event.data"
+    try:
+        PagerDutyIncident.model_validate(_incident_of(data))
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join([where, *(str(p) for p in err['loc'])])}: {err['msg']}"
+                             for err in exc.errors()[:10])
+        raise RequestRejected(422, "invalid_payload",
+                              f"not a valid PagerDuty v3 webhook: {problems}") from exc
+    if "content" in data and not isinstance(data["content"], str | None):
+        raise RequestRejected(422, "invalid_payload",
+                              "not a valid PagerDuty v3 webhook: event.data.content: Input "
+                              "should be a valid string")
+
+
 def signal_from_item(payload: dict[str, Any]) -> PagerDutySignal:
     event = PagerDutyEvent.model_validate(payload["event"])
-    incident = _incident_of(event.data)
-    service = incident.get("service") if isinstance(incident.get("service"), dict) else {}
+    incident = PagerDutyIncident.model_validate(_incident_of(event.data))
     occurred = event.occurred_at if event.occurred_at.tzinfo else event.occurred_at.replace(
         tzinfo=UTC)
+    content = event.data.get("content")
     return PagerDutySignal(
         event_id=event.id, event_type=event.event_type, occurred_at=occurred,
-        incident_id=str(incident.get("id")),
-        incident_key=incident.get("incident_key"),
-        title=incident.get("title") or incident.get("summary"),
-        html_url=incident.get("html_url"),
-        service=(service or {}).get("summary"),
-        urgency=incident.get("urgency"),
+        incident_id=incident.id, incident_key=incident.incident_key,
+        title=incident.title or incident.summary, html_url=incident.html_url,
+        service=incident.service.summary if incident.service else None,
+        urgency=incident.urgency,
         agent=event.agent.summary if event.agent else None,
-        note=event.data.get("content") if isinstance(event.data.get("content"), str) else None,
-        assignees=tuple(str(a.get("summary") or a.get("id")) for a in
-                        incident.get("assignees") or [] if isinstance(a, dict)))
+        note=content if isinstance(content, str) else None,
+        assignees=tuple(str(a.summary or a.id) for a in incident.assignees))
 
 
 def router() -> APIRouter:
@@ -105,10 +144,7 @@ def router() -> APIRouter:
             return JSONResponse({"accepted": 0, "duplicates": 0,
                                  "ignored": f"{event.event_type} is not an incident event"},
                                 status_code=202)
-        incident = _incident_of(event.data)
-        if not incident.get("id"):
-            raise RequestRejected(422, "invalid_payload",
-                                  "not a valid PagerDuty v3 webhook: event.data has no incident id")
+        _check_incident(event.data)
         result = await intake.store(org, [InboxEntry(source=SOURCE, key=event.id,
                                                      payload=hook.model_dump(mode="json"))])
         return JSONResponse({"accepted": result.accepted, "duplicates": result.duplicates},

@@ -11,6 +11,7 @@ import pytest
 
 from bot.agent.runtime import Agent, open_agent
 from bot.settings import Settings
+from tests.bot.exposed import exposed  # noqa: F401 - every POST route, configured
 from tests.bot.slack_live import erring_prom, live  # noqa: F401 - fixtures for the Slack tests
 from tests.bot.teams_live import teams_live  # noqa: F401 - the fixture for the Teams tests
 from tests.fakes.live_prometheus import Service, live_prometheus

@@ -207,7 +207,7 @@ async def test_a_rejected_card_is_posted_as_text(teams_live: TeamsLive) -> None:
 async def test_bad_input_gets_a_clear_400(teams_live: TeamsLive) -> None:
     response = await teams_live.client.post("/api/messages", content=b"{not json",
                                             headers={"Content-Type": "application/json"})
-    assert response.status_code == 400 and "JSON" in response.json()["error"]
+    assert response.status_code == 400 and "JSON" in response.json()["detail"]
     response = await teams_live.client.post("/api/messages", json={"text": "hi"})
     assert response.status_code == 400 and "type" in response.json()["error"]
 

@@ -115,3 +115,17 @@ def test_investigate_an_unknown_alert_is_a_clear_error(prometheus: str, tmp_path
                              "--match", "nolabel"], env=env, capture_output=True, text=True,
                             timeout=60, check=False)
     assert result.returncode == 2 and "expected label=value" in result.stderr
+
+
+def test_investigate_with_prometheus_down_exits_2_naming_it(tmp_path: Path) -> None:
+    """Not "No clear cause" with exit 0: the queries it needed failed."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SRE_COPILOT_")}
+    down = "http://127.0.0.1:9"  # the discard port: nothing listens
+    env.update(PROMETHEUS_URL=down, SRE_COPILOT_DATA_DIR=str(tmp_path), PYTHONPATH=str(ROOT))
+    for target in (["--service", "checkout"], ["--alert", "KubeJobFailed"]):
+        result = subprocess.run([sys.executable, "-m", "bot.cli", "investigate", *target,
+                                 "--json"], env=env, capture_output=True, text=True,
+                                timeout=120, check=False)
+        assert result.returncode == 2, (target, result.stdout)
+        assert down in result.stderr and "Prometheus" in result.stderr
+        assert result.stdout == ""
