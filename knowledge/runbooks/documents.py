@@ -4,10 +4,12 @@ its sections (chunked by headings), with a digest for change detection."""
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -17,6 +19,8 @@ from knowledge.text import split_camel
 NOT_RUNBOOKS = frozenset({"readme", "source", "license", "changelog", "contributing", "index"})
 SECTION_CHARS = 1500  # the model reads 256 word pieces; longer sections are cut for embedding
 SUMMARY_CHARS = 1000
+FRONT_MATTER_CHARS = 10_000  # title, alerts, services, tags: a few lines in practice
+MAX_FILE_BYTES = 1_000_000  # a runbook is a page or two; anything larger is not one
 
 _FRONT = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.S)
 _ALERT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*[A-Z][A-Za-z0-9]*$|^[A-Z][a-z0-9]+$")
@@ -63,8 +67,27 @@ def is_runbook_file(path: Path) -> bool:
 
 
 def discover(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file() and is_runbook_file(p)
-                  and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    """The runbook files under `root`: regular files only, found without following a symlink
+    (to a file or a folder), so nothing outside the folder is read; hidden paths skipped."""
+    found: list[Path] = []
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            path = Path(folder, name)
+            if not name.startswith(".") and is_runbook_file(path) and path.is_file() \
+                    and not path.is_symlink():
+                found.append(path)
+    return sorted(found)
+
+
+class _FrontMatterLoader(yaml.SafeLoader):
+    """YAML's safe loader without aliases: front matter never needs one, and a few hundred
+    bytes of nested aliases expand to gigabytes (the "billion laughs")."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.YAMLError("aliases (*name) are not allowed in front matter")
+        return super().compose_node(parent, index)
 
 
 def parse(text: str, path: str) -> RunbookDocument:
@@ -72,8 +95,11 @@ def parse(text: str, path: str) -> RunbookDocument:
     front: dict[str, object] = {}
     m = _FRONT.match(text)
     if m:
+        if len(m.group(1)) > FRONT_MATTER_CHARS:
+            raise RunbookParseError(f"{path}: front matter is over {FRONT_MATTER_CHARS} "
+                                    "characters")
         try:
-            loaded = yaml.safe_load(m.group(1))
+            loaded = yaml.load(m.group(1), Loader=_FrontMatterLoader)  # a SafeLoader
         except yaml.YAMLError as exc:
             raise RunbookParseError(f"{path}: front matter is not valid YAML: {exc}") from exc
         front = loaded if isinstance(loaded, dict) else {}

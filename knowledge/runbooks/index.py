@@ -22,7 +22,13 @@ from typing import Any
 import numpy as np
 
 from knowledge.embedding import Embedder, TokenVectors
-from knowledge.runbooks.documents import RunbookDocument, discover, parse
+from knowledge.runbooks.documents import (
+    MAX_FILE_BYTES,
+    RunbookDocument,
+    RunbookParseError,
+    discover,
+    parse,
+)
 from knowledge.runbooks.lexical import LexicalIndex
 from knowledge.text import content_words, identifiers, stem, words
 from knowledge.vectors import cosine_collection
@@ -131,8 +137,10 @@ class RunbookIndex:
             # version searchable until the file is fixed, rather than deleting it.
             seen.add(rel)
             try:
+                if file.stat().st_size > MAX_FILE_BYTES:
+                    raise RunbookParseError(f"over {MAX_FILE_BYTES} bytes, not read")
                 doc = parse(file.read_text(encoding="utf-8"), rel)
-            except (UnicodeDecodeError, ValueError) as exc:
+            except Exception as exc:  # one bad file never costs the others: it is reported
                 report.errors.append(f"{rel}: {exc}")
                 continue
             if existing.get(rel) == doc.digest:

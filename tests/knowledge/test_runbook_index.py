@@ -152,3 +152,41 @@ def test_a_new_process_sees_what_was_ingested(tmp_path: Path, embedder: Embedder
         again = index.ingest(runbooks)
         assert (again.added, again.updated, again.unchanged) == ([], [], 2)
     assert list((data / "chroma").iterdir())
+
+
+BOMB = """---
+a: &a ["x","x","x","x","x","x","x","x","x"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+---
+# Bomb
+"""
+
+
+def test_ingest_reads_only_regular_files_inside_the_folder_and_survives_bad_ones(
+        tmp_path: Path, embedder: Embedder) -> None:
+    """A symlink out of the folder (to a file or a folder) is not followed; an alias bomb in
+    front matter and an oversized file are reported, and every valid runbook is indexed."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "Secret.md").write_text("# Secret\n\n## Meaning\n\nroot:x:0:0 hunter2\n",
+                                       encoding="utf-8")
+    runbooks = write_runbooks(tmp_path / "runbooks")
+    (runbooks / "passwd.md").symlink_to(outside / "Secret.md")
+    (runbooks / "elsewhere").symlink_to(outside, target_is_directory=True)
+    (runbooks / "Bomb.md").write_text(BOMB, encoding="utf-8")
+    (runbooks / "Huge.md").write_text("# Huge\n\n" + "word " * 300_000, encoding="utf-8")
+    with runbook_index(tmp_path / "data", embedder) as index:
+        report = index.ingest(runbooks)
+        assert sorted(report.added) == sorted(RUNBOOKS)
+        errors = dict(e.split(": ", 1) for e in report.errors)
+        assert set(errors) == {"Bomb.md", "Huge.md"}
+        assert "aliases" in errors["Bomb.md"] and "bytes" in errors["Huge.md"]
+        answer = search(index, RunbookQuery(text="root:x:0:0 hunter2"))
+        assert all("passwd" not in h.path and "Secret" not in h.path for h in answer.results)
