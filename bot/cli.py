@@ -15,6 +15,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from bot.logs import configure_logging
+from bot.outgoing import RedactingStream
 from bot.settings import Settings
 from knowledge.db import DatabaseURLError
 from knowledge.vectors import ChromaURLError
@@ -110,6 +111,19 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # Whatever a command prints (an incident's alert text, a post-mortem, an error naming a
+    # query) is redacted.
+    stdout, stderr = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = RedactingStream(stdout), RedactingStream(stderr)
+    try:
+        return _main(args)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.stdout, sys.stderr = stdout, stderr
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         settings = Settings()
         # The demo prints its own story; logs would only interleave with it.

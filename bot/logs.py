@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
+from bot.outgoing import RedactingFilter
 from bot.settings import Settings
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -80,9 +81,13 @@ def configure_logging(settings: Settings, quiet: bool = False) -> None:
     that already has handlers (a test runner's) alone."""
     level = "WARNING" if quiet else settings.log_level.upper()
     handler = logging.StreamHandler()
+    # On the handler too: a library that sets its own logger to DEBUG (bm25s does) would
+    # otherwise print through it whatever the root's level.
+    handler.setLevel(level)
     handler.setFormatter(JsonLines() if settings.log_format == "json"
                          else logging.Formatter(TEXT_FORMAT))
     handler.addFilter(WorkIds())
+    handler.addFilter(RedactingFilter())  # every logger's lines, libraries' included
     logging.basicConfig(level=level, handlers=[handler])
     logging.getLogger("alembic").setLevel(max(logging.getLevelName(level), logging.WARNING))
     if settings.log_format == "json":

@@ -30,6 +30,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.metrics import Metrics
+from bot.outgoing import scrub_arguments
 from bot.settings import Settings
 from bot.webhooks.bodies import check_depth, read_body
 from bot.webhooks.errors import RequestRejected
@@ -82,25 +83,24 @@ EXPECTED_ERRORS = frozenset({"name_taken", "users_not_found", "already_in_channe
 
 def web_client(settings: Settings, token: str | None = None, *,
                metrics: Metrics | None = None) -> AsyncWebClient:
-    """The Web API client: `SLACK_API_URL`, and slack_sdk's own retry handlers (429 with
-    Retry-After, dropped connections); with `metrics`, one that counts failed calls."""
+    """The Web API client: `SLACK_API_URL`, slack_sdk's own retry handlers (429 with
+    Retry-After, dropped connections), every request's content redacted; with `metrics`, it
+    counts failed calls."""
     base = settings.slack_api_url if settings.slack_api_url.endswith("/") \
         else settings.slack_api_url + "/"
     retries = [AsyncRateLimitErrorRetryHandler(max_retry_count=3),
                AsyncConnectionErrorRetryHandler(max_retry_count=2)]
-    if metrics is None:
-        return AsyncWebClient(token=token or settings.slack_bot_token, base_url=base,
-                              retry_handlers=retries)
-    return CountedWebClient(token=token or settings.slack_bot_token, base_url=base,
+    return GuardedWebClient(token=token or settings.slack_bot_token, base_url=base,
                             retry_handlers=retries, metrics=metrics)
 
 
-class CountedWebClient(AsyncWebClient):
-    """slack_sdk's client, counting each Web API call that fails after its retry handlers
-    (Slack's `ok: false`, HTTP errors, dropped connections) as a Slack upstream error. Every
-    Web API method goes through `api_call`, so this is the one place that sees them all."""
+class GuardedWebClient(AsyncWebClient):
+    """slack_sdk's client with two duties at the one place every Web API method goes through
+    (`api_call`): the content of each request is redacted (`bot.outgoing`), and with `metrics`
+    each call that fails after its retry handlers (Slack's `ok: false`, HTTP errors, dropped
+    connections) is counted as a Slack upstream error."""
 
-    def __init__(self, *args: Any, metrics: Metrics, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, metrics: Metrics | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.metrics = metrics
 
@@ -111,17 +111,27 @@ class CountedWebClient(AsyncWebClient):
                        json: dict[Any, Any] | None = None,
                        headers: dict[Any, Any] | None = None,
                        auth: dict[Any, Any] | None = None) -> AsyncSlackResponse:
+        if isinstance(data, dict):
+            data = scrub_arguments(api_method, data)
         try:
-            return await super().api_call(api_method, http_verb=http_verb, files=files,
-                                          data=data, params=params, json=json,
-                                          headers=headers, auth=auth)
+            return await super().api_call(
+                api_method, http_verb=http_verb, files=files, data=data,
+                params=scrub_arguments(api_method, params),
+                json=scrub_arguments(api_method, json), headers=headers, auth=auth)
         except SlackApiError as exc:
-            if exc.response is None or exc.response.get("error") not in EXPECTED_ERRORS:
+            if self.metrics is not None and (
+                    exc.response is None or exc.response.get("error") not in EXPECTED_ERRORS):
                 self.metrics.upstream_failed("slack")
             raise
         except Exception:
-            self.metrics.upstream_failed("slack")
+            if self.metrics is not None:
+                self.metrics.upstream_failed("slack")
             raise
+
+    async def files_upload_v2(self, **kwargs: Any) -> AsyncSlackResponse:
+        """A text file's content (a post-mortem draft) is redacted before it is uploaded; the
+        upload itself does not go through `api_call`."""
+        return await super().files_upload_v2(**scrub_arguments("files.upload", kwargs) or {})
 
 
 async def org_of_team(db: Database, settings: Settings, team_id: str | None) -> int:

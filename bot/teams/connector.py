@@ -35,6 +35,7 @@ from tenacity import (
 )
 
 from bot.metrics import Metrics
+from bot.outgoing import scrub_activity
 
 log = logging.getLogger(__name__)
 RETRIED_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -171,29 +172,33 @@ class Connector:
 
     async def send(self, service_url: str, conversation_id: str, activity: Activity) -> str:
         """Post into a conversation (a channel thread, a chat); the new activity's id."""
+        safe = scrub_activity(activity)
         response = await self._call(
             f"post to {conversation_id}", service_url,
-            lambda c: c.conversations.send_to_conversation(conversation_id, activity))
+            lambda c: c.conversations.send_to_conversation(conversation_id, safe))
         return str(response.id or "")
 
     async def reply(self, service_url: str, conversation_id: str, reply_to_id: str,
                     activity: Activity) -> str:
+        safe = scrub_activity(activity)
         response = await self._call(
             f"reply in {conversation_id}", service_url,
-            lambda c: c.conversations.reply_to_activity(conversation_id, reply_to_id, activity))
+            lambda c: c.conversations.reply_to_activity(conversation_id, reply_to_id, safe))
         return str(response.id or "")
 
     async def update(self, service_url: str, conversation_id: str, activity_id: str,
                      activity: Activity) -> None:
         activity.id = activity_id
+        safe = scrub_activity(activity)
         await self._call(
             f"update message {activity_id} in {conversation_id}", service_url,
-            lambda c: c.conversations.update_activity(conversation_id, activity_id, activity))
+            lambda c: c.conversations.update_activity(conversation_id, activity_id, safe))
 
     async def start_thread(self, service_url: str, *, tenant_id: str, channel_id: str,
                            activity: Activity) -> NewThread:
         """A new post in a channel, which starts its own reply chain."""
-        params = ConversationParameters(is_group=True, tenant_id=tenant_id, activity=activity,
+        params = ConversationParameters(is_group=True, tenant_id=tenant_id,
+                                        activity=scrub_activity(activity),
                                         channel_data={"channel": {"id": channel_id},
                                                       "tenant": {"id": tenant_id}})
         response = await self._call(
