@@ -25,10 +25,10 @@ from bot.settings import Settings
 from bot.slack.intake import guard as slack_guard
 from bot.webhooks import alertmanager, changes, pagerduty
 from bot.webhooks.errors import RequestRejected, rejected_response
-from bot.webhooks.intake import Intake
+from bot.webhooks.intake import RETRY_AFTER_S, Intake
 from bot.worker import InboxWorker
 from knowledge import inbox, migrate, outbox
-from knowledge.db import Database, open_database
+from knowledge.db import DATABASE_UNAVAILABLE, Database, open_database
 from knowledge.history import HistoryIndex
 from knowledge.orgs import ensure_org, list_org_ids
 from knowledge.types import utcnow
@@ -87,13 +87,14 @@ def create_app(settings: Settings, *, db: Database | None = None,
     with_worker = settings.worker if run_worker is None else run_worker
     chatting = with_worker and (settings.slack_enabled or settings.teams_enabled)
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        database = db or await prepare_database(settings)
-        app.state.intake = Intake(settings=settings, db=database, metrics=metrics)
-        app.state.db = database
+    async def start(app: FastAPI, database: Database, stack: contextlib.AsyncExitStack,
+                    *, owned: bool) -> None:
+        """Everything that needs the database: intake, worker, chat, scheduler, history.
+        What it starts is stopped by `stack`, in reverse order."""
+        if owned:
+            stack.push_async_callback(database.dispose)
+        intake = Intake(settings=settings, db=database, metrics=metrics)
         stop = asyncio.Event()
-        task: asyncio.Task[None] | None = None
         # One embedding model per process, shared by the history index and the chat agent.
         indexes = (try_open_indexes(settings, metrics=metrics)
                    if settings.history or chatting else None)
@@ -102,42 +103,81 @@ def create_app(settings: Settings, *, db: Database | None = None,
             app.state.warming = asyncio.create_task(asyncio.to_thread(indexes.embedder.warm),
                                                     name="warm-up")
         history = open_history(settings, indexes=indexes)
-        chat = contextlib.AsyncExitStack()
-        platforms = await chat.enter_async_context(running_chat(
+        platforms = await stack.enter_async_context(running_chat(
             settings, database, with_worker=with_worker, metrics=metrics, indexes=indexes))
         app.state.slack, app.state.teams = platforms.slack, platforms.teams
-        scheduler = None
         if settings.digest_enabled:
             from bot.scheduler import start_scheduler
 
             scheduler = start_scheduler(settings, database)
+            stack.callback(scheduler.shutdown, wait=False)
         if with_worker:
             worker = InboxWorker(db=database, settings=settings, metrics=metrics,
-                                 wake=app.state.intake.wake, history=history,
+                                 wake=intake.wake, history=history,
                                  changed=platforms.deliveries)
             app.state.worker = worker
             task = asyncio.create_task(worker.run(stop), name="inbox-worker")
-            if history is not None:
-                app.state.history_sweep = asyncio.create_task(
-                    sweep_history(database, history), name="history-sweep")
-        try:
-            yield
-        finally:
-            if scheduler is not None:
-                scheduler.shutdown(wait=False)
-            await chat.aclose()
-            stop.set()
-            if task is not None:
+
+            async def stop_worker() -> None:
+                stop.set()
                 # Let the current batch commit; its transaction is short.
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(task, timeout=30)
-            if db is None:
-                await database.dispose()
+
+            stack.push_async_callback(stop_worker)
+            if history is not None:
+                app.state.history_sweep = asyncio.create_task(
+                    sweep_history(database, history), name="history-sweep")
+        # Last: a request finds the intake only once what serves it is running.
+        app.state.db, app.state.intake = database, intake
+
+    async def start_when_reachable(app: FastAPI, stack: contextlib.AsyncExitStack) -> None:
+        """The database was down at start: try again until it answers, then start. Until
+        then `/readyz` and the webhooks answer 503, so nothing is sent here and lost."""
+        while True:
+            await asyncio.sleep(settings.database_retry_seconds)
+            try:
+                database = await prepare_database(settings)
+            except DATABASE_UNAVAILABLE as exc:
+                log.warning("database still unavailable (%s); retrying in %ss",
+                            type(exc).__name__, settings.database_retry_seconds)
+                continue
+            await start(app, database, stack, owned=True)
+            log.info("database reachable: serving")
+            return
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stack = contextlib.AsyncExitStack()
+        waiting: asyncio.Task[None] | None = None
+        try:
+            if db is not None:
+                await start(app, db, stack, owned=False)
+            else:
+                try:
+                    database = await prepare_database(settings)
+                except DATABASE_UNAVAILABLE as exc:
+                    log.error("the database is unavailable at start (%s: %s); serving "
+                              "not-ready and retrying every %ss", type(exc).__name__,
+                              str(exc).splitlines()[0][:300], settings.database_retry_seconds)
+                    waiting = asyncio.create_task(start_when_reachable(app, stack),
+                                                  name="database-wait")
+                else:
+                    await start(app, database, stack, owned=True)
+            yield
+        finally:
+            if waiting is not None:
+                waiting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await waiting
+            await stack.aclose()
 
     app = FastAPI(title="SRE Copilot", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.warming = None  # the model's warm-up task, while `serve` starts
+    # Set once the database answers (at start, or later when it was down at start).
+    app.state.db = app.state.intake = app.state.slack = app.state.teams = None
     app.add_exception_handler(RequestRejected, rejected_response)
     _measure(app, metrics)
 
@@ -151,6 +191,8 @@ def create_app(settings: Settings, *, db: Database | None = None,
     async def slack_events(request: Request) -> Response:
         """Events, slash commands, interactions and shortcuts, all at one Request URL; and the
         OAuth install flow when SLACK_CLIENT_ID/SECRET are set."""
+        if app.state.slack is None and app.state.intake is None:
+            return _not_ready()
         if app.state.slack is None:
             return JSONResponse({"error": "Slack is not configured: set SLACK_SIGNING_SECRET "
                                           "and SLACK_BOT_TOKEN (or SLACK_CLIENT_ID and "
@@ -166,6 +208,8 @@ def create_app(settings: Settings, *, db: Database | None = None,
     @app.post("/api/messages")
     async def teams_messages(request: Request) -> Response:
         """Teams (Bot Framework) activities: validated, stored, acknowledged."""
+        if app.state.teams is None and app.state.intake is None:
+            return _not_ready()
         if app.state.teams is None:
             return JSONResponse({"error": "Teams is not configured: set TEAMS_APP_ID and "
                                           "TEAMS_APP_PASSWORD"}, status_code=404)
@@ -185,6 +229,10 @@ def create_app(settings: Settings, *, db: Database | None = None,
         if warming is not None and warming.exception() is not None:
             app.state.warming = None  # said once: runbook search reports it on every use
             log.error("the embedding model did not load: %s", warming.exception())
+        if app.state.db is None:
+            return JSONResponse({"status": "unavailable",
+                                 "detail": "database unreachable since start; retrying"},
+                                status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
         try:
             await asyncio.wait_for(app.state.db.ping(), timeout=5)
         except Exception as exc:
@@ -209,6 +257,12 @@ def create_app(settings: Settings, *, db: Database | None = None,
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _not_ready() -> JSONResponse:
+    return JSONResponse({"error": "database_unavailable",
+                         "detail": "the copilot's database is not answering yet; retry later"},
+                        status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
 def _measure(app: FastAPI, metrics: Metrics) -> None:

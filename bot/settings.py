@@ -29,6 +29,8 @@ class Settings(BaseSettings):
         default=None, validation_alias="CHANGES_WEBHOOK_TOKEN")
     prometheus_url: str | None = Field(default=None, validation_alias="PROMETHEUS_URL")
     prometheus_timeout_seconds: float = Field(default=10.0, gt=0)
+    # `serve` with the database down at start: how often it tries again (not-ready meanwhile).
+    database_retry_seconds: float = Field(default=5.0, gt=0)
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     default_org: str = "default"
     auto_resolve: bool = True

@@ -14,9 +14,15 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+# What a database that is down, refusing or stalled raises: answered as "unavailable, retry"
+# (a 503, a not-ready start), not as a bug.
+DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OperationalError, InterfaceError, SQLAlchemyTimeoutError, OSError, TimeoutError)
 CONNECT_TIMEOUT_S = 5
 POOL_TIMEOUT_S = 10
 STATEMENT_TIMEOUT_S = 60

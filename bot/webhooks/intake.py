@@ -11,13 +11,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from fastapi import Request
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
 from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.webhooks.errors import RequestRejected
-from knowledge.db import Database
+from knowledge.db import DATABASE_UNAVAILABLE, Database
 from knowledge.inbox import EnqueueResult, InboxEntry, enqueue
 from knowledge.orgs import OrgNotFound, get_org
 
@@ -78,8 +76,7 @@ async def database_answers(within: float = DATABASE_WAIT_S) -> AsyncIterator[Non
     try:
         async with asyncio.timeout(within):
             yield
-    except (TimeoutError, OSError, OperationalError, InterfaceError,
-            SQLAlchemyTimeoutError) as exc:
+    except DATABASE_UNAVAILABLE as exc:
         log.warning("database unavailable for a request: %s", type(exc).__name__)
         raise RequestRejected(503, "database_unavailable",
                               "the copilot's database is not answering; retry later",
@@ -87,6 +84,10 @@ async def database_answers(within: float = DATABASE_WAIT_S) -> AsyncIterator[Non
 
 
 def intake_of(request: Request) -> Intake:
-    """The app's Intake, built by its lifespan."""
-    intake: Intake = request.app.state.intake
+    """The app's Intake, built by its lifespan once the database answers; until then a 503."""
+    intake: Intake | None = request.app.state.intake
+    if intake is None:
+        raise RequestRejected(503, "database_unavailable",
+                              "the copilot's database is not answering yet; retry later",
+                              headers={"Retry-After": str(RETRY_AFTER_S)})
     return intake
