@@ -1,10 +1,13 @@
 """Changes as evidence: puts the deploys and config changes of an incident's service on its
 timeline, whichever arrives first.
 
-A change is linked to every open incident of its org and service that it could have caused: one
-that started at most `WINDOW` after the change. An incident, when it opens (or its start moves
-earlier), gets the changes of its service from `WINDOW` before its start onwards. Both ways use
-the same timeline dedupe key, so each change appears once per incident, at the change's own time.
+A change is linked to the open incidents of its org and service it could bear on: one that
+started within `WINDOW` of the change (after it: a possible cause; before it: a fix or a
+worsening during the incident). An incident, when it opens (or its start moves earlier), gets the
+changes of its service from `WINDOW` before its start onwards. Both ways are bounded — the
+`LINKS` nearest in time — so a service deploying every minute cannot flood a timeline or hold a
+transaction; both use the same timeline dedupe key, so each change appears once per incident, at
+the change's own time.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from knowledge.timeline import TimelineEvent, add_event
 from knowledge.types import utcnow
 
 WINDOW = timedelta(hours=2)
+# At most this many changes on one incident's timeline, and incidents per change: the nearest
+# in time. A person reads a handful; a storm of automated deploys must not write thousands.
+LINKS = 20
 
 # Deploys and rollbacks are "deploy" events; config, feature-flag and other changes are "change".
 TIMELINE_KIND = {"deploy": "deploy", "rollback": "deploy"}
@@ -53,13 +59,16 @@ async def _add(session: AsyncSession, *, incident_id: int, change: Change) -> Ti
 
 async def link_change(session: AsyncSession, *, change: Change) -> list[Incident]:
     """Add a just-recorded change to the timelines of the open incidents of its service that
-    started no more than `WINDOW` after it. Returns the incidents it was added to."""
+    started within `WINDOW` of it (the `LINKS` latest). Returns the incidents it was added
+    to."""
     await session.flush()
     stmt = (select(Incident)
             .where(Incident.org_id == change.org_id, Incident.service == change.service,
                    Incident.status != IncidentStatus.RESOLVED.value,
-                   Incident.triggered_at <= change.occurred_at + WINDOW)
-            .order_by(col(Incident.id)))
+                   Incident.triggered_at <= change.occurred_at + WINDOW,
+                   Incident.triggered_at >= change.occurred_at - WINDOW)
+            .order_by(col(Incident.triggered_at).desc(), col(Incident.id).desc())
+            .limit(LINKS))
     linked = []
     for incident in (await session.exec(stmt)).all():
         assert incident.id is not None
@@ -80,4 +89,7 @@ async def link_recent_changes(session: AsyncSession, *, incident: Incident) -> l
                                   start=incident.triggered_at - WINDOW,
                                   end=max(incident.triggered_at, utcnow()),
                                   services=[incident.service])
-    return [c for c in found if await _add(session, incident_id=incident.id, change=c)]
+    start = incident.triggered_at
+    nearest = sorted(found, key=lambda c: abs((c.occurred_at - start).total_seconds()))[:LINKS]
+    nearest.sort(key=lambda c: (c.occurred_at, c.id or 0))
+    return [c for c in nearest if await _add(session, incident_id=incident.id, change=c)]

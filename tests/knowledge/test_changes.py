@@ -206,3 +206,29 @@ async def test_a_pagerduty_incident_gets_the_changes_of_its_service(database: Da
         assert len(await list_incidents(s, org_id=oid)) == 1
         assert [summary for _, summary, _ in _changes_on(await _events(s, incident))] == [
             "Rollback checkout v2.14.0 → v2.13.2", "Deploy checkout v2.14.1"]
+
+
+async def test_a_deploy_storm_writes_a_bounded_timeline(database: Database) -> None:
+    """A service deploying every half minute, then five incidents and a change during them:
+    each incident gets the LINKS changes nearest its start, each change at most LINKS
+    incidents; a change hours after an incident started is not linked to it."""
+    from knowledge.change_links import LINKS
+
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        for i in range(240):  # two hours of deploys before T0
+            await _change(s, oid, minutes=-120 + i * 0.5, version=f"v{i}")
+        incidents = [await apply_alert(s, org_id=oid, signal=firing(f"A{i}", group=f"g{i}",
+                                                                      minutes=i))
+                     for i in range(5)]
+        late = await _recorded(s, oid, minutes=60 * 5, version="late")
+        during = await _recorded(s, oid, minutes=10, version="during")
+    async with database.session() as s:
+        for incident in incidents:
+            changes = _changes_on(await _events(s, incident))
+            assert len(changes) == LINKS + 1  # the nearest LINKS, and the one during it
+            assert changes[-1][1] == "Deploy checkout during"
+            # the nearest to its start: the last deploys before it, none from the first hour
+            assert all(at >= T0 - timedelta(minutes=15) for _, _, at in changes)
+            assert "Deploy checkout late" not in {line for _, line, _ in changes}
+    assert late.id is not None and during.id is not None
