@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from bot import orgs_cli
 from bot.logs import configure_logging
 from bot.outgoing import RedactingStream
 from bot.settings import Settings
@@ -106,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="print a JSON list: labels, days_to_threshold, lower, upper, model, "
                          "mase, evidence, …")
     fc.add_argument("--chart", type=Path, help="also write a PNG of the worst series to CHART")
+    orgs_cli.add_parser(sub)
     return parser
 
 
@@ -153,6 +155,12 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         else:
             print(migrate.current(settings.db_url()) or "(no schema yet)")
         return 0
+    if args.command == "orgs":
+        try:
+            return orgs_cli.run(args, settings)
+        except orgs_cli.OrgsError as exc:
+            print(f"sre-copilot orgs: {exc}", file=sys.stderr)
+            return 2
     if args.command == "investigate":
         from bot.investigate import UsageError, run
 

@@ -1,8 +1,13 @@
 """The weekly digest, end to end: `make_digest` builds an org's digest (the digest skill's
-figures plus capacity forecasts from Prometheus), `post_digest` posts it to
-DIGEST_SLACK_CHANNEL and DIGEST_TEAMS_CHANNEL, and `run_digests` does both for every org exactly
-once per period — the scheduler (`bot/scheduler.py`) calls it on every replica and the
-`digest_run` claim lets one of them through."""
+figures plus capacity forecasts from Prometheus), `post_to_slack` / `post_to_teams` post it to
+the org's own destinations, and `run_digests` does both for every org exactly once per period —
+the scheduler (`bot/scheduler.py`) calls it on every replica and the `digest_run` claim lets one
+of them through.
+
+Each org's digest goes only to that org: its Slack channel (`orgs add|rotate
+--digest-slack-channel`, posted with its own workspace's token when it installed the app by
+OAuth) and its Teams channel (`@SRE Copilot digest here`). DIGEST_SLACK_CHANNEL and
+DIGEST_TEAMS_CHANNEL are the default org's."""
 
 from __future__ import annotations
 
@@ -70,11 +75,38 @@ def _forecast_json(forecast: Any) -> dict[str, Any]:
     return data
 
 
-async def post_to_slack(settings: Settings, digest: Digest) -> None:
+def slack_channel(settings: Settings, org: Org) -> str | None:
+    """Where an org's digest goes in Slack: its own channel; DIGEST_SLACK_CHANNEL is the
+    default org's only."""
+    if org.digest_slack_channel:
+        return org.digest_slack_channel
+    return settings.digest_slack_channel if org.slug == settings.default_org else None
+
+
+async def slack_token(settings: Settings, db: Database, org: Org) -> str | None:
+    """The org's own workspace token when it installed the app by OAuth, else the bot token
+    of the single-workspace setup."""
+    if settings.slack_oauth and org.slack_team_id:
+        from slack_sdk.oauth.installation_store.sqlalchemy import (
+            AsyncSQLAlchemyInstallationStore,
+        )
+
+        store = AsyncSQLAlchemyInstallationStore(client_id=settings.slack_client_id or "",
+                                                 engine=db.engine)
+        bot = await store.async_find_bot(enterprise_id=None, team_id=org.slack_team_id)
+        if bot is None:
+            raise LookupError(f"org {org.slug}: the app is not installed in workspace "
+                              f"{org.slack_team_id}")
+        return bot.bot_token
+    return settings.slack_bot_token
+
+
+async def post_to_slack(settings: Settings, digest: Digest, *, channel: str | None = None,
+                        token: str | None = None) -> None:
     from bot.slack.intake import web_client
 
-    client = web_client(settings)
-    channel = settings.digest_slack_channel or ""
+    client = web_client(settings, token=token)
+    channel = channel or settings.digest_slack_channel or ""
     for msg in digest_messages(digest):
         await client.chat_postMessage(channel=channel, text=msg.text, blocks=msg.blocks)
     for chart in digest.charts:
@@ -82,7 +114,8 @@ async def post_to_slack(settings: Settings, digest: Digest) -> None:
                                      title="capacity forecast")
 
 
-async def post_to_teams(settings: Settings, db: Database, digest: Digest, org_id: int) -> None:
+async def post_to_teams(settings: Settings, db: Database, digest: Digest, org_id: int, *,
+                        default_org: bool = True) -> None:
     from bot.teams.auth import bot_authentication
     from bot.teams.connector import Connector
     from bot.teams.handlers import Place, card_activity
@@ -91,7 +124,7 @@ async def post_to_teams(settings: Settings, db: Database, digest: Digest, org_id
     async with db.session() as session:
         # `@SRE Copilot digest here` wins over the setting: it is the newer, per-org choice.
         channel = await digest_channel(session, org_id=org_id)
-        if channel is None and settings.digest_teams_channel:
+        if channel is None and settings.digest_teams_channel and default_org:
             channel = await find_channel(session, org_id=org_id,
                                          channel_id=settings.digest_teams_channel)
     if channel is None:
@@ -103,10 +136,11 @@ async def post_to_teams(settings: Settings, db: Database, digest: Digest, org_id
         await connector.send(place.service_url, place.conversation_id, card_activity(card))
 
 
-async def has_teams_channel(settings: Settings, db: Database, org_id: int) -> bool:
+async def has_teams_channel(settings: Settings, db: Database, org_id: int, *,
+                            default_org: bool = True) -> bool:
     from knowledge.teams import digest_channel
 
-    if settings.digest_teams_channel:
+    if settings.digest_teams_channel and default_org:
         return True
     async with db.session() as session:
         return await digest_channel(session, org_id=org_id) is not None
@@ -129,13 +163,16 @@ async def run_digests(settings: Settings, db: Database, *, period: Period,
             continue  # another replica has it, or it is done
         digest = await make_digest(settings, db, org=org, period=period,
                                    chart_dir=settings.data_dir / "charts")
-        if settings.digest_slack_channel and run.slack_posted_at is None:
-            await post_to_slack(settings, digest)
+        default = org.slug == settings.default_org
+        channel = slack_channel(settings, org)
+        if channel and run.slack_posted_at is None:
+            await post_to_slack(settings, digest, channel=channel,
+                                token=await slack_token(settings, db, org))
             async with db.session() as session, session.begin():
                 await mark_platform_posted(session, run_id=run.id, platform="slack")
         if settings.teams_enabled and run.teams_posted_at is None \
-                and await has_teams_channel(settings, db, org.id):
-            await post_to_teams(settings, db, digest, org.id)
+                and await has_teams_channel(settings, db, org.id, default_org=default):
+            await post_to_teams(settings, db, digest, org.id, default_org=default)
             async with db.session() as session, session.begin():
                 await mark_platform_posted(session, run_id=run.id, platform="teams")
         async with db.session() as session, session.begin():

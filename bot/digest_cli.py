@@ -9,7 +9,14 @@ import sys
 from datetime import UTC, datetime
 
 from bot.app import prepare_database
-from bot.digest import has_teams_channel, make_digest, post_to_slack, post_to_teams
+from bot.digest import (
+    has_teams_channel,
+    make_digest,
+    post_to_slack,
+    post_to_teams,
+    slack_channel,
+    slack_token,
+)
 from bot.render.digest import digest_markdown
 from bot.settings import Settings
 from knowledge.orgs import OrgNotFound, get_org
@@ -58,15 +65,20 @@ async def run(settings: Settings, *, org: str | None, since: str | None, until: 
             print(digest_markdown(digest))
         if post:
             assert found.id is not None
-            teams = settings.teams_enabled and await has_teams_channel(settings, db, found.id)
-            if not settings.digest_slack_channel and not teams:
-                raise UsageError("--post needs DIGEST_SLACK_CHANNEL, or Teams with "
-                                 "DIGEST_TEAMS_CHANNEL or a channel chosen with "
+            default = found.slug == settings.default_org
+            channel = slack_channel(settings, found)
+            teams = settings.teams_enabled and await has_teams_channel(
+                settings, db, found.id, default_org=default)
+            if not channel and not teams:
+                raise UsageError(f"--post: org {found.slug} has no digest destination: "
+                                 "`sre-copilot orgs rotate SLUG --digest-slack-channel C`, "
+                                 "DIGEST_SLACK_CHANNEL (the default org), or Teams with "
                                  "`@SRE Copilot digest here`")
-            if settings.digest_slack_channel:
-                await post_to_slack(settings, digest)
+            if channel:
+                await post_to_slack(settings, digest, channel=channel,
+                                    token=await slack_token(settings, db, found))
             if teams:
-                await post_to_teams(settings, db, digest, found.id)
+                await post_to_teams(settings, db, digest, found.id, default_org=default)
             print("posted", file=sys.stderr)
     finally:
         await db.dispose()

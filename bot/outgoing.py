@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import io
 import logging
+import sys
 from typing import Any, TextIO
 
 from bot.agent.safety import redact
@@ -93,6 +94,13 @@ class RedactingStream(io.TextIOBase):
 
     def fileno(self) -> int:
         return self.target.fileno()
+
+
+def unredacted_stdout() -> TextIO:
+    """Standard output without the redaction: for a command whose output is a secret the
+    operator asked for (`orgs add` printing a new token)."""
+    out = sys.stdout
+    return out.target if isinstance(out, RedactingStream) else out
 
 
 def scrub_activity(activity: Any) -> Any:

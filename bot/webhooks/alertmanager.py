@@ -95,8 +95,10 @@ def router() -> APIRouter:
     @api.post("/webhooks/alertmanager", status_code=202)
     async def alertmanager_webhook(request: Request, org: str | None = None) -> JSONResponse:
         intake = intake_of(request)
-        require_bearer(request, intake.settings.alertmanager_webhook_token,
-                       setting="ALERTMANAGER_WEBHOOK_TOKEN",
+        target = await intake.org(org)
+        require_bearer(request, target, digest=target.alertmanager_token_sha256,
+                       env_token=intake.settings.alertmanager_webhook_token,
+                       setting="ALERTMANAGER_WEBHOOK_TOKEN", option="--alertmanager",
                        hint="set it and give Alertmanager the same value in the receiver's "
                             "http_config.authorization.credentials")
         require_json(request)

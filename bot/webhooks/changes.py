@@ -85,8 +85,10 @@ def router() -> APIRouter:
     @api.post("/webhooks/changes", status_code=202)
     async def changes_webhook(request: Request, org: str | None = None) -> JSONResponse:
         intake = intake_of(request)
-        require_bearer(request, intake.settings.changes_webhook_token,
-                       setting="CHANGES_WEBHOOK_TOKEN",
+        target = await intake.org(org)
+        require_bearer(request, target, digest=target.changes_token_sha256,
+                       env_token=intake.settings.changes_webhook_token,
+                       setting="CHANGES_WEBHOOK_TOKEN", option="--changes",
                        hint="set it and have the pipeline send it as "
                             "'Authorization: Bearer <token>'")
         require_json(request)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -22,9 +23,23 @@ from knowledge.orgs import OrgNotFound, get_org
 log = logging.getLogger(__name__)
 DATABASE_WAIT_S = 10  # how long a webhook waits on the database before answering 503
 RETRY_AFTER_S = 30
+ORG_TTL_S = 10.0  # how long an org's credentials are kept in memory
 # What an org slug can be (knowledge.orgs keeps up to 64 characters); anything else is refused
 # before it reaches a query.
 ORG_SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+@dataclass(frozen=True)
+class OrgKeys:
+    """What a request to an org is checked against: the org's own credentials, and whether it
+    is the default org (the only one the environment's tokens open)."""
+
+    id: int
+    slug: str
+    is_default: bool
+    alertmanager_token_sha256: str | None
+    changes_token_sha256: str | None
+    pagerduty_secrets: tuple[str, ...]
 
 
 @dataclass
@@ -33,27 +48,34 @@ class Intake:
     db: Database
     metrics: Metrics
     wake: asyncio.Event = field(default_factory=asyncio.Event)
-    _org_ids: dict[str, int] = field(default_factory=dict)
+    # Read again after ORG_TTL_S, so `orgs rotate` on any replica takes effect everywhere.
+    _orgs: dict[str, tuple[float, OrgKeys]] = field(default_factory=dict)
 
-    async def org_id(self, slug: str | None) -> int:
-        async with database_answers():
-            return await self._org_id(slug)
-
-    async def _org_id(self, slug: str | None) -> int:
+    async def org(self, slug: str | None) -> OrgKeys:
+        """The org a request targets (`?org=`, else the default), with its credentials."""
         slug = slug or self.settings.default_org
         if not ORG_SLUG.fullmatch(slug):
             raise RequestRejected(400, "invalid_org",
                                   "?org= takes an org's slug: letters, digits, '.', '_' and '-', "
                                   "at most 64 characters")
-        if slug not in self._org_ids:
-            async with self.db.session() as session:
-                try:
-                    org = await get_org(session, slug=slug)
-                except OrgNotFound as exc:
-                    raise RequestRejected(404, "unknown_org", str(exc)) from exc
-            assert org.id is not None
-            self._org_ids[slug] = org.id
-        return self._org_ids[slug]
+        cached = self._orgs.get(slug)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        async with database_answers(), self.db.session() as session:
+            try:
+                org = await get_org(session, slug=slug)
+            except OrgNotFound as exc:
+                raise RequestRejected(404, "unknown_org", str(exc)) from exc
+        assert org.id is not None
+        keys = OrgKeys(id=org.id, slug=org.slug, is_default=slug == self.settings.default_org,
+                       alertmanager_token_sha256=org.alertmanager_token_sha256,
+                       changes_token_sha256=org.changes_token_sha256,
+                       pagerduty_secrets=tuple(org.pagerduty_secrets or ()))
+        self._orgs[slug] = (time.monotonic() + ORG_TTL_S, keys)
+        return keys
+
+    async def org_id(self, slug: str | None) -> int:
+        return (await self.org(slug)).id
 
     async def store(self, org_slug: str | None, entries: list[InboxEntry]) -> EnqueueResult:
         org_id = await self.org_id(org_slug)

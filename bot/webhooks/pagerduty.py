@@ -67,11 +67,14 @@ class PagerDutyWebhook(BaseModel):
     event: PagerDutyEvent
 
 
-def verify_signature(body: bytes, header: str | None, secrets: list[str]) -> None:
+def verify_signature(body: bytes, header: str | None, secrets: list[str], *,
+                     org: str = "default") -> None:
     if not secrets:
         raise RequestRejected(401, "not_configured",
-                              "PAGERDUTY_WEBHOOK_SECRET is not set on the copilot; set it to the "
-                              "webhook subscription's signing secret")
+                              f"org {org!r} has no PagerDuty signing secret: set "
+                              "PAGERDUTY_WEBHOOK_SECRET (the default org) or run `sre-copilot "
+                              f"orgs rotate {org} --pagerduty-secret S` with the webhook "
+                              "subscription's signing secret")
     if not header:
         raise RequestRejected(401, "missing_signature", "X-PagerDuty-Signature header is missing")
     given = [s.strip().removeprefix("v1=") for s in header.split(",")
@@ -133,9 +136,14 @@ def router() -> APIRouter:
     @api.post("/webhooks/pagerduty", status_code=202)
     async def pagerduty_webhook(request: Request, org: str | None = None) -> JSONResponse:
         intake = intake_of(request)
+        target = await intake.org(org)
         body = await read_body(request, limit=intake.settings.max_body_bytes)
-        verify_signature(body, request.headers.get("x-pagerduty-signature"),
-                         intake.settings.pagerduty_secrets)
+        # The org's own secrets; the environment's open the default org only. The signature
+        # does not cover `?org=`: one org's signed bytes replayed to another are refused here.
+        secrets = [*target.pagerduty_secrets,
+                   *(intake.settings.pagerduty_secrets if target.is_default else [])]
+        verify_signature(body, request.headers.get("x-pagerduty-signature"), secrets,
+                         org=target.slug)
         require_json(request)
         hook = validate(PagerDutyWebhook, parse_json(body), what="PagerDuty v3 webhook")
         event = hook.event

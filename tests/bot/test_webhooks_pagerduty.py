@@ -119,4 +119,5 @@ async def test_unconfigured_secret_says_how_to_fix_it(copilot: Copilot) -> None:
     copilot.settings.pagerduty_webhook_secret = None
     response = await _post(copilot, pd.incident_event("incident.triggered"), secret="x")
     assert response.status_code == 401
-    assert "PAGERDUTY_WEBHOOK_SECRET is not set" in response.json()["detail"]
+    assert "set PAGERDUTY_WEBHOOK_SECRET" in response.json()["detail"]
+    assert "orgs rotate default --pagerduty-secret" in response.json()["detail"]
