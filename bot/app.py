@@ -37,6 +37,7 @@ from skills.history.sweep import index_resolved
 log = logging.getLogger(__name__)
 # An incoming X-Request-Id is kept only if it looks like an id: it goes into every log line.
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+METRICS_DB_WAIT_S = 3.0  # well inside Prometheus' default 10 s scrape timeout
 
 
 def open_history(settings: Settings, *, metrics: Metrics | None = None,
@@ -243,8 +244,10 @@ def create_app(settings: Settings, *, db: Database | None = None,
 
     @app.get("/metrics")
     async def metrics_endpoint() -> Response:
-        with contextlib.suppress(Exception):  # a scrape must not fail because the db is away
-            async with app.state.db.session() as session:
+        # A scrape must not fail, nor wait, because the database is away: the figures it
+        # reads from the database are skipped after METRICS_DB_WAIT_S.
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(METRICS_DB_WAIT_S), app.state.db.session() as session:
                 depth = await inbox.depth(session)
                 posts = await outbox.post_counts(session)
             metrics.inbox_depth.set(depth.pending)

@@ -139,10 +139,11 @@ class Settings(BaseSettings):
 
     @property
     def digest_enabled(self) -> bool:
-        """A place to post it (Teams' can also be chosen in chat with `digest here`): the
-        scheduler runs only then."""
+        """A place to post it (Teams' can also be chosen in chat with `digest here`, an org's
+        Slack channel with `orgs add|rotate --digest-slack-channel`): the scheduler runs only
+        then."""
         return bool(self.digest_slack_channel or self.digest_teams_channel
-                    or self.teams_enabled)
+                    or self.teams_enabled or self.slack_enabled)
 
     @property
     def teams_enabled(self) -> bool:

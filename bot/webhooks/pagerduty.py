@@ -54,7 +54,9 @@ class PagerDutyIncident(BaseModel):
 
 
 class PagerDutyEvent(BaseModel):
-    id: str = Field(min_length=1)
+    # Part of the timeline's dedupe key (`pagerduty:<id>`, 500 characters); PagerDuty's are
+    # UUIDs.
+    id: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     event_type: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     resource_type: str
     occurred_at: StoredTime

@@ -72,6 +72,9 @@ async def test_a_database_cut_or_hung_mid_run_is_a_503_and_loses_nothing(
                 assert refused.status_code == 503, (how, refused.text)
                 assert refused.headers["retry-after"] == "30" and took < 12, (how, took)
                 assert (await client.get("/readyz")).status_code == 503
+                started = time.monotonic()
+                scraped = await client.get("/metrics")  # never held by the database
+                assert scraped.status_code == 200 and time.monotonic() - started < 6
             proxy.restore()
             back = None
             for _ in range(50):  # the pool's stale connections are replaced within a try or two

@@ -237,3 +237,13 @@ def test_times_in_range_are_accepted_as_sent() -> None:
     assert parsed.startsAt == now and parsed.endsAt is not None and parsed.endsAt.year == 1
     with pytest.raises(ValueError, match="outside 1971"):
         AlertmanagerAlert.model_validate(_alert(endsAt=(now + timedelta(days=40_000)).isoformat()))
+
+
+async def test_a_pagerduty_event_id_too_long_to_key_the_timeline_is_a_422(
+        exposed: Exposed) -> None:
+    """Found by the fuzz suite: a 600-character event id was answered 202, then failed on
+    PostgreSQL (the timeline's dedupe key is 500 characters) and was parked."""
+    event = pd.incident_event("incident.triggered", event_id="e" * 600)
+    response = await exposed.pd(pd.body(event))
+    assert response.status_code == 422 and "event.id" in response.json()["detail"]
+    assert await exposed.inbox() == []

@@ -16,7 +16,7 @@ from typing import Any
 
 from knowledge.hypotheses import HypothesisStatus, add_hypothesis, record_feedback
 from knowledge.incidents import Incident
-from knowledge.orgs import ensure_org, get_org
+from knowledge.orgs import create_org, get_org
 from skills.digest.metrics import Period, last_full_week
 from skills.digest.report import build_digest
 from tests.conftest import Copilot, url_string
@@ -46,16 +46,17 @@ async def _pagerduty(copilot: Copilot, payload: dict[str, Any]) -> None:
     assert response.status_code in (200, 202), response.text
 
 
-async def _alertmanager(copilot: Copilot, payload: dict[str, Any]) -> None:
+async def _alertmanager(copilot: Copilot, payload: dict[str, Any], token: str) -> None:
     response = await copilot.client.post(
         "/webhooks/alertmanager?org=alerts", json=payload,
-        headers={"authorization": f"Bearer {copilot.settings.alertmanager_webhook_token}"})
+        headers={"authorization": f"Bearer {token}"})
     assert response.status_code == 202, response.text
 
 
 async def _week(copilot: Copilot) -> None:
     async with copilot.db.session() as s, s.begin():
-        await ensure_org(s, slug="alerts")
+        _, tokens = await create_org(s, slug="alerts")  # with its own Alertmanager token
+    token = tokens.alertmanager_token or ""
     for pd_id, service, who, triggered, acked, done in PAGES:
         for kind, when in (("incident.triggered", triggered), ("incident.acknowledged", acked),
                            ("incident.resolved", done)):
@@ -70,12 +71,12 @@ async def _week(copilot: Copilot) -> None:
              (at(12, 8, 30), at(12, 8, 34))]
     for starts, ends in flaps:
         firing = alert("DiskPressure", service="storage", starts=starts, instance="db-1")
-        await _alertmanager(copilot, notification([firing]))
-        await _alertmanager(copilot, notification([resolved(firing, ends)]))
-        await _alertmanager(copilot, notification([resolved(firing, ends)]))  # resent
+        await _alertmanager(copilot, notification([firing]), token)
+        await _alertmanager(copilot, notification([resolved(firing, ends)]), token)
+        await _alertmanager(copilot, notification([resolved(firing, ends)]), token)  # resent
     slow = alert("HighLatency", service="search", starts=at(13, 9))
-    await _alertmanager(copilot, notification([slow]))
-    await _alertmanager(copilot, notification([resolved(slow, at(13, 11))]))
+    await _alertmanager(copilot, notification([slow]), token)
+    await _alertmanager(copilot, notification([resolved(slow, at(13, 11))]), token)
     await copilot.worker.drain()
 
 
