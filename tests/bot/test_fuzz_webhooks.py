@@ -6,20 +6,33 @@ Run with `-s` to see the tally."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
+import os
+import subprocess
+import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy.engine import URL
 
+from knowledge.db import open_database
 from knowledge.inbox import InboxStatus, items
 from knowledge.orgs import get_org
 from tests.bot.exposed import CHANGES_TOKEN, Exposed
+from tests.bot.test_operations import SRE_COPILOT, unused_port
+from tests.conftest import url_string
 from tests.fakes import pagerduty as pd
 from tests.fakes.alertmanager import alert, notification
+from tests.fakes.alertmanager_server import stop_process
 
 EXAMPLES = 300  # per test and database: 2,400 requests in all, about 25 s
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
@@ -153,3 +166,94 @@ async def test_chat_routes_fuzz_unsigned(exposed: Exposed, body: bytes, route: s
 def test_print_the_tally() -> None:
     """The figures for people (`pytest -s`): requests fuzzed in this process, by answer."""
     print("\nfuzz tally:", dict(sorted(TALLY.items())))
+
+
+# --- the same, over HTTP against a real `sre-copilot serve` ------------------------------------
+
+SERVE_EXAMPLES = 150  # per route and database
+
+
+@contextmanager
+def _serve(url: URL, data_dir: Path) -> Iterator[str]:
+    """`sre-copilot serve` with its worker on `url`, every webhook's credentials set."""
+    port = unused_port()
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SRE_COPILOT_", "DIGEST_", "SLACK_", "TEAMS_", "ANTHROPIC_"))}
+    env.update(DATABASE_URL=url_string(url), SRE_COPILOT_DATA_DIR=str(data_dir),
+               SRE_COPILOT_HISTORY="false", SRE_COPILOT_LOG_LEVEL="warning",
+               SRE_COPILOT_WORKER_POLL_SECONDS="0.1", ALERTMANAGER_WEBHOOK_TOKEN=AM_TOKEN,
+               PAGERDUTY_WEBHOOK_SECRET=PD_SECRET, CHANGES_WEBHOOK_TOKEN=CHANGES_TOKEN,
+               PROMETHEUS_URL="")
+    log = data_dir / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([str(SRE_COPILOT), "serve", "--port", str(port)], env=env,
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "serve never became ready:\n" + log.read_text()
+            try:
+                if httpx.get(base + "/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        yield base
+        assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+    finally:
+        stop_process(proc, timeout=20)
+
+
+AM_TOKEN, PD_SECRET = "am-token", "pd-secret"
+
+
+def test_fuzz_a_real_serve(db_url: URL, tmp_path: Path) -> None:
+    """Hostile payloads for all three webhooks over HTTP to `serve` (uvicorn, its worker):
+    no 5xx, and when the worker is done nothing accepted is pending or parked."""
+    assert SRE_COPILOT.exists(), f"{SRE_COPILOT} is missing; pip install -e . first"
+    answers: Counter[str] = Counter()
+    with _serve(db_url, tmp_path) as base, httpx.Client(base_url=base, timeout=30) as client:
+
+        def send(route: str, body: bytes, headers: dict[str, str]) -> None:
+            status = client.post(route, content=body, headers={
+                "content-type": "application/json", **headers}).status_code
+            answers[f"{route} {status}"] += 1
+            assert status < 500, f"{route} answered {status}"
+
+        @settings(max_examples=SERVE_EXAMPLES, deadline=None, derandomize=True, database=None,
+                  suppress_health_check=[HealthCheck.too_slow])
+        @given(am=_mutated(notification([alert("HighErrorRate")]), AM_PATHS),
+               pdp=_mutated(pd.incident_event("incident.triggered"), PD_PATHS),
+               change=_mutated({"service": "checkout", "kind": "deploy", "version": "v2",
+                                "occurred_at": "2026-11-20T03:00:00Z"}, CHANGE_PATHS))
+        def each(am: dict[str, Any], pdp: dict[str, Any], change: dict[str, Any]) -> None:
+            send("/webhooks/alertmanager", _body(am), {"authorization": f"Bearer {AM_TOKEN}"})
+            raw = _body(pdp)
+            send("/webhooks/pagerduty", raw, {"x-pagerduty-signature": pd.sign(raw, PD_SECRET)})
+            send("/webhooks/changes", _body(change),
+                 {"authorization": f"Bearer {CHANGES_TOKEN}"})
+
+        each()
+        accepted = sum(n for key, n in answers.items() if key.endswith(" 202"))
+        assert accepted > 0
+        asyncio.run(_drained(db_url))
+    print(f"\nserve fuzz ({db_url.get_backend_name()}):", dict(sorted(answers.items())))
+
+
+async def _drained(url: URL) -> None:
+    """Wait for serve's worker to apply everything; nothing may be left failed."""
+    db = open_database(url)
+    try:
+        for _ in range(300):
+            async with db.session() as s:
+                org = await get_org(s, slug="default")
+                pending = await items(s, org_id=org.id or 0, status=InboxStatus.PENDING)
+                failed = await items(s, org_id=org.id or 0, status=InboxStatus.FAILED)
+            assert failed == [], [(i.source, i.last_error) for i in failed]
+            if not pending:
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"{len(pending)} accepted items were never applied")
+    finally:
+        await db.dispose()
