@@ -15,6 +15,7 @@ from urllib.parse import parse_qs
 
 import aiohttp
 from fastapi import Request
+from pydantic import BaseModel, ConfigDict
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
@@ -32,8 +33,8 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from bot.metrics import Metrics
 from bot.outgoing import scrub_arguments
 from bot.settings import Settings
-from bot.webhooks.bodies import check_depth, read_body
-from bot.webhooks.errors import RequestRejected
+from bot.webhooks.bodies import check_strings, parse_json, read_body
+from bot.webhooks.errors import RequestRejected, validate
 from knowledge.db import Database
 from knowledge.inbox import InboxEntry, enqueue
 from knowledge.orgs import Org, ensure_org, org_for_slack_team
@@ -70,10 +71,56 @@ async def guard(request: Request, settings: Settings) -> None:
         raise RequestRejected(401, "invalid_signature",
                               "the Slack signature is invalid or more than five minutes old")
     if request.headers.get("content-type", "").startswith("application/json"):
-        check_depth(body)
-    else:
-        for payload in parse_qs(text).get("payload", []):
-            check_depth(payload)
+        validate(SlackEnvelope, parse_json(body), what="Slack event")
+        return
+    form = parse_qs(text, keep_blank_values=True)
+    check_strings(form)
+    for payload in form.get("payload", []):
+        validate(SlackEnvelope, parse_json(payload), what="Slack interaction payload")
+
+
+# What bolt and the listeners read of a payload, typed as Slack sends it; the rest is kept as it
+# came. Signed payloads are Slack's, but one that would crash bolt is refused with a 4xx.
+_Ref = str | dict[str, Any] | None
+
+
+class SlackEvent(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: str
+    user: _Ref = None
+    channel: _Ref = None
+    team: _Ref = None
+    text: str | None = None
+    ts: str | None = None
+    thread_ts: str | None = None
+    event_ts: str | None = None
+    subtype: str | None = None
+    item: dict[str, Any] | None = None
+    reaction: str | None = None
+
+
+class SlackEnvelope(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: str | None = None
+    token: str | None = None
+    team_id: str | None = None
+    enterprise_id: str | None = None
+    api_app_id: str | None = None
+    event_id: str | None = None
+    challenge: str | None = None
+    is_enterprise_install: bool | None = None
+    authorizations: list[dict[str, Any]] | None = None
+    event: SlackEvent | None = None
+    user: _Ref = None
+    team: _Ref = None
+    channel: _Ref = None
+    enterprise: _Ref = None
+    actions: list[dict[str, Any]] | None = None
+    message: dict[str, Any] | None = None
+    container: dict[str, Any] | None = None
+    callback_id: str | None = None
+    trigger_id: str | None = None
+    response_url: str | None = None
 
 
 # Errors that are answers, not Slack failing: a channel name someone has (the next is tried),

@@ -19,9 +19,11 @@ from botbuilder.schema import Activity
 from botframework.connector.auth import BotFrameworkAuthentication
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from bot.settings import Settings
 from bot.webhooks.bodies import parse_json, read_body
+from bot.webhooks.errors import validate
 from bot.webhooks.intake import database_answers
 from knowledge.db import Database
 from knowledge.inbox import InboxEntry, enqueue
@@ -34,6 +36,49 @@ KINDS = ("message", "invoke", "conversationUpdate", "installationUpdate")
 MESSAGE_RESPONSE = "application/vnd.microsoft.activity.message"
 
 
+class _Account(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str | None = None
+    name: str | None = None
+    aadObjectId: str | None = None
+
+
+class _Conversation(_Account):
+    conversationType: str | None = None
+    tenantId: str | None = None
+    isGroup: bool | None = None
+
+
+class _ChannelData(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    tenant: _Account | None = None
+    team: _Account | None = None
+    channel: _Account | None = None
+    eventType: str | None = None
+
+
+class TeamsActivity(BaseModel):
+    """What the intake and the handlers read of an activity, typed as the Bot Framework sends
+    it; the rest is kept as it came. An activity that would crash them is a 4xx."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    type: str
+    id: str | None = None
+    serviceUrl: str
+    text: str | None = None
+    name: str | None = None
+    replyToId: str | None = None
+    from_: _Account | None = Field(default=None, alias="from")
+    recipient: _Account | None = None
+    conversation: _Conversation | None = None
+    channelData: _ChannelData | None = None
+    entities: list[dict[str, Any]] | None = None
+    attachments: list[dict[str, Any]] | None = None
+    membersAdded: list[_Account] | None = None
+    membersRemoved: list[_Account] | None = None
+    action: str | None = None
+
+
 def tenant_of(activity: dict[str, Any]) -> str:
     return str(((activity.get("channelData") or {}).get("tenant") or {}).get("id")
                or (activity.get("conversation") or {}).get("tenantId") or "")
@@ -41,8 +86,9 @@ def tenant_of(activity: dict[str, Any]) -> str:
 
 def mentions_bot(activity: dict[str, Any]) -> bool:
     bot = (activity.get("recipient") or {}).get("id")
-    return any(e.get("type") == "mention" and (e.get("mentioned") or {}).get("id") == bot
-               for e in activity.get("entities") or [])
+    return any(e.get("type") == "mention" and isinstance(e.get("mentioned"), dict)
+               and e["mentioned"].get("id") == bot
+               for e in activity.get("entities") or [] if isinstance(e, dict))
 
 
 def may_act(settings: Settings, person: dict[str, Any]) -> bool:
@@ -76,6 +122,7 @@ class TeamsIntake:
         if not isinstance(body, dict) or not body.get("type") or not body.get("serviceUrl"):
             return _error(400, "not a Bot Framework activity: `type` and `serviceUrl` are "
                                "required")
+        validate(TeamsActivity, body, what="Bot Framework activity")
         try:
             activity = Activity().deserialize(body)
         except Exception as exc:  # msrest's DeserializationError and friends

@@ -19,7 +19,7 @@ from knowledge.db import Database
 from knowledge.inbox import InboxStatus, items
 from knowledge.orgs import get_org
 from tests.fakes import pagerduty as pd
-from tests.fakes.botframework import running_botframework
+from tests.fakes.botframework import FakeBotFramework, running_botframework
 from tests.fakes.slack_api import running_slack
 
 SLACK_SECRET = "slack-signing-secret"
@@ -34,6 +34,7 @@ class Exposed:
     settings: Settings
     db: Database
     worker: InboxWorker
+    teams: FakeBotFramework
 
     def am(self, payload: Any, **query: str) -> Any:
         return self.client.post("/webhooks/alertmanager", params=query,
@@ -75,6 +76,7 @@ async def exposed(settings: Settings, monkeypatch: pytest.MonkeyPatch
             async with app.router.lifespan_context(app), httpx.AsyncClient(
                     transport=httpx.ASGITransport(app=app), base_url="http://copilot") as c:
                 yield Exposed(client=c, settings=configured, db=db,
-                              worker=InboxWorker(db=db, settings=configured, metrics=metrics))
+                              worker=InboxWorker(db=db, settings=configured, metrics=metrics),
+                              teams=teams)
         finally:
             await db.dispose()

@@ -27,12 +27,13 @@ from sqlalchemy.engine import URL
 from knowledge.db import open_database
 from knowledge.inbox import InboxStatus, items
 from knowledge.orgs import get_org
-from tests.bot.exposed import CHANGES_TOKEN, Exposed
+from tests.bot.exposed import CHANGES_TOKEN, SLACK_SECRET, Exposed
 from tests.bot.test_operations import SRE_COPILOT, unused_port
 from tests.conftest import url_string
 from tests.fakes import pagerduty as pd
 from tests.fakes.alertmanager import alert, notification
 from tests.fakes.alertmanager_server import stop_process
+from tests.fakes.slack_api import sign
 
 EXAMPLES = 300  # per test and database: 2,400 requests in all, about 25 s
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
@@ -161,6 +162,43 @@ async def test_chat_routes_fuzz_unsigned(exposed: Exposed, body: bytes, route: s
                                          headers={"content-type": "application/json"})
     _tally(route.strip("/").split("/")[0], response.status_code)
     assert response.status_code in (400, 401, 413, 422)
+
+
+_SLACK_EVENT = {"token": "x", "team_id": "T0001", "api_app_id": "A1", "type": "event_callback",
+                "event_id": "Ev1", "event_time": 1700000000, "event": {
+                    "type": "app_mention", "user": "U0ANA", "text": "<@UBOT> status",
+                    "ts": "1700000000.000100", "channel": "C1", "event_ts": "1700000000.000100"}}
+SLACK_PATHS: list[tuple[Any, ...]] = [
+    ("type",), ("team_id",), ("event_id",), ("event",), ("event", "type"), ("event", "user"),
+    ("event", "text"), ("event", "ts"), ("event", "channel"), ("event", "thread_ts"),
+    ("event", "blocks"), ("authorizations",)]
+TEAMS_PATHS: list[tuple[Any, ...]] = [
+    ("type",), ("id",), ("text",), ("from",), ("from", "id"), ("conversation",),
+    ("conversation", "id"), ("conversation", "conversationType"), ("channelData",),
+    ("channelData", "tenant"), ("entities",), ("recipient",), ("value",), ("name",),
+    ("replyToId",), ("attachments",)]
+
+
+@FUZZ
+@given(payload=_mutated(_SLACK_EVENT, SLACK_PATHS))
+async def test_slack_fuzz_signed(exposed: Exposed, payload: dict[str, Any]) -> None:
+    """Signed as Slack signs: whatever the event holds, an answer below 500."""
+    body = _body(payload)
+    response = await exposed.client.post("/slack/events", content=body, headers={
+        **sign(body, SLACK_SECRET), "content-type": "application/json"})
+    _tally("slack signed", response.status_code)
+
+
+@FUZZ
+@given(data=st.data())
+async def test_teams_fuzz_signed(exposed: Exposed, data: st.DataObject) -> None:
+    """Signed as the Bot Framework channel signs: whatever the activity holds, below 500."""
+    activity = data.draw(_mutated(exposed.teams.message("status"), TEAMS_PATHS))
+    response = await exposed.client.post(
+        "/api/messages", content=_body(activity),
+        headers={**exposed.teams.sign_activity(activity if isinstance(
+            activity.get("serviceUrl"), str) else {}), "content-type": "application/json"})
+    _tally("teams signed", response.status_code)
 
 
 def test_print_the_tally() -> None:
