@@ -247,3 +247,13 @@ async def test_a_pagerduty_event_id_too_long_to_key_the_timeline_is_a_422(
     response = await exposed.pd(pd.body(event))
     assert response.status_code == 422 and "event.id" in response.json()["detail"]
     assert await exposed.inbox() == []
+
+
+@pytest.mark.parametrize("route", ["/slack/events", "/api/messages"])
+async def test_an_oversized_chat_body_is_a_413_before_any_check(exposed: Exposed,
+                                                               route: str) -> None:
+    """Teams used to read a whole body of any size; both refuse past the limit, unsigned."""
+    big = b'{"type": "message", "text": "' + b"x" * (exposed.settings.max_body_bytes + 10) + b'"}'
+    response = await exposed.client.post(route, content=big,
+                                         headers={"content-type": "application/json"})
+    assert response.status_code == 413 and response.json()["error"] == "body_too_large"
