@@ -35,7 +35,7 @@ from tests.fakes.alertmanager import alert, notification
 from tests.fakes.alertmanager_server import stop_process
 from tests.fakes.slack_api import sign
 
-EXAMPLES = 300  # per test and database: 2,400 requests in all, about 25 s
+EXAMPLES = 200  # per test and database: 2,400 requests in all, about 20 s
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow])

@@ -205,6 +205,7 @@ def stalled_port() -> Iterator[int]:
     server.close()
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the app's own db is unused
 @pytest.mark.parametrize("how", ["refused", "stalled"])
 async def test_a_database_that_cannot_take_a_webhook_is_a_fast_503(
         settings: Settings, how: str, stalled_port: int) -> None:

@@ -6,17 +6,18 @@ to its own Slack channel."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
-import subprocess
-import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from bot.cli import main
 from bot.digest import run_digests
 from bot.webhooks import intake as intake_module
 from skills.digest.metrics import Period
@@ -25,21 +26,41 @@ from tests.fakes import pagerduty as pd
 from tests.fakes.alertmanager import alert, notification
 from tests.fakes.slack_api import running_slack
 
-ROOT = Path(__file__).resolve().parents[2]
+
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
 
 
-def orgs(copilot: Copilot, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("SRE_COPILOT_", "DIGEST_", "SLACK_", "ALERTMANAGER_",
-                                "PAGERDUTY_", "CHANGES_"))}
-    env |= {"PYTHONPATH": str(ROOT), "SRE_COPILOT_DATA_DIR": str(copilot.settings.data_dir),
-            "DATABASE_URL": copilot.settings.database_url or ""}
-    return subprocess.run([sys.executable, "-m", "bot.cli", "orgs", *args], env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+@pytest.fixture
+def cli(copilot: Copilot, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+        ) -> Callable[..., Awaitable[Ran]]:
+    """`sre-copilot orgs ARGS` as a user runs it (the CLI's `main`, its own event loop, in a
+    thread), against the test's database; what it printed and its exit code."""
+    for name in list(os.environ):
+        if name.startswith(("SRE_COPILOT_", "DIGEST_", "SLACK_", "ALERTMANAGER_", "PAGERDUTY_",
+                            "CHANGES_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("SRE_COPILOT_DATA_DIR", str(copilot.settings.data_dir))
+    monkeypatch.setenv("DATABASE_URL", copilot.settings.database_url or "")
+    monkeypatch.setenv("SRE_COPILOT_LOG_LEVEL", "warning")
+
+    async def run(*args: str) -> Ran:
+        capsys.readouterr()
+        code = await asyncio.to_thread(main, ["orgs", *args])
+        out = capsys.readouterr()
+        return Ran(code, out.out, out.err)
+
+    return run
 
 
-def added(copilot: Copilot, slug: str, *args: str) -> dict[str, Any]:
-    made = orgs(copilot, "add", slug, "--json", *args)
+Cli = Callable[..., Awaitable[Ran]]
+
+
+async def added(cli: Cli, slug: str, *args: str) -> dict[str, Any]:
+    made = await cli("add", slug, "--json", *args)
     assert made.returncode == 0, made.stderr
     data: dict[str, Any] = json.loads(made.stdout)
     assert data["slug"] == slug and len(data["alertmanager_token"]) >= 40
@@ -67,9 +88,10 @@ def _fresh_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(intake_module, "ORG_TTL_S", 0.0)
 
 
-async def test_each_org_is_opened_by_its_own_credentials_only(copilot: Copilot) -> None:
-    a = added(copilot, "acme", "--pagerduty-secret", "pd-acme")
-    b = added(copilot, "globex", "--pagerduty-secret", "pd-globex")
+async def test_each_org_is_opened_by_its_own_credentials_only(copilot: Copilot,
+                                                                cli: Cli) -> None:
+    a = await added(cli, "acme", "--pagerduty-secret", "pd-acme")
+    b = await added(cli, "globex", "--pagerduty-secret", "pd-globex")
     env_token = copilot.settings.alertmanager_webhook_token or ""
     # Alertmanager: each token opens its org; not the other, not the default.
     assert (await am(copilot, a["alertmanager_token"], "acme")).status_code == 202
@@ -95,9 +117,9 @@ async def test_each_org_is_opened_by_its_own_credentials_only(copilot: Copilot) 
 
 
 async def test_rotation_retires_the_old_token_and_list_shows_no_secret(
-        copilot: Copilot) -> None:
-    a = added(copilot, "acme")
-    rotated = orgs(copilot, "rotate", "acme", "--alertmanager", "--pagerduty-secret", "new-s",
+        copilot: Copilot, cli: Cli) -> None:
+    a = await added(cli, "acme")
+    rotated = await cli("rotate", "acme", "--alertmanager", "--pagerduty-secret", "new-s",
                    "--json")
     assert rotated.returncode == 0, rotated.stderr
     new = json.loads(rotated.stdout)
@@ -105,7 +127,7 @@ async def test_rotation_retires_the_old_token_and_list_shows_no_secret(
     assert (await am(copilot, a["alertmanager_token"], "acme")).status_code == 401
     assert (await am(copilot, new["alertmanager_token"], "acme")).status_code == 202
     assert (await changes(copilot, a["changes_token"], "acme")).status_code == 202  # kept
-    listed = orgs(copilot, "list", "--json")
+    listed = await cli("list", "--json")
     assert listed.returncode == 0, listed.stderr
     rows = {row["slug"]: row for row in json.loads(listed.stdout)}
     assert rows["acme"]["alertmanager_token"] is True and rows["acme"]["pagerduty_secrets"] == 1
@@ -113,18 +135,19 @@ async def test_rotation_retires_the_old_token_and_list_shows_no_secret(
                    "new-s"):
         assert secret not in listed.stdout
     # Mistakes are refused with exit 2 and a reason.
-    again = orgs(copilot, "add", "acme")
+    again = await cli("add", "acme")
     assert again.returncode == 2 and "exists" in again.stderr
-    unknown = orgs(copilot, "rotate", "nobody", "--changes")
+    unknown = await cli("rotate", "nobody", "--changes")
     assert unknown.returncode == 2 and "orgs add nobody" in unknown.stderr
-    nothing = orgs(copilot, "rotate", "acme")
+    nothing = await cli("rotate", "acme")
     assert nothing.returncode == 2 and "say what to rotate" in nothing.stderr
-    bad = orgs(copilot, "add", "../etc")
+    bad = await cli("add", "../etc")
     assert bad.returncode == 2
 
 
-async def test_an_org_without_its_own_token_says_how_to_get_one(copilot: Copilot) -> None:
-    made = orgs(copilot, "add", "acme", "--json")
+async def test_an_org_without_its_own_token_says_how_to_get_one(copilot: Copilot,
+                                                                 cli: Cli) -> None:
+    made = await cli("add", "acme", "--json")
     assert made.returncode == 0
     async with copilot.db.session() as s, s.begin():
         from knowledge.orgs import get_org
@@ -137,12 +160,12 @@ async def test_an_org_without_its_own_token_says_how_to_get_one(copilot: Copilot
     assert "orgs rotate acme --alertmanager" in refused.json()["detail"]
 
 
-async def test_each_orgs_digest_goes_to_its_own_channel(copilot: Copilot) -> None:
+async def test_each_orgs_digest_goes_to_its_own_channel(copilot: Copilot, cli: Cli) -> None:
     with running_slack() as slack:
         own = slack.add_channel("globex-weekly", is_member=True).id
         shared = slack.add_channel("sre-weekly", is_member=True).id
-        added(copilot, "acme")  # no destination: its digest goes nowhere
-        added(copilot, "globex", "--digest-slack-channel", own)
+        await added(cli, "acme")  # no destination: its digest goes nowhere
+        await added(cli, "globex", "--digest-slack-channel", own)
         settings = copilot.settings.model_copy(update={
             "slack_bot_token": "xoxb-test", "slack_api_url": slack.base_url + "/api/",
             "digest_slack_channel": shared, "prometheus_url": None})

@@ -30,6 +30,7 @@ class TcpProxy:
 
     def stop(self) -> None:
         self._call(self._close())
+        self._call(self._cancel_tasks())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
         self._loop.close()
@@ -83,11 +84,20 @@ class TcpProxy:
         await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer),
                              return_exceptions=True)
 
+    async def _cancel_tasks(self) -> None:
+        current = asyncio.current_task()
+        tasks = [t for t in asyncio.all_tasks() if t is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while self.mode == "forward" and (data := await reader.read(65536)):
                 writer.write(data)
                 await writer.drain()
+        except (ConnectionError, OSError):
+            pass  # the other side went away, or the proxy cut it: nothing to forward
         finally:
             with contextlib.suppress(Exception):
                 writer.transport.abort()
