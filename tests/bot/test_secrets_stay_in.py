@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bot.outgoing import RedactingFilter, RedactingStream
 from tests.bot.slack_live import TOKEN, Live, until
 from tests.bot.teams_live import TeamsLive
@@ -30,6 +32,11 @@ def _leaks(text: str) -> list[str]:
     return [s for s in SECRETS if s in text]
 
 
+ONE_DATABASE = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # redaction is
+# the same whatever the database: once is enough for the live Slack and Teams runs
+
+
+@ONE_DATABASE
 async def test_the_slack_card_and_thread_carry_no_secret(live: Live) -> None:
     slack = live.slack
     with_secrets = alert("CheckoutHighErrorRate", service="checkout", summary=SUMMARY)
@@ -50,6 +57,7 @@ async def test_the_slack_card_and_thread_carry_no_secret(live: Live) -> None:
     assert _leaks(shown) == []
 
 
+@ONE_DATABASE
 async def test_teams_cards_carry_no_secret(teams_live: TeamsLive) -> None:
     await installed(teams_live)
     created = await open_incident(teams_live, alert("CheckoutHighErrorRate",
