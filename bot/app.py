@@ -18,63 +18,24 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.chat import running_chat
-from bot.indexes import Indexes, try_open_indexes
+from bot.indexes import try_open_indexes
 from bot.logs import current_request
 from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.slack.intake import guard as slack_guard
+from bot.startup import open_history, prepare_database, sweep_history
 from bot.webhooks import alertmanager, changes, pagerduty
 from bot.webhooks.errors import RequestRejected, rejected_response
 from bot.webhooks.intake import RETRY_AFTER_S, Intake
 from bot.worker import InboxWorker
-from knowledge import inbox, migrate, outbox
-from knowledge.db import DATABASE_UNAVAILABLE, Database, open_database
-from knowledge.history import HistoryIndex
-from knowledge.orgs import ensure_org, list_org_ids
+from knowledge import inbox, outbox
+from knowledge.db import DATABASE_UNAVAILABLE, Database
 from knowledge.types import utcnow
-from skills.history.sweep import index_resolved
 
 log = logging.getLogger(__name__)
 # An incoming X-Request-Id is kept only if it looks like an id: it goes into every log line.
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 METRICS_DB_WAIT_S = 3.0  # well inside Prometheus' default 10 s scrape timeout
-
-
-def open_history(settings: Settings, *, metrics: Metrics | None = None,
-                 indexes: Indexes | None = None) -> HistoryIndex | None:
-    """The incident-history index (of `indexes` when given, the process's), or None (with the
-    reason logged) when it is turned off or cannot open: the copilot then works without
-    "similar past incidents". With `metrics`, failed Chroma calls are counted."""
-    if not settings.history:
-        return None
-    opened = indexes or try_open_indexes(settings, metrics=metrics)
-    return opened.history if opened is not None else None
-
-
-async def sweep_history(db: Database, history: HistoryIndex) -> None:
-    """Catch up at start: index every resolved incident a past run did not (idempotent). Runs
-    beside the worker; a failure is logged and left to the worker's next sweep."""
-    try:
-        async with db.session() as session:
-            for org_id in await list_org_ids(session):
-                report = await index_resolved(session, history, org_id=org_id)
-                if report.indexed:
-                    log.info("history: indexed %d resolved incidents of org %d",
-                             len(report.indexed), org_id)
-    except Exception:
-        log.exception("history sweep failed; the worker retries after its next batch")
-
-
-async def prepare_database(settings: Settings) -> Database:
-    """Open the configured database, migrate it when allowed, and make sure the default org
-    exists (webhooks without `?org=` land there)."""
-    url = settings.db_url()
-    if settings.auto_migrate:
-        await migrate.upgrade_async(url)
-    db = open_database(url)
-    async with db.session() as session, session.begin():
-        await ensure_org(session, slug=settings.default_org, name=settings.default_org)
-    return db
 
 
 def create_app(settings: Settings, *, db: Database | None = None,

@@ -270,10 +270,10 @@ def _serve(settings: Settings, host: str, port: int, *, worker: bool) -> int:
 
 
 async def _worker(settings: Settings) -> int:
-    from bot.app import open_history, prepare_database, sweep_history
     from bot.chat import running_chat
     from bot.indexes import try_open_indexes
     from bot.metrics import Metrics
+    from bot.startup import open_history, prepare_database, sweep_history
     from bot.worker import InboxWorker
 
     # Handle SIGTERM from the very start: a stop during migration still exits cleanly.

@@ -8,7 +8,6 @@ import json
 import sys
 from datetime import UTC, datetime
 
-from bot.app import prepare_database
 from bot.digest import (
     has_teams_channel,
     make_digest,
@@ -19,6 +18,7 @@ from bot.digest import (
 )
 from bot.render.digest import digest_markdown
 from bot.settings import Settings
+from bot.startup import prepare_database
 from knowledge.orgs import OrgNotFound, get_org
 from skills.digest.metrics import Period, last_full_week
 

@@ -143,7 +143,7 @@ async def changes_of(settings: Settings, *, start: datetime, end: datetime
                      ) -> list[ChangeRecord]:
     """The changes stored from `/webhooks/changes` in the range (none if the database cannot
     be opened: the investigation goes on without them)."""
-    from bot.app import prepare_database
+    from bot.startup import prepare_database
     from knowledge.orgs import ensure_org
 
     try:

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.app import prepare_database
+    from bot.startup import prepare_database
     from bot.webhooks.intake import ORG_SLUG
 
     slug: str = getattr(args, "slug", None) or ""

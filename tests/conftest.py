@@ -128,7 +128,7 @@ class Copilot:
 
 @pytest.fixture
 async def copilot(settings: Settings) -> AsyncIterator[Copilot]:
-    from bot.app import prepare_database
+    from bot.startup import prepare_database
 
     db = await prepare_database(settings)
     metrics = Metrics()

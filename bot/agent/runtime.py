@@ -22,10 +22,10 @@ from bot.agent.graph import AgentContext, build_graph
 from bot.agent.memory import open_checkpointer
 from bot.agent.planner import Planner
 from bot.agent.state import Answer, NewIncident
-from bot.app import prepare_database
 from bot.indexes import Indexes, try_open_indexes
 from bot.metrics import Metrics
 from bot.settings import Settings
+from bot.startup import prepare_database
 from knowledge.db import Database
 from knowledge.orgs import ensure_org
 from skills.pagerduty.client import PagerDutyClient, PagerDutyError

@@ -15,7 +15,7 @@ from rich.markdown import Markdown
 from rich.table import Table
 from rich.text import Text
 
-from bot.app import create_app, prepare_database
+from bot.app import create_app
 from bot.demo.investigation import DemoReport, investigate_incident
 from bot.demo.runbook_advice import lead_of, runbook_advice, show_runbooks
 from bot.demo.scenario import Delivery, deliveries
@@ -26,6 +26,7 @@ from bot.metrics import Metrics
 from bot.render import terminal
 from bot.render.digest import digest_markdown
 from bot.settings import Settings
+from bot.startup import prepare_database
 from bot.webhooks.pagerduty import signature_header
 from bot.worker import InboxWorker
 from knowledge.alerts import Alert, alerts_of_incident

@@ -11,9 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.app import create_app, prepare_database
+from bot.app import create_app
 from bot.metrics import Metrics
 from bot.settings import Settings
+from bot.startup import prepare_database
 from bot.worker import InboxWorker
 from knowledge.db import Database
 from knowledge.inbox import InboxStatus, items

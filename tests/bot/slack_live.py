@@ -15,9 +15,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from bot.app import create_app, prepare_database
+from bot.app import create_app
 from bot.settings import Settings
 from bot.slack.handlers import SlackHandlers
+from bot.startup import prepare_database
 from knowledge.db import Database
 from tests.fakes.live_prometheus import HISTORY_SECONDS, Service, live_prometheus
 from tests.fakes.slack_api import FakeSlack, running_slack, sign

@@ -14,8 +14,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from bot.app import create_app, prepare_database
+from bot.app import create_app
 from bot.settings import Settings
+from bot.startup import prepare_database
 from bot.teams.handlers import TeamsHandlers
 from knowledge.db import Database
 from tests.fakes.botframework import ConnectorCall, FakeBotFramework, running_botframework

@@ -41,7 +41,7 @@ async def test_serve_is_ready_only_once_the_embedding_model_is_loaded(
         settings: Settings) -> None:
     """`serve` warms the model at start: a replica that says ready answers its first question
     at full speed (an alert storm's first investigation once waited 11 s for the model)."""
-    from bot.app import prepare_database
+    from bot.startup import prepare_database
 
     warm = settings.model_copy(update={"history": True})
     db = await prepare_database(warm)

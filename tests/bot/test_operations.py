@@ -25,11 +25,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import URL
 
 from bot.agent.runtime import open_agent
-from bot.app import create_app, prepare_database
+from bot.app import create_app
 from bot.indexes import CountedChroma
 from bot.logs import JsonLines, WorkIds, current_request, incident_scope
 from bot.metrics import Metrics
 from bot.settings import Settings
+from bot.startup import prepare_database
 from knowledge.orgs import get_org
 from knowledge.outbox import enqueue_message, find_message, mark_failed
 from knowledge.vectors import open_chroma

@@ -11,8 +11,9 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import pytest
 
-from bot.app import create_app, prepare_database
+from bot.app import create_app
 from bot.settings import Settings
+from bot.startup import prepare_database
 from knowledge.orgs import org_for_slack_team
 from tests.bot.slack_live import SECRET, until
 from tests.fakes.slack_api import FakeSlack, app_mention, event_callback, running_slack, sign

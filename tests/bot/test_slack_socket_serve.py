@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from bot.app import create_app, prepare_database
+from bot.app import create_app
 from bot.settings import Settings
+from bot.startup import prepare_database
 from knowledge.inbox import items
 from tests.fakes.slack_api import app_mention, event_callback
 from tests.fakes.slack_socket import FakeSocketSlack, running_socket_slack
