@@ -26,7 +26,7 @@ from bot.slack.intake import guard as slack_guard
 from bot.startup import open_history, prepare_database, sweep_history
 from bot.webhooks import alertmanager, changes, pagerduty
 from bot.webhooks.errors import RequestRejected, rejected_response
-from bot.webhooks.intake import RETRY_AFTER_S, Intake
+from bot.webhooks.intake import RETRY_AFTER_S, Intake, database_unavailable
 from bot.worker import InboxWorker
 from knowledge import inbox, outbox
 from knowledge.db import DATABASE_UNAVAILABLE, Database
@@ -154,7 +154,7 @@ def create_app(settings: Settings, *, db: Database | None = None,
         """Events, slash commands, interactions and shortcuts, all at one Request URL; and the
         OAuth install flow when SLACK_CLIENT_ID/SECRET are set."""
         if app.state.slack is None and app.state.intake is None:
-            return _not_ready()
+            raise database_unavailable()
         if app.state.slack is None:
             return JSONResponse({"error": "Slack is not configured: set SLACK_SIGNING_SECRET "
                                           "and SLACK_BOT_TOKEN (or SLACK_CLIENT_ID and "
@@ -171,7 +171,7 @@ def create_app(settings: Settings, *, db: Database | None = None,
     async def teams_messages(request: Request) -> Response:
         """Teams (Bot Framework) activities: validated, stored, acknowledged."""
         if app.state.teams is None and app.state.intake is None:
-            return _not_ready()
+            raise database_unavailable()
         if app.state.teams is None:
             return JSONResponse({"error": "Teams is not configured: set TEAMS_APP_ID and "
                                           "TEAMS_APP_PASSWORD"}, status_code=404)
@@ -221,12 +221,6 @@ def create_app(settings: Settings, *, db: Database | None = None,
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
-
-
-def _not_ready() -> JSONResponse:
-    return JSONResponse({"error": "database_unavailable",
-                         "detail": "the copilot's database is not answering yet; retry later"},
-                        status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
 def _measure(app: FastAPI, metrics: Metrics) -> None:

@@ -101,12 +101,12 @@ async def slack_token(settings: Settings, db: Database, org: Org) -> str | None:
     return settings.slack_bot_token
 
 
-async def post_to_slack(settings: Settings, digest: Digest, *, channel: str | None = None,
-                        token: str | None = None) -> None:
+async def post_to_slack(settings: Settings, digest: Digest, *, channel: str,
+                        token: str | None) -> None:
+    """Post a digest to a Slack channel (`slack_channel`) with a token (`slack_token`)."""
     from bot.slack.intake import web_client
 
     client = web_client(settings, token=token)
-    channel = channel or settings.digest_slack_channel or ""
     for msg in digest_messages(digest):
         await client.chat_postMessage(channel=channel, text=msg.text, blocks=msg.blocks)
     for chart in digest.charts:

@@ -8,6 +8,7 @@ import os
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,8 +127,9 @@ class Copilot:
     metrics: Metrics
 
 
-@pytest.fixture
-async def copilot(settings: Settings) -> AsyncIterator[Copilot]:
+@asynccontextmanager
+async def in_process(settings: Settings) -> AsyncIterator[Copilot]:
+    """The app over ASGI on `settings`' database, without its worker (the test drives one)."""
     from bot.startup import prepare_database
 
     db = await prepare_database(settings)
@@ -140,6 +142,12 @@ async def copilot(settings: Settings) -> AsyncIterator[Copilot]:
                           worker=InboxWorker(db=db, settings=settings, metrics=metrics))
     finally:
         await db.dispose()
+
+
+@pytest.fixture
+async def copilot(settings: Settings) -> AsyncIterator[Copilot]:
+    async with in_process(settings) as running:
+        yield running
 
 
 # --- the embedding model, for the runbook and history tests ----------------------------------

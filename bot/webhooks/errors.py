@@ -29,12 +29,13 @@ async def rejected_response(_request: Request, exc: Exception) -> JSONResponse:
                         headers=exc.headers)
 
 
-def validate(model: type[M], data: Any, *, what: str) -> M:
-    """Validate against the wire model; a 422 lists each bad field by its path."""
+def validate(model: type[M], data: Any, *, what: str, at: str = "") -> M:
+    """Validate against the wire model; a 422 lists each bad field by its path (below `at`,
+    when `data` is part of a body, e.g. `event.data`)."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(body)'}: {err['msg']}"
-            for err in exc.errors()[:10])
+            f"{'.'.join([*([at] if at else []), *(str(p) for p in err['loc'])]) or '(body)'}: "
+            f"{err['msg']}" for err in exc.errors()[:10])
         raise RequestRejected(422, "invalid_payload", f"not a valid {what}: {problems}") from exc

@@ -90,6 +90,13 @@ class Intake:
         return result
 
 
+def database_unavailable() -> RequestRejected:
+    """The 503 a request gets while the database cannot take it: the sender retries later."""
+    return RequestRejected(503, "database_unavailable",
+                           "the copilot's database is not answering; retry later",
+                           headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
 @asynccontextmanager
 async def database_answers(within: float = DATABASE_WAIT_S) -> AsyncIterator[None]:
     """A database that refuses, drops or stalls the work is a 503 with Retry-After within
@@ -100,16 +107,12 @@ async def database_answers(within: float = DATABASE_WAIT_S) -> AsyncIterator[Non
             yield
     except DATABASE_UNAVAILABLE as exc:
         log.warning("database unavailable for a request: %s", type(exc).__name__)
-        raise RequestRejected(503, "database_unavailable",
-                              "the copilot's database is not answering; retry later",
-                              headers={"Retry-After": str(RETRY_AFTER_S)}) from exc
+        raise database_unavailable() from exc
 
 
 def intake_of(request: Request) -> Intake:
     """The app's Intake, built by its lifespan once the database answers; until then a 503."""
     intake: Intake | None = request.app.state.intake
     if intake is None:
-        raise RequestRejected(503, "database_unavailable",
-                              "the copilot's database is not answering yet; retry later",
-                              headers={"Retry-After": str(RETRY_AFTER_S)})
+        raise database_unavailable()
     return intake

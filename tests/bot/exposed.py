@@ -5,20 +5,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import pytest
 
-from bot.app import create_app
-from bot.metrics import Metrics
 from bot.settings import Settings
-from bot.startup import prepare_database
-from bot.worker import InboxWorker
-from knowledge.db import Database
 from knowledge.inbox import InboxStatus, items
 from knowledge.orgs import get_org
+from tests.conftest import Copilot, in_process
 from tests.fakes import pagerduty as pd
 from tests.fakes.botframework import FakeBotFramework, running_botframework
 from tests.fakes.slack_api import running_slack
@@ -28,14 +23,11 @@ CHANGES_TOKEN = "changes-token"
 
 
 @dataclass
-class Exposed:
-    """The app with every route configured: webhooks, Slack and Teams."""
+class Exposed(Copilot):
+    """The app with every route configured: webhooks, Slack and Teams (its local Bot
+    Framework signs activities)."""
 
-    client: httpx.AsyncClient
-    settings: Settings
-    db: Database
-    worker: InboxWorker
-    teams: FakeBotFramework
+    teams: FakeBotFramework = field(kw_only=True)
 
     def am(self, payload: Any, **query: str) -> Any:
         return self.client.post("/webhooks/alertmanager", params=query,
@@ -70,14 +62,5 @@ async def exposed(settings: Settings, monkeypatch: pytest.MonkeyPatch
             "teams_app_password": teams.app_password,
             "teams_openid_metadata_url": teams.openid_metadata_url,
             "teams_login_url": teams.base_url, "changes_webhook_token": CHANGES_TOKEN})
-        db = await prepare_database(configured)
-        metrics = Metrics()
-        app = create_app(configured, db=db, metrics=metrics, run_worker=False)
-        try:
-            async with app.router.lifespan_context(app), httpx.AsyncClient(
-                    transport=httpx.ASGITransport(app=app), base_url="http://copilot") as c:
-                yield Exposed(client=c, settings=configured, db=db,
-                              worker=InboxWorker(db=db, settings=configured, metrics=metrics),
-                              teams=teams)
-        finally:
-            await db.dispose()
+        async with in_process(configured) as running:
+            yield Exposed(**vars(running), teams=teams)

@@ -9,12 +9,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-import os
-import subprocess
-import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,11 +23,9 @@ from knowledge.db import open_database
 from knowledge.inbox import InboxStatus, items
 from knowledge.orgs import get_org
 from tests.bot.exposed import CHANGES_TOKEN, SLACK_SECRET, Exposed
-from tests.bot.test_operations import SRE_COPILOT, unused_port
-from tests.conftest import url_string
+from tests.bot.test_operations import SRE_COPILOT, serving
 from tests.fakes import pagerduty as pd
 from tests.fakes.alertmanager import alert, notification
-from tests.fakes.alertmanager_server import stop_process
 from tests.fakes.slack_api import sign
 
 EXAMPLES = 200  # per test and database: 2,400 requests in all, about 20 s
@@ -211,38 +204,6 @@ def test_print_the_tally() -> None:
 SERVE_EXAMPLES = 150  # per route and database
 
 
-@contextmanager
-def _serve(url: URL, data_dir: Path) -> Iterator[str]:
-    """`sre-copilot serve` with its worker on `url`, every webhook's credentials set."""
-    port = unused_port()
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("SRE_COPILOT_", "DIGEST_", "SLACK_", "TEAMS_", "ANTHROPIC_"))}
-    env.update(DATABASE_URL=url_string(url), SRE_COPILOT_DATA_DIR=str(data_dir),
-               SRE_COPILOT_HISTORY="false", SRE_COPILOT_LOG_LEVEL="warning",
-               SRE_COPILOT_WORKER_POLL_SECONDS="0.1", ALERTMANAGER_WEBHOOK_TOKEN=AM_TOKEN,
-               PAGERDUTY_WEBHOOK_SECRET=PD_SECRET, CHANGES_WEBHOOK_TOKEN=CHANGES_TOKEN,
-               PROMETHEUS_URL="")
-    log = data_dir / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([str(SRE_COPILOT), "serve", "--port", str(port)], env=env,
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "serve never became ready:\n" + log.read_text()
-            try:
-                if httpx.get(base + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        yield base
-        assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
-    finally:
-        stop_process(proc, timeout=20)
-
-
 AM_TOKEN, PD_SECRET = "am-token", "pd-secret"
 
 
@@ -251,7 +212,9 @@ def test_fuzz_a_real_serve(db_url: URL, tmp_path: Path) -> None:
     no 5xx, and when the worker is done nothing accepted is pending or parked."""
     assert SRE_COPILOT.exists(), f"{SRE_COPILOT} is missing; pip install -e . first"
     answers: Counter[str] = Counter()
-    with _serve(db_url, tmp_path) as base, httpx.Client(base_url=base, timeout=30) as client:
+    with serving(db_url, tmp_path, "text", PAGERDUTY_WEBHOOK_SECRET=PD_SECRET,
+                 CHANGES_WEBHOOK_TOKEN=CHANGES_TOKEN) as (base, log), httpx.Client(
+            base_url=base, timeout=30) as client:
 
         def send(route: str, body: bytes, headers: dict[str, str]) -> None:
             status = client.post(route, content=body, headers={
@@ -276,6 +239,7 @@ def test_fuzz_a_real_serve(db_url: URL, tmp_path: Path) -> None:
         accepted = sum(n for key, n in answers.items() if key.endswith(" 202"))
         assert accepted > 0
         asyncio.run(_drained(db_url))
+        assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
     print(f"\nserve fuzz ({db_url.get_backend_name()}):", dict(sorted(answers.items())))
 
 

@@ -263,15 +263,17 @@ def test_a_json_line_has_the_ids_of_its_work_and_the_exception() -> None:
 
 
 @contextmanager
-def serving(url: URL, data_dir: Path, log_format: str) -> Iterator[tuple[str, Path]]:
-    """`sre-copilot serve` on a free port, its stdout and stderr in one file."""
+def serving(url: URL, data_dir: Path, log_format: str, **more_env: str
+            ) -> Iterator[tuple[str, Path]]:
+    """`sre-copilot serve` on a free port, its stdout and stderr in one file; `more_env` adds
+    to (or overrides) its environment."""
     port = unused_port()
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("SRE_COPILOT_", "DIGEST_", "SLACK_", "TEAMS_", "ANTHROPIC_"))}
     env.update(DATABASE_URL=url_string(url), SRE_COPILOT_DATA_DIR=str(data_dir),
                SRE_COPILOT_HISTORY="false", SRE_COPILOT_LOG_LEVEL="info",
                SRE_COPILOT_LOG_FORMAT=log_format, SRE_COPILOT_WORKER_POLL_SECONDS="0.1",
-               ALERTMANAGER_WEBHOOK_TOKEN="am-token", PROMETHEUS_URL="")
+               ALERTMANAGER_WEBHOOK_TOKEN="am-token", PROMETHEUS_URL="", **more_env)
     output = data_dir / f"serve-{log_format}.log"
     with output.open("wb") as out:
         proc = subprocess.Popen([str(SRE_COPILOT), "serve", "--port", str(port)], env=env,
