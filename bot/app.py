@@ -164,7 +164,7 @@ def create_app(settings: Settings, *, db: Database | None = None,
                                           "server uses Socket Mode)"}, status_code=404)
         if request.method == "POST":
             await slack_guard(request, settings)
-        response: Response = await app.state.slack.handler.handle(request)
+        response: Response = await app.state.slack.intake.handle(request)
         return response
 
     @app.post("/api/messages")

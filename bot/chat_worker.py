@@ -13,13 +13,14 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from bot.polling import drain, work_until_stopped
 from bot.settings import Settings
 from knowledge.db import Database
 from knowledge.inbox import InboxItem, finish, lease, release
 
+Intake = TypeVar("Intake")
 log = logging.getLogger(__name__)
 # At shutdown, how long deliveries in flight may take to finish before they are handed back:
 # within `running_worker`'s 30 s and the chart's termination grace period.
@@ -39,6 +40,15 @@ class ChatHandlers(Protocol):
     async def deliver(self, *, wait: bool = True) -> int: ...
 
     async def finish_deliveries(self, seconds: float) -> None: ...
+
+
+@dataclass
+class ChatService(Generic[Intake]):
+    """A chat platform inside the process: what receives its requests (Slack's Bolt handler,
+    Teams' intake), and its chat worker when the process answers (`serve` and `worker`)."""
+
+    intake: Intake
+    worker: ChatWorker | None
 
 
 @dataclass

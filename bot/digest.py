@@ -18,7 +18,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.render.digest import digest_cards, digest_messages
 from bot.settings import Settings
 from knowledge.db import Database
 from knowledge.digests import claim_run, finish_run, mark_platform_posted
@@ -104,6 +103,7 @@ async def slack_token(settings: Settings, db: Database, org: Org) -> str | None:
 async def post_to_slack(settings: Settings, digest: Digest, *, channel: str,
                         token: str | None) -> None:
     """Post a digest to a Slack channel (`slack_channel`) with a token (`slack_token`)."""
+    from bot.slack.blocks import digest_messages
     from bot.slack.intake import web_client
 
     client = web_client(settings, token=token)
@@ -117,8 +117,9 @@ async def post_to_slack(settings: Settings, digest: Digest, *, channel: str,
 async def post_to_teams(settings: Settings, db: Database, digest: Digest, org_id: int, *,
                         default_org: bool = True) -> None:
     from bot.teams.auth import bot_authentication
+    from bot.teams.cards import digest_cards
     from bot.teams.connector import Connector
-    from bot.teams.handlers import Place, card_activity
+    from bot.teams.layout import card_activity
     from knowledge.teams import digest_channel, find_channel
 
     async with db.session() as session:
@@ -130,10 +131,9 @@ async def post_to_teams(settings: Settings, db: Database, digest: Digest, org_id
     if channel is None:
         raise LookupError(f"DIGEST_TEAMS_CHANNEL {settings.digest_teams_channel} is not known: "
                           "install the app in its team first")
-    place = Place.of_channel(channel)
     connector = Connector(bot_authentication(settings), settings.teams_app_id or "")
     for card in digest_cards(digest):
-        await connector.send(place.service_url, place.conversation_id, card_activity(card))
+        await connector.send(channel.service_url, channel.channel_id, card_activity(card))
 
 
 async def has_teams_channel(settings: Settings, db: Database, org_id: int, *,

@@ -10,10 +10,11 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 
 from bot.agent.calls import Progress
@@ -31,7 +32,7 @@ from knowledge.orgs import ensure_org
 from skills.pagerduty.client import PagerDutyClient, PagerDutyError
 from skills.prometheus.client import PrometheusClient, PrometheusError
 from skills.registry import SkillRegistry, default_registry
-from skills.types import SkillContext
+from skills.types import SkillContext, SkillResult
 
 log = logging.getLogger(__name__)
 CHARTS_KEPT_SECONDS = 7 * 86400  # charts are posted when made; a week covers any re-read
@@ -57,6 +58,27 @@ class Agent:
     skills: SkillContext
     brain: str  # "claude (<model>)" or "evidence engine"
     planner: Planner
+
+    registry: SkillRegistry = field(default_factory=default_registry)
+
+    async def knows(self, thread_id: str) -> bool:
+        """Whether the copilot has taken part in this thread (its memory has it)."""
+        saver = self.graph.checkpointer
+        if not isinstance(saver, BaseCheckpointSaver):
+            return False
+        return await saver.aget_tuple({"configurable": {"thread_id": thread_id}}) is not None
+
+    async def last_feedback(self, thread_id: str) -> dict[str, Any] | None:
+        """The verdict last typed in this thread ("hypothesis 2 is confirmed"): `hypothesis`,
+        `verdict` and the `claim` it was about; None if there is none."""
+        state = await self.graph.aget_state({"configurable": {"thread_id": thread_id}})
+        given = (state.values.get("feedback") or [None])[-1]
+        return dict(given) if given else None
+
+    async def use(self, skill: str, **args: Any) -> SkillResult:
+        """Call a skill directly (not through a turn): what the chat needs outside a
+        conversation, such as who is on call when a channel is opened."""
+        return await self.registry.call(self.skills, skill, args)
 
     async def turn(self, thread_id: str, text: str, *, progress: Progress | None = None,
                    incident: NewIncident | None = None) -> Answer:
@@ -152,10 +174,11 @@ async def open_agent(settings: Settings, *, db: Database | None = None,
         planner = Planner(services=await known_services(clients.get("prometheus")),
                           embedder=embedder)
         checkpointer = await stack.enter_async_context(open_checkpointer(settings))
-        graph = build_graph(registry or default_registry(), llm, checkpointer, planner=planner)
+        registry = registry or default_registry()
+        graph = build_graph(registry, llm, checkpointer, planner=planner)
         out_dir = settings.data_dir / "charts"
         prune_charts(out_dir)
         yield Agent(graph=graph, skills=SkillContext(clients=clients, org_id=org.id,
                                                      out_dir=out_dir),
                     brain=f"claude ({settings.anthropic_model})" if llm else "evidence engine",
-                    planner=planner)
+                    planner=planner, registry=registry)

@@ -1,15 +1,13 @@
 """The weekly digest as text: Markdown sections (headline, incidents, response times, on-call,
 noisy alerts, capacity, the copilot's own accuracy) that the terminal prints and that Block Kit
-(`digest_messages`) and Adaptive Cards (`digest_cards`) are made from."""
+(`bot.slack.blocks.digest_messages`) and Adaptive Cards (`bot.teams.cards.digest_cards`) are
+made from."""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from bot.slack import blocks
-from bot.teams import cards
 from skills.digest.metrics import Spread
 from skills.digest.report import Digest
 from skills.types import format_duration
@@ -88,31 +86,3 @@ def digest_markdown(d: Digest) -> str:
     parts = [f"# {title}", head]
     parts += [f"## {t}\n{body}" for t, body in digest_sections(d)[1:]]
     return "\n\n".join(parts) + "\n"
-
-
-def digest_messages(d: Digest) -> list[blocks.Message]:
-    """Block Kit: a header, then a section per part."""
-    sections = digest_sections(d)
-    out: list[blocks.Block] = [blocks.header(blocks.clip(sections[0][0], 150)),
-                               blocks.section(blocks.mrkdwn(sections[0][1]))]
-    for title, body in sections[1:]:
-        out.append(blocks.section(blocks.clip_mrkdwn(blocks.mrkdwn(f"**{title}**\n{body}"),
-                                                     2900)))
-    return blocks.split(out, f"{sections[0][0]}: {sections[0][1]}")
-
-
-def digest_cards(d: Digest) -> list[cards.Card]:
-    """Adaptive Cards: the sections, with the capacity charts inline after Capacity (Teams
-    shows a data-URI image; a chart too big for a card is named instead)."""
-    sections = digest_sections(d)
-    body: list[cards.Unit] = [cards.text_block(sections[0][0], size="Large", weight="Bolder"),
-                              cards.text_block(sections[0][1])]
-    for title, text in sections[1:]:
-        body += [cards.text_block(f"**{title}**", separator=True),
-                 *cards.markdown_body(text, spacing="Small")]
-        if title == "Capacity":
-            for chart in d.charts:
-                image, problem = cards.chart_image(Path(chart))
-                body.append(image if image is not None else cards.subtle(
-                    f"Chart {Path(chart).name} not shown: {problem}."))
-    return cards.split_cards(body, f"{sections[0][0]}: {sections[0][1]}")

@@ -8,14 +8,13 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
 from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
 
 from bot.agent.runtime import Agent
-from bot.chat_worker import ChatWorker, running_worker
+from bot.chat_worker import ChatService, ChatWorker, running_worker
 from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.slack.handlers import SlackHandlers
@@ -26,10 +25,7 @@ from knowledge.db import Database
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class SlackService:
-    handler: AsyncSlackRequestHandler
-    worker: ChatWorker | None
+SlackService = ChatService[AsyncSlackRequestHandler]
 
 
 @asynccontextmanager

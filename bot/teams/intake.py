@@ -32,6 +32,9 @@ from knowledge.orgs import Org, ensure_org, org_for_teams_tenant
 log = logging.getLogger(__name__)
 SOURCE = "teams"
 CARD_ACTION = "adaptiveCard/action"
+# The "Add to timeline" message action (declared in the app package): Teams sends the message.
+SUBMIT_ACTION = "composeExtension/submitAction"
+ADD_TO_TIMELINE = "addToTimeline"
 KINDS = ("message", "invoke", "conversationUpdate", "installationUpdate")
 MESSAGE_RESPONSE = "application/vnd.microsoft.activity.message"
 
@@ -135,14 +138,18 @@ class TeamsIntake:
                         type(exc).__name__, exc)
             return _error(401, "the activity's Bot Framework token is missing or invalid")
         kind = str(body["type"])
+        pin = kind == "invoke" and body.get("name") == SUBMIT_ACTION and \
+            (body.get("value") or {}).get("commandId") == ADD_TO_TIMELINE
         if kind not in KINDS or _unheard(body) or (
-                kind == "invoke" and body.get("name") != CARD_ACTION):
+                kind == "invoke" and body.get("name") != CARD_ACTION and not pin):
             return Response(status_code=200)
-        if kind == "invoke" and not may_act(self.settings, body.get("from") or {}):
+        if kind == "invoke" and not pin and not may_act(self.settings, body.get("from") or {}):
             # Refused before anything is stored; Teams shows this to the person who clicked.
             return _invoke_message("Only the configured responders can do that.")
         async with database_answers():
             await self._store(body)
+        if pin:  # the action's dialog closes; the bot confirms in the conversation
+            return JSONResponse({})
         if kind == "invoke":
             return _invoke_message("Got it — updating the card.")
         return Response(status_code=200)

@@ -1,7 +1,8 @@
 """The Teams app package an admin uploads: `manifest.json` (Teams app manifest schema v1.22)
 with the bot — its scopes (team, group chat, personal) and command lists, the same commands
-as Slack's `/sre` — and its two icons, drawn here (a 192 × 192 colour icon and a 32 × 32 white
-outline on transparency, as Teams requires). `sre-copilot teams package [--out FILE]`."""
+as Slack's `/sre` — the "Add to timeline" message action, and the app's two icons, drawn here
+(a 192 × 192 colour icon and a 32 × 32 white outline on transparency, as Teams requires).
+`sre-copilot teams package [--out FILE]`."""
 
 from __future__ import annotations
 
@@ -14,26 +15,24 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
+from bot.conversation.standard import COMMANDS
+from bot.teams.intake import ADD_TO_TIMELINE
+
 MANIFEST_VERSION = "1.22"
 SCHEMA = (f"https://developer.microsoft.com/json-schemas/teams/v{MANIFEST_VERSION}/"
           "MicrosoftTeams.schema.json")
 ACCENT = "#1D3557"
 GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
-# What `@SRE Copilot <command>` understands (the same as Slack's `/sre`); Teams shows at most
-# 10 commands per scope, so the list is the ten most used ones.
-COMMANDS: tuple[tuple[str, str], ...] = (
-    ("help", "What I can do"),
-    ("status", "The incident's status card"),
-    ("catchup", "State, hypotheses, who is on it, what was tried"),
-    ("hypotheses", "Ranked root-cause hypotheses with their evidence"),
-    ("timeline", "The incident's timeline"),
-    ("postmortem", "Draft the post-mortem"),
-    ("runbook", "The runbook for an alert: runbook ALERT"),
-    ("ask", "Ask anything: ask QUESTION"),
-    ("ack", "Acknowledge the incident"),
-    ("resolve", "Resolve the incident"),
-)
+# What `@SRE Copilot <command>` understands, from the one command table (the same as Slack's
+# `/sre`); Teams shows at most 10 commands per scope, so the list leaves out the rarest.
+SHOWN_MAX = 10
+LEFT_OUT = ("mitigated",)
+
+
+def commands() -> list[dict[str, str]]:
+    shown = [s for s in COMMANDS if s.word not in LEFT_OUT][:SHOWN_MAX]
+    return [{"title": s.word, "description": s.about} for s in shown]
 
 
 class PackageError(ValueError):
@@ -65,8 +64,20 @@ def manifest(app_id: str, *, version: str, domain: str | None = None) -> dict[st
         "bots": [{
             "botId": app_id, "scopes": scopes, "supportsFiles": False,
             "isNotificationOnly": False,
-            "commandLists": [{"scopes": scopes, "commands": [
-                {"title": title, "description": text} for title, text in COMMANDS]}],
+            "commandLists": [{"scopes": scopes, "commands": commands()}],
+        }],
+        # The message action ("…" on a message → "Add to timeline"): Teams sends the message
+        # as a `composeExtension/submitAction` invoke, and it goes on the incident's timeline.
+        "composeExtensions": [{
+            "botId": app_id,
+            "commands": [{
+                "id": ADD_TO_TIMELINE, "type": "action", "context": ["message"],
+                "title": "Add to timeline",
+                "description": "Put this message on the incident's timeline",
+                "fetchTask": False,
+                "parameters": [{"name": "note", "title": "Note",
+                                "description": "What the timeline should say (optional)",
+                                "inputType": "text"}]}],
         }],
         "permissions": ["identity", "messageTeamMembers"],
         # Resource-specific consent, granted by the team or chat owner at install: Teams then

@@ -7,10 +7,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
 from bot.agent.runtime import Agent
-from bot.chat_worker import ChatWorker, running_worker
+from bot.chat_worker import ChatService, ChatWorker, running_worker
 from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.teams.auth import bot_authentication
@@ -19,20 +18,16 @@ from bot.teams.handlers import TeamsHandlers
 from bot.teams.intake import SOURCE, TeamsIntake
 from knowledge.db import Database
 
-
-@dataclass
-class TeamsService:
-    intake: TeamsIntake
-    worker: ChatWorker | None
+TeamsService = ChatService[TeamsIntake]
 
 
 @asynccontextmanager
 async def running_teams(settings: Settings, db: Database, *, agent: Agent | None,
                         metrics: Metrics | None = None) -> AsyncIterator[TeamsService]:
-    """Teams' intake, and with an `agent` its chat worker answering with it (counting its
-    failed connector calls in `metrics`)."""
-    wake = asyncio.Event()
-    auth = bot_authentication(settings)
+    """Teams' intake (`POST /api/messages`) and, given an `agent`, the chat worker that
+    answers with it and delivers the engine's messages; failed connector calls are counted in
+    `metrics`."""
+    auth, wake = bot_authentication(settings), asyncio.Event()
     intake = TeamsIntake(settings=settings, db=db, auth=auth, wake=wake)
     if agent is None:
         yield TeamsService(intake, None)

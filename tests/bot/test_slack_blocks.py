@@ -11,8 +11,11 @@ from typing import Any
 import pytest
 
 from bot.agent.state import Answer, ToolRecord
+from bot.conversation import vocabulary
 from bot.slack import blocks as sb
-from bot.slack.blocks import Message
+from bot.slack import layout, limits
+from bot.slack import mrkdwn as md
+from bot.slack.layout import Message
 from knowledge.alerts import Alert
 from knowledge.incidents import Incident
 from skills.timeline import TimelineEntry, TimelineView
@@ -45,45 +48,45 @@ def _well_formed(text: str) -> None:
 
 def _button(element: dict[str, Any]) -> None:
     assert element["type"] == "button"
-    _text_object(element["text"], sb.BUTTON_TEXT_MAX, plain=True)
-    assert 0 < len(element["action_id"]) <= sb.ID_MAX
-    assert len(element.get("value", "")) <= sb.BUTTON_VALUE_MAX
+    _text_object(element["text"], limits.BUTTON_TEXT_MAX, plain=True)
+    assert 0 < len(element["action_id"]) <= limits.ID_MAX
+    assert len(element.get("value", "")) <= limits.BUTTON_VALUE_MAX
     assert element.get("style") in (None, "primary", "danger")
     if "confirm" in element:
         confirm = element["confirm"]
-        for key, limit in sb.CONFIRM_MAX.items():
+        for key, limit in limits.CONFIRM_MAX.items():
             _text_object(confirm[key], limit, plain=True)
 
 
 def validate(message: Message) -> None:
     assert isinstance(message.text, str) and message.text.strip()
-    assert len(message.text) <= sb.FALLBACK_TEXT_MAX
+    assert len(message.text) <= limits.FALLBACK_TEXT_MAX
     _well_formed(message.text)  # Slack reads the fallback as mrkdwn too: no stray pings
-    assert 0 < len(message.blocks) <= sb.MAX_BLOCKS
-    assert len(json.dumps(message.blocks, ensure_ascii=False)) <= sb.MESSAGE_BLOCKS_MAX
+    assert 0 < len(message.blocks) <= limits.MAX_BLOCKS
+    assert len(json.dumps(message.blocks, ensure_ascii=False)) <= limits.MESSAGE_BLOCKS_MAX
     block_ids = [b["block_id"] for b in message.blocks if "block_id" in b]
     assert len(block_ids) == len(set(block_ids))
-    assert all(0 < len(i) <= sb.ID_MAX for i in block_ids)
+    assert all(0 < len(i) <= limits.ID_MAX for i in block_ids)
     for block in message.blocks:
         kind = block["type"]
         if kind == "section":
             assert "text" in block or "fields" in block, block
             if "text" in block:
-                _text_object(block["text"], sb.SECTION_TEXT_MAX)
+                _text_object(block["text"], limits.SECTION_TEXT_MAX)
             fields = block.get("fields", [])
-            assert len(fields) <= sb.MAX_FIELDS
+            assert len(fields) <= limits.MAX_FIELDS
             for f in fields:
-                _text_object(f, sb.FIELD_TEXT_MAX)
+                _text_object(f, limits.FIELD_TEXT_MAX)
             if "accessory" in block and block["accessory"]["type"] == "button":
                 _button(block["accessory"])
         elif kind == "header":
-            _text_object(block["text"], sb.HEADER_TEXT_MAX, plain=True)
+            _text_object(block["text"], limits.HEADER_TEXT_MAX, plain=True)
         elif kind == "context":
-            assert 0 < len(block["elements"]) <= sb.CONTEXT_ELEMENTS_MAX
+            assert 0 < len(block["elements"]) <= limits.CONTEXT_ELEMENTS_MAX
             for element in block["elements"]:
-                _text_object(element, sb.SECTION_TEXT_MAX)
+                _text_object(element, limits.SECTION_TEXT_MAX)
         elif kind == "actions":
-            assert 0 < len(block["elements"]) <= sb.ACTIONS_ELEMENTS_MAX
+            assert 0 < len(block["elements"]) <= limits.ACTIONS_ELEMENTS_MAX
             for element in block["elements"]:
                 _button(element)
             # Slack: an action_id is unique among the action_ids of its block.
@@ -138,7 +141,7 @@ def make_alert(n: int, status: str = "firing") -> Alert:
 # ---- Markdown → mrkdwn ---------------------------------------------------------------------
 
 def test_markdown_becomes_mrkdwn_with_escaping() -> None:
-    text = sb.mrkdwn("# Root **cause**\n**Deploy** broke it: a < b & c, see "
+    text = md.mrkdwn("# Root **cause**\n**Deploy** broke it: a < b & c, see "
                      "[the dashboard](https://grafana.example/d?a=1&b=2) or <https://x.io>.\n"
                      "- `p99 < 1s` held\n~~old~~ <!channel> <@U123>")
     lines = text.splitlines()
@@ -147,26 +150,26 @@ def test_markdown_becomes_mrkdwn_with_escaping() -> None:
                         "<https://grafana.example/d?a=1&amp;b=2|the dashboard> or <https://x.io>.")
     assert lines[2] == "• `p99 &lt; 1s` held"
     assert lines[3] == "~old~ &lt;!channel&gt; &lt;@U123&gt;"  # no pings from untrusted text
-    assert sb.mrkdwn("a < b & c") == "a &lt; b &amp; c"
+    assert md.mrkdwn("a < b & c") == "a &lt; b &amp; c"
     _well_formed(text)
 
 
 def test_code_fences_lose_their_language_and_are_not_converted() -> None:
-    text = sb.mrkdwn("run:\n```python\nx = a**2 if a < b else [c](d)\n```\nok")
+    text = md.mrkdwn("run:\n```python\nx = a**2 if a < b else [c](d)\n```\nok")
     assert text == "run:\n```\nx = a**2 if a &lt; b else [c](d)\n```\nok"
-    assert sb.mrkdwn("```\nnever closed").endswith("\n```")
+    assert md.mrkdwn("```\nnever closed").endswith("\n```")
 
 
 def test_links_only_for_web_urls_and_tables_are_fenced() -> None:
-    assert sb.mrkdwn("[x](javascript:alert(1))") == "[x](javascript:alert(1))"
-    assert sb.mrkdwn("[a|b](https://x.io/p|q)") == "<https://x.io/p%7Cq|a|b>"
-    table = sb.mrkdwn("before\n| a | b |\n|---|---|\n| 1 | 2 |\nafter")
+    assert md.mrkdwn("[x](javascript:alert(1))") == "[x](javascript:alert(1))"
+    assert md.mrkdwn("[a|b](https://x.io/p|q)") == "<https://x.io/p%7Cq|a|b>"
+    table = md.mrkdwn("before\n| a | b |\n|---|---|\n| 1 | 2 |\nafter")
     assert table == "before\n```\n| a | b |\n|---|---|\n| 1 | 2 |\n```\nafter"
 
 
 def test_mentions_kept_only_when_asked() -> None:
-    assert sb.mrkdwn("by <@U123> in <#C42|ops>", mentions=True) == "by <@U123> in <#C42|ops>"
-    assert sb.mrkdwn("<!here>", mentions=True) == "&lt;!here&gt;"
+    assert md.mrkdwn("by <@U123> in <#C42|ops>", mentions=True) == "by <@U123> in <#C42|ops>"
+    assert md.mrkdwn("<!here>", mentions=True) == "&lt;!here&gt;"
 
 
 # ---- split ---------------------------------------------------------------------------------
@@ -194,9 +197,9 @@ def test_a_long_answer_splits_into_valid_messages_in_order() -> None:
     messages = validate_all(sb.answer_message(make_answer(markdown)))
     assert len(messages) >= 2
     sections = texts(messages)
-    assert all(len(t) <= sb.SECTION_TEXT_MAX for t in sections)
-    assert _normalise("".join(sections)) == _normalise(sb.mrkdwn(markdown))
-    assert messages[0].text == sb.mrkdwn(markdown)
+    assert all(len(t) <= limits.SECTION_TEXT_MAX for t in sections)
+    assert _normalise("".join(sections)) == _normalise(md.mrkdwn(markdown))
+    assert messages[0].text == md.mrkdwn(markdown)
     assert all(m.text for m in messages[1:])
     # Cuts fall between paragraphs, lines or words, never inside a link.
     for t in sections:
@@ -205,36 +208,36 @@ def test_a_long_answer_splits_into_valid_messages_in_order() -> None:
 
 def test_a_fence_longer_than_a_section_is_closed_and_reopened() -> None:
     code = "\n".join(f"{i:05d} " + "x" * 60 for i in range(200))
-    pieces = sb.split_text(sb.mrkdwn(f"intro\n```\n{code}\n```\noutro"))
+    pieces = md.split_text(md.mrkdwn(f"intro\n```\n{code}\n```\noutro"))
     assert len(pieces) >= 4
     for piece in pieces:
-        assert len(piece) <= sb.SECTION_TEXT_MAX and piece.count("```") % 2 == 0
+        assert len(piece) <= limits.SECTION_TEXT_MAX and piece.count("```") % 2 == 0
     assert pieces[1].startswith("```\n00")  # the fence reopened where a piece was cut
     assert _normalise("".join(pieces)) == _normalise(f"intro{code}outro")
 
 
 def test_text_without_any_boundary_is_cut_hard_but_not_inside_a_link_or_entity() -> None:
     word = "&amp;" * 700 + "<https://x.io/" + "a" * 50 + "|x>" + "b" * 3000
-    pieces = sb.split_text(word)
-    assert all(len(p) <= sb.SECTION_TEXT_MAX for p in pieces)
+    pieces = md.split_text(word)
+    assert all(len(p) <= limits.SECTION_TEXT_MAX for p in pieces)
     assert "".join(pieces) == word
     for p in pieces:
         _well_formed(p)
 
 
 def test_split_fits_headers_contexts_buttons_and_the_fallback() -> None:
-    blocks = [sb.header("H" * 400), sb.context(*(f"e{i}" for i in range(23))),
-              {"type": "actions", "elements": [sb.button("B" * 100, f"a{i}", "v")
+    blocks = [layout.header("H" * 400), layout.context(*(f"e{i}" for i in range(23))),
+              {"type": "actions", "elements": [layout.button("B" * 100, f"a{i}", "v")
                                                for i in range(30)]},
-              *(sb.section(f"s{i}") for i in range(60))]
-    messages = validate_all(sb.split(blocks, "x" * 50_000))
+              *(layout.section(f"s{i}") for i in range(60))]
+    messages = validate_all(layout.split(blocks, "x" * 50_000))
     assert len(messages) == 2
     first = messages[0]
-    assert first.text.endswith("…") and len(first.text) == sb.FALLBACK_TEXT_MAX
+    assert first.text.endswith("…") and len(first.text) == limits.FALLBACK_TEXT_MAX
     assert first.blocks[0]["text"]["text"].endswith("…")
     assert [len(b["elements"]) for b in first.blocks if b["type"] == "context"] == [10, 10, 3]
     assert [len(b["elements"]) for b in first.blocks if b["type"] == "actions"] == [25, 5]
-    assert all(len(e["text"]["text"]) <= sb.BUTTON_TEXT_MAX for e in buttons(first))
+    assert all(len(e["text"]["text"]) <= limits.BUTTON_TEXT_MAX for e in buttons(first))
     assert texts(messages) == [f"s{i}" for i in range(60)]
     assert messages[1].text.startswith("s")  # a continuation's fallback is its own text
 
@@ -242,9 +245,9 @@ def test_split_fits_headers_contexts_buttons_and_the_fallback() -> None:
 def test_split_keeps_a_section_with_its_context_and_actions() -> None:
     blocks: list[dict[str, Any]] = []
     for i in range(20):
-        blocks += [sb.section(f"h{i}"), sb.context("c"),
-                   {"type": "actions", "elements": [sb.button("ok", "a", "v")]}]
-    messages = validate_all(sb.split(blocks, "t"))
+        blocks += [layout.section(f"h{i}"), layout.context("c"),
+                   {"type": "actions", "elements": [layout.button("ok", "a", "v")]}]
+    messages = validate_all(layout.split(blocks, "t"))
     for m in messages:
         assert m.blocks[0]["type"] == "section" and m.blocks[-1]["type"] == "actions"
 
@@ -267,8 +270,8 @@ def test_twelve_hypotheses_carry_parseable_button_values() -> None:
     values = []
     for m in messages:
         for b in buttons(m):
-            assert b["action_id"] in (sb.HYPOTHESIS_CONFIRM, sb.HYPOTHESIS_REJECT)
-            assert b["style"] == ("primary" if b["action_id"] == sb.HYPOTHESIS_CONFIRM
+            assert b["action_id"] in (vocabulary.HYPOTHESIS_CONFIRM, vocabulary.HYPOTHESIS_REJECT)
+            assert b["style"] == ("primary" if b["action_id"] == vocabulary.HYPOTHESIS_CONFIRM
                                   else "danger")
             assert len(b["value"]) < 2000
             values.append(json.loads(b["value"]))

@@ -148,6 +148,15 @@ async def test_pin_and_ack(live: Live, settings: Settings) -> None:
          if "alert_fired" in json.dumps(m.blocks or [])), None))
     assert "message_pinned" in shown_timeline and "acknowledged after" in shown_timeline
 
+    # `@SRE Copilot status` is `/sre status`: the incident card, in the thread it was asked in.
+    asked = slack.add_message(channel, "<@U0BOT> status", user="U0BOB")
+    event = slack.event_callback(app_mention(asked.text, channel, asked.ts, "U0BOB"))
+    assert (await live.slack_post(event, form=False)).status_code == 200
+    status = await until("the status card", lambda: next(
+        (m for m in slack.messages[channel] if m.thread_ts == asked.ts and m.blocks
+         and any(b.get("type") == "header" for b in m.blocks)), None))
+    assert "INC-1" in status.text and "acknowledged" in status.text
+
 
 async def test_429_is_waited_out_and_a_missing_scope_is_explained(
         live: Live, caplog: pytest.LogCaptureFixture) -> None:

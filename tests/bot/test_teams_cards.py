@@ -17,8 +17,10 @@ import pytest
 from PIL import Image
 
 from bot.agent.state import Answer, ToolRecord
+from bot.conversation import vocabulary
 from bot.teams import cards as tc
-from bot.teams.cards import Card
+from bot.teams import layout, markdown
+from bot.teams.layout import Card
 from knowledge.alerts import Alert
 from knowledge.incidents import Incident
 from skills.timeline import TimelineEntry, TimelineView
@@ -53,10 +55,10 @@ def _element(element: dict[str, Any]) -> int:
     count = 1
     if kind == "TextBlock":
         assert isinstance(element["text"], str) and element["text"].strip(), element
-        assert len(element["text"]) <= tc.TEXT_MAX
+        assert len(element["text"]) <= layout.TEXT_MAX
         assert element.get("wrap") is True
     elif kind == "FactSet":
-        assert 0 < len(element["facts"]) <= tc.FACTS_MAX
+        assert 0 < len(element["facts"]) <= layout.FACTS_MAX
         for fact in element["facts"]:
             assert isinstance(fact["title"], str) and isinstance(fact["value"], str), fact
     elif kind == "Image":
@@ -77,19 +79,19 @@ def _element(element: dict[str, Any]) -> int:
 
 def validate(card: Card) -> Card:
     assert isinstance(card.text, str) and card.text.strip()
-    assert len(card.text) <= tc.SUMMARY_MAX
+    assert len(card.text) <= layout.SUMMARY_MAX
     content = json.loads(json.dumps(card.content))  # plain JSON all the way down
     assert content["type"] == "AdaptiveCard"
     assert content["version"] == "1.5"
     assert content["$schema"] == "http://adaptivecards.io/schemas/adaptive-card.json"
     assert content["msteams"] == {"width": "Full"}
     assert content["body"]
-    assert sum(_element(e) for e in content["body"]) <= tc.CARD_ELEMENTS_MAX
+    assert sum(_element(e) for e in content["body"]) <= layout.CARD_ELEMENTS_MAX
     for action in content.get("actions", []):
         _action(action)
-    assert len(json.dumps(card.content, ensure_ascii=False).encode()) < tc.CARD_BYTES_MAX
-    assert len(json.dumps(card.content).encode()) < tc.CARD_BYTES_MAX  # ASCII-escaped too
-    assert tc.attachment(card) == {"contentType": "application/vnd.microsoft.card.adaptive",
+    assert len(json.dumps(card.content, ensure_ascii=False).encode()) < layout.CARD_BYTES_MAX
+    assert len(json.dumps(card.content).encode()) < layout.CARD_BYTES_MAX  # ASCII-escaped too
+    assert layout.attachment(card) == {"contentType": "application/vnd.microsoft.card.adaptive",
                                    "content": card.content}
     return card
 
@@ -174,7 +176,7 @@ def _without_fences(markdown: str) -> str:
 # ---- Markdown ------------------------------------------------------------------------------
 
 def test_markdown_keeps_teams_subset_and_makes_code_monospace() -> None:
-    body = tc.markdown_body("# Root **cause**\n**Deploy** broke it: a < b & c, see "
+    body = markdown.markdown_body("# Root **cause**\n**Deploy** broke it: a < b & c, see "
                             "[dash](https://g.io/d?a=1&b=2) or <https://x.io>.\nsecond line\n"
                             "* one\n* two\n\n1. first\n2. second\n"
                             "```python\ndef f():\n    return a**2\n\n```\n| a | b |\n|---|---|")
@@ -192,11 +194,11 @@ def test_markdown_keeps_teams_subset_and_makes_code_monospace() -> None:
 
 def test_split_text_cuts_at_paragraphs_lines_then_words() -> None:
     text = "\n\n".join(f"para {i} " + "word " * 100 for i in range(30))
-    pieces = tc.split_text(text, 1000)
+    pieces = layout.split_text(text, 1000)
     assert all(len(p) <= 1000 for p in pieces)
     assert all(p.startswith("para ") for p in pieces)
     assert _normalise("".join(pieces)) == _normalise(text)
-    hard = tc.split_text("x" * 2500, 1000)
+    hard = layout.split_text("x" * 2500, 1000)
     assert [len(p) for p in hard] == [1000, 1000, 500]
 
 
@@ -207,7 +209,7 @@ def test_a_long_answer_splits_into_cards_in_order() -> None:
     assert len(cards) >= 3
     shown = texts(cards)[:-1]  # the footer last
     assert _normalise("".join(shown)) == _normalise(_without_fences(markdown))
-    assert cards[0].text == tc.clip(markdown, tc.SUMMARY_MAX)
+    assert cards[0].text == vocabulary.clip(markdown, layout.SUMMARY_MAX)
     assert all(c.text.strip() for c in cards[1:])
     # Each code block (30 lines) sits whole on one card, monospace.
     for card in cards:
@@ -311,11 +313,11 @@ def test_a_real_chart_over_the_limit_is_re_encoded_to_fit(tmp_path: Path) -> Non
     ax.set_title("checkout errors")
     chart = tmp_path / "signals.png"
     fig.savefig(chart)
-    assert chart.stat().st_size > tc.IMAGE_URL_MAX  # as made, a data URI would not fit
+    assert chart.stat().st_size > layout.IMAGE_URL_MAX  # as made, a data URI would not fit
     [card] = validate_all(tc.answer_cards(make_answer(images=[chart])))
     [image] = walk([card], "Image")
-    png = base64.b64decode(image["url"].removeprefix(tc.DATA_URI_PREFIX))
-    assert len(image["url"]) <= tc.IMAGE_URL_MAX
+    png = base64.b64decode(image["url"].removeprefix(layout.DATA_URI_PREFIX))
+    assert len(image["url"]) <= layout.IMAGE_URL_MAX
     shown = Image.open(io.BytesIO(png))
     assert shown.format == "PNG" and shown.width >= 600  # still a readable chart
 
@@ -378,7 +380,7 @@ def test_incident_card_facts_alerts_hypotheses_and_runbook() -> None:
     assert "Alert9**" in shown and "Alert10**" not in shown and "- … and 4 more" in shown
     assert "1. cause 0 — 50%\n2. cause 1 — 50%\n3. cause 2 — 50%" in shown
     assert "📘 **Runbook:** [open](https://runbooks.io/checkout)" in shown
-    assert card.text == f"INC-12 (triggered): {'T' * 300} — checkout"[:tc.SUMMARY_MAX]
+    assert card.text == f"INC-12 (triggered): {'T' * 300} — checkout"[:layout.SUMMARY_MAX]
     resolved = validate(tc.incident_card(make_incident(
         "resolved", resolved_at=T0 + timedelta(hours=1, minutes=5)), [],
         runbook="# Checkout\n1. restart the pool\n2. check the DB"))
@@ -459,16 +461,16 @@ def test_notice_and_error_cards() -> None:
     [block] = walk([error], "TextBlock")
     assert block["text"].startswith("⚠️ I can't post here:\n\nthe app") and block["color"] == \
         "Attention"
-    assert len(error.text) <= tc.SUMMARY_MAX
+    assert len(error.text) <= layout.SUMMARY_MAX
     assert texts([validate(tc.notice_card(""))]) == ["…"]
 
 
 # ---- split_cards ---------------------------------------------------------------------------
 
 def test_split_cards_bounds_elements_and_keeps_actions_on_the_first() -> None:
-    body = [tc.text_block(f"line {i}") for i in range(250)]
-    action = tc.execute("Go", "go", {"x": 1})
-    cards = validate_all(tc.split_cards(body, "summary", actions=[action]))
+    body = [layout.text_block(f"line {i}") for i in range(250)]
+    action = layout.execute("Go", "go", {"x": 1})
+    cards = validate_all(layout.split_cards(body, "summary", actions=[action]))
     assert [len(c.content["body"]) for c in cards] == [100, 100, 50]
     assert cards[0].content["actions"] == [action]
     assert all(c.content["actions"] == [] for c in cards[1:])
@@ -477,11 +479,11 @@ def test_split_cards_bounds_elements_and_keeps_actions_on_the_first() -> None:
 
 
 def test_split_cards_moves_a_unit_whole_and_clips_what_never_fits() -> None:
-    unit = tuple(tc.text_block("c" * 2900, fontType="Monospace") for _ in range(8))
-    body = [tc.text_block("a" * 2900), tc.text_block("b" * 2900), unit,
-            tc.fact_set([(f"t{i}", "v" * 200) for i in range(100)]),
-            {"type": "Container", "items": [tc.text_block("😀" * 3000) for _ in range(3)]}]
-    cards = validate_all(tc.split_cards(body, "s"))
+    unit = tuple(layout.text_block("c" * 2900, fontType="Monospace") for _ in range(8))
+    body = [layout.text_block("a" * 2900), layout.text_block("b" * 2900), unit,
+            layout.fact_set([(f"t{i}", "v" * 200) for i in range(100)]),
+            {"type": "Container", "items": [layout.text_block("😀" * 3000) for _ in range(3)]}]
+    cards = validate_all(layout.split_cards(body, "s"))
     assert [b["text"][0] for b in cards[0].content["body"]] == ["a", "b"]
     assert [b["text"][0] for b in cards[1].content["body"][:8]] == ["c"] * 8
     assert [len(f["facts"]) for f in walk(cards, "FactSet")] == [40, 40, 20]

@@ -42,6 +42,9 @@ def test_package_has_the_manifest_and_icons(tmp_path: Path) -> None:
     titles = [c["title"] for c in bot["commandLists"][0]["commands"]]
     assert {"help", "status", "catchup", "hypotheses", "timeline", "postmortem", "runbook",
             "ask", "ack", "resolve"} <= set(titles) and len(titles) <= 10
+    assert len(titles) <= 10  # Teams shows no more per scope
+    [pin] = manifest["composeExtensions"][0]["commands"]
+    assert pin["id"] == "addToTimeline" and pin["context"] == ["message"]
     assert manifest["validDomains"] == ["copilot.example.com"]
     # Replies in a thread the bot answered in reach it without a mention (RSC).
     rsc = {p["name"] for p in manifest["authorization"]["permissions"]["resourceSpecific"]}

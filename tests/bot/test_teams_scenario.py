@@ -154,6 +154,21 @@ async def test_incident_thread_end_to_end(teams_live: TeamsLive) -> None:
         events = await list_events(s, org_id=1, incident_id=1)
     assert any(e.kind == "hypothesis_feedback" and e.source == "teams" for e in events)
 
+    # "Add to timeline" on someone's message (the app's message action): on the timeline.
+    pin = fake.message_action("addToTimeline", "<p>rolled back <b>checkout</b> to v2.13.2</p>",
+                              note="error rate falling", conversation_id=thread,
+                              channel_id=INCIDENTS)
+    response = await live.send(pin)
+    assert response.status_code == 200 and response.json() == {}
+    await until("the pin's confirmation", lambda: any(
+        "Added to the incident timeline" in json.dumps(card(c), ensure_ascii=False)
+        for c in live.calls_in(thread, "send")))
+    async with live.db.session() as s:
+        pinned = [e for e in await list_events(s, org_id=1, incident_id=1)
+                  if e.kind == "message_pinned"]
+    assert [(e.source, e.summary) for e in pinned] == [
+        ("teams", "Ana: Bob: rolled back checkout to v2.13.2 — error rate falling")]
+
     # 7. Acknowledge from the incident card: the state moves, the card loses the button.
     ack = fake.invoke_action({"incident": 1}, verb="incident_ack", conversation_id=thread,
                              reply_to_id=root, channel_id=INCIDENTS)

@@ -301,6 +301,29 @@ class FakeBotFramework:
             "trigger": "manual"})
         return activity
 
+    def message_action(self, command_id: str, message_html: str, *, note: str = "",
+                       conversation_id: str = "19:abc@thread.tacv2;messageid=1700000000000",
+                       message_id: str = "1700000000123", author: str = "Bob",
+                       from_id: str = "29:1user", from_name: str = "Ana",
+                       tenant_id: str = "tenant-1", team_id: str = "19:team@thread.tacv2",
+                       channel_id: str = "19:chan@thread.tacv2") -> JSON:
+        """A message extension action on a message ("…" → the app's command): a
+        `composeExtension/submitAction` invoke carrying the message and the dialog's fields."""
+        activity = self._activity("invoke", from_id, from_name, {
+            "isGroup": True, "conversationType": "channel", "tenantId": tenant_id,
+            "id": conversation_id}, _channel_data(tenant_id, team_id, channel_id))
+        activity.update(name="composeExtension/submitAction", value={
+            "commandId": command_id, "commandContext": "message", "data": {"note": note},
+            "context": {"theme": "default"},
+            "messagePayload": {
+                "id": message_id, "messageType": "message", "replyToId": None,
+                "createdDateTime": "2026-12-06T03:58:12.345Z", "importance": "normal",
+                "locale": "en-us", "body": {"contentType": "html", "content": message_html},
+                "from": {"user": {"id": "29:2bob", "displayName": author,
+                                  "userIdentityType": "aadUser"}},
+                "attachments": [], "mentions": [], "reactions": []}})
+        return activity
+
     def message_submit(self, data: JSON, *,
                        conversation_id: str = "19:abc@thread.tacv2;messageid=1700000000000",
                        reply_to_id: str = "1700000000000", from_id: str = "29:1user",
