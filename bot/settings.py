@@ -29,6 +29,9 @@ class Settings(BaseSettings):
         default=None, validation_alias="CHANGES_WEBHOOK_TOKEN")
     prometheus_url: str | None = Field(default=None, validation_alias="PROMETHEUS_URL")
     prometheus_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Where people open Prometheus (the links behind evidence in answers); PROMETHEUS_URL if
+    # unset — set it when the copilot reaches Prometheus by an in-cluster address.
+    prometheus_external_url: str | None = None
     # `serve` with the database down at start: how often it tries again (not-ready meanwhile).
     database_retry_seconds: float = Field(default=5.0, gt=0)
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)

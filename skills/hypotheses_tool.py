@@ -27,6 +27,7 @@ from skills.investigation import (
     investigate_with_snapshot,
 )
 from skills.prometheus.client import PrometheusClient
+from skills.prometheus.links import graph_url, split_query
 from skills.runbooks.search import RunbookQuery, search_async
 from skills.types import Claim, SkillContext, SkillResult, parse_duration, utc
 
@@ -121,23 +122,39 @@ class Hypotheses:
         else:
             inv = alert_inv or service_inv  # type: ignore[assignment]
         assert inv is not None
-        return _result(inv, images)
+        return investigation_result(inv, images, prometheus=prom.external_url)
 
 
-def _result(inv: Investigation, images: list[Path]) -> SkillResult:
+def investigation_result(inv: Investigation, images: list[Path], *,
+                         prometheus: str | None = None) -> SkillResult:
+    """The investigation as a result. With `prometheus` (where people open it), every piece of
+    evidence behind a query links to its graph, and a next step that ends in a query links to
+    it instead of spelling it out."""
     lines = [f"{i}. ({h.confidence:.0%}) {h.statement} Next: {h.next_check}"
              for i, h in enumerate(inv.hypotheses, start=1)]
-    summary = (f"Investigation of {inv.service}, {inv.start:%H:%M}–{inv.end:%H:%M} UTC: "
-               f"{inv.verdict}" + ("\n" + "\n".join(lines) if lines else ""))
+    summary = (f"Investigation of {inv.service} (looked at {inv.start:%H:%M}–{inv.end:%H:%M} "
+               f"UTC): {inv.verdict}" + ("\n" + "\n".join(lines) if lines else ""))
     claims = [Claim(statement=h.statement, confidence=h.confidence,
-                    evidence_ids=list(h.evidence_ids), next_check=h.next_check,
+                    evidence_ids=list(h.evidence_ids),
+                    next_check=_linked(h.next_check, prometheus, inv),
                     cause=h.cause.model_dump())
               for h in inv.hypotheses]
+    evidence = [e if e.link or not e.query or not prometheus else e.model_copy(update={
+        "link": graph_url(prometheus, e.query, start=e.start, end=e.end)})
+        for e in inv.evidence]
     data: dict[str, Any] = {"service": inv.service, "verdict": inv.verdict,
                             "onset": inv.onset.isoformat() if inv.onset else None,
                             "scope": inv.scope}
-    return SkillResult(summary=summary, evidence=list(inv.evidence), claims=claims,
-                       images=images, data=data)
+    return SkillResult(summary=summary, evidence=evidence, claims=claims, images=images,
+                       data=data)
+
+
+def _linked(next_check: str, prometheus: str | None, inv: Investigation) -> str:
+    head, query = split_query(next_check)
+    if query is None or prometheus is None:
+        return next_check
+    link = graph_url(prometheus, query, start=inv.start, end=inv.end)
+    return f"{head} — [the query in Prometheus]({link})"
 
 
 def _slug(text: str) -> str:

@@ -69,9 +69,9 @@ class SkillRegistry:
                                error=problems, data={"args": args})
         try:
             result = await skill.run(ctx, parsed)
-        except NotConfigured as exc:
+        except NotConfigured as exc:  # a setup problem: for the operator, not the channel
             result = SkillResult(summary=f"{name} is not available here: {exc}.",
-                                 error=str(exc))
+                                 error=str(exc), data={"unavailable": True})
         except PrometheusError as exc:
             result = SkillResult(summary=f"{name} failed: {exc}", error=str(exc))
         except Exception as exc:  # a skill bug or an upstream failure: report, don't crash

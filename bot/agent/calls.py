@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from bot.agent.safety import fence
 from bot.agent.state import ToolCall, ToolRecord
 from skills.registry import SkillRegistry
 from skills.types import Evidence, SkillContext, SkillResult
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -71,10 +74,13 @@ async def execute(registry: SkillRegistry, ctx: SkillContext, calls: Sequence[To
     done = []
     for call, (result, elapsed) in zip(calls, outcomes, strict=True):
         seq = renumber(result, seq)
+        if result.data.get("unavailable"):
+            log.warning("skill %s is not set up: %s", call.name, result.error)
         done.append(Executed(call, result, ToolRecord(
             name=call.name, args=call.args, ok=result.ok, elapsed_ms=round(elapsed, 1),
             summary=result.summary.split("\n", 1)[0][:300], error=result.error,
-            evidence_ids=[e.id for e in result.evidence])))
+            evidence_ids=[e.id for e in result.evidence],
+            unavailable=bool(result.data.get("unavailable")))))
     return done, seq
 
 

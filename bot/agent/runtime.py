@@ -148,7 +148,8 @@ async def open_agent(settings: Settings, *, db: Database | None = None,
         if settings.prometheus_url:
             clients["prometheus"] = await stack.enter_async_context(PrometheusClient(
                 settings.prometheus_url, timeout=settings.prometheus_timeout_seconds,
-                on_error=prometheus_errors(metrics)))
+                on_error=prometheus_errors(metrics),
+                external_url=settings.prometheus_external_url))
         if settings.pagerduty_api_token:
             clients["pagerduty"] = await stack.enter_async_context(PagerDutyClient(
                 settings.pagerduty_api_token, base_url=settings.pagerduty_api_url,

@@ -58,6 +58,9 @@ class ToolRecord(BaseModel):
     summary: str
     error: str | None = None
     evidence_ids: list[str] = Field(default_factory=list)
+    # The skill is not set up here (no client configured): a problem for the operator's logs,
+    # never for the incident channel.
+    unavailable: bool = False
 
 
 class Answer(BaseModel):

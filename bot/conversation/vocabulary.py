@@ -91,18 +91,20 @@ def incident_fallback(incident: Incident) -> str:
 
 
 def answer_footer(answer: Answer, *, tool: Callable[[str], str] = str,
-                  charts: str = "chart(s)") -> str:
-    """"🧠 brain · 🔧 tools ×n (k failed) · 📈 charts": how the answer was made."""
+                  charts: str = "chart(s)", charts_shown: int = 0) -> str:
+    """"🧠 brain · 🔧 tools ×n (k failed) · 📈 charts": how the answer was made (the charts
+    counted are only those the message really shows or carries)."""
     footer = [f"🧠 {answer.brain}"]
-    if answer.tools:
-        counts: dict[str, list[int]] = {}
-        for used in answer.tools:
+    counts: dict[str, list[int]] = {}
+    for used in answer.tools:
+        if not used.unavailable:  # a setup problem is the operator's, in the logs
             counts.setdefault(used.name, [0, 0])[0 if used.ok else 1] += 1
+    if counts:
         footer.append("🔧 " + ", ".join(
             tool(name) + (f" ×{ok + failed}" if ok + failed > 1 else "")
             + (f" ({failed} failed)" if failed else "") for name, (ok, failed) in counts.items()))
-    if answer.images:
-        footer.append(f"📈 {len(answer.images)} {charts}")
+    if charts_shown:
+        footer.append(f"📈 {charts_shown} {charts}")
     return " · ".join(footer)
 
 

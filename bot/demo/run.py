@@ -162,4 +162,6 @@ async def _show_incident(console: Console, settings: Settings, db: Database,
             console.print(terminal.channel_messages(posts))
     console.print(Text.assemble(("\nchart        ", "bold"), str(report.chart)))
     console.print(Text.assemble(("post-mortem  ", "bold"), str(report.postmortem)))
+    console.print(Text.assemble(("chat         ", "bold"), f"{report.slack} (Block Kit), "
+                                f"{report.teams} (Adaptive Cards): the briefing as posted"))
     return alerts

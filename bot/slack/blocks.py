@@ -15,8 +15,17 @@ import re
 from collections.abc import Sequence
 from datetime import datetime
 
-from bot.agent.calls import evidence_line
 from bot.agent.state import Answer
+from bot.conversation.briefing import (
+    Step,
+    Verdict,
+    brief,
+    folded_line,
+    link_of,
+    next_step,
+    readable,
+    utc_labelled,
+)
 from bot.conversation.ports import Renderer
 from bot.conversation.vocabulary import (
     HYPOTHESIS_CONFIRM,
@@ -55,47 +64,72 @@ from skills.types import Claim, Evidence, utc
 
 
 def answer_message(answer: Answer, *, incident_id: int | None = None) -> list[Message]:
-    """The answer, then each hypothesis with its confidence, the evidence it cites, what to
-    check next and Confirm / Reject buttons (their value: `{"i": incident, "n": number,
-    "s": statement[:150]}`), the notes, and how the answer was made."""
-    blocks = [section(mrkdwn(answer.text))] if answer.text.strip() else []
+    """The verdict first (cause, how sure, next step and runbook: three lines), then what else
+    was found, each hypothesis worth a look with its confidence, its evidence as readable lines
+    linking to their queries, what to check next and Confirm / Reject buttons (their value:
+    `{"i": incident, "n": number, "s": statement[:150]}`), the rest folded into one line, the
+    notes, and how the answer was made."""
+    told = brief(answer)
+    blocks = [section(_verdict(told.verdict))] if told.verdict else []
+    if told.context.strip():
+        blocks.append(section(mrkdwn(told.context)))
     by_id = {e.id: e for e in answer.evidence}
-    if answer.claims:
+    if told.shown:
         blocks.append({"type": "divider"})
-    for n, claim in enumerate(answer.claims, start=1):
+    for n, claim in told.shown:
         blocks += _hypothesis(claim, n, by_id, incident_id)
+    if told.folded:
+        blocks.append(context(escape(folded_line(told.folded))))
     if answer.notes:
         blocks.append(context(*(f"⚠ {mrkdwn(clip(note, 500))}" for note in answer.notes)))
     footer = answer_footer(answer, tool=lambda name: f"`{escape(name)}`",
-                           charts="chart(s) attached")
+                           charts="chart(s) attached", charts_shown=len(answer.images))
     blocks.append(context(clip_mrkdwn(footer, 1000)))
-    return split(blocks, mrkdwn(answer.text).strip() or f"Answer ({answer.brain})")
+    fallback = (escape(f"Likely cause: {told.verdict.cause} ({told.verdict.sure})")
+                if told.verdict else mrkdwn(answer.text).strip())
+    return split(blocks, fallback or f"Answer ({answer.brain})")
+
+
+def _verdict(verdict: Verdict) -> str:
+    runbook = ""
+    if verdict.runbook_url:
+        runbook = f" · 📘 {_link(verdict.runbook_url, escape(verdict.runbook or 'runbook'))}"
+    elif verdict.runbook:
+        runbook = f" · 📘 runbook: {escape(verdict.runbook)}"
+    return "\n".join((f"🎯 *Likely cause:* {escape(verdict.cause)}",
+                      f"📊 *How sure:* {escape(verdict.sure)}",
+                      f"👉 *Next step:* {_step(verdict.step)}{runbook}"))
+
+
+def _step(step: Step) -> str:
+    return escape(step.text) + (f" · {_link(step.link, escape(step.link_label))}"
+                                if step.link else "")
 
 
 def _hypothesis(claim: Claim, n: int, by_id: dict[str, Evidence],
                 incident_id: int | None) -> list[Block]:
-    head = f"*{n}.* {mrkdwn(clip(claim.statement, 1500))}"
+    head = f"*{n}.* {escape(clip(utc_labelled(claim.statement), 1500))}"
     if claim.confidence is not None:
         head += f"\n{confidence_bar(claim.confidence)}"
     blocks = [section(head)]
     cites = []
     for ev_id in claim.evidence_ids[:8]:
         ev = by_id.get(ev_id)
-        line = escape(clip(evidence_line(ev), 280)) if ev else f"[{escape(ev_id)}] (cited earlier)"
-        if ev and ev.link and ev.link.startswith(("https://", "http://")):
-            line += f" · {_link(ev.link, 'open')}"
-        cites.append(f"• {line}")
+        if ev is None:
+            continue  # cited in an earlier answer of this thread
+        link = link_of(ev)
+        cites.append(f"• {escape(readable(ev))}" + (f" · {_link(link, 'graph')}" if link else ""))
     if len(claim.evidence_ids) > 8:
         cites.append(f"… and {len(claim.evidence_ids) - 8} more")
     if cites:
         blocks.append(context("\n".join(cites)))
     if claim.next_check:
-        blocks.append(context(f"🔎 *Next check:* {mrkdwn(clip(claim.next_check, 1000))}"))
+        blocks.append(context(f"🔎 *Next check:* {_step(next_step(claim, 1000))}"))
     value = json.dumps({"i": incident_id, "n": n, "s": claim.statement[:150]},
                        separators=(",", ":"), ensure_ascii=False)
     blocks.append({"type": "actions", "elements": [
         button("Confirm", HYPOTHESIS_CONFIRM, value, style="primary"),
-        button("Reject", HYPOTHESIS_REJECT, value, style="danger")]})
+        button("Reject", HYPOTHESIS_REJECT, value)]})
     return blocks
 
 

@@ -17,8 +17,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bot.agent.calls import evidence_line
 from bot.agent.state import Answer
+from bot.conversation.briefing import (
+    Step,
+    Verdict,
+    brief,
+    folded_line,
+    link_of,
+    next_step,
+    readable,
+    utc_labelled,
+)
 from bot.conversation.ports import Renderer
 from bot.conversation.vocabulary import (
     HYPOTHESIS_CONFIRM,
@@ -59,47 +68,80 @@ from skills.types import Claim, Evidence, utc
 
 def answer_cards(answer: Answer, *, incident_id: int | None = None,
                  image_url: Callable[[Path], str] | None = None) -> list[Card]:
-    """The answer, its charts, then each hypothesis with its confidence, the evidence it cites,
-    what to check next and Confirm / Reject (`data`: `{"i": incident, "n": number,
-    "s": statement[:150]}`), the notes, and how the answer was made. `image_url` turns a chart
-    PNG into a URL (default: a data URI); a chart too big for a card is left out with a note."""
-    body: list[Unit] = list(markdown_body(answer.text))
-    notes = list(answer.notes)
+    """The verdict first (cause, how sure, next step and runbook: three lines), then what else
+    was found, its charts, each hypothesis worth a look with its confidence, its evidence as
+    readable lines linking to their queries, what to check next and Confirm / Reject (`data`:
+    `{"i": incident, "n": number, "s": statement[:150]}`), the rest folded into one line, the
+    notes, and how the answer was made. `image_url` turns a chart PNG into a URL (default: a
+    data URI); a chart too big for a card is left out with a note, and not counted."""
+    told = brief(answer)
+    body: list[Unit] = [_verdict(told.verdict)] if told.verdict else []
+    body += markdown_body(told.context)
+    notes, charts = list(answer.notes), 0
     for path in answer.images:
         image, problem = chart_image(path, image_url)
         if image is None:
             notes.append(f"Chart {path.name} not shown: {problem}.")
         else:
             body.append(image)
+            charts += 1
     by_id = {e.id: e for e in answer.evidence}
-    body += [_hypothesis(c, n, by_id, incident_id) for n, c in enumerate(answer.claims, 1)]
+    body += [_hypothesis(c, n, by_id, incident_id) for n, c in told.shown]
+    if told.folded:
+        body.append(subtle(folded_line(told.folded)))
     body += [text_block(f"⚠ {clip(note, 500)}", color="Warning", size="Small")
              for note in notes]
-    body.append(subtle(clip(answer_footer(answer), 1000), spacing="Medium", separator=True))
-    return split_cards(body, answer.text.strip() or f"Answer ({answer.brain})")
+    body.append(subtle(clip(answer_footer(answer, charts_shown=charts), 1000),
+                       spacing="Medium", separator=True))
+    fallback = (f"Likely cause: {told.verdict.cause} ({told.verdict.sure})" if told.verdict
+                else answer.text.strip())
+    return split_cards(body, fallback or f"Answer ({answer.brain})")
+
+
+def _verdict(verdict: Verdict) -> Element:
+    runbook = ""
+    if verdict.runbook_url:
+        runbook = f" · 📘 [{_label(verdict.runbook or 'runbook')}]({_url(verdict.runbook_url)})"
+    elif verdict.runbook:
+        runbook = f" · 📘 runbook: {verdict.runbook}"
+    lines = [f"🎯 **Likely cause:** {verdict.cause}", f"📊 **How sure:** {verdict.sure}",
+             f"👉 **Next step:** {_step(verdict.step)}{runbook}"]
+    return {"type": "Container", "style": "emphasis", "bleed": False,
+            "items": [text_block(line, spacing="None" if i else "Default")
+                      for i, line in enumerate(lines)]}
+
+
+def _label(text: str) -> str:
+    """Link text that cannot end a Markdown link early."""
+    return text.replace("[", "(").replace("]", ")")
+
+
+def _step(step: Step) -> str:
+    return step.text + (f" · [{_label(step.link_label)}]({_url(step.link)})" if step.link
+                        else "")
 
 
 def _hypothesis(claim: Claim, n: int, by_id: dict[str, Evidence],
                 incident_id: int | None) -> Element:
-    items = [text_block(f"**{n}.** {clip(claim.statement, 1500)}")]
+    items = [text_block(f"**{n}.** {clip(utc_labelled(claim.statement), 1500)}")]
     if claim.confidence is not None:
         items.append(text_block(confidence_bar(claim.confidence), spacing="Small"))
     for ev_id in claim.evidence_ids[:8]:
         ev = by_id.get(ev_id)
-        line = clip(evidence_line(ev), 280) if ev else f"[{ev_id}] (cited earlier)"
-        if ev and ev.link and ev.link.startswith(("https://", "http://")) \
-                and len(ev.link) <= 1000:
-            line += f" · [open]({_url(ev.link)})"
-        items.append(subtle(f"• {line}"))
+        if ev is None:
+            continue  # cited in an earlier answer of this thread
+        link = link_of(ev)
+        items.append(subtle(f"• {readable(ev)}" + (
+            f" · [graph]({_url(link)})" if link and len(link) <= 1500 else "")))
     if len(claim.evidence_ids) > 8:
         items.append(subtle(f"… and {len(claim.evidence_ids) - 8} more"))
     if claim.next_check:
-        items.append(text_block(f"🔎 **Next check:** {clip(claim.next_check, 1000)}",
+        items.append(text_block(f"🔎 **Next check:** {_step(next_step(claim, 1000))}",
                                 size="Small"))
     data = {"i": incident_id, "n": n, "s": claim.statement[:150]}
     items.append({"type": "ActionSet", "actions": [
         execute("Confirm", HYPOTHESIS_CONFIRM, data, style="positive"),
-        execute("Reject", HYPOTHESIS_REJECT, dict(data), style="destructive")]})
+        execute("Reject", HYPOTHESIS_REJECT, dict(data))]})
     return {"type": "Container", "items": items, "separator": True, "spacing": "Medium"}
 
 

@@ -52,7 +52,10 @@ def fit_png(data: bytes, limit: int) -> bytes | None:
         image = Image.open(io.BytesIO(data)).convert("RGB")
     except (OSError, ValueError):
         return None
-    for scale, colors in ((1.0, 64), (1.0, 24), (0.8, 24), (0.65, 16), (0.5, 16)):
+    # Charts are line plots on white: few colours and a Teams-card width (about 500 px)
+    # keep them readable; the last steps trade colour for size.
+    for scale, colors in ((1.0, 64), (1.0, 24), (0.8, 24), (0.65, 16), (0.5, 16),
+                          (0.45, 12), (0.45, 8), (0.4, 8), (0.35, 8)):
         shown = image if scale == 1.0 else image.resize(
             (int(image.width * scale), int(image.height * scale)), Image.Resampling.LANCZOS)
         out = io.BytesIO()

@@ -185,8 +185,8 @@ def _context(snap: Snapshot, log: EvidenceLog, cands: dict[str, Candidate],
         ev = log.add(source="runbooks", summary=f"Runbook: {runbook.title} — {where}",
                      values={"score": round(runbook.score, 3)},
                      labels={"path": runbook.path, "section": runbook.section},
-                     link=runbook.path if runbook.path.startswith(("http://", "https://"))
-                     else None)
+                     link=runbook.url or (runbook.path if runbook.path.startswith(
+                         ("http://", "https://")) else None))
         ctx.runbook = (runbook, ev)
     return ctx
 

@@ -73,8 +73,11 @@ class PrometheusClient:
     def __init__(self, base_url: str, *, timeout: float = 10.0,
                  http: httpx.AsyncClient | None = None,
                  headers: dict[str, str] | None = None,
-                 on_error: Callable[[PrometheusError], None] | None = None) -> None:
+                 on_error: Callable[[PrometheusError], None] | None = None,
+                 external_url: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
+        # Where people open this Prometheus (links in answers); the API address by default.
+        self.external_url = (external_url or base_url).rstrip("/")
         self.timeout = timeout
         self.on_error = on_error
         self._headers = dict(headers or {})

@@ -74,6 +74,7 @@ class RunbookHit(BaseModel):
     title: str
     reason: str  # runbook_url | alert name | similarity
     root: str | None = None
+    url: str | None = None  # where people open it: the alert's runbook_url that named it
 
 
 class RunbookAnswer(BaseModel):
@@ -261,10 +262,12 @@ def _pinned(corpus: Corpus, query: RunbookQuery) -> list[RunbookHit]:
         entry = _by_url(corpus, query.runbook_url)
         if entry is not None:
             hits.append(RunbookHit(path=entry.path, section=_first_section(entry), score=1.0,
-                                   title=entry.title, reason="runbook_url", root=entry.root))
+                                   title=entry.title, reason="runbook_url", root=entry.root,
+                                   url=query.runbook_url))
         else:
             hits.append(RunbookHit(path=query.runbook_url, section="", score=1.0,
-                                   title=query.runbook_url, reason="runbook_url"))
+                                   title=query.runbook_url, reason="runbook_url",
+                                   url=query.runbook_url))
     names = identifiers(query.text) | ({query.alertname.lower()} if query.alertname else set())
     for entry in corpus.entries.values():
         if entry.identifiers & names and entry.key not in {(h.root, h.path) for h in hits}:

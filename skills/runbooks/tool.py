@@ -44,9 +44,13 @@ class RunbookSearch:
             Evidence(id=f"ev-{i}", source="runbooks", query=args.query,
                      summary=f"{h.title} — {h.path}" + (f" § {h.section}" if h.section else ""),
                      values={"score": h.score}, labels={"path": h.path, "reason": h.reason},
-                     link=h.path if h.path.startswith(("http://", "https://")) else None)
+                     link=h.url or (h.path if h.path.startswith(("http://", "https://"))
+                                    else None))
             for i, h in enumerate(fits, start=1)]
         summary = answer.message + "".join(
             f"\n- also: {h.title} — {h.path}" + (f" § {h.section}" if h.section else "")
             + f" (score {h.score:.2f})" for h in fits[1:])
-        return SkillResult(summary=summary, evidence=evidence, data=answer.as_json_line())
+        data = answer.as_json_line()
+        if answer.reason == "no runbooks indexed":  # a setup problem, for the operator
+            data["unavailable"] = True
+        return SkillResult(summary=summary, evidence=evidence, data=data)

@@ -273,7 +273,7 @@ async def test_in_an_alert_storm_no_incident_card_waits_for_another_investigatio
 
         def investigations(c: str) -> list[Any]:
             return [m for m in slack.messages[c] if m.thread_ts == posted[c].ts
-                    and (m.text or "").startswith("Investigation of ")]
+                    and (m.text or "").startswith(("Likely cause: ", "Investigation of "))]
 
         def investigated() -> bool:
             return all(investigations(c) for c in posted)
@@ -330,7 +330,8 @@ async def test_an_investigation_cut_short_after_the_card_is_posted_on_the_next_r
         slack.clear_failures()  # Slack is back
         answered = await until("the investigation", lambda: [
             m for m in slack.messages[channel.id] if m.thread_ts == card.ts
-            and (m.text or "").startswith("Investigation of checkout")], seconds=60)
+            and (m.text or "").startswith(("Likely cause: checkout", "Investigation of checkout"))],
+            seconds=60)
     assert len(answered) == 1
     assert [m for m in slack.messages[channel.id] if not m.thread_ts and m.blocks] == [card]
     # The failed attempt's progress message became the answer: none is left "Investigating…".

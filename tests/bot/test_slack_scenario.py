@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from typing import Any
 
@@ -22,6 +23,9 @@ from tests.fakes.alertmanager import alert, notification
 from tests.fakes.slack_api import channel_created, sign
 
 pytestmark = pytest.mark.slow
+RUNBOOK = "https://runbooks.example.com/CheckoutHighErrorRate"
+
+
 def buttons(message: Any) -> list[dict[str, Any]]:
     return [e for b in message.blocks or [] if b.get("type") == "actions"
             for e in b.get("elements", [])]
@@ -30,10 +34,12 @@ def buttons(message: Any) -> list[dict[str, Any]]:
 async def test_incident_channel_end_to_end(live: Live) -> None:
     slack = live.slack
     # 1. Alertmanager reports checkout's errors: an incident opens.
+    firing = alert("CheckoutHighErrorRate", service="checkout",
+                   summary="Checkout 5xx ratio above 5%")
+    firing["annotations"]["runbook_url"] = RUNBOOK
     sent = await live.client.post(
         "/webhooks/alertmanager", headers={"Authorization": f"Bearer {TOKEN}"},
-        json=notification([alert("CheckoutHighErrorRate", service="checkout",
-                                 summary="Checkout 5xx ratio above 5%")]))
+        json=notification([firing]))
     assert sent.status_code == 202
     # 2. Someone creates the incident channel; Slack tells the app.
     channel = slack.add_channel("inc-1-checkout", is_member=False)
@@ -50,8 +56,16 @@ async def test_incident_channel_end_to_end(live: Live) -> None:
         (m for m in slack.messages.get(channel.id, [])
          if m.thread_ts == card.ts and any(b["action_id"] == "hypothesis_confirm"
                                            for b in buttons(m))), None), seconds=60)
-    text = json.dumps(answer.blocks)
-    assert "checkout" in text and "ev-" in text  # a hypothesis with its evidence
+    # The verdict first: the cause, how sure, the next step with the alert's runbook.
+    cause, sure, step = answer.blocks[0]["text"]["text"].split("\n")
+    assert cause.startswith("🎯 *Likely cause:* ") and "checkout" in cause
+    assert re.match(r"📊 \*How sure:\* \d+%", sure)
+    assert step.startswith("👉 *Next step:* ") and f"<{RUNBOOK}|" in step
+    # A hypothesis with its evidence: readable lines, each query behind a link.
+    text = json.dumps(answer.blocks, ensure_ascii=False)
+    assert "checkout" in text and "|graph>" in text
+    shown = re.sub(r"<https?://[^|>]+\|([^>]*)>", r"\1", text)
+    assert "rate(" not in shown and "ev-" not in shown
     # The chart of the signals the hypotheses rest on went up in the same thread.
     chart = await until("the chart", lambda: next(  # uploaded and shared, not just announced
         (f for f in slack.files.values() if f.filename.startswith("signals-") and f.completed),

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,11 +31,14 @@ from knowledge.outbox import find_message
 from knowledge.teams import find_channel
 from knowledge.timeline import list_events
 from skills.digest.metrics import Period
+from tests.bot.card_screens import render, unavailable
 from tests.bot.slack_live import until
 from tests.bot.teams_live import INCIDENTS, TEAM, TOKEN, TeamsLive, actions, card
 from tests.fakes.alertmanager import alert, notification, resolved
 
 pytestmark = pytest.mark.slow
+
+RUNBOOK = "https://runbooks.example.com/CheckoutHighErrorRate"
 
 
 async def installed(live: TeamsLive) -> None:
@@ -52,8 +57,10 @@ async def installed(live: TeamsLive) -> None:
 
 
 async def open_incident(live: TeamsLive, firing: dict[str, Any] | None = None) -> Any:
-    firing = firing or alert("CheckoutHighErrorRate", service="checkout",
-                             summary="Checkout 5xx ratio above 5%")
+    if firing is None:
+        firing = alert("CheckoutHighErrorRate", service="checkout",
+                       summary="Checkout 5xx ratio above 5%")
+        firing["annotations"]["runbook_url"] = RUNBOOK
     sent = await live.client.post(
         "/webhooks/alertmanager", headers={"Authorization": f"Bearer {TOKEN}"},
         json=notification([firing]))
@@ -84,9 +91,19 @@ async def test_incident_thread_end_to_end(teams_live: TeamsLive) -> None:
     progress = live.calls_in(thread, "send")[0]
     assert "Investigat" in json.dumps(card(progress))
     assert answer_update.activity_id == progress.response["id"]  # the same message, updated
-    shown = json.dumps(card(answer_update))
-    assert "checkout" in shown and "ev-" in shown
+    shown = json.dumps(card(answer_update), ensure_ascii=False)
+    assert "checkout" in shown and "[graph](" in shown  # evidence, its query behind a link
     assert "data:image/png;base64," in shown  # the signals chart, inline
+    verdict = card(answer_update)["body"][0]["items"]
+    assert verdict[0]["text"].startswith("🎯 **Likely cause:** ")
+    assert re.match(r"📊 \*\*How sure:\*\* \d+%", verdict[1]["text"])
+    assert verdict[2]["text"].startswith("👉 **Next step:** ")
+    assert f"]({RUNBOOK})" in verdict[2]["text"]
+    if unavailable() is None or os.environ.get("CI") == "true":  # else: a clone without it
+        rendered = render([card(answer_update)], "live-briefing-teams")
+        assert rendered.errors == [] and rendered.images_loaded == 1
+        assert rendered.text.startswith("🎯 Likely cause:")
+        assert "rate(" not in rendered.text and "ev-" not in rendered.text
     assert all(c.authorized for c in fake.calls)  # every call carried the bot's token
     assert len(fake.token_requests) == 1  # … fetched once and kept
 
