@@ -65,3 +65,15 @@ async def list_events(session: AsyncSession, *, org_id: int, incident_id: int
             .where(TimelineEvent.org_id == org_id, TimelineEvent.incident_id == incident_id)
             .order_by(col(TimelineEvent.occurred_at), col(TimelineEvent.id)))
     return list((await session.exec(stmt)).all())
+
+
+# A PagerDuty lifecycle event says again what the status change beside it says.
+_PD_STATUS = {"incident.acknowledged": "acknowledged", "incident.resolved": "resolved"}
+
+
+def once_each(events: list[TimelineEvent]) -> list[TimelineEvent]:
+    """One row per event: PagerDuty's "acknowledged by X" or "resolved by Y" is left out when
+    the incident's status change to that state is on the timeline already."""
+    reached = {e.data.get("to") for e in events if e.kind == "status_changed"}
+    return [e for e in events if not (e.kind == "pagerduty" and _PD_STATUS.get(
+        str(e.data.get("event_type"))) in reached)]

@@ -21,7 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from knowledge.hypotheses import Hypothesis, HypothesisStatus, list_hypotheses
 from knowledge.incidents import Incident, IncidentNotFound, find_incident, get_incident
-from knowledge.timeline import list_events
+from knowledge.timeline import list_events, once_each
 from skills.types import Evidence, IncidentRef, SkillContext, SkillResult, format_duration
 
 CONTRIBUTING_MIN = 0.2  # hypotheses at least this likely are listed as contributing factors
@@ -372,7 +372,7 @@ async def postmortem_for(session: AsyncSession, *, org_id: int, incident_id: int
     hypotheses = await list_hypotheses(session, org_id=org_id, incident_id=incident_id)
     start = incident.triggered_at
     timeline = _Timeline(
-        events=[_Line(e.occurred_at, e.kind, e.source, e.summary) for e in events],
+        events=[_Line(e.occurred_at, e.kind, e.source, e.summary) for e in once_each(events)],
         time_to_acknowledge=_since(start, incident.acknowledged_at),
         time_to_mitigate=_since(start, incident.mitigated_at or incident.resolved_at),
         time_to_resolve=_since(start, incident.resolved_at))

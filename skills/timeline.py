@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from knowledge.incidents import Incident, IncidentNotFound, find_incident, get_incident
-from knowledge.timeline import TimelineEvent, list_events
+from knowledge.timeline import TimelineEvent, list_events, once_each
 from skills.types import Evidence, IncidentRef, SkillContext, SkillResult, format_duration
 
 __all__ = ["IncidentTimeline", "TimelineEntry", "TimelineView", "format_duration",
@@ -39,8 +39,9 @@ class TimelineView(BaseModel):
     events: list[TimelineEntry] = Field(default_factory=list)
     time_to_acknowledge: timedelta | None = None
     # Mitigated, or resolved when the incident went straight to resolved.
-    time_to_mitigate: timedelta | None = None
+    time_to_mitigate: timedelta | None = None  # to mitigation, else to resolution
     time_to_resolve: timedelta | None = None
+    mitigated: bool = False  # whether a mitigation step was recorded at all
 
 
 def _since(start: datetime, end: datetime | None) -> timedelta | None:
@@ -57,9 +58,10 @@ def timeline_view(incident: Incident, events: list[TimelineEvent]) -> TimelineVi
         incident_id=incident.id, ref=incident.ref, title=incident.title, status=incident.status,
         service=incident.service, triggered_at=start,
         events=[TimelineEntry(at=e.occurred_at, kind=e.kind, source=e.source, summary=e.summary)
-                for e in events],
+                for e in once_each(events)],
         time_to_acknowledge=_since(start, incident.acknowledged_at),
         time_to_mitigate=_since(start, incident.mitigated_at or incident.resolved_at),
+        mitigated=incident.mitigated_at is not None,
         time_to_resolve=_since(start, incident.resolved_at))
 
 

@@ -137,7 +137,11 @@ def _cause(claim: Claim, by_id: dict[str, Evidence]) -> str:
                        or f"{cause['kind']}:" in e.summary), None)
         if change is not None:
             return readable(change)
-    return clip(utc_labelled(re.split(r";\s", claim.statement, maxsplit=1)[0].rstrip(".")), 200)
+    clause = re.split(r";\s", claim.statement, maxsplit=1)[0].rstrip(".")
+    kind = str(cause.get("kind") or "")
+    if kind and kind != "unknown" and kind not in clause.lower():
+        clause += f" ({kind})"  # what kind of cause, when the words do not say it
+    return clip(utc_labelled(clause), 200)
 
 
 def _runbook(answer: Answer) -> tuple[str | None, str | None]:

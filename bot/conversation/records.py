@@ -31,8 +31,8 @@ from skills.timeline import TimelineEntry
 from skills.types import Claim
 
 Progress = Callable[[ProgressEvent], Awaitable[None]]
-# The platforms people act from: who did something there counts as on the incident.
-CHAT_SOURCES = ("slack", "teams")
+# What the copilot and the incident engine record by themselves: no person acted there.
+MACHINE_SOURCES = ("alertmanager", "copilot", "changes", "webhook")
 TRIED = ("message_pinned", "note", "status_changed", "hypothesis_feedback")
 
 
@@ -134,8 +134,9 @@ class CatchUp:
 async def catch_up(db: Database, *, org_id: int, incident_id: int) -> CatchUp:
     """One rule on every platform: the hypotheses are the incident's stored ones (the record,
     whichever thread briefed it; rejected ones left out), most confident first; who is on it
-    is everyone who moved it, judged a hypothesis or pinned a message from any chat; what was
-    tried is the pins, notes, status moves and verdicts, oldest first."""
+    is every person who moved it, judged a hypothesis, pinned a message or wrote a note — from
+    Slack, Teams or PagerDuty, not the engine; what was tried is the pins, notes, status moves
+    and verdicts, oldest first."""
     async with db.session() as session:
         alerts = await alerts_of_incident(session, org_id=org_id, incident_id=incident_id)
         events = await list_events(session, org_id=org_id, incident_id=incident_id)
@@ -143,8 +144,8 @@ async def catch_up(db: Database, *, org_id: int, incident_id: int) -> CatchUp:
     claims = [Claim(statement=h.statement, confidence=h.confidence)
               for h in sorted(stored, key=lambda h: -(h.confidence or 0))
               if h.status != HypothesisStatus.REJECTED.value]
-    responders = [str(e.data.get("actor") or e.data.get("user") or "") for e in events
-                  if e.source in CHAT_SOURCES and e.kind in TRIED]
+    responders = [_person(e.data) for e in events
+                  if e.source not in MACHINE_SOURCES and e.kind in TRIED]
     tried = [TimelineEntry(at=e.occurred_at, kind=e.kind, source=e.source, summary=e.summary)
              for e in events if e.kind in TRIED]
     return CatchUp(alerts, claims, [r for r in responders if r], tried)
@@ -168,3 +169,10 @@ def progress_reporter(show: Callable[[list[tuple[str, str]]], Awaitable[None]], 
             await show(list(steps.items()))
 
     return on_progress
+
+
+def _person(data: dict[str, Any]) -> str:
+    """Who did it: the actor of a status change, the user of a pin or verdict, the agent of a
+    PagerDuty note."""
+    who = data.get("actor") or data.get("user") or data.get("agent")
+    return who if isinstance(who, str) else ""

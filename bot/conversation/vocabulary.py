@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from bot.agent.state import Answer
 from bot.render.outline import outline, shorten
@@ -29,6 +29,11 @@ STATUS_EMOJI = {"triggered": "🔴", "acknowledged": "🟡", "investigating": "�
                 "mitigated": "🔵", "resolved": "🟢"}  # the terminal's STATUS_STYLE colours
 STEP_ICON = {"running": "⏳", "ok": "✅", "failed": "❌"}
 NOBODY_YET = "nobody has acknowledged or acted yet"
+# The timeline's event kinds as people say them.
+EVENT_NAME = {"alert_fired": "alert fired", "alert_resolved": "alert resolved",
+              "status_changed": "status", "pagerduty": "PagerDuty", "note": "note",
+              "deploy": "deploy", "change": "change", "hypothesis_posted": "hypothesis",
+              "hypothesis_feedback": "verdict", "message_pinned": "pinned"}
 _SUMMARY_SECTIONS = (("Summary", ("summary",)), ("Root cause", ("root cause",)),
                      ("Action items", ("action item", "follow-up", "follow up")))
 _TITLE_LINE = re.compile(r"^\s{0,3}#\s")
@@ -67,16 +72,16 @@ def incident_steps(incident: Incident) -> list[Step]:
 
 def incident_facts(incident: Incident, *, when: Callable[[datetime], str],
                    now: datetime | None = None) -> list[tuple[str, str]]:
-    """Status, severity, service, when it triggered (`when` writes a time) and for how long."""
+    """Status, severity, service, when it triggered (`when` writes a time in the reader's zone)
+    and, once resolved, how long it lasted."""
     start = utc(incident.triggered_at)
     facts = [("Status", f"{STATUS_EMOJI.get(incident.status, '⚪')} {incident.status}"),
              ("Severity", clip(incident.severity or "—", 100)),
              ("Service", clip(incident.service or "—", 200)), ("Triggered", when(start))]
+    # No "open for N minutes": a posted card does not tick, and a frozen duration misleads.
     if incident.resolved_at is not None:
-        facts.append(("Resolved after", format_duration(utc(incident.resolved_at) - start)))
-    else:
-        facts.append(("Open for", format_duration(
-            max(utc(now or datetime.now(UTC)) - start, timedelta(0)))))
+        facts.append(("Resolved after", format_duration(
+            max(utc(incident.resolved_at) - start, timedelta(0)))))
     return facts
 
 
@@ -130,7 +135,7 @@ def timeline_facts(view: TimelineView, *, bold: Callable[[str], str]) -> list[st
         facts.append(clip(view.service, 200))
     facts += [f"{label} {bold(format_duration(td))}" for label, td in (
         ("acknowledged after", view.time_to_acknowledge),
-        ("mitigated after", view.time_to_mitigate),
+        ("mitigated after", view.time_to_mitigate if view.mitigated else None),
         ("resolved after", view.time_to_resolve)) if td is not None]
     return facts
 
@@ -139,16 +144,34 @@ def postmortem_parts(markdown: str) -> tuple[str | None, list[tuple[str, str]]]:
     """A post-mortem draft in short: its title and the first paragraph of its Summary, Root
     cause and Action items — else its opening, under an empty label."""
     title, sections = outline(markdown)
-    parts = []
+    parts: list[tuple[str, str]] = []
     for label, names in _SUMMARY_SECTIONS:
         first = next((p for name, p in sections if name.startswith(names) and p), None)
-        if first:
-            parts.append((label, shorten(first, 700)))
+        if not first:
+            continue
+        if label == "Action items":
+            first = "\n".join(_action(line) for line in first.splitlines())
+        said = _words(first)
+        if any(said and said in _words(p) for _label, p in parts):
+            continue  # the summary says it already (the root cause, as a rule)
+        parts.append((label, shorten(first, 700)))
     if not parts:
         opening = "\n".join(line for line in markdown.splitlines()
                             if not _TITLE_LINE.match(line)).strip()
         parts = [("", shorten(opening, 600))] if opening else []
     return (title.replace("**", "") if title else None), parts
+
+
+def _action(line: str) -> str:
+    """"- [ ] Roll back — owner:" → "- Roll back": no checkbox, no blank owner."""
+    line = re.sub(r"^(\s*[-*+]\s+)\[[ xX]\]\s*", r"\1", line)
+    return re.sub(r"\s*—\s*owner:\s*$", "", line)
+
+
+def _words(text: str) -> str:
+    """The words of a paragraph, lowercased, without Markdown emphasis or labels."""
+    text = re.sub(r"\*\*[^*]+:\*\*|[*_`]", " ", text.lower())
+    return " ".join(re.findall(r"[\w.%→]+", text))
 
 
 def who_is_on_it(responders: Sequence[str]) -> str:

@@ -32,7 +32,9 @@ def digest_sections(d: Digest) -> list[tuple[str, str]]:
     head = (f"{d.incidents.total} incidents (week before: {d.incidents.previous_total}), "
             f"{d.alerts.total} alert firings, {d.oncall.pages} pages "
             f"({d.oncall.out_of_hours} out of hours).")
-    sections = [(f"📊 Weekly digest · {d.org} · {start:%a %d %b} – {end:%a %d %b %Y} "
+    # The org is named only where there is more than the one a single team runs by default.
+    org = f" · {d.org}" if d.org and d.org != "default" else ""
+    sections = [(f"📊 Weekly digest{org} · {start:%a %d %b} – {end:%a %d %b %Y} "
                  f"({d.timezone})", head)]
     lines = [f"- {svc}: {n}" for svc, n in d.incidents.by_service.items()]
     sev = ", ".join(f"{k} {v}" for k, v in d.incidents.by_severity.items())
@@ -50,9 +52,12 @@ def digest_sections(d: Digest) -> list[tuple[str, str]]:
                                      f"Paged: {people}."))
     noisy = []
     for n, a in enumerate(d.noisy_alerts[:5], 1):
-        labels = ", ".join(f"{k}={v}" for k, v in sorted(a.labels.items()))
+        # Where it fires, in a few words: its service or job, not its whole label set.
+        where = next((a.labels[k] for k in ("service", "job", "namespace", "instance")
+                      if a.labels.get(k)), "")
         link = f" · [rule]({a.rule_url})" if a.rule_url else ""
-        noisy.append(f"{n}. **{a.alertname}** ({labels}) fired {a.fired}×, "
+        noisy.append(f"{n}. **{a.alertname}**" + (f" on {where}" if where else "")
+                     + f" fired {a.fired}×, "
                      f"{a.auto_resolved_share:.0%} resolved by itself, flapped {a.flapping}×, "
                      f"{a.unacknowledged_share:.0%} never acknowledged{link}\n"
                      f"   → {a.suggestion}")

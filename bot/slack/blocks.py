@@ -28,6 +28,7 @@ from bot.conversation.briefing import (
 )
 from bot.conversation.ports import Renderer
 from bot.conversation.vocabulary import (
+    EVENT_NAME,
     HYPOTHESIS_CONFIRM,
     HYPOTHESIS_REJECT,
     STEP_ICON,
@@ -118,7 +119,8 @@ def _hypothesis(claim: Claim, n: int, by_id: dict[str, Evidence],
         if ev is None:
             continue  # cited in an earlier answer of this thread
         link = link_of(ev)
-        cites.append(f"• {escape(readable(ev))}" + (f" · {_link(link, 'graph')}" if link else ""))
+        label = "graph" if ev.query else "open"  # a query's graph, or the page it cites
+        cites.append(f"• {escape(readable(ev))}" + (f" · {_link(link, label)}" if link else ""))
     if len(claim.evidence_ids) > 8:
         cites.append(f"… and {len(claim.evidence_ids) - 8} more")
     if cites:
@@ -202,7 +204,8 @@ def timeline_message(view: TimelineView) -> list[Message]:
         if at.date() != day:
             day = at.date()
             lines.append(f"*{day:%a %d %b %Y}*")
-        lines.append(f"`{at:%H:%M:%S}` {KIND_ICON.get(e.kind, '•')} *{escape(e.kind)}* — "
+        lines.append(f"`{at:%H:%M:%S}` {KIND_ICON.get(e.kind, '•')} "
+                     f"*{escape(EVENT_NAME.get(e.kind, e.kind))}* — "
                      f"{escape(clip(e.summary, 300))}")
     blocks = [header(f"🕒 {view.ref} · {view.title}"),
               context(" · ".join(facts).replace("\x00", "*") + " · times in UTC"),
@@ -254,7 +257,7 @@ def catchup_message(incident: Incident, alerts: Sequence[Alert], *,
     who = who_is_on_it(responders)
     more = [section(f"👥 *Who is on it:* {mrkdwn(clip(who, 1000), mentions=True)}")]
     if tried:
-        lines = [f"`{utc(e.at):%H:%M}` {KIND_ICON.get(e.kind, '•')} "
+        lines = [f"{slack_date(e.at, '{time}')} {KIND_ICON.get(e.kind, '•')} "
                  f"{mrkdwn(clip(e.summary, 300), mentions=True)}" for e in tried[-15:]]
         more.append(section("🛠 *What has been tried*\n" + "\n".join(lines)))
     else:

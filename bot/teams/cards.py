@@ -30,6 +30,7 @@ from bot.conversation.briefing import (
 )
 from bot.conversation.ports import Renderer
 from bot.conversation.vocabulary import (
+    EVENT_NAME,
     HYPOTHESIS_CONFIRM,
     HYPOTHESIS_REJECT,
     STEP_ICON,
@@ -132,7 +133,8 @@ def _hypothesis(claim: Claim, n: int, by_id: dict[str, Evidence],
             continue  # cited in an earlier answer of this thread
         link = link_of(ev)
         items.append(subtle(f"• {readable(ev)}" + (
-            f" · [graph]({_url(link)})" if link and len(link) <= 1500 else "")))
+            f" · [{'graph' if ev.query else 'open'}]({_url(link)})"
+            if link and len(link) <= 1500 else "")))
     if len(claim.evidence_ids) > 8:
         items.append(subtle(f"… and {len(claim.evidence_ids) - 8} more"))
     if claim.next_check:
@@ -151,7 +153,7 @@ def incident_card(incident: Incident, alerts: Sequence[Alert], *,
     """The incident card: status, severity, service, when it triggered and for how long, the
     firing alerts, the top hypotheses, the runbook, and buttons for the steps still ahead
     (`data`: `{"incident": id}`). Bounded: always one card."""
-    facts = incident_facts(incident, when=lambda at: f"{at:%Y-%m-%d %H:%M} UTC", now=now)
+    facts = incident_facts(incident, when=_local, now=now)
     if incident.pagerduty_url and incident.pagerduty_url.startswith(("https://", "http://")):
         facts.append(("PagerDuty", f"[open incident]({_url(incident.pagerduty_url)})"))
     body: list[Unit] = [text_block(incident_heading(incident), size="Large", weight="Bolder"),
@@ -234,6 +236,12 @@ def _url(url: str) -> str:
     return url.replace(" ", "%20").replace("(", "%28").replace(")", "%29")
 
 
+def _local(at: datetime) -> str:
+    """A time each reader sees in their own zone: Teams' DATE()/TIME() (RFC 3339, UTC here)."""
+    iso = f"{utc(at):%Y-%m-%dT%H:%M:%SZ}"
+    return f"{{{{DATE({iso}, SHORT)}}}} {{{{TIME({iso})}}}}"
+
+
 def _alert_line(alert: Alert) -> str:
     summary = alert.annotations.get("summary")
     # Teams shows DATE()/TIME() in each reader's time zone (RFC 3339, in UTC here).
@@ -261,7 +269,8 @@ def timeline_cards(view: TimelineView) -> list[Card]:
             day, events = at.date(), []
             body.append(text_block(f"**{day:%a %d %b %Y}**", spacing="Medium"))
         events.append((f"{at:%H:%M:%S}",
-                       f"{KIND_ICON.get(e.kind, '•')} **{e.kind}** — {clip(e.summary, 300)}"))
+                       f"{KIND_ICON.get(e.kind, '•')} **{EVENT_NAME.get(e.kind, e.kind)}** — "
+                       f"{clip(e.summary, 300)}"))
     if events:
         body.append(fact_set(events))
     if not view.events:

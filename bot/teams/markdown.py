@@ -22,8 +22,8 @@ _BLANK_EDGES = re.compile(f"^({NBSP}\n\n)+|(\n\n{NBSP})+$")
 
 def markdown_body(markdown: str, **props: Any) -> list[Unit]:
     """Markdown as TextBlocks of at most TEXT_MAX characters: prose cut at line, else word
-    boundaries; each fenced block or table one monospace unit (its pieces kept on one card
-    when they fit, else continued, still monospace, on the next)."""
+    boundaries; each fenced block one monospace unit (its pieces kept on one card when they
+    fit, else continued, still monospace, on the next); a table a list, a row an item."""
     units: list[Unit] = []
     for code, text in _segments(markdown):
         pieces = [text_block(p, **props, **({"fontType": "Monospace"} if code else {}))
@@ -48,9 +48,17 @@ def _segments(markdown: str) -> list[tuple[bool, str]]:
             fenced, listed = not fenced, ""
             runs.append((True, []))  # a new block, even right after another one
             continue
-        if fenced or _TABLE_ROW.match(line):
+        if fenced:
             add(True, _code_line(line))
             listed = ""
+        elif _TABLE_ROW.match(line):
+            # Teams' TextBlock has no tables and a monospace grid wraps into a wall of pipes
+            # at card width: each row becomes a list item, its cells joined.
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if all(re.fullmatch(r":?-{2,}:?", c) for c in cells if c) or not any(cells):
+                continue  # the header's rule
+            add(False, "- " + " · ".join(c for c in cells if c), "\n" if listed == "-" else "\n\n")
+            listed = "-"
         elif not line.strip():
             continue
         elif heading := HEADING.match(line):
@@ -61,7 +69,7 @@ def _segments(markdown: str) -> list[tuple[bool, str]]:
             kind = listed if listed and line[:1].isspace() else ""  # a continuation
             if item := _LIST_ITEM.match(line):
                 marker = "-" if item.group(2) in "-*+" else item.group(2)
-                line = f"{item.group(1)}{marker} {line[item.end():]}"
+                line = f"{item.group(1)}{marker} {_task(line[item.end():])}"
                 kind = kind or ("-" if marker == "-" else "1.")
             # Teams breaks a line on `\n` only between items of one list, else on `\n\n`.
             add(False, line if kind else line.strip(), "\n" if kind and kind == listed else "\n\n")
@@ -78,3 +86,8 @@ def _code_line(line: str) -> str:
     return NBSP * (len(line) - len(body)) + body if body else NBSP
 
 
+
+
+def _task(item: str) -> str:
+    """A task-list item as Teams can show it: `[ ]` → ☐, `[x]` → ☑."""
+    return re.sub(r"^\[ \]\s*", "☐ ", re.sub(r"^\[[xX]\]\s*", "☑ ", item))

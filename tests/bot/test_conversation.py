@@ -249,6 +249,10 @@ async def test_catch_up_reads_the_record_whatever_the_platform(room: Room) -> No
         await add_event(session, org_id=room.org_id, incident_id=incident.id or 0,
                         occurred_at=now, kind="status_changed", source="alertmanager",
                         summary="engine", data={"actor": "Alertmanager"})
+        await add_event(session, org_id=room.org_id, incident_id=incident.id or 0,
+                        occurred_at=now, kind="note", source="pagerduty",
+                        summary="note by Ana Ortiz: rolling back",
+                        data={"agent": "Ana Ortiz", "note": "rolling back"})
     async with room.chat.db.session() as session, session.begin():
         for h in await list_hypotheses(session, org_id=room.org_id,
                                        incident_id=incident.id or 0):
@@ -258,7 +262,8 @@ async def test_catch_up_reads_the_record_whatever_the_platform(room: Room) -> No
     await room.chat.handle(Command(room.at(), ANA, "catchup", "", key="k1"))
     [shown] = room.conversation.shown("catchup")
     assert shown["hypotheses"] == ["bad deploy", "pool exhausted"]  # the record, rejected out
-    assert shown["responders"] == ["<@U7>", "Ana"]  # people on either platform, not the engine
+    # People on either chat and in PagerDuty; not the engine.
+    assert shown["responders"] == ["<@U7>", "Ana", "Ana Ortiz"]
     assert "Hypothesis 3 rejected by Ana: dns flake" in shown["tried"]
 
 

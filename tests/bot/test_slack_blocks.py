@@ -334,8 +334,9 @@ def test_incident_card_fields_alerts_hypotheses_and_runbook() -> None:
     assert fields[0] == "*Status*\n🔴 triggered"
     assert f"<!date^{int(T0.timestamp())}^{{date_short_pretty}} {{time}}|2024-05-01 12:00 UTC>" \
         in fields[3]
-    assert fields[4] == "*Open for*\n4m 00s"
-    assert fields[5] == "*PagerDuty*\n<https://pd.io/incidents/P1?a=1&amp;b=2|open incident>"
+    # No frozen "open for 4m": a posted card does not tick.
+    assert fields[4] == "*PagerDuty*\n<https://pd.io/incidents/P1?a=1&amp;b=2|open incident>"
+    assert not any("Open for" in f for f in fields)
     body = "\n".join(texts([message]))
     assert "*Firing alerts (14)*" in body and "… and 4 more" in body and "Alert99" not in body
     assert "&lt;b&gt; &amp; more" in body
@@ -365,6 +366,7 @@ def test_a_timeline_of_200_events_splits_within_the_limits() -> None:
                               source="x", summary=f"event {i} <tag> & " + "y" * 60)
                 for i in range(200)],
         time_to_acknowledge=timedelta(minutes=4), time_to_mitigate=timedelta(minutes=30),
+        mitigated=True,
         time_to_resolve=timedelta(hours=1, minutes=5))
     messages = validate_all(sb.timeline_message(view))
     assert len(messages) >= 2
@@ -373,7 +375,7 @@ def test_a_timeline_of_200_events_splits_within_the_limits() -> None:
     assert "acknowledged after *4m 00s*" in facts and "resolved after *1h 05m*" in facts
     lines = [line for t in texts(messages) for line in t.splitlines() if line.startswith("`")]
     assert len(lines) == 200
-    assert lines[0] == "`12:00:00` 🔥 *alert_fired* — event 0 &lt;tag&gt; &amp; " + "y" * 60
+    assert lines[0] == "`12:00:00` 🔥 *alert fired* — event 0 &lt;tag&gt; &amp; " + "y" * 60
     assert lines[4].startswith("`12:40:00` • *mystery*")
     assert [int(n) for x in lines for n in re.findall(r"event (\d+)", x)] == list(range(200))
     assert "*Thu 02 May 2024*" in "\n".join(texts(messages))
@@ -396,7 +398,7 @@ def test_postmortem_summary_takes_the_first_paragraph_of_each_section() -> None:
     assert body[0] == "*INC-12: Checkout outage*"
     assert body[1] == "*Summary*\nCheckout failed for *40 minutes*."
     assert body[2] == "*Root cause*\nThe pool &lt; 10."
-    assert body[3] == "*Action items*\n• [ ] Raise the pool\n• [ ] Alert on saturation"
+    assert body[3] == "*Action items*\n• Raise the pool\n• Alert on saturation"  # a real list
     assert "More detail" not in message.blocks.__repr__()
     assert message.blocks[0]["text"]["text"] == "📝 Post-mortem draft · INC-12"
 

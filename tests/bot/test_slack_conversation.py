@@ -145,8 +145,8 @@ async def test_pin_and_ack(live: Live, settings: Settings) -> None:
     assert (await live.slack_post(timeline, form=True)).status_code == 200
     shown_timeline = await until("the timeline", lambda: next(
         (json.dumps(m.blocks) for m in slack.messages[channel]
-         if "alert_fired" in json.dumps(m.blocks or [])), None))
-    assert "message_pinned" in shown_timeline and "acknowledged after" in shown_timeline
+         if "alert fired" in json.dumps(m.blocks or [])), None))
+    assert "*pinned*" in shown_timeline and "acknowledged after" in shown_timeline
 
     # `@SRE Copilot status` is `/sre status`: the incident card, in the thread it was asked in.
     asked = slack.add_message(channel, "<@U0BOT> status", user="U0BOB")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from urllib.parse import unquote_plus
 
 import pytest
 
@@ -61,6 +62,7 @@ async def test_target_down_is_briefed_with_the_pod_that_failed(
             return None
 
         text = await until("the briefing naming the pod", briefing, seconds=60)
-    assert "TargetDown" in text and "up{" in text  # the breakdown's query, as evidence
+    # The breakdown's query, as evidence: behind the line's link to Prometheus.
+    assert "TargetDown" in text and "up{" in unquote_plus(text)
     assert "1 \\u2192 0" in text or "1 → 0" in text  # the numbers: up fell from 1 to 0
     assert "runbooks.prometheus-operator.dev/runbooks/general/targetdown" in text

@@ -181,7 +181,8 @@ def test_markdown_keeps_teams_subset_and_makes_code_monospace() -> None:
                             "* one\n* two\n\n1. first\n2. second\n"
                             "```python\ndef f():\n    return a**2\n\n```\n| a | b |\n|---|---|")
     [prose, code, table] = body
-    assert isinstance(prose, dict) and isinstance(code, tuple) and isinstance(table, tuple)
+    # A table is a list (Teams has none; a monospace grid wraps into pipes).
+    assert isinstance(prose, dict) and isinstance(code, tuple) and isinstance(table, dict)
     assert prose["text"] == (
         "**Root cause**\n\n**Deploy** broke it: a < b & c, see [dash](https://g.io/d?a=1&b=2) "
         "or [https://x.io](https://x.io).\n\nsecond line\n\n- one\n- two\n\n1. first\n2. second")
@@ -189,7 +190,7 @@ def test_markdown_keeps_teams_subset_and_makes_code_monospace() -> None:
     [code_block] = code
     assert code_block["fontType"] == "Monospace"
     assert code_block["text"] == "def f():\n\n\u00a0\u00a0\u00a0\u00a0return a**2"
-    assert table[0]["text"] == "| a | b |\n\n|---|---|"
+    assert table["text"] == "- a · b"
 
 
 def test_split_text_cuts_at_paragraphs_lines_then_words() -> None:
@@ -375,7 +376,9 @@ def test_incident_card_facts_alerts_hypotheses_and_runbook() -> None:
     assert body[0]["text"].startswith("🔥 INC-12 · TTT") and body[0]["text"].endswith("…")
     facts = {f["title"]: f["value"] for f in body[1]["facts"]}
     assert facts == {"Status": "🔴 triggered", "Severity": "critical", "Service": "checkout",
-                     "Triggered": "2024-05-01 12:00 UTC", "Open for": "4m 00s",
+                     # The reader's own zone, as the alert lines below; no frozen duration.
+                     "Triggered": "{{DATE(2024-05-01T12:00:00Z, SHORT)}} "
+                                  "{{TIME(2024-05-01T12:00:00Z)}}",
                      "PagerDuty": "[open incident](https://pd.io/incidents/P1?a=1&b=2)"}
     shown = "\n".join(texts([card]))
     assert "**Firing alerts (14)**" in shown and "Alert99" not in shown
@@ -409,7 +412,7 @@ def test_a_300_event_timeline_splits_into_cards_in_order() -> None:
     view = TimelineView(incident_id=12, ref="INC-12", title="Checkout errors", status="mitigated",
                         service="checkout", triggered_at=T0, events=events,
                         time_to_acknowledge=timedelta(minutes=4),
-                        time_to_mitigate=timedelta(hours=1))
+                        time_to_mitigate=timedelta(hours=1), mitigated=True)
     cards = validate_all(tc.timeline_cards(view))
     assert len(cards) >= 2
     assert cards[0].text == "Timeline of INC-12 “Checkout errors”: 300 event(s)"
@@ -493,3 +496,26 @@ def test_split_cards_moves_a_unit_whole_and_clips_what_never_fits() -> None:
     assert [len(f["facts"]) for f in walk(cards, "FactSet")] == [40, 40, 20]
     [container] = walk(cards, "Container")
     assert all(len(i["text"]) < 3000 for i in container["items"])
+
+
+def test_a_table_becomes_a_list_and_a_task_a_box() -> None:
+    """Teams has no tables, and a monospace grid wraps into pipes at card width."""
+    body = markdown.markdown_body("| Time | Event |\n|---|---|\n| 04:26 | deploy |\n"
+                                  "| 04:30 | alert fired |\n\n- [ ] Roll back — owner:\n"
+                                  "- [x] Page the owner")
+    shown = [b["text"] for b in body if isinstance(b, dict)]
+    assert shown == ["- Time · Event\n- 04:26 · deploy\n- 04:30 · alert fired\n"
+                     "- ☐ Roll back — owner:\n- ☑ Page the owner"]
+    assert not any(isinstance(b, tuple) or "|" in str(b) for b in body)
+
+
+def test_the_postmortem_summary_says_the_root_cause_once_and_lists_actions() -> None:
+    draft = ("# Postmortem: INC-1\n\n## Summary\n\nINC-1 affected checkout.\nRoot cause "
+             "(unconfirmed): the v2.14.0 deploy broke tax rules.\n\n## Root cause\n\n"
+             "**Unconfirmed:** the v2.14.0 deploy broke tax rules.\n\n## Action items\n\n"
+             "- [ ] Gate deploys on error ratio. — owner:\n- [ ] Add a test. — owner: Bo\n")
+    shown = texts([validate(tc.postmortem_card(draft, ref="INC-1"))])
+    joined = "\n".join(shown)
+    assert joined.count("broke tax rules") == 1
+    assert "- Gate deploys on error ratio.\n- Add a test. — owner: Bo" in joined
+    assert "[ ]" not in joined and "owner:\n" not in joined + "\n"

@@ -37,7 +37,8 @@ class Copilot:
             if not channel.name.startswith("inc-"):
                 continue
             for m in list(self.slack.messages.get(channel.id, [])):
-                if m.thread_ts and (m.text or "").startswith("Investigation of "):
+                if m.thread_ts and (m.text or "").startswith(("Likely cause: ",
+                                                               "Investigation of ")):
                     out.append((channel.name, m, flatten(m)))
         return out
 
