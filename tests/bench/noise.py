@@ -150,6 +150,115 @@ def per_group_key(stream: StreamLike, notes: list[Notification]) -> list[Card]:
     return cards
 
 
+# ---- a method under evaluation ------------------------------------------------------------
+# A prototype of issue 23's method, judged here before it goes into the product. Windows are
+# the issue's settings: SRE_COPILOT_CORRELATION_WINDOW_SECONDS and SRE_COPILOT_NOISE_HOLD_SECONDS.
+WINDOW, HOLD = 300.0, 120.0
+FLAP_EPISODES, FLAP_SPAN = 3, 3600.0  # a third episode within an hour is flapping
+LASTING = ("node", "pvc", "rule")  # subjects an open incident keeps for longer …
+LASTING_WINDOW = 4 * WINDOW  # … than a relation: a claim's warning, then its critical
+
+
+def entities(a: AlertLike, pods: dict[str, tuple[str, str, str]]
+             ) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+    """What an alert is about: its own subjects (from its labels) and those the topology adds
+    (a pod's node and workload, a StatefulSet claim's pod)."""
+    lb, ns = a.labels, a.labels.get("namespace", "")
+    own: set[tuple[str, str]] = set()
+    derived: set[tuple[str, str]] = set()
+    if lb.get("node"):
+        own.add(("node", lb["node"]))
+    if lb.get("instance"):
+        own.add(("node", lb["instance"].rsplit(":", 1)[0]))
+    for kind in ("deployment", "statefulset", "daemonset", "job_name"):
+        if lb.get(kind):
+            own.add(("workload", f"{ns}/{lb[kind]}"))
+    if lb.get("persistentvolumeclaim"):
+        own.add(("pvc", f"{ns}/{lb['persistentvolumeclaim']}"))
+        for pod in pods:  # a StatefulSet's claim is named <template>-<pod>
+            if pod.startswith(ns + "/") and lb["persistentvolumeclaim"].endswith(
+                    "-" + pod.split("/", 1)[1]):
+                derived.add(("pod", pod))
+    if lb.get("pod"):
+        key = f"{ns}/{lb['pod']}"
+        own.add(("pod", key))
+        if key in pods:
+            node, _kind, workload = pods[key]
+            derived |= {("node", node), ("workload", f"{ns}/{workload}")}
+    if not own:
+        own.add(("rule", f"{lb['alertname']}/{lb.get('job', '')}"))
+    return own, derived
+
+
+def correlated(stream: StreamLike, notes: list[Notification]) -> list[Card]:
+    """Noise held back (info alone, warnings that resolve within HOLD, flapping); the rest
+    joined across groups when they share a subject — directly, or through the topology with
+    at least one side naming it — and started within WINDOW of each other."""
+    alerts: list[AlertLike] = stream.alerts
+    pods: dict[str, tuple[str, str, str]] = getattr(stream, "pods", {})
+    seen_at: dict[str, list[float]] = {}
+    cards: list[_Open] = []
+    placed: set[int] = set()
+    for n in notes:
+        for i in n.firing:
+            a = alerts[i]
+            if i in placed:
+                continue
+            fp = fingerprint(a.labels)
+            starts = seen_at.setdefault(fp, [])
+            if a.starts_at not in starts:
+                starts.append(a.starts_at)
+            sev = a.labels.get("severity")
+            if sev in ("info", "none"):
+                continue  # never posted on its own
+            if len([s for s in starts if a.starts_at - s <= FLAP_SPAN]) >= FLAP_EPISODES:
+                continue  # flapping: folded, not a card
+            if sev != "critical" and (n.at < a.starts_at + HOLD or (
+                    a.ends_at is not None and a.ends_at - a.starts_at <= HOLD)):
+                continue  # held: decided once HOLD has passed (the next notification)
+            own, derived = entities(a, pods)
+            placed.add(i)
+            for c in cards:
+                # A lasting subject (a node, a claim, a rule) while the card is open; else,
+                # among alerts that started within WINDOW of each other, the same subject, a
+                # topology relation with one side naming it, or pods of one workload.
+                near = a.starts_at - c.latest <= WINDOW and c.open_at(a.starts_at)
+                same = bool({e for e in own & c.own if e[0] in LASTING}) and \
+                    c.open_at(a.starts_at) and a.starts_at - c.latest <= LASTING_WINDOW
+                related = near and bool(own & c.own or own & c.derived or derived & c.own
+                                        or {e for e in derived & c.derived
+                                            if e[0] == "workload"})
+                if same or related:
+                    c.add(i, a, own, derived)
+                    break
+            else:
+                c = _Open(Card(), set(), set(), a.starts_at, a.ends_at)
+                c.add(i, a, own, derived)
+                cards.append(c)
+    return [c.card for c in cards]
+
+
+@dataclass
+class _Open:
+    card: Card
+    own: set[tuple[str, str]]
+    derived: set[tuple[str, str]]
+    latest: float  # the latest start among its alerts
+    until: float | None  # when its last alert resolved (None: still firing)
+
+    def open_at(self, t: float) -> bool:
+        return self.until is None or t <= self.until + WINDOW
+
+    def add(self, i: int, a: AlertLike, own: set[tuple[str, str]],
+            derived: set[tuple[str, str]]) -> None:
+        self.card.alerts.add(i)
+        self.own |= own
+        self.derived |= derived
+        self.latest = max(self.latest, a.starts_at)
+        self.until = None if a.ends_at is None or self.until is None else max(self.until,
+                                                                              a.ends_at)
+
+
 @dataclass(frozen=True)
 class Score:
     notifications: int
@@ -191,9 +300,11 @@ def score(stream: StreamLike, notes: list[Notification], cards: list[Card]) -> S
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
+    # Seeds 1–8 are where the prototype was developed; 101–110 are held out from it.
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(range(101, 111)))
     args = parser.parse_args()
-    methods: dict[str, Method] = {"baseline: one incident per group key": per_group_key}
+    methods: dict[str, Method] = {"baseline: one incident per group key": per_group_key,
+                                  "prototype: topology + noise rules": correlated}
     print(f"{'generator':<18}{'seed':>5}  {'method':<38}{'notes':>6}{'cards':>6}{'fewer':>7}"
           f"{'found':>7}{'frag':>5}{'merged':>7}{'noise posted':>14}  gate")
     for gen in ("noise_cases", "noise_independent"):

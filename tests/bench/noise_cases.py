@@ -41,6 +41,7 @@ class Stream:
 class _Cluster:
     rng: random.Random
     pods: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    used: set[str] = field(default_factory=set)  # workloads a problem was already made of
 
     def build(self) -> None:
         for ns in NAMESPACES:
@@ -57,8 +58,11 @@ class _Cluster:
         return [p for p, (n, _, _) in self.pods.items() if n == node]
 
     def of_workload(self, ns: str) -> tuple[str, list[str]]:
+        """A workload of `ns` no earlier problem was made of: two incidents on one workload
+        would be one problem, whatever the ground truth says."""
         names = sorted({w for p, (_, _, w) in self.pods.items() if p.startswith(ns + "/")})
-        name = self.rng.choice(names)
+        name = self.rng.choice([n for n in names if n not in self.used] or names)
+        self.used.add(name)
         return name, [p for p, (_, _, w) in self.pods.items() if w == name]
 
 
