@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -155,36 +156,52 @@ def per_group_key(stream: StreamLike, notes: list[Notification]) -> list[Card]:
 # the issue's settings: SRE_COPILOT_CORRELATION_WINDOW_SECONDS and SRE_COPILOT_NOISE_HOLD_SECONDS.
 WINDOW, HOLD = 300.0, 120.0
 FLAP_EPISODES, FLAP_SPAN = 3, 3600.0  # a third episode within an hour is flapping
-LASTING = ("node", "pvc", "rule")  # subjects an open incident keeps for longer …
+LASTING = ("node", "pvc", "rule", "workload")  # subjects an open incident keeps longer …
 LASTING_WINDOW = 4 * WINDOW  # … than a relation: a claim's warning, then its critical
+
+
+# Control-plane alerts share one subject: etcd, the API server, the scheduler and the controller
+# manager fail together.
+CONTROL_PLANE = ("etcd", "KubeAPI", "KubeClient", "KubeControllerManager", "KubeScheduler")
+_CRON_RUN = re.compile(r"-\d{8,}$")  # a CronJob's Job: <cronjob>-<scheduled minute>
 
 
 def entities(a: AlertLike, pods: dict[str, tuple[str, str, str]]
              ) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
     """What an alert is about: its own subjects (from its labels) and those the topology adds
-    (a pod's node and workload, a StatefulSet claim's pod)."""
+    (a pod's node and workload; a StatefulSet claim's pod and workload; a scrape job's
+    workload; a CronJob's run's CronJob; the nodes a workload's pods run on)."""
     lb, ns = a.labels, a.labels.get("namespace", "")
     own: set[tuple[str, str]] = set()
     derived: set[tuple[str, str]] = set()
     if lb.get("node"):
         own.add(("node", lb["node"]))
-    if lb.get("instance"):
+    if lb.get("instance") and not re.match(r"^\d+\.\d+\.\d+\.\d+:", lb["instance"]):
         own.add(("node", lb["instance"].rsplit(":", 1)[0]))
-    for kind in ("deployment", "statefulset", "daemonset", "job_name"):
+    for kind in ("deployment", "statefulset", "daemonset", "cronjob"):
         if lb.get(kind):
             own.add(("workload", f"{ns}/{lb[kind]}"))
+    if lb.get("job_name"):
+        own.add(("workload", f"{ns}/{_CRON_RUN.sub('', lb['job_name'])}"))
     if lb.get("persistentvolumeclaim"):
         own.add(("pvc", f"{ns}/{lb['persistentvolumeclaim']}"))
         for pod in pods:  # a StatefulSet's claim is named <template>-<pod>
             if pod.startswith(ns + "/") and lb["persistentvolumeclaim"].endswith(
                     "-" + pod.split("/", 1)[1]):
-                derived.add(("pod", pod))
+                derived |= {("pod", pod), ("workload", f"{ns}/{pods[pod][2]}")}
     if lb.get("pod"):
         key = f"{ns}/{lb['pod']}"
         own.add(("pod", key))
         if key in pods:
             node, _kind, workload = pods[key]
             derived |= {("node", node), ("workload", f"{ns}/{workload}")}
+    if lb["alertname"] == "TargetDown" and lb.get("job"):  # a scrape job is named for its app
+        derived.add(("workload", f"{ns}/{lb['job']}"))
+    if lb["alertname"].startswith(CONTROL_PLANE):
+        derived.add(("component", "control-plane"))
+    workloads = {e[1] for e in own | derived if e[0] == "workload"}
+    derived |= {("node", node) for p, (node, _k, w) in pods.items()
+                if f"{p.split('/', 1)[0]}/{w}" in workloads}
     if not own:
         own.add(("rule", f"{lb['alertname']}/{lb.get('job', '')}"))
     return own, derived
@@ -227,7 +244,7 @@ def correlated(stream: StreamLike, notes: list[Notification]) -> list[Card]:
                     c.open_at(a.starts_at) and a.starts_at - c.latest <= LASTING_WINDOW
                 related = near and bool(own & c.own or own & c.derived or derived & c.own
                                         or {e for e in derived & c.derived
-                                            if e[0] == "workload"})
+                                            if e[0] in ("workload", "component")})
                 if same or related:
                     c.add(i, a, own, derived)
                     break
