@@ -10,6 +10,7 @@ are logged for the operator (`bot.agent.calls`), never shown in an incident chan
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.agent.state import Answer
@@ -44,6 +45,26 @@ class Verdict:
     step: Step  # the next step
     runbook: str | None  # the runbook's name
     runbook_url: str | None  # and where to open it
+
+    @property
+    def headline(self) -> str:
+        """The message's notification text."""
+        return f"Likely cause: {self.cause} ({self.sure})"
+
+    def lines(self, *, bold: Callable[[str], str], text: Callable[[str], str],
+              link: Callable[[str, str], str]) -> list[str]:
+        """The three lines, in a platform's bold, escaping (`text`) and links."""
+        runbook = (f" · 📘 {link(self.runbook_url, text(self.runbook or 'runbook'))}"
+                   if self.runbook_url else
+                   f" · 📘 runbook: {text(self.runbook)}" if self.runbook else "")
+        return [f"🎯 {bold('Likely cause:')} {text(self.cause)}",
+                f"📊 {bold('How sure:')} {text(self.sure)}",
+                f"👉 {bold('Next step:')} {step_text(self.step, text=text, link=link)}{runbook}"]
+
+
+def step_text(step: Step, *, text: Callable[[str], str], link: Callable[[str, str], str]) -> str:
+    return text(step.text) + (f" · {link(step.link, text(step.link_label))}" if step.link
+                              else "")
 
 
 @dataclass(frozen=True)

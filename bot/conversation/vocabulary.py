@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from bot.agent.state import Answer
 from bot.render.outline import outline, shorten
+from knowledge.alerts import Alert
 from knowledge.incidents import Incident, IncidentStatus, steps_ahead
 from skills.timeline import TimelineView
 from skills.types import format_duration, utc
@@ -83,6 +84,17 @@ def incident_facts(incident: Incident, *, when: Callable[[datetime], str],
         facts.append(("Resolved after", format_duration(
             max(utc(incident.resolved_at) - start, timedelta(0)))))
     return facts
+
+
+def alert_line(alert: Alert, *, bold: Callable[[str], str], text: Callable[[str], str],
+               when: Callable[[datetime], str], limit: int) -> str:
+    """"🔥 Name · severity · since 04:26 — summary": a firing alert on an incident card, in a
+    platform's bold, escaping (`text`) and time of day (`when`)."""
+    summary = alert.annotations.get("summary")
+    return "".join((f"🔥 {bold(text(clip(alert.alertname, limit)))}",
+                    f" · {text(clip(alert.severity, 32))}" if alert.severity else "",
+                    f" · since {when(alert.starts_at)}",
+                    f" — {text(clip(str(summary), limit))}" if summary else ""))
 
 
 def incident_heading(incident: Incident) -> str:

@@ -24,6 +24,7 @@ from bot.conversation.briefing import (
     link_of,
     next_step,
     readable,
+    step_text,
     utc_labelled,
 )
 from bot.conversation.ports import Renderer
@@ -32,6 +33,7 @@ from bot.conversation.vocabulary import (
     HYPOTHESIS_CONFIRM,
     HYPOTHESIS_REJECT,
     STEP_ICON,
+    alert_line,
     answer_footer,
     clip,
     confidence_bar,
@@ -86,25 +88,17 @@ def answer_message(answer: Answer, *, incident_id: int | None = None) -> list[Me
     footer = answer_footer(answer, tool=lambda name: f"`{escape(name)}`",
                            charts="chart(s) attached", charts_shown=len(answer.images))
     blocks.append(context(clip_mrkdwn(footer, 1000)))
-    fallback = (escape(f"Likely cause: {told.verdict.cause} ({told.verdict.sure})")
-                if told.verdict else mrkdwn(answer.text).strip())
+    fallback = (escape(told.verdict.headline) if told.verdict
+                else mrkdwn(answer.text).strip())
     return split(blocks, fallback or f"Answer ({answer.brain})")
 
 
 def _verdict(verdict: Verdict) -> str:
-    runbook = ""
-    if verdict.runbook_url:
-        runbook = f" · 📘 {_link(verdict.runbook_url, escape(verdict.runbook or 'runbook'))}"
-    elif verdict.runbook:
-        runbook = f" · 📘 runbook: {escape(verdict.runbook)}"
-    return "\n".join((f"🎯 *Likely cause:* {escape(verdict.cause)}",
-                      f"📊 *How sure:* {escape(verdict.sure)}",
-                      f"👉 *Next step:* {_step(verdict.step)}{runbook}"))
+    return "\n".join(verdict.lines(bold=lambda t: f"*{t}*", text=escape, link=_link))
 
 
 def _step(step: Step) -> str:
-    return escape(step.text) + (f" · {_link(step.link, escape(step.link_label))}"
-                                if step.link else "")
+    return step_text(step, text=escape, link=_link)
 
 
 def _hypothesis(claim: Claim, n: int, by_id: dict[str, Evidence],
@@ -172,11 +166,8 @@ def _link(url: str, label: str) -> str:
 
 
 def _alert_line(alert: Alert) -> str:
-    summary = alert.annotations.get("summary")
-    return "".join((f"🔥 *{escape(clip(alert.alertname, 200))}*",
-                    f" · {escape(alert.severity)}" if alert.severity else "",
-                    f" · since {slack_date(alert.starts_at, '{time}')}",
-                    f" — {escape(clip(str(summary), 200))}" if summary else ""))
+    return alert_line(alert, bold=lambda t: f"*{t}*", text=escape, limit=200,
+                      when=lambda at: slack_date(at, "{time}"))
 
 
 def _incident_buttons(incident: Incident) -> list[Block]:

@@ -18,34 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from bot.agent.state import Answer
-from bot.conversation.briefing import (
-    Step,
-    Verdict,
-    brief,
-    folded_line,
-    link_of,
-    next_step,
-    readable,
-    utc_labelled,
-)
+from bot.conversation import briefing
+from bot.conversation import vocabulary as words
 from bot.conversation.ports import Renderer
-from bot.conversation.vocabulary import (
-    EVENT_NAME,
-    HYPOTHESIS_CONFIRM,
-    HYPOTHESIS_REJECT,
-    STEP_ICON,
-    answer_footer,
-    clip,
-    confidence_bar,
-    incident_facts,
-    incident_fallback,
-    incident_heading,
-    incident_steps,
-    postmortem_parts,
-    progress_title,
-    timeline_facts,
-    who_is_on_it,
-)
 from bot.render.digest import digest_sections
 from bot.render.terminal import KIND_ICON
 from bot.teams.images import chart_image
@@ -75,7 +50,7 @@ def answer_cards(answer: Answer, *, incident_id: int | None = None,
     `{"i": incident, "n": number, "s": statement[:150]}`), the rest folded into one line, the
     notes, and how the answer was made. `image_url` turns a chart PNG into a URL (default: a
     data URI); a chart too big for a card is left out with a note, and not counted."""
-    told = brief(answer)
+    told = briefing.brief(answer)
     body: list[Unit] = [_verdict(told.verdict)] if told.verdict else []
     body += markdown_body(told.context)
     notes, charts = list(answer.notes), 0
@@ -89,24 +64,17 @@ def answer_cards(answer: Answer, *, incident_id: int | None = None,
     by_id = {e.id: e for e in answer.evidence}
     body += [_hypothesis(c, n, by_id, incident_id) for n, c in told.shown]
     if told.folded:
-        body.append(subtle(folded_line(told.folded)))
-    body += [text_block(f"⚠ {clip(note, 500)}", color="Warning", size="Small")
+        body.append(subtle(briefing.folded_line(told.folded)))
+    body += [text_block(f"⚠ {words.clip(note, 500)}", color="Warning", size="Small")
              for note in notes]
-    body.append(subtle(clip(answer_footer(answer, charts_shown=charts), 1000),
+    body.append(subtle(words.clip(words.answer_footer(answer, charts_shown=charts), 1000),
                        spacing="Medium", separator=True))
-    fallback = (f"Likely cause: {told.verdict.cause} ({told.verdict.sure})" if told.verdict
-                else answer.text.strip())
+    fallback = told.verdict.headline if told.verdict else answer.text.strip()
     return split_cards(body, fallback or f"Answer ({answer.brain})")
 
 
-def _verdict(verdict: Verdict) -> Element:
-    runbook = ""
-    if verdict.runbook_url:
-        runbook = f" · 📘 [{_label(verdict.runbook or 'runbook')}]({_url(verdict.runbook_url)})"
-    elif verdict.runbook:
-        runbook = f" · 📘 runbook: {verdict.runbook}"
-    lines = [f"🎯 **Likely cause:** {verdict.cause}", f"📊 **How sure:** {verdict.sure}",
-             f"👉 **Next step:** {_step(verdict.step)}{runbook}"]
+def _verdict(verdict: briefing.Verdict) -> Element:
+    lines = verdict.lines(bold=lambda t: f"**{t}**", text=str, link=_md_link)
     return {"type": "Container", "style": "emphasis", "bleed": False,
             "items": [text_block(line, spacing="None" if i else "Default")
                       for i, line in enumerate(lines)]}
@@ -117,33 +85,36 @@ def _label(text: str) -> str:
     return text.replace("[", "(").replace("]", ")")
 
 
-def _step(step: Step) -> str:
-    return step.text + (f" · [{_label(step.link_label)}]({_url(step.link)})" if step.link
-                        else "")
+def _md_link(url: str, label: str) -> str:
+    return f"[{_label(label)}]({_url(url)})"
+
+
+def _step(step: briefing.Step) -> str:
+    return briefing.step_text(step, text=str, link=_md_link)
 
 
 def _hypothesis(claim: Claim, n: int, by_id: dict[str, Evidence],
                 incident_id: int | None) -> Element:
-    items = [text_block(f"**{n}.** {clip(utc_labelled(claim.statement), 1500)}")]
+    items = [text_block(f"**{n}.** {words.clip(briefing.utc_labelled(claim.statement), 1500)}")]
     if claim.confidence is not None:
-        items.append(text_block(confidence_bar(claim.confidence), spacing="Small"))
+        items.append(text_block(words.confidence_bar(claim.confidence), spacing="Small"))
     for ev_id in claim.evidence_ids[:8]:
         ev = by_id.get(ev_id)
         if ev is None:
             continue  # cited in an earlier answer of this thread
-        link = link_of(ev)
-        items.append(subtle(f"• {readable(ev)}" + (
+        link = briefing.link_of(ev)
+        items.append(subtle(f"• {briefing.readable(ev)}" + (
             f" · [{'graph' if ev.query else 'open'}]({_url(link)})"
             if link and len(link) <= 1500 else "")))
     if len(claim.evidence_ids) > 8:
         items.append(subtle(f"… and {len(claim.evidence_ids) - 8} more"))
     if claim.next_check:
-        items.append(text_block(f"🔎 **Next check:** {_step(next_step(claim, 1000))}",
+        items.append(text_block(f"🔎 **Next check:** {_step(briefing.next_step(claim, 1000))}",
                                 size="Small"))
     data = {"i": incident_id, "n": n, "s": claim.statement[:150]}
     items.append({"type": "ActionSet", "actions": [
-        execute("Confirm", HYPOTHESIS_CONFIRM, data, style="positive"),
-        execute("Reject", HYPOTHESIS_REJECT, dict(data))]})
+        execute("Confirm", words.HYPOTHESIS_CONFIRM, data, style="positive"),
+        execute("Reject", words.HYPOTHESIS_REJECT, dict(data))]})
     return {"type": "Container", "items": items, "separator": True, "spacing": "Medium"}
 
 
@@ -153,10 +124,10 @@ def incident_card(incident: Incident, alerts: Sequence[Alert], *,
     """The incident card: status, severity, service, when it triggered and for how long, the
     firing alerts, the top hypotheses, the runbook, and buttons for the steps still ahead
     (`data`: `{"incident": id}`). Bounded: always one card."""
-    facts = incident_facts(incident, when=_local, now=now)
+    facts = words.incident_facts(incident, when=_local, now=now)
     if incident.pagerduty_url and incident.pagerduty_url.startswith(("https://", "http://")):
         facts.append(("PagerDuty", f"[open incident]({_url(incident.pagerduty_url)})"))
-    body: list[Unit] = [text_block(incident_heading(incident), size="Large", weight="Bolder"),
+    body: list[Unit] = [text_block(words.incident_heading(incident), size="Large", weight="Bolder"),
                         fact_set(facts)]
     firing = [a for a in alerts if a.status == "firing"]
     if firing:
@@ -164,9 +135,9 @@ def incident_card(incident: Incident, alerts: Sequence[Alert], *,
         if len(firing) > 10:
             lines.append(f"- … and {len(firing) - 10} more")
         body += [text_block(f"**Firing alerts ({len(firing)})**", separator=True),
-                 text_block(clip("\n".join(lines), 2500), spacing="Small")]
+                 text_block(words.clip("\n".join(lines), 2500), spacing="Small")]
     if hypotheses:
-        lines = [f"{n}. {clip(c.statement, 250)}"
+        lines = [f"{n}. {words.clip(c.statement, 250)}"
                  + (f" — {c.confidence:.0%}" if c.confidence is not None else "")
                  for n, c in enumerate(hypotheses[:3], start=1)]
         body += [text_block("💡 **Top hypotheses**", separator=True),
@@ -176,11 +147,11 @@ def incident_card(incident: Incident, alerts: Sequence[Alert], *,
             body.append(text_block(f"📘 **Runbook:** [open]({_url(text)})", separator=True))
         else:
             body.append(text_block("📘 **Runbook**", separator=True))
-            body += markdown_body(clip(text, 800), spacing="Small")
+            body += markdown_body(words.clip(text, 800), spacing="Small")
     actions = [execute(s.label, s.action, {"incident": incident.id},
                        style="positive" if s.primary else None)
-               for s in incident_steps(incident)]
-    return split_cards(body, incident_fallback(incident), actions=actions)[0]
+               for s in words.incident_steps(incident)]
+    return split_cards(body, words.incident_fallback(incident), actions=actions)[0]
 
 
 def catchup_card(incident: Incident, alerts: Sequence[Alert], *,
@@ -189,11 +160,11 @@ def catchup_card(incident: Incident, alerts: Sequence[Alert], *,
     """What a late joiner needs: the incident card (state, impact, top hypotheses, the steps
     ahead), who is on it, and what has been tried so far (newest last)."""
     card = incident_card(incident, alerts, hypotheses=hypotheses, now=now)
-    who = who_is_on_it(responders)
-    more: list[Unit] = [text_block(f"👥 **Who is on it:** {clip(who, 1000)}", separator=True)]
+    who = words.who_is_on_it(responders)
+    more: list[Unit] = [text_block(f"👥 **Who is on it:** {words.clip(who, 1000)}", separator=True)]
     if tried:
         lines = [f"- {{{{TIME({utc(e.at):%Y-%m-%dT%H:%M:%SZ})}}}} {KIND_ICON.get(e.kind, '•')} "
-                 f"{clip(e.summary, 300)}" for e in tried[-15:]]
+                 f"{words.clip(e.summary, 300)}" for e in tried[-15:]]
         more += [text_block("🛠 **What has been tried**"),
                  text_block("\n".join(lines), spacing="Small")]
     else:
@@ -220,7 +191,7 @@ def mark_hypothesis(content: dict[str, Any], number: int, verdict: str, by: str
                             if isinstance(item, dict) and item.get("type") == "ActionSet" else []
                         if any(d.get("n") == number and "s" in d for d in data):
                             items[i] = text_block(f"{icon} **{verdict.capitalize()}** by "
-                                                  f"{clip(by, 200)}", size="Small",
+                                                  f"{words.clip(by, 200)}", size="Small",
                                                   color="Good" if verdict == "confirmed"
                                                   else "Attention")
                             return True
@@ -243,22 +214,18 @@ def _local(at: datetime) -> str:
 
 
 def _alert_line(alert: Alert) -> str:
-    summary = alert.annotations.get("summary")
-    # Teams shows DATE()/TIME() in each reader's time zone (RFC 3339, in UTC here).
-    return "".join((f"- 🔥 **{clip(alert.alertname, 150)}**",
-                    f" · {clip(alert.severity, 32)}" if alert.severity else "",
-                    f" · since {{{{TIME({utc(alert.starts_at):%Y-%m-%dT%H:%M:%SZ})}}}}",
-                    f" — {clip(str(summary), 150)}" if summary else ""))
+    return "- " + words.alert_line(alert, bold=lambda t: f"**{t}**", text=str, limit=150,
+                                   when=lambda at: f"{{{{TIME({utc(at):%Y-%m-%dT%H:%M:%SZ})}}}}")
 
 
 def timeline_cards(view: TimelineView) -> list[Card]:
     """The timeline: a fact per event (time UTC → icon, kind, summary), grouped by day, and how
     long each step took from the trigger."""
     start = utc(view.triggered_at)
-    facts = timeline_facts(view, bold=lambda t: f"**{t}**")
+    facts = words.timeline_facts(view, bold=lambda t: f"**{t}**")
     facts.insert(2 if view.service else 1, f"triggered {start:%Y-%m-%d %H:%M}")
     body: list[Unit] = [
-        text_block(f"🕒 {view.ref} · {clip(view.title, 200)}", size="Large", weight="Bolder"),
+        text_block(f"🕒 {view.ref} · {words.clip(view.title, 200)}", size="Large", weight="Bolder"),
         subtle(" · ".join(facts) + " · times in UTC")]
     day, events = start.date(), list[tuple[str, str]]()
     for e in view.events:
@@ -269,8 +236,8 @@ def timeline_cards(view: TimelineView) -> list[Card]:
             day, events = at.date(), []
             body.append(text_block(f"**{day:%a %d %b %Y}**", spacing="Medium"))
         events.append((f"{at:%H:%M:%S}",
-                       f"{KIND_ICON.get(e.kind, '•')} **{EVENT_NAME.get(e.kind, e.kind)}** — "
-                       f"{clip(e.summary, 300)}"))
+                       f"{KIND_ICON.get(e.kind, '•')} **{words.EVENT_NAME.get(e.kind, e.kind)}** — "
+                       f"{words.clip(e.summary, 300)}"))
     if events:
         body.append(fact_set(events))
     if not view.events:
@@ -282,11 +249,11 @@ def timeline_cards(view: TimelineView) -> list[Card]:
 def postmortem_card(markdown: str, *, ref: str) -> Card:
     """A post-mortem draft in short: its title and the first paragraph of its Summary, Root
     cause and Action items (else its opening); the whole draft follows in the thread."""
-    title, parts = postmortem_parts(markdown)
+    title, parts = words.postmortem_parts(markdown)
     body: list[Unit] = [text_block(f"📝 Post-mortem draft · {ref}", size="Large",
                                    weight="Bolder")]
     if title:
-        body.append(text_block(f"**{clip(title, 300)}**"))
+        body.append(text_block(f"**{words.clip(title, 300)}**"))
     for label, part in parts:
         body += ([text_block(f"**{label}**", spacing="Medium")] if label else []) + \
             markdown_body(part, spacing="Small" if label else None)
@@ -296,8 +263,8 @@ def postmortem_card(markdown: str, *, ref: str) -> Card:
 
 def progress_card(steps: Sequence[tuple[str, str]]) -> Card:
     """The one card updated while tools run: each with ⏳ running, ✅ ok or ❌ failed."""
-    title, shown, text = progress_title(steps)
-    lines = [f"{STEP_ICON.get(state, '•')} {clip(name, 100)}" if state else name
+    title, shown, text = words.progress_title(steps)
+    lines = [f"{words.STEP_ICON.get(state, '•')} {words.clip(name, 100)}" if state else name
              for name, state in shown]
     body: list[Unit] = [text_block(f"**{title}**")]
     if lines:
@@ -307,13 +274,13 @@ def progress_card(steps: Sequence[tuple[str, str]]) -> Card:
 
 def notice_card(text: str) -> Card:
     """A short notice in a thread ("INC-12 is now **acknowledged** (by Ana)"), Markdown."""
-    shown = clip(text, 2500)
+    shown = words.clip(text, 2500)
     return split_cards(markdown_body(shown), shown)[0]
 
 
 def error_card(text: str) -> Card:
     """A user-facing error ("I can't post here: the app is not installed in this team")."""
-    shown = f"⚠️ {clip(text, 2500)}"
+    shown = f"⚠️ {words.clip(text, 2500)}"
     return split_cards(markdown_body(shown, color="Attention"), shown)[0]
 
 
