@@ -71,8 +71,8 @@ def incident_steps(incident: Incident) -> list[Step]:
     return [s for s in steps if ACTION_STATUS[s.action] in ahead]
 
 
-def incident_facts(incident: Incident, *, when: Callable[[datetime], str],
-                   now: datetime | None = None) -> list[tuple[str, str]]:
+def incident_facts(incident: Incident, *, when: Callable[[datetime], str]
+                   ) -> list[tuple[str, str]]:
     """Status, severity, service, when it triggered (`when` writes a time in the reader's zone)
     and, once resolved, how long it lasted."""
     start = utc(incident.triggered_at)

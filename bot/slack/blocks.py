@@ -135,7 +135,7 @@ def incident_message(incident: Incident, alerts: Sequence[Alert], *,
     """The incident card: status, severity, service, when it triggered and for how long, the
     firing alerts, the top hypotheses, the runbook, and buttons for the steps still ahead."""
     fields = [f"*{name}*\n{value if name == 'Triggered' else escape(value)}"
-              for name, value in incident_facts(incident, when=slack_date, now=now)]
+              for name, value in incident_facts(incident, when=slack_date)]
     if incident.pagerduty_url:
         fields.append(f"*PagerDuty*\n{_link(incident.pagerduty_url, 'open incident')}")
     blocks = [header(incident_heading(incident)),

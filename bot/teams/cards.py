@@ -124,7 +124,7 @@ def incident_card(incident: Incident, alerts: Sequence[Alert], *,
     """The incident card: status, severity, service, when it triggered and for how long, the
     firing alerts, the top hypotheses, the runbook, and buttons for the steps still ahead
     (`data`: `{"incident": id}`). Bounded: always one card."""
-    facts = words.incident_facts(incident, when=_local, now=now)
+    facts = words.incident_facts(incident, when=_local)
     if incident.pagerduty_url and incident.pagerduty_url.startswith(("https://", "http://")):
         facts.append(("PagerDuty", f"[open incident]({_url(incident.pagerduty_url)})"))
     body: list[Unit] = [text_block(words.incident_heading(incident), size="Large", weight="Bolder"),
