@@ -1,0 +1,113 @@
+"""When an alert is noise, and how long a warning waits before it may become a card. Pure rules
+over times in seconds, shared by the intake and the noise benchmark.
+
+- Heartbeats (Watchdog, InfoInhibitor, `severity="none"`) are never incidents.
+- An info alert is never posted on its own.
+- A firing of an alert (the same rule and labels, any severity but critical) none of whose
+  earlier firings was acknowledged is folded when it comes back within the flap span of a
+  short firing (*flapping*: a threshold hovering at its edge), or when it is the third within
+  the recurrence span and has been firing for at least half of the time since the first
+  (*chronic*). A node that fails twice in an hour for twenty minutes each time is neither —
+  the digest's noisy-alert table measures the same two things after the fact.
+- A warning is held until it has lasted the hold. The copilot hears of a resolution only with
+  its group's next notification, which Alertmanager sends a group interval after the last one,
+  so a held alert is released at the first group interval after its hold has passed — if no
+  resolution came by then. One that resolves within the hold is noise. Critical alerts are
+  never held, folded or judged noise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+HEARTBEATS = frozenset({"Watchdog", "InfoInhibitor", "DeadMansSwitch", "DeadMansSnitch"})
+CRITICAL = frozenset({"critical", "page", "error", "high"})
+QUIET = frozenset({"info", "none", "low"})
+CHRONIC_SHARE = 2 / 3
+
+
+@dataclass(frozen=True)
+class NoiseRules:
+    """The windows, from settings: `SRE_COPILOT_NOISE_HOLD_SECONDS`,
+    `SRE_COPILOT_ALERTMANAGER_GROUP_INTERVAL_SECONDS`, `SRE_COPILOT_NOISE_RECUR_COUNT`,
+    `SRE_COPILOT_NOISE_FLAP_SECONDS`, `SRE_COPILOT_NOISE_SHORT_SECONDS`,
+    `SRE_COPILOT_NOISE_RECUR_SECONDS`."""
+
+    hold_s: float = 120.0
+    group_interval_s: float = 300.0
+    flap_span_s: float = 3600.0
+    short_s: float = 600.0
+    recur_count: int = 2
+    recur_span_s: float = 86400.0
+
+    @property
+    def grace_s(self) -> float:
+        """How late a notification may arrive after its group interval (delivery, retries)."""
+        return min(15.0, max(1.0, self.group_interval_s / 20))
+
+
+def is_heartbeat(alertname: str, severity: str | None) -> bool:
+    return alertname in HEARTBEATS or (severity or "").lower() == "none"
+
+
+def is_critical(severity: str | None) -> bool:
+    return (severity or "").lower() in CRITICAL
+
+
+Episode = tuple[float, float | None]  # an earlier firing's start and end (None: firing)
+
+
+def on_arrival(severity: str | None, *, starts_at: float, earlier: list[Episode],
+               acknowledged_before: bool, rules: NoiseRules) -> str | None:
+    """Why a new firing is noise from the moment it arrives, or None. `earlier`: the alert's
+    earlier firings, as far as the copilot has heard."""
+    sev = (severity or "").lower()
+    if sev in QUIET:
+        return f"{sev or 'unrated'} alert on its own: never posted alone"
+    if is_critical(sev) or acknowledged_before:
+        return None
+    recent = sorted((s, e) for s, e in earlier if 0 < starts_at - s <= rules.recur_span_s)
+    for s, e in reversed(recent):
+        if e is not None and starts_at - e <= rules.flap_span_s and e - s <= rules.short_s:
+            return (f"flapping: back {_span(starts_at - e)} after a {_span(e - s)} firing "
+                    "that nobody acknowledged")
+    if len(recent) + 1 >= rules.recur_count:
+        first = recent[0][0]
+        covered = _covered([(s, starts_at if e is None else min(e, starts_at)) for s, e in recent])
+        if covered >= CHRONIC_SHARE * (starts_at - first):
+            return (f"chronic: firing {len(recent) + 1} within {_span(rules.recur_span_s)}, "
+                    f"firing {covered / (starts_at - first):.0%} of the time, none acknowledged")
+    return None
+
+
+def _covered(spans: list[tuple[float, float]]) -> float:
+    """Seconds covered by the union of the spans."""
+    total, reach = 0.0, float("-inf")
+    for s, e in sorted(spans):
+        if e > reach:
+            total += e - max(s, reach)
+            reach = e
+    return total
+
+
+def _span(seconds: float) -> str:
+    if seconds >= 5400:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def release_at(severity: str | None, *, starts_at: float, received_at: float,
+               rules: NoiseRules) -> float:
+    """When a firing may become (part of) a card if no resolution has come: at once for a
+    critical or for one that has already lasted the hold, else at the first group interval
+    after the hold, plus a grace for delivery."""
+    if is_critical(severity) or received_at - starts_at >= rules.hold_s or rules.hold_s <= 0:
+        return received_at
+    intervals = max(1, math.ceil((starts_at + rules.hold_s - received_at)
+                                 / rules.group_interval_s))
+    return received_at + intervals * rules.group_interval_s + rules.grace_s
+
+
+def resolved_within_hold(*, starts_at: float, ends_at: float, rules: NoiseRules) -> bool:
+    return ends_at - starts_at <= rules.hold_s

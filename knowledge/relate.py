@@ -1,0 +1,317 @@
+"""Which alerts share a cause: what an alert is about (its subjects, from its labels and from the
+cluster's topology as kube-state-metrics tells it) and how strongly an alert is tied to an open
+incident. Pure functions over plain data, so the intake (`knowledge.correlation`) and the noise
+benchmark (`tests/bench/noise.py`) judge with the same code.
+
+A subject is `(kind, name)`: a node, a pod, a workload (`namespace/name`), a volume claim, a
+service, a component, or — when an alert names nothing more specific — its rule. *Own* subjects
+are named by the alert's labels; *derived* ones come from the topology: a pod's node and
+workload, a StatefulSet claim's pod and workload, a scrape job's workload (kube-prometheus names
+a job after its app), a CronJob run's CronJob. A workload-level alert (replicas mismatch) reaches
+the nodes its pods run on only weakly: a workload spans many nodes, and most of them are fine.
+
+Ties, strongest first: the same subject named by both sides (3); one side names what the other
+reaches through the topology — a node and a pod on it, a workload and one of its pods (2); both
+reach the same workload or component — two pods of one Deployment (1); a workload and a node one
+of its pods runs on (1). Timing is the caller's: it offers only incidents whose alerts started
+within the correlation window.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+Subject = tuple[str, str]
+
+# Subjects an open incident keeps as its own for longer than the correlation window: a node,
+# a claim or a rule stays one problem while it lasts (a claim's warning, then its critical).
+LASTING = frozenset({"node", "pvc", "rule", "workload", "service"})
+# etcd, the API server, the scheduler and the controller manager fail together.
+CONTROL_PLANE = ("etcd", "KubeAPI", "KubeClient", "KubeControllerManager", "KubeScheduler")
+_CRON_RUN = re.compile(r"-\d{8,}$")  # a CronJob's Job: <cronjob>-<scheduled minute>
+_IP_INSTANCE = re.compile(r"^\d+\.\d+\.\d+\.\d+(:\d+)?$")
+WORKLOAD_LABELS = ("deployment", "statefulset", "daemonset", "cronjob")
+# Scrape jobs with a target on every node (kube-prometheus's names).
+NODE_AGENTS = frozenset({"kubelet", "node-exporter", "kube-proxy", "cadvisor"})
+ANY = "*"
+HOST_EXPORTERS = frozenset({"node-exporter", "node_exporter"})
+SCRAPE_LABELS = frozenset({"pod", "container", "service", "namespace", "endpoint"})
+# Alerts only a running kubelet raises: a down node cannot be their cause.
+NEEDS_KUBELET = frozenset({"KubePodCrashLooping", "KubeContainerWaiting"})
+# kube-prometheus's alerts that say a node is down (not merely unwell).
+NODE_DOWN = frozenset({"KubeNodeNotReady", "KubeNodeUnreachable", "KubeletDown", "NodeDown"})
+NOUN = {"node": "node", "pod": "pod", "workload": "workload", "pvc": "volume claim",
+        "service": "service", "component": "", "rule": "alert rule", "host": "node"}
+
+
+@dataclass(frozen=True)
+class Topology:
+    """What kube-state-metrics says: each pod (`namespace/pod`) → (node, owner kind, owner name,
+    with a ReplicaSet's owner Deployment named). Empty when Prometheus has no kube-state-metrics:
+    then only labels relate alerts."""
+
+    pods: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+
+    def nodes_of(self, workloads: set[str]) -> set[str]:
+        return {node for p, (node, _kind, w) in self.pods.items()
+                if f"{p.split('/', 1)[0]}/{w}" in workloads}
+
+
+@dataclass(frozen=True)
+class About:
+    """An alert's subjects: named by its labels (`own`), reached through the topology
+    (`derived`, each with the words that say how), and weakly (`weak`: a workload's nodes)."""
+
+    rule: str
+    own: frozenset[Subject]
+    derived: dict[Subject, str]
+    weak: frozenset[Subject] = frozenset()
+    identity: str = ""  # its labels but rule and severity: one alert's warning and critical
+
+
+def about(labels: dict[str, str], topology: Topology | None = None) -> About:
+    topology = topology or Topology()
+    name = labels.get("alertname", "")
+    own: set[Subject] = set()
+    derived: dict[Subject, str] = {}
+    if labels.get("job") in HOST_EXPORTERS and name != "TargetDown":
+        # node-exporter's series are about its node: the pod, namespace and service labels a
+        # Kubernetes scrape adds are the exporter's own, and name its node through the topology.
+        exporter = f"{labels.get('namespace', '')}/{labels.get('pod', '')}"
+        labels = {k: v for k, v in labels.items() if k not in SCRAPE_LABELS}
+        if exporter in topology.pods and not labels.get("node"):
+            labels["node"] = topology.pods[exporter][0]
+    ns = labels.get("namespace", "")
+    # A claim's or a pod's `node` label says where the kubelet that reported it runs: the pod's
+    # node is a relation, and a claim's problem is its own, wherever it is mounted.
+    if labels.get("node") and not labels.get("persistentvolumeclaim"):
+        if labels.get("pod"):
+            derived[("node", labels["node"])] = f"pod {labels['pod']} runs on node {labels['node']}"
+        else:
+            own.add(("node", labels["node"]))
+    instance = labels.get("instance", "")
+    if instance and not _IP_INSTANCE.match(instance) and not instance.startswith("http"):
+        own.add(("node", instance.rsplit(":", 1)[0]))
+    for kind in WORKLOAD_LABELS:
+        if labels.get(kind):
+            own.add(("workload", f"{ns}/{labels[kind]}"))
+    if labels.get("job_name"):
+        own.add(("workload", f"{ns}/{_CRON_RUN.sub('', labels['job_name'])}"))
+    # A scrape's `service` is the Service it found the target by — kube-prometheus names it
+    # after the job; only a service label of the rule's own says what the alert is about.
+    if labels.get("service") and labels.get("service") != labels.get("job") \
+            and labels.get("job") not in ("kube-state-metrics", "kubelet"):
+        own.add(("service", f"{ns}/{labels['service']}" if ns else labels["service"]))
+    if labels.get("persistentvolumeclaim"):
+        claim = labels["persistentvolumeclaim"]
+        own.add(("pvc", f"{ns}/{claim}"))
+        for pod, (_node, _kind, workload) in topology.pods.items():
+            # A StatefulSet's claim is named <template>-<pod>.
+            if pod.startswith(ns + "/") and claim.endswith("-" + pod.split("/", 1)[1]):
+                derived[("pod", pod)] = f"claim {claim} is pod {pod}'s"
+                derived[("workload", f"{ns}/{workload}")] = f"claim {claim} is {workload}'s"
+    if labels.get("pod"):
+        pod = f"{ns}/{labels['pod']}"
+        own.add(("pod", pod))
+        if pod in topology.pods:
+            node, _kind, workload = topology.pods[pod]
+            derived[("node", node)] = f"pod {labels['pod']} runs on node {node}"
+            derived[("workload", f"{ns}/{workload}")] = f"pod {labels['pod']} is {workload}'s"
+    if name == "TargetDown" and labels.get("job") and labels["job"] not in NODE_AGENTS:
+        own.add(("workload", f"{ns}/{labels['job']}"))  # kube-prometheus names a job after its app
+    if name.startswith(CONTROL_PLANE):
+        derived[("component", "control-plane")] = "the control plane"
+    weak: set[Subject] = set()
+    # A workload-level alert (replicas missing, its scrape targets down) may be a node's doing
+    # wherever one of its pods runs; a claim's or a pod's alert is about that claim or pod.
+    if not any(kind in ("pod", "pvc") for kind, _ in own):
+        workloads = {s for kind, s in own if kind == "workload"}
+        weak = {("host", node) for node in topology.nodes_of(workloads)}
+        if name == "TargetDown" and labels.get("job") in NODE_AGENTS:
+            weak.add(("host", ANY))  # one runs on every node: any node's failure takes one down
+    if not own:
+        own.add(("rule", f"{name}/{labels.get('job', '')}"))
+    identity = ",".join(f"{k}={v}" for k, v in sorted(labels.items())
+                        if k not in ("alertname", "severity"))
+    return About(rule=name, own=frozenset(own), derived=derived, weak=frozenset(weak),
+                 identity=identity)
+
+
+@dataclass
+class Related:
+    """The subjects of an incident's alerts, counted, for tying the next alert to it: named
+    (`own`), of alerts still firing (`active`), reached through the topology (`derived`, and
+    per rule in `symptoms`: two pods of one workload tie only when they show one symptom) and
+    weakly (`weak`)."""
+
+    own: Counter[Subject] = field(default_factory=Counter)
+    active: Counter[Subject] = field(default_factory=Counter)
+    derived: Counter[Subject] = field(default_factory=Counter)
+    symptoms: Counter[Subject] = field(default_factory=Counter)  # (rule, workload)
+    weak: Counter[Subject] = field(default_factory=Counter)
+    identities: Counter[Subject] = field(default_factory=Counter)  # ("identity", labels)
+
+    PARTS = ("own", "active", "derived", "symptoms", "weak", "identities")
+
+    def add(self, a: About) -> None:
+        self.own.update(a.own)
+        self.active.update(a.own)
+        self.derived.update(a.derived.keys())
+        self.symptoms.update((a.rule, s[1]) for s in a.derived if s[0] == "workload")
+        self.symptoms.update((a.rule, s[1]) for s in a.own if s[0] == "node")
+        self.weak.update(a.weak)
+        self.identities[("identity", a.identity)] += 1
+        self.symptoms[("rule", a.rule)] += 1
+
+    def resolved(self, a: About) -> None:
+        """One of its alerts resolved: its subjects are no longer active."""
+        self.active.subtract(a.own)
+        self.active = +self.active
+
+    def to_json(self) -> dict[str, list[list[object]]]:
+        return {part: [[k, n, c] for (k, n), c in sorted(getattr(self, part).items())]
+                for part in self.PARTS}
+
+    @classmethod
+    def from_json(cls, data: dict[str, list[list[object]]] | None) -> Related:
+        made = cls()
+        for part in cls.PARTS:
+            for kind, name, count in (data or {}).get(part, []):
+                getattr(made, part)[(str(kind), str(name))] = int(str(count))
+        return made
+
+
+@dataclass(frozen=True)
+class Tie:
+    """How an alert is tied to an incident: its strength, how many of the incident's alerts
+    share the subject, the subject and, in words, why."""
+
+    strength: int
+    shared: int
+    subject: Subject
+    why: str
+
+    @property
+    def rank(self) -> tuple[int, int]:
+        return self.strength, self.shared
+
+
+def tie(a: About, incident: Related, *, lasting_only: bool = False) -> Tie | None:
+    """The strongest tie between an alert and an incident's subjects, or None. With
+    `lasting_only` (the incident's alerts started longer ago than the window, but it is still
+    open), only a lasting subject — a node, a workload, a claim, a rule — counts.
+
+    Effects join their cause freely: a pod's alert joins the incident about its node, its
+    workload or its claim. A cause joins an incident about effects only if it explains all of
+    them: a node that fails while one of a Deployment's pods crash-loops there, or a claim
+    filling up on a pod that is down with its node, is a problem of its own."""
+    best: Tie | None = None
+
+    def offer(t: Tie) -> None:
+        nonlocal best
+        if best is None or t.rank > best.rank:
+            best = t
+
+    if a.rule in NEEDS_KUBELET and any(incident.symptoms[(r, node)] for r in NODE_DOWN
+                                       for kind, node in a.derived if kind == "node"):
+        return None  # a down node's kubelet restarts no container: the crash loop is not its
+    pods = sum(count for (kind, _), count in incident.own.items() if kind == "pod")
+    # Pods with a cause of their own named beside them (a claim, a workload, a rule).
+    explained = any(kind not in ("pod", "node") for kind, _ in incident.own)
+    names_pod = any(kind == "pod" for kind, _ in a.own)
+    crash_looping = any(incident.symptoms[("rule", r)] for r in NEEDS_KUBELET)
+    for s in a.own:
+        if not incident.own[s]:
+            continue
+        # Past the window only the same alert counts (a claim's warning, then its critical):
+        # a node's disk filling and, twenty minutes on, the node going down are two problems.
+        if not lasting_only:
+            offer(Tie(3, incident.own[s], s, f"both about {_said(s)}"))
+        elif s[0] in LASTING and incident.identities[("identity", a.identity)]:
+            offer(Tie(3, incident.own[s], s, f"the same alert about {_said(s)}, worse"))
+    # Past the window, a relation holds only to what is still alerting: a crash loop that
+    # starts after its Deployment's replicas came back is not the node failure that took them.
+    lasting_kinds = ("node", "workload")
+    for s, how in a.derived.items():  # the alert reaches the incident's subject
+        if not incident.own[s] or (lasting_only and (s[0] not in lasting_kinds
+                                                     or not incident.active[s])):
+            continue
+        if s[0] == "pod" and not names_pod and incident.own[s] < pods:
+            continue  # a claim joins only an incident about its own pod
+        offer(Tie(2, incident.own[s], s, how))
+    for s in a.own:  # the incident reaches the alert's subject
+        if not incident.derived[s] or (lasting_only and s[0] not in lasting_kinds):
+            continue
+        if s[0] == "node" and (incident.derived[s] < pods or explained
+                               or (a.rule in NODE_DOWN and crash_looping)):
+            continue  # a node joins only an incident whose pods all run on it, unexplained
+        offer(Tie(2, incident.derived[s], s, f"{_said(s)} and what runs on it"
+                  if s[0] == "node" else f"{_said(s)} and its parts"))
+    if lasting_only:
+        return best
+    for s in a.derived:
+        if s[0] == "component" and incident.derived[s]:
+            offer(Tie(1, incident.derived[s], s, f"both on {_said(s)}"))
+        elif s[0] == "workload" and incident.symptoms[(a.rule, s[1])]:
+            offer(Tie(1, incident.symptoms[(a.rule, s[1])], s,
+                      f"{a.rule} on pods of {_said(s)}"))
+    for _kind, node in a.weak:
+        if node == ANY:
+            for (rule, n), count in incident.symptoms.items():
+                if rule in NODE_DOWN:
+                    offer(Tie(1, count, ("node", n), f"it has a target on node {n}, which "
+                                                     "is down"))
+        elif any(incident.symptoms[(rule, node)] for rule in NODE_DOWN):
+            offer(Tie(1, incident.own[("node", node)], ("node", node),
+                      f"a pod of the workload runs on node {node}, which is down"))
+    for (_kind, node), count in incident.weak.items():
+        if a.rule in NODE_DOWN and (("node", node) in a.own or node == ANY):
+            offer(Tie(1, count, ("node", node) if node != ANY else next(iter(a.own)),
+                      "the incident's targets run on it"))
+    return best
+
+
+def _said(s: Subject) -> str:
+    noun = NOUN.get(s[0], s[0])
+    return f"{noun} {s[1]}".strip()
+
+
+def headline(incident: Related) -> str:
+    """What an incident's alerts have in common, in words: its most named subject."""
+    if not incident.own:
+        return ""
+    (subject, count), = incident.own.most_common(1)
+    return f"{count} alert{'s' if count != 1 else ''} about {_said(subject)}"
+
+
+@dataclass
+class Candidate:
+    """An incident an alert may join: its subjects, when its alerts started (first, latest)
+    and when its last alert resolved (None while any fires)."""
+
+    key: object
+    related: Related
+    first: float
+    latest: float
+    ended: float | None
+
+
+def choose(a: About, starts_at: float, candidates: list[Candidate], *, window: float,
+           lasting: int = 4) -> tuple[Candidate, Tie] | None:
+    """The incident an alert belongs to, with why, or None for a new one. Within the window
+    (start times at most `window` apart) any tie counts; up to `lasting` windows, while the
+    incident is open, only a lasting one. A tie within the window beats a lasting one, then
+    the stronger, then the one shared with more alerts, then the latest incident."""
+    best: tuple[tuple[bool, int, int, float], Candidate, Tie] | None = None
+    for c in candidates:
+        if c.ended is not None and starts_at > c.ended + window:
+            continue
+        gap = max(starts_at - c.latest, c.first - starts_at)
+        near = gap <= window
+        found = tie(a, c.related) if near else (
+            tie(a, c.related, lasting_only=True) if gap <= lasting * window else None)
+        if found is not None and (best is None or (near, *found.rank, c.latest) > best[0]):
+            best = ((near, *found.rank, c.latest), c, found)
+    return (best[1], best[2]) if best else None
