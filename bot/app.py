@@ -24,6 +24,7 @@ from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.slack.intake import guard as slack_guard
 from bot.startup import open_history, prepare_database, sweep_history
+from bot.topology import TopologyCache
 from bot.webhooks import alertmanager, changes, pagerduty
 from bot.webhooks.errors import RequestRejected, rejected_response
 from bot.webhooks.intake import RETRY_AFTER_S, Intake, database_unavailable
@@ -76,7 +77,8 @@ def create_app(settings: Settings, *, db: Database | None = None,
         if with_worker:
             worker = InboxWorker(db=database, settings=settings, metrics=metrics,
                                  wake=intake.wake, history=history,
-                                 changed=platforms.deliveries)
+                                 changed=platforms.deliveries,
+                                 topology=TopologyCache(settings))
             app.state.worker = worker
             task = asyncio.create_task(worker.run(stop), name="inbox-worker")
 

@@ -18,6 +18,7 @@ from bot import orgs_cli
 from bot.logs import configure_logging
 from bot.outgoing import RedactingStream
 from bot.settings import Settings
+from bot.topology import TopologyCache
 from knowledge.db import DatabaseURLError
 from knowledge.vectors import ChromaURLError
 
@@ -91,6 +92,12 @@ def _parser() -> argparse.ArgumentParser:
     dig.add_argument("--json", action="store_true", help="print the digest's data as JSON")
     dig.add_argument("--post", action="store_true",
                      help="also post it to DIGEST_SLACK_CHANNEL / DIGEST_TEAMS_CHANNEL")
+    inc = sub.add_parser("incidents", help="an org's incidents: why their alerts belong "
+                                           "together, which were judged noise, their alerts")
+    inc.add_argument("--org", help="the org's slug (default: SRE_COPILOT_DEFAULT_ORG)")
+    inc.add_argument("--since", help="ISO 8601: opened at or after (default: any time)")
+    inc.add_argument("--until", help="ISO 8601: opened before (default: now)")
+    inc.add_argument("--json", action="store_true", help="print them as JSON")
     chat = sub.add_parser("chat", help="a conversation with the copilot in the terminal")
     chat.add_argument("--thread", default="cli", help="conversation to continue (default: cli)")
     fc = sub.add_parser("forecast", help="when the series of a PromQL query cross a threshold "
@@ -188,6 +195,15 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return 2
         print(f"wrote {out}: upload it in Teams (Apps → Manage your apps → Upload an app)")
         return 0
+    if args.command == "incidents":
+        from bot import digest_cli, incidents_cli
+
+        try:
+            return asyncio.run(incidents_cli.run(settings, org=args.org, since=args.since,
+                                                 until=args.until, json_out=args.json))
+        except digest_cli.UsageError as exc:
+            print(f"sre-copilot incidents: {exc}", file=sys.stderr)
+            return 2
     if args.command == "digest":
         from bot import digest_cli
 
@@ -300,7 +316,8 @@ async def _worker(settings: Settings) -> int:
                 platforms = await stack.enter_async_context(running_chat(
                     settings, db, with_worker=True, metrics=metrics, indexes=indexes))
                 await InboxWorker(db=db, settings=settings, metrics=metrics, history=history,
-                                  changed=platforms.deliveries).run(stop)
+                                  changed=platforms.deliveries,
+                                  topology=TopologyCache(settings)).run(stop)
     finally:
         await db.dispose()
     log.info("worker stopped")

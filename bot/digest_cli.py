@@ -27,7 +27,7 @@ class UsageError(ValueError):
     pass
 
 
-def _when(text: str, name: str) -> datetime:
+def when(text: str, name: str) -> datetime:
     try:
         at = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
@@ -40,7 +40,7 @@ def period_of(since: str | None, until: str | None, tz: str) -> Period:
     if bool(since) != bool(until):
         raise UsageError("give both --since and --until, or neither (the last full week)")
     if since and until:
-        period = Period(_when(since, "--since"), _when(until, "--until"))
+        period = Period(when(since, "--since"), when(until, "--until"))
         if period.end <= period.start:
             raise UsageError("--until must be after --since")
         return period

@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL
 
 from knowledge.db import resolve_url
+from knowledge.noise import NoiseRules
 
 
 class Settings(BaseSettings):
@@ -107,6 +108,21 @@ class Settings(BaseSettings):
     # empty: anyone in the conversation.
     teams_responders: str = ""
 
+    # Correlation and noise (knowledge.relate, knowledge.noise). The two windows of issue 23;
+    # every other window below is derived from them unless set.
+    correlation_window_seconds: float = Field(default=300.0, gt=0)
+    noise_hold_seconds: float = Field(default=120.0, ge=0)
+    # When Alertmanager sends a group's next notification (its route's group_interval): a
+    # held warning is released after the first one past the hold. Unset: 2.5 × the hold.
+    alertmanager_group_interval_seconds: float | None = Field(default=None, gt=0)
+    noise_flap_seconds: float | None = Field(default=None, gt=0)  # unset: 12 × the window
+    noise_short_seconds: float | None = Field(default=None, gt=0)  # unset: 2 × the window
+    noise_recur_count: int = Field(default=2, ge=2)
+    noise_recur_seconds: float | None = Field(default=None, gt=0)  # unset: 288 × the window
+    # The dead man's switch: a heartbeat (Watchdog) silent this long opens an incident.
+    # Unset: 2 × the window; 0 turns it off.
+    watchdog_timeout_seconds: float | None = Field(default=None, ge=0)
+
     # The weekly digest (bot/digest): when (crontab, in DIGEST_TIMEZONE) and where it is posted.
     digest_cron: str = Field(default="0 9 * * mon", validation_alias="DIGEST_CRON")
     digest_timezone: str = Field(default="UTC", validation_alias="DIGEST_TIMEZONE")
@@ -129,6 +145,22 @@ class Settings(BaseSettings):
         """Several comma-separated secrets are accepted so a secret can be rotated."""
         raw = self.pagerduty_webhook_secret or ""
         return [s.strip() for s in raw.split(",") if s.strip()]
+
+    def noise_rules(self) -> NoiseRules:
+        """The noise rules, with unset windows derived from the two set ones."""
+        window, hold = self.correlation_window_seconds, self.noise_hold_seconds
+        return NoiseRules(
+            hold_s=hold,
+            group_interval_s=self.alertmanager_group_interval_seconds or max(2.5 * hold, 1.0),
+            flap_span_s=self.noise_flap_seconds or 12 * window,
+            short_s=self.noise_short_seconds or 2 * window,
+            recur_count=self.noise_recur_count,
+            recur_span_s=self.noise_recur_seconds or 288 * window)
+
+    @property
+    def watchdog_timeout(self) -> float:
+        value = self.watchdog_timeout_seconds
+        return 2 * self.correlation_window_seconds if value is None else value
 
     @property
     def slack_oauth(self) -> bool:

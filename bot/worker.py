@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,26 +25,23 @@ from bot.logs import incident_scope
 from bot.metrics import Metrics
 from bot.polling import drain, work_until_stopped
 from bot.settings import Settings
+from bot.topology import TopologyCache
 from bot.webhooks import alertmanager, changes, pagerduty
 from knowledge.change_links import link_change
 from knowledge.changes import record_change
-from knowledge.correlation import apply_alert, apply_pagerduty
+from knowledge.correlation import Intake, apply_alert, apply_pagerduty, release_held
 from knowledge.db import Database
+from knowledge.deadman import watch_heartbeats
 from knowledge.history import HistoryIndex
 from knowledge.inbox import CHAT_SOURCES, InboxItem, claim, mark_done, mark_failed_attempt
 from knowledge.incidents import Incident, IncidentStatus
+from knowledge.relate import Topology
 from knowledge.types import utcnow
 from skills.history.sweep import index_resolved
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[AsyncSession, InboxItem, Settings], Awaitable[Any]]
-
-
-async def _alertmanager(session: AsyncSession, item: InboxItem, settings: Settings) -> Any:
-    return await apply_alert(session, org_id=item.org_id,
-                             signal=alertmanager.signal_from_item(item.payload),
-                             auto_resolve=settings.auto_resolve)
 
 
 async def _pagerduty(session: AsyncSession, item: InboxItem, _settings: Settings) -> Any:
@@ -64,8 +62,7 @@ async def _changes(session: AsyncSession, item: InboxItem, _settings: Settings) 
     return change
 
 
-HANDLERS: dict[str, Handler] = {
-    alertmanager.SOURCE: _alertmanager,
+HANDLERS: dict[str, Handler] = {  # Alertmanager's is the worker's own (it needs the topology)
     pagerduty.SOURCE: _pagerduty,
     changes.SOURCE: _changes,
 }
@@ -85,8 +82,27 @@ class InboxWorker:
     history: HistoryIndex | None = None  # None: resolved incidents are not indexed here
     # Set once a batch that changed incidents has committed: the chat workers' delivery wake-ups.
     changed: list[asyncio.Event] = field(default_factory=list)
+    # kube-state-metrics' placement, for relating alerts (None: labels alone).
+    topology: TopologyCache | None = None
     # Resolved incidents not yet in the history index, by org (kept across a failed attempt).
     _unindexed: dict[int, set[int]] = field(default_factory=dict, init=False, repr=False)
+    _intake: Intake = field(default_factory=Intake, init=False, repr=False)
+    _swept_at: float = field(default=float("-inf"), init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.handlers.setdefault(alertmanager.SOURCE, self._alertmanager)
+
+    async def _alertmanager(self, session: AsyncSession, item: InboxItem,
+                            settings: Settings) -> Any:
+        return await apply_alert(session, org_id=item.org_id,
+                                 signal=alertmanager.signal_from_item(item.payload),
+                                 auto_resolve=settings.auto_resolve, intake=self._intake)
+
+    async def _refresh_intake(self) -> None:
+        self._intake = Intake(
+            window_s=self.settings.correlation_window_seconds,
+            noise=self.settings.noise_rules(),
+            topology=await self.topology.current() if self.topology else Topology())
 
     async def run_once(self) -> int:
         """Process one batch; returns how many items it claimed.
@@ -94,10 +110,31 @@ class InboxWorker:
         The fast path applies the whole batch in one transaction with no savepoints. If any
         item fails, that transaction is rolled back — nothing of the batch is written — and
         the batch is done again with a savepoint per item, so only the bad item is retried."""
+        await self._refresh_intake()
         try:
-            return await self._batch(isolated=False)
+            claimed = await self._batch(isolated=False)
         except _ItemFailed:
-            return await self._batch(isolated=True)
+            claimed = await self._batch(isolated=True)
+        await self._sweep()
+        return claimed
+
+    async def _sweep(self) -> None:
+        """At most once a sweep interval: place the held alerts that are due, and open (or
+        resolve) the incident that says a heartbeat went silent (the dead man's switch)."""
+        every = max(0.2, min(5.0, self.settings.noise_hold_seconds / 8,
+                             self.settings.watchdog_timeout / 8 or 5.0))
+        if time.monotonic() - self._swept_at < every:
+            return
+        self._swept_at = time.monotonic()
+        async with self.db.session() as session, session.begin():
+            placed = await release_held(session, intake_of=lambda _org: self._intake)
+            silent = await watch_heartbeats(session, allowed_s=self.settings.watchdog_timeout)
+        if placed or silent:
+            for event in self.changed:
+                event.set()
+        for incident in placed:
+            with incident_scope(incident.id):
+                log.debug("%s: a held alert joined it", incident.ref)
 
     async def _batch(self, *, isolated: bool) -> int:
         done: list[tuple[str, float]] = []

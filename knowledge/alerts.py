@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, UniqueConstraint
+from sqlalchemy import JSON, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -15,7 +15,11 @@ from knowledge.types import UTCDateTime, utcnow
 
 class Alert(SQLModel, table=True):
     __tablename__ = "alert"
-    __table_args__ = (UniqueConstraint("org_id", "fingerprint", "starts_at"),)
+    __table_args__ = (
+        UniqueConstraint("org_id", "fingerprint", "starts_at"),
+        # The release sweep reads the held alerts that are due.
+        Index("ix_alert_held", "held_until"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     org_id: int = Field(foreign_key="org.id", index=True)
@@ -31,6 +35,10 @@ class Alert(SQLModel, table=True):
     generator_url: str | None = Field(default=None, max_length=2000)
     starts_at: datetime = Field(sa_type=UTCDateTime)
     ends_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # A warning waits (knowledge.noise) until `held_until` before it joins or opens an
+    # incident; `noise` says why it never will (info alone, flapping, resolved within the hold).
+    held_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    noise: str | None = Field(default=None, max_length=500)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 

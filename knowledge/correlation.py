@@ -1,20 +1,27 @@
 """The incident engine's intake half: turns alert and paging signals into incidents, alerts,
 timeline events and outbox messages.
 
-Alerts of one Alertmanager group make one incident (re-fires join it while it is open); a
-PagerDuty incident joins the incident whose group key hash is its dedup key (what Alertmanager's
-PagerDuty integration sends), or opens its own. A new incident gets the recent changes of its
-service on its timeline (`knowledge.change_links`). Every write here is idempotent, and timestamps
-are the sources' own, so redelivered or late webhooks change nothing and figures stay true.
+An alert joins the open incident it shares a cause with — whatever Alertmanager group it came
+in — or opens its own (`knowledge.relate` judges the tie, over the cluster's topology when the
+caller has it). Noise never opens a card (`knowledge.noise`): an info alert alone, a flapping or
+chronic alert is kept on a quiet noise incident of its own; a warning is held until it has
+lasted the hold (`release_held` places it when due) and becomes noise if it resolves sooner.
+Heartbeats (Watchdog) are never incidents. A PagerDuty incident joins the incident whose group
+key hash is its dedup key (what Alertmanager's PagerDuty integration sends), or opens its own. A
+new incident gets the recent changes of its service on its timeline (`knowledge.change_links`).
+Every write here is idempotent, and timestamps are the sources' own, so redelivered or late
+webhooks change nothing and figures stay true.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from knowledge.alerts import Alert, alerts_of_incident, find_alert
@@ -26,16 +33,28 @@ from knowledge.incidents import (
     get_incident,
     group_key_hash,
     incident_for_pagerduty,
-    open_incident_for_group,
+)
+from knowledge.noise import (
+    HEARTBEATS,
+    NoiseRules,
+    is_critical,
+    on_arrival,
+    release_at,
+    resolved_within_hold,
+)
+from knowledge.noise import (
+    is_heartbeat as _is_heartbeat,
 )
 from knowledge.outbox import enqueue_message
+from knowledge.relate import Candidate, Related, Topology, about, explain, ranked_ties
 from knowledge.subjects import service_of, subject_of
 from knowledge.timeline import add_event
 from knowledge.types import utcnow
 
-HEARTBEATS = frozenset({"Watchdog", "InfoInhibitor", "DeadMansSwitch", "DeadMansSnitch"})
 SEVERITY_RANK = {"critical": 4, "page": 4, "error": 3, "high": 3, "warning": 2, "low": 1,
                  "info": 1, "none": 0}
+__all__ = ["HEARTBEATS", "AlertSignal", "Intake", "PagerDutySignal", "apply_alert",
+           "apply_pagerduty", "is_heartbeat", "release_held"]
 
 
 @dataclass(frozen=True)
@@ -75,6 +94,21 @@ class PagerDutySignal:
     assignees: tuple[str, ...] = ()  # who was paged (the incident's assignees)
 
 
+@dataclass(frozen=True)
+class Intake:
+    """How alerts are placed: the correlation window (`SRE_COPILOT_CORRELATION_WINDOW_SECONDS`),
+    the noise rules, and what kube-state-metrics says of the cluster (empty: labels only)."""
+
+    window_s: float = 300.0
+    noise: NoiseRules = field(default_factory=NoiseRules)
+    topology: Topology = field(default_factory=Topology)
+    lasting: int = 4  # an open incident keeps a lasting subject this many windows
+
+    @property
+    def reach(self) -> timedelta:
+        return timedelta(seconds=self.lasting * self.window_s)
+
+
 def _fits(value: str | None, limit: int) -> str | None:
     """A value derived from labels, cut to its column (the labels themselves are kept whole)."""
     return value[:limit] if value else value
@@ -84,153 +118,343 @@ def _worse(a: str | None, b: str | None) -> str | None:
     return max((a, b), key=lambda s: SEVERITY_RANK.get((s or "none").lower(), 0))
 
 
-async def _open_alert_incident(session: AsyncSession, *, org_id: int, signal: AlertSignal
-                               ) -> tuple[Incident, bool]:
-    """The group's open incident, or a new one (safe against a concurrent worker opening it)."""
-    existing = await open_incident_for_group(session, org_id=org_id, group_key=signal.group_key)
-    if existing is not None:
-        return existing, False
-    labels = {**signal.common_labels, **signal.labels}
-    summary = signal.annotations.get("summary") or signal.annotations.get("title")
-    # What the alert is about (a service, a filesystem on a host, a pod, a target), not the
-    # job that scraped it: the incident is named after it and its changes are matched to it.
-    subject = subject_of(labels)
-    title = summary or (f"{signal.alertname} on {subject}" if subject else signal.alertname)
-    incident = Incident(org_id=org_id, title=title[:500], service=subject[:200] if subject
-                        else None,
-                        severity=labels.get("severity"), source="alertmanager",
-                        group_key=signal.group_key, group_key_hash=group_key_hash(signal.group_key),
-                        labels=signal.common_labels or signal.labels,
-                        triggered_at=signal.starts_at)
-    try:
-        async with session.begin_nested():
-            session.add(incident)
-    except IntegrityError:
-        raced = await open_incident_for_group(session, org_id=org_id, group_key=signal.group_key)
-        if raced is None:
-            raise
-        return raced, False
-    return incident, True
-
-
-async def apply_alert(session: AsyncSession, *, org_id: int, signal: AlertSignal,
-                      auto_resolve: bool = True) -> Incident | None:
-    """Record one alert firing or resolving and move its incident. Returns the incident, or
-    None for a resolution of an alert whose group has no incident here."""
-    alert = await find_alert(session, org_id=org_id, fingerprint=signal.fingerprint,
-                             starts_at=signal.starts_at)
-    if signal.status == "firing":
-        return await _fired(session, org_id=org_id, signal=signal, alert=alert)
-    return await _resolved(session, org_id=org_id, signal=signal, alert=alert,
-                           auto_resolve=auto_resolve)
-
-
 def is_heartbeat(signal: AlertSignal) -> bool:
     """An alert that fires all the time on purpose (kube-prometheus's `Watchdog`, its
     `InfoInhibitor`, any `severity="none"`): a sign the pipeline works, never an incident."""
-    return (signal.alertname in HEARTBEATS
-            or (signal.labels.get("severity") or "").lower() == "none")
+    return _is_heartbeat(signal.alertname, signal.labels.get("severity"))
 
 
-async def _fired(session: AsyncSession, *, org_id: int, signal: AlertSignal, alert: Alert | None
-                 ) -> Incident | None:
+def _lock_key(org_id: int) -> int:
+    digest = hashlib.sha256(f"sre-copilot:intake:{org_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+async def _serialize(session: AsyncSession, org_id: int) -> None:
+    """One placement at a time per org, across workers and replicas (PostgreSQL's transaction
+    advisory lock; SQLite has one writer anyway): two related alerts handled at once must not
+    each open an incident."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.exec(select(func.pg_advisory_xact_lock(_lock_key(org_id))))
+
+
+async def apply_alert(session: AsyncSession, *, org_id: int, signal: AlertSignal,
+                      auto_resolve: bool = True, intake: Intake | None = None,
+                      now: datetime | None = None) -> Incident | None:
+    """Record one alert firing or resolving and move its incident. Returns the incident it is
+    on, or None (a heartbeat, a held alert, noise, a resolution of an alert on none)."""
+    intake = intake or Intake()
+    now = now or utcnow()
     if is_heartbeat(signal):
         return None
-    if alert is not None and alert.incident_id is not None:
-        return await get_incident(session, org_id=org_id, incident_id=alert.incident_id)
-    if alert is not None and alert.status == "resolved":
-        # A late firing of an alert already resolved opens nothing: an incident it opened
-        # would never see another resolution. It joins the group's open incident, if any.
-        incident = await open_incident_for_group(session, org_id=org_id,
-                                                 group_key=signal.group_key)
-        if incident is not None:
-            alert.incident_id = incident.id
-            session.add(alert)
-        return incident
-    incident, opened = await _open_alert_incident(session, org_id=org_id, signal=signal)
-    await session.flush()
+    await _serialize(session, org_id)
+    alert = await find_alert(session, org_id=org_id, fingerprint=signal.fingerprint,
+                             starts_at=signal.starts_at)
+    if signal.status == "firing":
+        return await _fired(session, org_id=org_id, signal=signal, alert=alert, intake=intake,
+                            now=now)
+    return await _resolved(session, org_id=org_id, signal=signal, alert=alert,
+                           auto_resolve=auto_resolve, intake=intake, now=now)
+
+
+def _new_alert(org_id: int, signal: AlertSignal, status: str) -> Alert:
+    return Alert(org_id=org_id, fingerprint=signal.fingerprint, alertname=signal.alertname,
+                 status=status, severity=signal.labels.get("severity"),
+                 service=_fits(service_of({**signal.common_labels, **signal.labels}), 200),
+                 group_key=signal.group_key, labels=signal.labels,
+                 annotations=signal.annotations, generator_url=signal.generator_url,
+                 starts_at=signal.starts_at)
+
+
+async def _fired(session: AsyncSession, *, org_id: int, signal: AlertSignal, alert: Alert | None,
+                 intake: Intake, now: datetime) -> Incident | None:
+    if alert is not None:
+        if alert.incident_id is not None:
+            return await get_incident(session, org_id=org_id, incident_id=alert.incident_id)
+        return None  # held, noise, or a late firing of one already resolved: nothing new
+    alert = _new_alert(org_id, signal, "firing")
+    session.add(alert)
+    why = on_arrival(alert.severity, starts_at=signal.starts_at.timestamp(),
+                     earlier=await _episodes(session, alert=alert, intake=intake),
+                     acknowledged_before=await _acknowledged_before(session, alert=alert,
+                                                                    intake=intake),
+                     rules=intake.noise)
+    if why is not None:
+        await _to_noise(session, alert=alert, why=why, intake=intake)
+        return None
+    due = release_at(alert.severity, starts_at=signal.starts_at.timestamp(),
+                     received_at=now.timestamp(), rules=intake.noise)
+    if due > now.timestamp():
+        alert.held_until = datetime.fromtimestamp(due, tz=now.tzinfo)
+        return None
+    return await _place(session, alert=alert, intake=intake)
+
+
+def _noise_identity(alert: Alert) -> dict[str, str]:
+    """An alert's rule and labels but severity: its warning and critical, its info and warning
+    firings, are one alert's episodes."""
+    return {k: str(v) for k, v in alert.labels.items() if k != "severity"}
+
+
+async def _same_alert(session: AsyncSession, *, alert: Alert, since: datetime) -> list[Alert]:
+    stmt = select(Alert).where(Alert.org_id == alert.org_id, Alert.alertname == alert.alertname,
+                               col(Alert.starts_at) >= since,
+                               col(Alert.starts_at) < alert.starts_at)
+    identity = _noise_identity(alert)
+    return [a for a in (await session.exec(stmt)).all()
+            if a.id != alert.id and _noise_identity(a) == identity]
+
+
+async def _episodes(session: AsyncSession, *, alert: Alert, intake: Intake
+                    ) -> list[tuple[float, float | None]]:
+    since = alert.starts_at - timedelta(seconds=intake.noise.recur_span_s)
+    return [(a.starts_at.timestamp(), a.ends_at.timestamp() if a.ends_at else None)
+            for a in await _same_alert(session, alert=alert, since=since)]
+
+
+async def _acknowledged_before(session: AsyncSession, *, alert: Alert, intake: Intake) -> bool:
+    """Whether a person acknowledged an incident this alert was on within the recurrence span:
+    then it is not noise to them, however often it fires."""
+    since = alert.starts_at - timedelta(seconds=intake.noise.recur_span_s)
+    ids = {a.incident_id for a in await _same_alert(session, alert=alert, since=since)
+           if a.incident_id is not None}
+    if not ids:
+        return False
+    stmt = select(Incident).where(col(Incident.id).in_(ids),
+                                  col(Incident.acknowledged_at).is_not(None),
+                                  Incident.noise == False)  # noqa: E712 (SQL, not Python)
+    return (await session.exec(stmt)).first() is not None
+
+
+async def _to_noise(session: AsyncSession, *, alert: Alert, why: str, intake: Intake
+                    ) -> Incident:
+    """Keep a noise alert queryable without posting it: on the quiet noise incident of the same
+    alert while that one is recent (one line for a flapping alert, not a card per firing)."""
+    alert.noise = why[:500]
+    alert.held_until = None
+    identity = "noise:" + repr(sorted(_noise_identity(alert).items()))
+    key_hash = group_key_hash(identity)
+    since = alert.starts_at - timedelta(seconds=intake.noise.recur_span_s)
+    stmt = (select(Incident)
+            .where(Incident.org_id == alert.org_id, Incident.group_key_hash == key_hash,
+                   Incident.noise == True,  # noqa: E712 (SQL, not Python)
+                   col(Incident.last_alert_at) >= since)
+            .order_by(col(Incident.id).desc()))
+    incident = (await session.exec(stmt)).first()
+    labels = {**alert.labels}
+    if incident is None:
+        subject = subject_of(labels)
+        title = f"{alert.alertname} on {subject}" if subject else alert.alertname
+        incident = Incident(org_id=alert.org_id, title=title[:500], service=_fits(subject, 200),
+                            severity=alert.severity, source="alertmanager", noise=True,
+                            group_key=identity, group_key_hash=key_hash,
+                            labels=_noise_identity(alert), triggered_at=alert.starts_at,
+                            last_alert_at=alert.starts_at, reason=f"noise — {why}"[:2000])
+        session.add(incident)
+        await session.flush()
+    else:
+        incident.last_alert_at = max(incident.last_alert_at or alert.starts_at, alert.starts_at)
+        incident.reason = f"noise — {why}"[:2000]
+        if incident.state is IncidentStatus.RESOLVED and alert.status == "firing":
+            incident.status, incident.resolved_at = IncidentStatus.TRIGGERED.value, None
+        incident.updated_at = utcnow()
+        session.add(incident)
     assert incident.id is not None
-    if alert is None:
-        alert = Alert(org_id=org_id, fingerprint=signal.fingerprint, alertname=signal.alertname,
-                      status="firing", severity=signal.labels.get("severity"),
-                      service=_fits(service_of({**signal.common_labels, **signal.labels}), 200),
-                      group_key=signal.group_key, labels=signal.labels,
-                      annotations=signal.annotations, generator_url=signal.generator_url,
-                      starts_at=signal.starts_at)
     alert.incident_id = incident.id
     session.add(alert)
-    started_earlier = signal.starts_at < incident.triggered_at
-    if not opened:
-        severity = _worse(incident.severity, signal.labels.get("severity"))
-        # Alertmanager orders a group's alerts by labels, not by start: an incident starts
-        # when its earliest alert did, or MTTA/MTTR come out too short.
-        triggered = min(incident.triggered_at, signal.starts_at)
-        if (severity, triggered) != (incident.severity, incident.triggered_at):
-            incident.severity, incident.triggered_at = severity, triggered
-            incident.updated_at = utcnow()
-            session.add(incident)
+    return incident
+
+
+async def _candidates(session: AsyncSession, *, org_id: int, starts_at: datetime,
+                      intake: Intake) -> list[Candidate]:
+    """The incidents an alert starting then may join: real (not noise, not merged away),
+    from Alertmanager, with alerts that started within the lasting reach of it, not over."""
+    stmt = select(Incident).where(
+        Incident.org_id == org_id, Incident.source == "alertmanager",
+        Incident.noise == False,  # noqa: E712 (SQL, not Python)
+        col(Incident.merged_into_id).is_(None),
+        col(Incident.last_alert_at) >= starts_at - intake.reach,
+        col(Incident.triggered_at) <= starts_at + intake.reach)
+    found = []
+    for incident in (await session.exec(stmt)).all():
+        ended = incident.resolved_at if incident.state is IncidentStatus.RESOLVED else None
+        found.append(Candidate(
+            key=incident, related=Related.from_json(incident.related),
+            first=incident.triggered_at.timestamp(),
+            latest=(incident.last_alert_at or incident.triggered_at).timestamp(),
+            ended=ended.timestamp() if ended else None))
+    return found
+
+
+async def _place(session: AsyncSession, *, alert: Alert, intake: Intake) -> Incident:
+    """Put a firing on the incident it shares a cause with, or open one (and queue its card)."""
+    it = about(alert.labels, intake.topology)
+    ranked = ranked_ties(it, alert.starts_at.timestamp(),
+                         await _candidates(session, org_id=alert.org_id,
+                                           starts_at=alert.starts_at, intake=intake),
+                         window=intake.window_s, lasting=intake.lasting)
+    found = (ranked[0][0], ranked[0][1]) if ranked else None
+    opened = found is None
+    if found is None:
+        labels = {**alert.labels}
+        summary = alert.annotations.get("summary") or alert.annotations.get("title")
+        # What the alert is about (a service, a filesystem on a host, a pod, a target), not
+        # the job that scraped it: the incident is named after it and changes matched to it.
+        subject = subject_of(labels)
+        title = str(summary) if summary else (
+            f"{alert.alertname} on {subject}" if subject else alert.alertname)
+        incident = Incident(org_id=alert.org_id, title=title[:500],
+                            service=_fits(subject, 200), severity=alert.severity,
+                            source="alertmanager", group_key=alert.group_key,
+                            group_key_hash=group_key_hash(alert.group_key or ""),
+                            labels=labels, triggered_at=alert.starts_at,
+                            last_alert_at=alert.starts_at)
+        related, whys = Related(), []
+    else:
+        candidate, tie = found
+        assert isinstance(candidate.key, Incident)
+        incident = candidate.key
+        related, whys = candidate.related, list(incident.related.get("why", []))
+        if tie.why not in whys:
+            whys.append(tie.why)
+    related.add(it)
+    started_earlier = alert.starts_at < incident.triggered_at
+    incident.severity = _worse(incident.severity, alert.severity)
+    # Alerts arrive in no particular order: an incident starts when its earliest alert did,
+    # or MTTA/MTTR come out too short.
+    incident.triggered_at = min(incident.triggered_at, alert.starts_at)
+    incident.last_alert_at = max(incident.last_alert_at or alert.starts_at, alert.starts_at)
+    kept = {k: v for k, v in (incident.related or {}).items()
+            if k in ("maybe_same", "maybe_why")}
+    incident.related = {**related.to_json(), "why": whys[-5:], **kept}
+    incident.updated_at = utcnow()
+    session.add(incident)
+    await session.flush()
+    assert incident.id is not None
+    # Tied as closely to a second incident: the newer of the two may belong to the older.
+    # The copilot does not merge on its own; the newer card offers the merge to a person.
+    others = [c.key for c, t, near in ranked[1:] if near and t.strength >= 2
+              and isinstance(c.key, Incident) and c.key.id != incident.id]
+    if others:
+        older, newer = sorted((incident, others[0]), key=lambda i: i.id or 0)
+        newer.related = {**newer.related, "maybe_same": older.id,
+                         "maybe_why": f"{alert.alertname} ties it to {older.ref} too"}
+        session.add(newer)
+    alert.incident_id = incident.id
+    alert.held_until = None
+    session.add(alert)
+    await session.flush()
+    members = await alerts_of_incident(session, org_id=alert.org_id, incident_id=incident.id)
+    first = min(members, key=lambda a: (a.starts_at, a.id or 0))
+    incident.reason = (explain(related, len(members),
+                               first=f"{first.alertname} at {first.starts_at:%H:%M} UTC")
+                       + ("" if not whys else f" — {'; '.join(whys[:3])}"))[:2000]
+    session.add(incident)
     if opened or started_earlier:  # the changes before its (earlier) start are evidence
         await link_recent_changes(session, incident=incident)
-    await add_event(session, org_id=org_id, incident_id=incident.id, occurred_at=signal.starts_at,
-                    kind="alert_fired", source="alertmanager",
-                    summary=_alert_line(signal),
-                    data={"fingerprint": signal.fingerprint, "labels": signal.labels,
-                          "annotations": signal.annotations,
-                          "generator_url": signal.generator_url},
-                    dedupe_key=f"alert:{signal.fingerprint}:{signal.starts_at.isoformat()}:firing")
+    await add_event(session, org_id=alert.org_id, incident_id=incident.id,
+                    occurred_at=alert.starts_at, kind="alert_fired", source="alertmanager",
+                    summary=_alert_line(alert.alertname, alert.labels, alert.annotations),
+                    data={"fingerprint": alert.fingerprint, "labels": alert.labels,
+                          "annotations": alert.annotations,
+                          "generator_url": alert.generator_url},
+                    dedupe_key=f"alert:{alert.fingerprint}:{alert.starts_at.isoformat()}:firing")
     if opened:
         await enqueue_message(
-            session, org_id=org_id, incident_id=incident.id, key=f"incident:{incident.id}:opened",
-            kind="incident_opened",
+            session, org_id=alert.org_id, incident_id=incident.id,
+            key=f"incident:{incident.id}:opened", kind="incident_opened",
             text=f"🔥 {incident.ref} opened: {incident.title}"
                  + (f" ({incident.severity})" if incident.severity else ""),
             payload={"incident_id": incident.id})
     return incident
 
 
+async def release_held(session: AsyncSession, *, now: datetime | None = None,
+                       intake_of: Any = None, limit: int = 200) -> list[Incident]:
+    """Place the held alerts that are due (their hold passed with no resolution heard). Safe
+    to run on several replicas at once: each due alert is claimed with SKIP LOCKED on
+    PostgreSQL. `intake_of(org_id)` gives each org's `Intake` (default: the defaults)."""
+    now = now or utcnow()
+    stmt = (select(Alert)
+            .where(col(Alert.held_until).is_not(None), col(Alert.held_until) <= now,
+                   Alert.status == "firing", col(Alert.incident_id).is_(None))
+            .order_by(col(Alert.held_until), col(Alert.starts_at), col(Alert.id))
+            .limit(limit).with_for_update(skip_locked=True))
+    placed = []
+    for alert in (await session.exec(stmt)).all():
+        intake = intake_of(alert.org_id) if intake_of else Intake()
+        await _serialize(session, alert.org_id)
+        placed.append(await _place(session, alert=alert, intake=intake))
+    return placed
+
+
 async def _resolved(session: AsyncSession, *, org_id: int, signal: AlertSignal,
-                    alert: Alert | None, auto_resolve: bool) -> Incident | None:
-    ends_at = signal.ends_at or utcnow()
+                    alert: Alert | None, auto_resolve: bool, intake: Intake, now: datetime
+                    ) -> Incident | None:
+    ends_at = signal.ends_at or now
+    short = resolved_within_hold(starts_at=signal.starts_at.timestamp(),
+                                 ends_at=ends_at.timestamp(), rules=intake.noise)
     if alert is None:  # first news of this firing is its resolution (the firing was never sent)
-        incident = await open_incident_for_group(session, org_id=org_id,
-                                                 group_key=signal.group_key)
-        alert = Alert(org_id=org_id, fingerprint=signal.fingerprint, alertname=signal.alertname,
-                      status="resolved", severity=signal.labels.get("severity"),
-                      service=_fits(service_of({**signal.common_labels, **signal.labels}), 200),
-                      group_key=signal.group_key, labels=signal.labels,
-                      annotations=signal.annotations, generator_url=signal.generator_url,
-                      starts_at=signal.starts_at,
-                      incident_id=incident.id if incident else None)
-    else:
-        incident = (await get_incident(session, org_id=org_id, incident_id=alert.incident_id)
-                    if alert.incident_id is not None else None)
+        alert = _new_alert(org_id, signal, "resolved")
+        alert.ends_at = ends_at
+        session.add(alert)
+        if short and not is_critical(alert.severity):
+            await _to_noise(session, alert=alert, why=_held_noise(intake), intake=intake)
+        return None
+    held = alert.incident_id is None and alert.status == "firing"
     alert.status = "resolved"
     alert.ends_at = ends_at
     alert.updated_at = utcnow()
     session.add(alert)
-    if incident is None:
+    if held:
+        if short and not is_critical(alert.severity):
+            incident = await _to_noise(session, alert=alert, why=_held_noise(intake),
+                                       intake=intake)
+            await _resolve_if_done(session, incident, ends_at)
+            return None
+        if alert.noise is not None:
+            return None
+        # It outlasted the hold and resolved before its release: a short problem, but one.
+        await _place(session, alert=alert, intake=intake)
+    if alert.incident_id is None:
         return None
+    incident = await get_incident(session, org_id=org_id, incident_id=alert.incident_id)
     assert incident.id is not None
     await session.flush()
+    related = Related.from_json(incident.related)
+    related.resolved(about(alert.labels, intake.topology))
+    incident.related = {**related.to_json(), "why": incident.related.get("why", [])}
+    session.add(incident)
     await add_event(session, org_id=org_id, incident_id=incident.id, occurred_at=ends_at,
                     kind="alert_resolved", source="alertmanager",
                     summary=f"resolved: {signal.alertname}",
                     data={"fingerprint": signal.fingerprint},
                     dedupe_key=f"alert:{signal.fingerprint}:{signal.starts_at.isoformat()}:resolved")
-    if auto_resolve and incident.state is not IncidentStatus.RESOLVED:
-        alerts = await alerts_of_incident(session, org_id=org_id, incident_id=incident.id)
-        if alerts and all(a.status == "resolved" for a in alerts):
-            last = max(a.ends_at or ends_at for a in alerts)
-            if await advance(session, incident=incident, to=IncidentStatus.RESOLVED, at=last,
-                             actor="Alertmanager (all alerts resolved)", source="alertmanager"):
-                await _status_message(session, incident)
+    if auto_resolve or incident.noise:
+        await _resolve_if_done(session, incident, ends_at)
     return incident
 
 
-def _alert_line(signal: AlertSignal) -> str:
-    sev = signal.labels.get("severity")
-    summary = signal.annotations.get("summary") or signal.annotations.get("description") or ""
-    head = f"{signal.alertname}" + (f" [{sev}]" if sev else "")
+def _held_noise(intake: Intake) -> str:
+    return (f"resolved within the {intake.noise.hold_s:.0f} s hold: held, never posted")
+
+
+async def _resolve_if_done(session: AsyncSession, incident: Incident, ends_at: datetime) -> None:
+    """Resolve an incident once all its alerts have (a noise incident quietly)."""
+    if incident.state is IncidentStatus.RESOLVED or incident.id is None:
+        return
+    alerts = await alerts_of_incident(session, org_id=incident.org_id, incident_id=incident.id)
+    if alerts and all(a.status == "resolved" for a in alerts):
+        last = max(a.ends_at or ends_at for a in alerts)
+        if await advance(session, incident=incident, to=IncidentStatus.RESOLVED, at=last,
+                         actor="Alertmanager (all alerts resolved)", source="alertmanager") \
+                and not incident.noise:
+            await _status_message(session, incident)
+
+
+def _alert_line(alertname: str, labels: dict[str, Any], annotations: dict[str, Any]) -> str:
+    sev = labels.get("severity")
+    summary = annotations.get("summary") or annotations.get("description") or ""
+    head = f"{alertname}" + (f" [{sev}]" if sev else "")
     return f"{head}: {summary}" if summary else head
 
 

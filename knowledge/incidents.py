@@ -14,10 +14,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Index, Text, UniqueConstraint, text
+from sqlalchemy import JSON, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from knowledge.alerts import Alert
 from knowledge.timeline import TimelineEvent, add_event
 from knowledge.types import UTCDateTime, utcnow
 
@@ -44,11 +45,8 @@ class Incident(SQLModel, table=True):
     __tablename__ = "incident"
     __table_args__ = (
         UniqueConstraint("org_id", "pagerduty_incident_id"),
-        # At most one open incident per Alertmanager group: two workers racing on the first
-        # alerts of a group cannot both open one.
-        Index("uq_incident_open_group", "org_id", "group_key_hash", unique=True,
-              postgresql_where=text("status <> 'resolved'"),
-              sqlite_where=text("status <> 'resolved'")),
+        # The intake reads an org's recent incidents for each alert it places.
+        Index("ix_incident_org_last_alert", "org_id", "last_alert_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -63,6 +61,14 @@ class Incident(SQLModel, table=True):
     pagerduty_incident_id: str | None = Field(default=None, max_length=64)
     pagerduty_url: str | None = Field(default=None, max_length=2000)
     labels: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    # Correlation (knowledge.relate): why its alerts belong together, the subjects they share,
+    # when the latest of them started; `noise` when judged noise and never posted, and the
+    # incident a person merged it into.
+    reason: str | None = Field(default=None, max_length=2000)
+    related: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    last_alert_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    noise: bool = False
+    merged_into_id: int | None = Field(default=None, foreign_key="incident.id")
     # The outcome, written by people (or the post-mortem flow) once the cause is known; what
     # the incident history (knowledge.history) indexes.
     summary: str | None = Field(default=None, sa_type=Text)
@@ -119,6 +125,29 @@ async def list_incidents(session: AsyncSession, *, org_id: int, open_only: bool 
         stmt = stmt.where(Incident.status != IncidentStatus.RESOLVED.value)
     stmt = stmt.order_by(col(Incident.id).desc()).limit(limit)
     return list((await session.exec(stmt)).all())
+
+
+async def incidents_with_alerts(session: AsyncSession, *, org_id: int,
+                                since: datetime | None = None, until: datetime | None = None
+                                ) -> list[tuple[Incident, list[Alert]]]:
+    """An org's incidents opened in [since, until) (either open-ended), oldest first, each with
+    its alerts by start — two queries, whatever the number of incidents."""
+    stmt = select(Incident).where(Incident.org_id == org_id)
+    if since is not None:
+        stmt = stmt.where(col(Incident.triggered_at) >= since)
+    if until is not None:
+        stmt = stmt.where(col(Incident.triggered_at) < until)
+    incidents = list((await session.exec(stmt.order_by(col(Incident.triggered_at),
+                                                       col(Incident.id)))).all())
+    by_incident: dict[int, list[Alert]] = {i.id: [] for i in incidents if i.id is not None}
+    if by_incident:
+        alerts = await session.exec(
+            select(Alert).where(Alert.org_id == org_id,
+                                col(Alert.incident_id).in_(list(by_incident)))
+            .order_by(col(Alert.starts_at), col(Alert.id)))
+        for alert in alerts.all():
+            by_incident[alert.incident_id or 0].append(alert)
+    return [(i, by_incident.get(i.id or 0, [])) for i in incidents]
 
 
 def steps_ahead(incident: Incident) -> list[IncidentStatus]:

@@ -33,6 +33,9 @@ CONTROL_PLANE = ("etcd", "KubeAPI", "KubeClient", "KubeControllerManager", "Kube
 _CRON_RUN = re.compile(r"-\d{8,}$")  # a CronJob's Job: <cronjob>-<scheduled minute>
 _IP_INSTANCE = re.compile(r"^\d+\.\d+\.\d+\.\d+(:\d+)?$")
 WORKLOAD_LABELS = ("deployment", "statefulset", "daemonset", "cronjob")
+# Labels naming a part of a host — a filesystem, a disk, a network interface.
+NODE_PARTS = ("mountpoint", "device", "interface", "nic", "cpu", "chip", "sensor")
+HOSTS = ("node", "instance")
 # Scrape jobs with a target on every node (kube-prometheus's names).
 NODE_AGENTS = frozenset({"kubelet", "node-exporter", "kube-proxy", "cadvisor"})
 ANY = "*"
@@ -42,8 +45,9 @@ SCRAPE_LABELS = frozenset({"pod", "container", "service", "namespace", "endpoint
 NEEDS_KUBELET = frozenset({"KubePodCrashLooping", "KubeContainerWaiting"})
 # kube-prometheus's alerts that say a node is down (not merely unwell).
 NODE_DOWN = frozenset({"KubeNodeNotReady", "KubeNodeUnreachable", "KubeletDown", "NodeDown"})
-NOUN = {"node": "node", "pod": "pod", "workload": "workload", "pvc": "volume claim",
-        "service": "service", "component": "", "rule": "alert rule", "host": "node"}
+NOUN = {"instance": "target", "node": "node", "pod": "pod", "workload": "workload",
+        "pvc": "volume claim", "service": "service", "component": "", "rule": "alert rule",
+        "host": "node"}
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,7 @@ class Topology:
     then only labels relate alerts."""
 
     pods: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    hosts: dict[str, str] = field(default_factory=dict)  # an exporter's host or IP → node
 
     def nodes_of(self, workloads: set[str]) -> set[str]:
         return {node for p, (node, _kind, w) in self.pods.items()
@@ -69,6 +74,7 @@ class About:
     derived: dict[Subject, str]
     weak: frozenset[Subject] = frozenset()
     identity: str = ""  # its labels but rule and severity: one alert's warning and critical
+    part: str = ""  # what on its node it is about: a filesystem, a device ("" for the node)
 
 
 def about(labels: dict[str, str], topology: Topology | None = None) -> About:
@@ -91,9 +97,16 @@ def about(labels: dict[str, str], topology: Topology | None = None) -> About:
             derived[("node", labels["node"])] = f"pod {labels['pod']} runs on node {labels['node']}"
         else:
             own.add(("node", labels["node"]))
+    # A scrape's `instance` is its target: a node for a host exporter (or an address the
+    # topology knows as a node), else the target itself.
     instance = labels.get("instance", "")
-    if instance and not _IP_INSTANCE.match(instance) and not instance.startswith("http"):
-        own.add(("node", instance.rsplit(":", 1)[0]))
+    host = instance.rsplit(":", 1)[0] if not instance.startswith("http") else ""
+    if host in topology.hosts:
+        own.add(("node", topology.hosts[host]))
+    elif host and labels.get("job") in HOST_EXPORTERS and not _IP_INSTANCE.match(instance):
+        own.add(("node", host))
+    elif instance:
+        own.add(("instance", instance))
     for kind in WORKLOAD_LABELS:
         if labels.get(kind):
             own.add(("workload", f"{ns}/{labels[kind]}"))
@@ -135,8 +148,9 @@ def about(labels: dict[str, str], topology: Topology | None = None) -> About:
         own.add(("rule", f"{name}/{labels.get('job', '')}"))
     identity = ",".join(f"{k}={v}" for k, v in sorted(labels.items())
                         if k not in ("alertname", "severity"))
+    part = ",".join(f"{k}={labels[k]}" for k in NODE_PARTS if labels.get(k))
     return About(rule=name, own=frozenset(own), derived=derived, weak=frozenset(weak),
-                 identity=identity)
+                 identity=identity, part=part)
 
 
 @dataclass
@@ -152,8 +166,9 @@ class Related:
     symptoms: Counter[Subject] = field(default_factory=Counter)  # (rule, workload)
     weak: Counter[Subject] = field(default_factory=Counter)
     identities: Counter[Subject] = field(default_factory=Counter)  # ("identity", labels)
+    parts: Counter[Subject] = field(default_factory=Counter)  # (node, what on it)
 
-    PARTS = ("own", "active", "derived", "symptoms", "weak", "identities")
+    PARTS = ("own", "active", "derived", "symptoms", "weak", "identities", "parts")
 
     def add(self, a: About) -> None:
         self.own.update(a.own)
@@ -163,6 +178,7 @@ class Related:
         self.symptoms.update((a.rule, s[1]) for s in a.own if s[0] == "node")
         self.weak.update(a.weak)
         self.identities[("identity", a.identity)] += 1
+        self.parts.update((s[1], a.part) for s in a.own if s[0] in HOSTS)
         self.symptoms[("rule", a.rule)] += 1
 
     def resolved(self, a: About) -> None:
@@ -225,6 +241,11 @@ def tie(a: About, incident: Related, *, lasting_only: bool = False) -> Tie | Non
     for s in a.own:
         if not incident.own[s]:
             continue
+        # On one host, a full disk and a clock that drifts are two problems; the host down
+        # is every problem on it.
+        if s[0] in HOSTS and not incident.parts[(s[1], a.part)] and a.rule not in NODE_DOWN \
+                and not any(incident.symptoms[(r, s[1])] for r in NODE_DOWN):
+            continue
         # Past the window only the same alert counts (a claim's warning, then its critical):
         # a node's disk filling and, twenty minutes on, the node going down are two problems.
         if not lasting_only:
@@ -278,12 +299,32 @@ def _said(s: Subject) -> str:
     return f"{noun} {s[1]}".strip()
 
 
-def headline(incident: Related) -> str:
-    """What an incident's alerts have in common, in words: its most named subject."""
-    if not incident.own:
-        return ""
-    (subject, count), = incident.own.most_common(1)
-    return f"{count} alert{'s' if count != 1 else ''} about {_said(subject)}"
+def explain(incident: Related, alerts: int, *, first: str) -> str:
+    """Why an incident's alerts belong together, in a line: the subject most of them share,
+    how many name it and how many reach it through the topology, and the alert that started it
+    (`first`, e.g. "KubeNodeNotReady at 10:02 UTC")."""
+    if alerts <= 1:
+        subject = next(iter(sorted(incident.own)), None)
+        return f"one alert so far, about {_said(subject)}; since {first}" if subject else \
+            f"one alert so far; since {first}"
+    shared: Counter[Subject] = Counter()
+    for part in (incident.own, incident.derived):
+        for s, count in part.items():
+            if s[0] not in ("pod", "rule"):
+                shared[s] += count
+    if not shared:
+        shared = Counter({s: c for s, c in incident.own.items()})
+    (subject, _), = shared.most_common(1)
+    named, reached = incident.own[subject], incident.derived[subject]
+    how = []
+    if named:
+        how.append(f"{named} name{'s' if named == 1 else ''} it")
+    if reached:
+        what = {"node": "on pods that run on it", "workload": "on its pods",
+                "pvc": "on the pod that mounts it"}.get(subject[0], "through the topology")
+        how.append(f"{reached} {what}")
+    return (f"{alerts} alerts share {_said(subject)}" + (f" ({', '.join(how)})" if how else "")
+            + f"; since {first}")
 
 
 @dataclass
@@ -304,14 +345,23 @@ def choose(a: About, starts_at: float, candidates: list[Candidate], *, window: f
     (start times at most `window` apart) any tie counts; up to `lasting` windows, while the
     incident is open, only a lasting one. A tie within the window beats a lasting one, then
     the stronger, then the one shared with more alerts, then the latest incident."""
-    best: tuple[tuple[bool, int, int, float], Candidate, Tie] | None = None
+    ranked = ranked_ties(a, starts_at, candidates, window=window, lasting=lasting)
+    return (ranked[0][0], ranked[0][1]) if ranked else None
+
+
+def ranked_ties(a: About, starts_at: float, candidates: list[Candidate], *, window: float,
+                lasting: int = 4) -> list[tuple[Candidate, Tie, bool]]:
+    """Every incident the alert is tied to, best first (see `choose`), each with whether the
+    tie is within the window."""
+    found: list[tuple[tuple[bool, int, int, float], Candidate, Tie, bool]] = []
     for c in candidates:
         if c.ended is not None and starts_at > c.ended + window:
             continue
         gap = max(starts_at - c.latest, c.first - starts_at)
         near = gap <= window
-        found = tie(a, c.related) if near else (
+        t = tie(a, c.related) if near else (
             tie(a, c.related, lasting_only=True) if gap <= lasting * window else None)
-        if found is not None and (best is None or (near, *found.rank, c.latest) > best[0]):
-            best = ((near, *found.rank, c.latest), c, found)
-    return (best[1], best[2]) if best else None
+        if t is not None:
+            found.append(((near, *t.rank, c.latest), c, t, near))
+    found.sort(key=lambda f: f[0], reverse=True)
+    return [(c, t, near) for _, c, t, near in found]

@@ -8,6 +8,7 @@ from sqlmodel import SQLModel
 from knowledge.alerts import Alert
 from knowledge.changes import Change
 from knowledge.digests import DigestRun
+from knowledge.heartbeats import Heartbeat
 from knowledge.hypotheses import Hypothesis
 from knowledge.inbox import InboxItem
 from knowledge.incidents import Incident
@@ -20,7 +21,7 @@ from knowledge.timeline import TimelineEvent
 metadata = SQLModel.metadata
 
 TABLES = (Org, Alert, Incident, TimelineEvent, Hypothesis, ChatThread, InboxItem, OutboxMessage,
-          Change, TeamsChannel, TeamsCard, DigestRun)
+          Change, TeamsChannel, TeamsCard, DigestRun, Heartbeat)
 
 # Libraries create and migrate these in the same database — langgraph's checkpointer
 # (bot.agent.memory) and slack_sdk's OAuth installation and state stores (bot.slack.service);

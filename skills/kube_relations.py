@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from knowledge.relate import Topology
 from skills.families import host_of
 from skills.prometheus.client import PrometheusClient, PrometheusError
 
@@ -82,3 +83,17 @@ async def placement(prom: PrometheusClient, *, start: datetime, end: datetime) -
     for host, node in out.node_at.items():
         out.instance_of.setdefault(node, host)
     return out
+
+
+def topology(found: Placement) -> Topology:
+    """The placement as the intake's correlation reads it (`knowledge.relate.Topology`): each
+    pod's node and owning workload (a ReplicaSet's pod under its Deployment, as Kubernetes
+    names ReplicaSets `<deployment>-<hash>` when kube_replicaset_owner is missing), and which
+    node each exporter host is."""
+    pods: dict[str, tuple[str, str, str]] = {}
+    for (ns, pod), node in found.node_of.items():
+        kind, owner = found.owner_of.get((ns, pod), ("", ""))
+        if kind == "ReplicaSet":
+            kind, owner = "Deployment", re.sub(r"-[a-z0-9]{5,10}$", "", owner)
+        pods[f"{ns}/{pod}"] = (node, kind, owner or pod)
+    return Topology(pods=pods, hosts=dict(found.node_at))

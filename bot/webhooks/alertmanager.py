@@ -20,6 +20,7 @@ from bot.webhooks.tokens import require_bearer
 from knowledge.alerts import Alert
 from knowledge.correlation import AlertSignal
 from knowledge.inbox import InboxEntry
+from knowledge.noise import is_heartbeat
 
 SOURCE = "alertmanager"
 
@@ -66,7 +67,17 @@ def inbox_entries(payload: AlertmanagerPayload) -> list[InboxEntry]:
     return [InboxEntry(source=SOURCE,
                        key=f"{payload.groupKey}|{a.fingerprint}|{a.status}|{a.startsAt.isoformat()}",
                        payload={"group": group, "alert": a.model_dump(mode="json")})
-            for a in payload.alerts]
+            for a in payload.alerts if not _heartbeat(a)]
+
+
+def heartbeats(payload: AlertmanagerPayload) -> set[str]:
+    """The always-firing alerts (Watchdog) in a notification: heard, never incidents."""
+    return {a.labels.get("alertname", "") for a in payload.alerts
+            if _heartbeat(a) and a.status == "firing"}
+
+
+def _heartbeat(a: AlertmanagerAlert) -> bool:
+    return is_heartbeat(a.labels.get("alertname", ""), a.labels.get("severity"))
 
 
 def _real_time(value: datetime | None) -> datetime | None:
@@ -105,6 +116,9 @@ def router() -> APIRouter:
         body = await read_body(request, limit=intake.settings.max_body_bytes)
         payload = validate(AlertmanagerPayload, parse_json(body),
                            what="Alertmanager webhook (version 4)")
+        beats = heartbeats(payload)
+        if beats:  # heard now, before the inbox drops the repeat (the dead man's switch)
+            await intake.heard(org, beats)
         result = await intake.store(org, inbox_entries(payload))
         return JSONResponse({"accepted": result.accepted, "duplicates": result.duplicates},
                             status_code=202)

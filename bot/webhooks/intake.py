@@ -17,6 +17,7 @@ from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.webhooks.errors import RequestRejected
 from knowledge.db import DATABASE_UNAVAILABLE, Database
+from knowledge.heartbeats import heard
 from knowledge.inbox import EnqueueResult, InboxEntry, enqueue
 from knowledge.orgs import OrgNotFound, get_org
 
@@ -76,6 +77,13 @@ class Intake:
 
     async def org_id(self, slug: str | None) -> int:
         return (await self.org(slug)).id
+
+    async def heard(self, org_slug: str | None, names: set[str]) -> None:
+        """Heartbeats arrived (knowledge.heartbeats)."""
+        org_id = await self.org_id(org_slug)
+        async with database_answers(), self.db.session() as session, session.begin():
+            for name in sorted(names):
+                await heard(session, org_id=org_id, name=name)
 
     async def store(self, org_slug: str | None, entries: list[InboxEntry]) -> EnqueueResult:
         org_id = await self.org_id(org_slug)

@@ -104,6 +104,10 @@ def running_copilot(work: Path, *, warm_up: float = WARM_UP) -> Iterator[Copilot
                 "PROMETHEUS_URL": stack.prometheus_url, "SLACK_BOT_TOKEN": "xoxb-test",
                 "SLACK_SIGNING_SECRET": "secret", "SLACK_API_URL": slack.base_url + "/api/",
                 "SRE_COPILOT_SLACK_CREATE_CHANNELS": "true",
-                "SRE_COPILOT_WORKER_POLL_SECONDS": "0.2"}), stack:
+                "SRE_COPILOT_WORKER_POLL_SECONDS": "0.2",
+                # The stack's rules and Alertmanager run on an accelerated clock (1 s group
+                # interval): the hold is scaled alike.
+                "SRE_COPILOT_NOISE_HOLD_SECONDS": "2",
+                "SRE_COPILOT_ALERTMANAGER_GROUP_INTERVAL_SECONDS": "1"}), stack:
         time.sleep(warm_up)  # the exporters run a while before anything breaks, as in life
         yield Copilot(stack, slack, work / "copilot" / "copilot.log")

@@ -185,11 +185,12 @@ async def test_an_earlier_alert_widens_the_window(database: Database) -> None:
     async with database.session() as s, s.begin():
         oid = await org_id(s)
         await _change(s, oid, minutes=0)
-        incident = await apply_alert(s, org_id=oid, signal=firing("HighLatency", minutes=150))
-        assert _changes_on(await _events(s, incident)) == []
-        # An alert of the group that started earlier moves the incident's start back.
-        await apply_alert(s, org_id=oid, signal=firing("HighErrorRate", minutes=10))
-        assert incident is not None and incident.triggered_at == T0 + timedelta(minutes=10)
+        incident = await apply_alert(s, org_id=oid, signal=firing("HighLatency", minutes=122))
+        assert _changes_on(await _events(s, incident)) == []  # the change is 2 h 2 min before
+        # A related alert that started earlier (within the correlation window) moves the
+        # incident's start back, and the change into its reach.
+        await apply_alert(s, org_id=oid, signal=firing("HighErrorRate", minutes=119))
+        assert incident is not None and incident.triggered_at == T0 + timedelta(minutes=119)
         assert [k for k, _, _ in _changes_on(await _events(s, incident))] == ["deploy"]
 
 

@@ -104,7 +104,8 @@ async def test_collect_resolved_takes_the_confirmed_cause(database: Database) ->
     oid, iid = await resolved_incident(
         database, confirmed=("orders-db is saturated: connection pool exhausted", cause),
         resolution="Raised the pool size.")
-    _, open_id = await resolved_incident(database, group="g2", resolve=False)
+    _, open_id = await resolved_incident(database, group="g2", resolve=False,
+                                         service="catalog")
     async with database.session() as s:
         [rec] = await collect_resolved(s, org_id=oid)
     assert (rec.incident_id, rec.title, rec.service) == (iid, "Orders API requests are timing "

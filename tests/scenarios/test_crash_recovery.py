@@ -87,7 +87,7 @@ async def send_alert_storm(copilot: Copilot) -> Sent:
     firing is sent before any resolution, so no incident resolves before all its alerts fired."""
     sent = Sent()
     base = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
-    groups = [[alert(f"Alert{j % 7}", service=f"svc-{g:03d}", instance=f"pod-{j:02d}",
+    groups = [[alert(f"Alert{j % 7}", service=f"svc-{g:03d}", instance=f"10.0.{g}.{j}:8080",
                      severity=("critical" if j % 5 == 0 else "warning"),
                      starts=base + timedelta(seconds=g * PER_GROUP + j))
                for j in range(PER_GROUP)] for g in range(GROUPS)]

@@ -1,0 +1,50 @@
+"""What the intake knows of the cluster: kube-state-metrics' placement of pods on nodes and
+under workloads, read from Prometheus and kept for a fifth of the correlation window (pods
+move slowly next to a window of minutes; a storm of alerts costs one query, not one each).
+
+Without Prometheus, or when it fails, the topology is empty and alerts are related by their
+labels alone — the intake never waits on it for longer than Prometheus' timeout."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from bot.settings import Settings
+from knowledge.relate import Topology
+from knowledge.types import utcnow
+from skills.kube_relations import placement, topology
+from skills.prometheus.client import PrometheusClient
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TopologyCache:
+    settings: Settings
+    _topology: Topology = field(default_factory=Topology, init=False)
+    _read_at: float = field(default=float("-inf"), init=False)
+
+    @property
+    def max_age(self) -> float:
+        return self.settings.correlation_window_seconds / 5
+
+    async def current(self) -> Topology:
+        if self.settings.prometheus_url is None:
+            return self._topology
+        if time.monotonic() - self._read_at < self.max_age:
+            return self._topology
+        self._read_at = time.monotonic()
+        end = utcnow()
+        try:
+            async with PrometheusClient(self.settings.prometheus_url,
+                                        timeout=self.settings.prometheus_timeout_seconds
+                                        ) as prom:
+                found = await placement(prom, start=end - timedelta(minutes=15), end=end)
+        except Exception as exc:  # a failing Prometheus must not stop the intake
+            log.warning("reading the cluster's topology from Prometheus failed: %s", exc)
+            return self._topology
+        self._topology = topology(found)
+        return self._topology

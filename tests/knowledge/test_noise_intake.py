@@ -1,0 +1,210 @@
+"""Correlation and noise at the intake, as `incidents --json` and the chat see them: alerts that
+share a cause join one incident across Alertmanager groups (by topology from kube-state-metrics)
+and say why; a group holding two unrelated problems becomes two; noise — info alone, a warning
+that resolves within the hold, a flapping alert — is kept on quiet noise incidents that post
+nothing; critical alerts are never held; a silent Watchdog opens an incident of its own."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from knowledge.correlation import AlertSignal, Intake, apply_alert, release_held
+from knowledge.db import Database
+from knowledge.deadman import watch_heartbeats
+from knowledge.heartbeats import heard
+from knowledge.incidents import Incident, IncidentStatus, incidents_with_alerts, transition
+from knowledge.noise import NoiseRules
+from knowledge.outbox import messages
+from knowledge.relate import Topology
+from tests.knowledge.factories import T0, org_id
+
+NODE = "ip-10-0-2-12.ec2.internal"
+TOPOLOGY = Topology(pods={
+    "payments/payments-api-7d9f8-abcde": (NODE, "Deployment", "payments-api"),
+    "search/search-api-0": (NODE, "StatefulSet", "search-api"),
+    "search/search-api-1": ("ip-10-0-3-13.ec2.internal", "StatefulSet", "search-api"),
+    "payments/payments-db-0": ("ip-10-0-3-13.ec2.internal", "StatefulSet", "payments-db"),
+})
+INTAKE = Intake(window_s=300, noise=NoiseRules(hold_s=120, group_interval_s=300),
+                topology=TOPOLOGY)
+
+
+def alert(name: str, *, at: float, severity: str = "warning", namespace: str = "",
+          status: str = "firing", ends: float | None = None, **labels: str) -> AlertSignal:
+    """An alert as kube-prometheus labels it; `at`/`ends` in seconds after T0; its group is
+    its namespace (kube-prometheus's group_by)."""
+    full = {"alertname": name, "severity": severity, **labels}
+    if namespace:
+        full["namespace"] = namespace
+    return AlertSignal(group_key=f'{{}}:{{namespace="{namespace}"}}',
+                       fingerprint=f"{name}-{sorted(labels.items())}-{namespace}",
+                       status=status, labels=full, annotations={}, starts_at=_t(at),
+                       ends_at=_t(ends) if ends is not None else None)
+
+
+def _t(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+async def _apply(s: AsyncSession, oid: int, signal: AlertSignal, *, now: float,
+                 intake: Intake = INTAKE) -> Incident | None:
+    return await apply_alert(s, org_id=oid, signal=signal, intake=intake, now=_t(now))
+
+
+async def _listed(s: AsyncSession, oid: int) -> list[tuple[Incident, list[str]]]:
+    return [(i, [a.alertname for a in alerts])
+            for i, alerts in await incidents_with_alerts(s, org_id=oid)]
+
+
+async def test_a_node_and_its_pods_across_namespaces_are_one_incident(database: Database
+                                                                      ) -> None:
+    # Critical, so nothing is held: three Alertmanager groups, one cause.
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        node = await _apply(s, oid, alert("KubeNodeNotReady", at=0, severity="critical",
+                                          node=NODE, job="kube-state-metrics"), now=30)
+        pay = await _apply(s, oid, alert("KubePodNotReady", at=60, severity="critical",
+                                         namespace="payments", pod="payments-api-7d9f8-abcde",
+                                         job="kube-state-metrics"), now=90)
+        search = await _apply(s, oid, alert("KubePodNotReady", at=90, severity="critical",
+                                            namespace="search", pod="search-api-0",
+                                            job="kube-state-metrics"), now=120)
+        # A pod on another node is not this problem, in the same namespace or not.
+        other = await _apply(s, oid, alert("KubePodNotReady", at=100, severity="critical",
+                                           namespace="payments", pod="payments-db-0",
+                                           job="kube-state-metrics"), now=130)
+    assert node is not None and pay is not None and search is not None and other is not None
+    assert node.id == pay.id == search.id != other.id
+    async with database.session() as s:
+        [(one, names), (two, _)] = await _listed(s, oid)
+        assert names == ["KubeNodeNotReady", "KubePodNotReady", "KubePodNotReady"]
+        assert one.reason is not None and f"node {NODE}" in one.reason
+        assert "2 on pods that run on it" in one.reason
+        assert "since KubeNodeNotReady at 03:00 UTC" in one.reason
+        posted = [m.incident_id for m in await messages(s, org_id=oid)
+                  if m.kind == "incident_opened"]
+    assert posted == [one.id, two.id]
+
+
+async def test_one_namespace_group_with_two_unrelated_problems_is_split(database: Database
+                                                                        ) -> None:
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        claim = await _apply(s, oid, alert(
+            "KubePersistentVolumeFillingUp", at=0, severity="critical", namespace="payments",
+            persistentvolumeclaim="data-payments-db-0", job="kubelet"), now=30)
+        crash = await _apply(s, oid, alert(
+            "KubePodCrashLooping", at=60, severity="critical", namespace="payments",
+            pod="payments-api-7d9f8-abcde", job="kube-state-metrics"), now=90)
+        # The claim's own pod crash-looping is the claim's problem.
+        db_pod = await _apply(s, oid, alert(
+            "KubePodCrashLooping", at=120, severity="critical", namespace="payments",
+            pod="payments-db-0", job="kube-state-metrics"), now=150)
+    assert claim is not None and crash is not None and db_pod is not None
+    assert claim.id == db_pod.id != crash.id
+    assert claim.group_key == crash.group_key  # one Alertmanager group, two incidents
+
+
+async def test_info_alone_and_blips_are_noise_and_post_nothing(database: Database) -> None:
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        quota = alert("KubeQuotaAlmostFull", at=0, severity="info", namespace="search",
+                      resource="requests.cpu", job="kube-state-metrics")
+        assert await _apply(s, oid, quota, now=30) is None
+        blip = alert("KubeContainerWaiting", at=100, namespace="search", pod="search-api-0",
+                     container="api", job="kube-state-metrics")
+        assert await _apply(s, oid, blip, now=130) is None  # held: a warning
+        resolved = alert("KubeContainerWaiting", at=100, ends=190, status="resolved",
+                         namespace="search", pod="search-api-0", container="api",
+                         job="kube-state-metrics")
+        assert await _apply(s, oid, resolved, now=430) is None  # lasted 90 s < the hold
+        assert await release_held(s, now=_t(1000), intake_of=lambda _o: INTAKE) == []
+    async with database.session() as s:
+        listed = await _listed(s, oid)
+        assert [(i.noise, names) for i, names in listed] == [
+            (True, ["KubeQuotaAlmostFull"]), (True, ["KubeContainerWaiting"])]
+        assert "info alert on its own" in (listed[0][0].reason or "")
+        assert "resolved within the 120 s hold" in (listed[1][0].reason or "")
+        assert listed[1][0].status == "resolved"
+        assert await messages(s, org_id=oid) == []  # nothing posted, not even a resolution
+
+
+async def test_a_warning_is_held_then_posted_and_a_critical_never_waits(database: Database
+                                                                        ) -> None:
+    disk = alert("NodeFilesystemSpaceFillingUp", at=0, instance=f"{NODE}:9100",
+                 mountpoint="/", job="node-exporter")
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        assert await _apply(s, oid, disk, now=30) is None
+        # Due at the first group interval after the hold (30 + 300 s, plus a grace).
+        assert await release_held(s, now=_t(300), intake_of=lambda _o: INTAKE) == []
+        [held] = await release_held(s, now=_t(400), intake_of=lambda _o: INTAKE)
+        assert held.noise is False
+        critical = await _apply(s, oid, alert("NodeFilesystemAlmostOutOfSpace", at=420,
+                                              severity="critical", instance=f"{NODE}:9100",
+                                              mountpoint="/", job="node-exporter"), now=425)
+    assert critical is not None and critical.id == held.id  # the same disk, worse
+    async with database.session() as s:
+        opened = [m for m in await messages(s, org_id=oid) if m.kind == "incident_opened"]
+    assert [m.incident_id for m in opened] == [held.id]
+
+
+async def test_a_flapping_alert_is_folded_into_one_quiet_incident(database: Database) -> None:
+    def hpa(at: float, ends: float | None = None) -> AlertSignal:
+        return alert("KubeHpaMaxedOut", at=at, ends=ends,
+                     status="resolved" if ends is not None else "firing",
+                     namespace="checkout", horizontalpodautoscaler="checkout-web",
+                     job="kube-state-metrics")
+
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        await _apply(s, oid, hpa(0), now=30)
+        [first] = await release_held(s, now=_t(400), intake_of=lambda _o: INTAKE)
+        await _apply(s, oid, hpa(0, ends=400), now=450)  # lasted 400 s: short, not a blip
+        for start in (900, 1800):
+            assert await _apply(s, oid, hpa(start), now=start + 30) is None
+            await _apply(s, oid, hpa(start, ends=start + 300), now=start + 330)
+    async with database.session() as s:
+        listed = await _listed(s, oid)
+    assert [(i.id == first.id, i.noise, names) for i, names in listed] == [
+        (True, False, ["KubeHpaMaxedOut"]),
+        (False, True, ["KubeHpaMaxedOut", "KubeHpaMaxedOut"])]  # one quiet line, not two
+    assert "flapping" in (listed[1][0].reason or "")
+
+
+async def test_an_alert_people_acknowledged_is_never_folded(database: Database) -> None:
+    def down(at: float, ends: float | None = None) -> AlertSignal:
+        return alert("KubeNodeNotReady", at=at, ends=ends, node=NODE,
+                     status="resolved" if ends is not None else "firing",
+                     job="kube-state-metrics")
+
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        await _apply(s, oid, down(0), now=30)
+        [first] = await release_held(s, now=_t(400), intake_of=lambda _o: INTAKE)
+        await transition(s, incident=first, to=IncidentStatus.ACKNOWLEDGED, at=_t(420),
+                         actor="ana", source="slack")
+        await _apply(s, oid, down(0, ends=500), now=530)
+        assert await _apply(s, oid, down(900), now=930) is None  # held, not folded
+        [again] = await release_held(s, now=_t(1300), intake_of=lambda _o: INTAKE)
+    assert again.noise is False and again.id != first.id
+
+
+async def test_a_silent_watchdog_opens_an_incident_until_it_is_heard_again(
+        database: Database) -> None:
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        await heard(s, org_id=oid, name="Watchdog", at=_t(0))
+        assert await watch_heartbeats(s, allowed_s=600, now=_t(590)) == []
+        [silent] = await watch_heartbeats(s, allowed_s=600, now=_t(700))
+        assert await watch_heartbeats(s, allowed_s=600, now=_t(800)) == []  # said once
+        await heard(s, org_id=oid, name="Watchdog", at=_t(900))
+        [back] = await watch_heartbeats(s, allowed_s=600, now=_t(905))
+    assert back.id == silent.id and back.status == "resolved"
+    assert silent.title.startswith("No Watchdog for 12 min: alerting itself may be down")
+    async with database.session() as s:
+        kinds = [m.kind for m in await messages(s, org_id=oid, incident_id=silent.id)]
+    assert kinds == ["incident_opened", "incident_status"]
+

@@ -1,0 +1,229 @@
+"""Issue 23 end to end, on real parts: a stream from our generator (a node failing across
+namespaces, a claim filling up with a second problem in its namespace, crash loops, a disk;
+info, flapping, chronic and one-off noise; Watchdog) is pushed into a real Alertmanager with
+kube-prometheus's route (group_by namespace) and inhibit rules, which notifies a real
+`sre-copilot serve`; a real Prometheus serves the cluster's topology as kube-state-metrics
+series; the copilot posts into the local Slack Web API. Then `sre-copilot incidents --json` is
+checked against the stream's ground truth, the Slack cards are counted against Alertmanager's
+own notification count, and Watchdog is stopped to trip the dead man's switch.
+
+Time runs SCALE times faster than the stream's: the two windows are set (scaled), and the
+copilot derives the rest; Alertmanager's waits are scaled alike. Runs on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.engine import URL
+
+from tests.bench import noise_cases
+from tests.conftest import need, url_string
+from tests.fakes.alertmanager_server import (
+    alertmanager,
+    copilot_server,
+    find_alertmanager,
+    free_port,
+    iso,
+)
+from tests.fakes.prometheus_server import MetricFamily, openmetrics, running_prometheus
+from tests.fakes.real_copilot import _executable
+from tests.fakes.slack_api import running_slack
+
+pytestmark = pytest.mark.slow
+
+SCALE = 120.0  # stream seconds per wall-clock second
+SEED, INCIDENTS, NOISE, DURATION = 7, 5, 16, 2700.0  # a 45-minute stream: 22 s of wall clock
+WINDOW, HOLD = 300 / SCALE, 120 / SCALE
+GROUP_WAIT, GROUP_INTERVAL = 30 / SCALE, 300 / SCALE
+
+
+def kube_prometheus_config(webhook_url: str, token: str) -> dict[str, Any]:
+    """kube-prometheus-stack's Alertmanager configuration (its defaults, waits scaled), with
+    Watchdog routed to the copilot (the README's route for the dead man's switch)."""
+    receiver = {"name": "copilot", "webhook_configs": [{
+        "url": webhook_url, "send_resolved": True,
+        "http_config": {"authorization": {"type": "Bearer", "credentials": token}}}]}
+    ms = lambda seconds: f"{int(seconds * 1000)}ms"  # noqa: E731
+    return {
+        "route": {"receiver": "copilot", "group_by": ["namespace"],
+                  "group_wait": ms(GROUP_WAIT), "group_interval": ms(GROUP_INTERVAL),
+                  "repeat_interval": "12h",
+                  "routes": [{"receiver": "copilot", "matchers": ['alertname = "Watchdog"'],
+                              "group_wait": "0s", "group_interval": ms(WINDOW / 4),
+                              "repeat_interval": ms(WINDOW / 2)},
+                             {"receiver": "null", "matchers": ['alertname = "InfoInhibitor"']}]},
+        "inhibit_rules": [
+            {"source_matchers": ['severity = "critical"'],
+             "target_matchers": ['severity =~ "warning|info"'],
+             "equal": ["namespace", "alertname"]},
+            {"source_matchers": ['severity = "warning"'], "target_matchers": ['severity = "info"'],
+             "equal": ["namespace", "alertname"]},
+            {"source_matchers": ['alertname = "InfoInhibitor"'],
+             "target_matchers": ['severity = "info"'], "equal": ["namespace"]}],
+        "receivers": [receiver, {"name": "null"}],
+    }
+
+
+def topology_series(stream: noise_cases.Stream, now: float) -> str:
+    """kube-state-metrics' kube_pod_info for the stream's pods, over the last ten minutes."""
+    points = [(now - 600 + 30 * i, 1.0) for i in range(21)]
+    samples = []
+    for key, (node, kind, workload) in stream.pods.items():
+        ns, pod = key.split("/", 1)
+        owner_kind, owner = (("ReplicaSet", pod.rsplit("-", 1)[0]) if kind == "Deployment"
+                             else (kind, workload))
+        samples.append(({"namespace": ns, "pod": pod, "node": node,
+                         "created_by_kind": owner_kind, "created_by_name": owner}, points))
+    return openmetrics([MetricFamily("kube_pod_info", "gauge", samples=samples)])
+
+
+class Replayer:
+    """Pushes the stream's alerts into Alertmanager at their (scaled) times, as Prometheus
+    would: a firing alert re-sent with a far end, a resolved one with its end."""
+
+    def __init__(self, am_url: str, stream: noise_cases.Stream, start: datetime) -> None:
+        self.url, self.stream, self.start = am_url, stream, start
+        self.errors: list[str] = []
+
+    def at(self, seconds: float) -> datetime:
+        return self.start + timedelta(seconds=seconds / SCALE)
+
+    def run(self, stop_watchdog_after: float) -> None:
+        events = []
+        for a in self.stream.alerts:
+            events.append((a.starts_at, a, False))
+            if a.ends_at is not None and a.ends_at < self.stream.duration_s:
+                events.append((a.ends_at, a, True))
+        events.sort(key=lambda e: (e[0], e[2]))
+        with httpx.Client(timeout=10) as http:
+            for at, a, ends in events:
+                wait = (self.at(at) - datetime.now(UTC)).total_seconds()
+                if wait > 0:
+                    time.sleep(wait)
+                self._post(http, a, ends=self.at(at) if ends else None)
+            time.sleep(max(0.0, (self.at(stop_watchdog_after) - datetime.now(UTC))
+                           .total_seconds()))
+            watchdog = next(a for a in self.stream.alerts if a.labels["alertname"] == "Watchdog")
+            self._post(http, watchdog, ends=datetime.now(UTC))
+
+    def _post(self, http: httpx.Client, a: noise_cases.StreamAlert, *, ends: datetime | None
+              ) -> None:
+        body = [{"labels": a.labels, "annotations": a.annotations,
+                 "startsAt": iso(self.at(a.starts_at)),
+                 "endsAt": iso(ends or self.at(a.starts_at) + timedelta(hours=6)),
+                 "generatorURL": "http://prometheus.test/graph"}]
+        r = http.post(f"{self.url}/api/v2/alerts", json=body)
+        if r.status_code != 200:
+            self.errors.append(f"{r.status_code} {r.text[:200]}")
+
+
+@pytest.fixture
+def parts(tmp_path: Path, db_url: URL) -> Iterator[tuple[str, str, Any, str]]:
+    binary = find_alertmanager()
+    need(binary is not None, "the Alertmanager binary is not installed "
+                             "(apt-get install prometheus-alertmanager)")
+    assert binary is not None
+    token, port = secrets.token_urlsafe(16), free_port()
+    stream = noise_cases.generate(SEED, incidents=INCIDENTS, noise_episodes=NOISE,
+                                  duration_s=DURATION)
+    config = kube_prometheus_config(f"http://127.0.0.1:{port}/webhooks/alertmanager", token)
+    with running_prometheus(tmp_path / "prom", topology_series(stream, time.time())) as prom, \
+            running_slack() as slack, alertmanager(binary, tmp_path / "am", config) as am, \
+            copilot_server(_executable(), tmp_path / "copilot", database_url=url_string(db_url),
+                           token=token, port=port, ready_timeout=90, extra_env={
+                               "PROMETHEUS_URL": prom, "SLACK_BOT_TOKEN": "xoxb-test",
+                               "SLACK_SIGNING_SECRET": "secret",
+                               "SLACK_API_URL": slack.base_url + "/api/",
+                               "SRE_COPILOT_SLACK_CREATE_CHANNELS": "true",
+                               "SRE_COPILOT_HISTORY": "false",
+                               "SRE_COPILOT_WORKER_POLL_SECONDS": "0.1",
+                               "SRE_COPILOT_CORRELATION_WINDOW_SECONDS": str(WINDOW),
+                               "SRE_COPILOT_NOISE_HOLD_SECONDS": str(HOLD)}) as copilot:
+        yield am.base_url, copilot.base_url, (stream, slack), url_string(db_url)
+
+
+def incidents_json(db_url: str, workdir: Path) -> list[dict[str, Any]]:
+    done = subprocess.run([_executable(), "incidents", "--json"], capture_output=True,
+                          text=True, timeout=60, check=False,
+                          env={"DATABASE_URL": db_url, "SRE_COPILOT_DATA_DIR": str(workdir),
+                               "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    listed: list[dict[str, Any]] = json.loads(done.stdout)
+    return listed
+
+
+def test_a_stream_through_real_alertmanager_posts_one_card_per_problem(
+        parts: tuple[str, str, Any, str], tmp_path: Path) -> None:
+    am_url, _copilot_url, (stream, slack), db_url = parts
+    start = datetime.now(UTC) + timedelta(seconds=1)
+    replay = Replayer(am_url, stream, start)
+    # Watchdog stops a little after the stream: the switch trips 2 windows later.
+    thread = threading.Thread(target=replay.run, args=(DURATION + 60,), daemon=True)
+    thread.start()
+    thread.join(timeout=DURATION / SCALE + 60)
+    assert not replay.errors, replay.errors
+
+    def truth(alert: dict[str, Any]) -> noise_cases.StreamAlert:
+        """The stream's alert an incident lists: the same labels, the nearest start."""
+        at = (datetime.fromisoformat(alert["starts_at"].replace("Z", "+00:00"))
+              - start).total_seconds() * SCALE
+        same = [a for a in stream.alerts if a.labels == alert["labels"]]
+        return min(same, key=lambda a: abs(a.starts_at - at))
+
+    deadline = time.monotonic() + 30
+    listed: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:  # until the switch tripped and held alerts are placed
+        listed = incidents_json(db_url, tmp_path / "cli")
+        if any(i["title"].startswith("No Watchdog") for i in listed):
+            break
+        time.sleep(1)
+    silent = [i for i in listed if i["title"].startswith("No Watchdog")]
+    assert len(silent) == 1 and "alerting itself may be down" in silent[0]["title"]
+    real = [i for i in listed if not i["noise"] and i not in silent]
+    # Every real incident is posted, none shares a card with another, and noise stays out.
+    where: dict[str, set[str]] = {}
+    for incident in real:
+        truths = {truth(a).truth for a in incident["alerts"]} - {None}
+        assert len(truths) <= 1, f"{incident['id']} merges {truths}: {incident['reason']}"
+        for t in truths:
+            where.setdefault(str(t), set()).add(incident["id"])
+        assert incident["reason"], incident
+    assert set(where) == set(stream.incidents), "a real incident was never posted"
+    fragmented = [t for t, ids in where.items() if len(ids) > 1]
+    assert len(fragmented) <= 1, f"fragmented: {fragmented}"
+    posted_noise = [a for i in real for a in i["alerts"] if truth(a).noise]
+    noise_total = sum(1 for a in stream.alerts if a.noise and a.labels["alertname"]
+                      not in ("Watchdog", "InfoInhibitor"))
+    assert len(posted_noise) <= 0.15 * noise_total, posted_noise
+    assert all(i["noise"] for i in listed
+               if {a["labels"].get("severity") for a in i["alerts"]} == {"info"})
+    # The cards in Slack: one per posted incident (and the switch's), far fewer than the
+    # notifications Alertmanager sent.
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and len(_cards(slack)) < len(real) + 1:
+        time.sleep(0.5)
+    metrics = httpx.get(f"{am_url}/metrics", timeout=10).text
+    sent = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+               if line.startswith("alertmanager_notifications_total")
+               and 'integration="webhook"' in line)
+    assert len(_cards(slack)) == len(real) + 1
+    assert len(real) <= 0.5 * sent, (len(real), sent)
+
+
+def _cards(slack: Any) -> list[Any]:
+    """Incident cards: the first message of each incident's channel (status notices follow
+    it there as the incident moves)."""
+    return [msgs[0] for c in list(slack.channels.values()) if c.name.startswith("inc-")
+            for msgs in [[m for m in slack.messages.get(c.id, [])
+                          if not m.thread_ts and m.blocks]] if msgs]
