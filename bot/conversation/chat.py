@@ -33,9 +33,11 @@ from bot.conversation.vocabulary import (
     ACTION_STATUS,
     HYPOTHESIS_CONFIRM,
     HYPOTHESIS_REJECT,
+    INCIDENT_MERGE,
 )
 from bot.logs import about_incident
 from bot.settings import Settings
+from knowledge import merging
 from knowledge.alerts import alerts_of_incident
 from knowledge.db import Database
 from knowledge.incidents import (
@@ -46,6 +48,7 @@ from knowledge.incidents import (
     find_incident,
     transition,
 )
+from knowledge.merging import CannotMerge
 from knowledge.threads import incident_of_thread, link_thread, threads_of_incident
 from knowledge.timeline import add_event
 
@@ -228,6 +231,44 @@ class Chat:
             f"{incident.ref} is now **{to.value}** (by {who.mention})."))
         return True
 
+    async def merge(self, where: Address, incident: Incident, into: int | None, who: Person,
+                    *, key: str) -> bool:
+        """Merge `incident` into INC-`into` (None: the one the correlation suggested); both
+        timelines say so, both cards are refreshed by the queued status messages."""
+        try:
+            async with self.db.session() as session, session.begin():
+                source = await find_incident(session, org_id=where.org_id,
+                                             incident_id=incident.id)
+                target = (await find_incident(session, org_id=where.org_id, incident_id=into)
+                          if into is not None else await merging.suggested_target(session, source))
+                if target is None:
+                    raise CannotMerge(f"{source.ref} has no suggested incident to merge into: "
+                                      "name one, like `merge INC-7`")
+                await merging.merge(session, source=source, into=target, by=who.mention)
+                ref = target.ref
+        except (CannotMerge, IncidentNotFound) as exc:
+            await self.tell(where, who, str(exc), key=key)
+            return False
+        await self.once(where, self.ledger.marker(key, "merged"), self.renderer.notice(
+            f"🔗 {incident.ref} is merged into **{ref}** (by {who.mention}): follow it there."))
+        return True
+
+    async def split(self, where: Address, incident: Incident, alertname: str, who: Person,
+                    *, key: str) -> bool:
+        try:
+            async with self.db.session() as session, session.begin():
+                source = await find_incident(session, org_id=where.org_id,
+                                             incident_id=incident.id)
+                new = await merging.split(session, source=source, alertname=alertname,
+                                          by=who.mention)
+                ref, alertname = new.ref, str(new.labels.get("alertname", alertname))
+        except (CannotMerge, IncidentNotFound) as exc:
+            await self.tell(where, who, str(exc), key=key)
+            return False
+        await self.once(where, self.ledger.marker(key, "split"), self.renderer.notice(
+            f"✂️ {alertname} is split off {incident.ref} into **{ref}** (by {who.mention})."))
+        return True
+
     async def refresh_card(self, where: Address, card: str, incident_id: int) -> None:
         """Re-render the incident card `card` (new status, the steps ahead); a card that
         cannot be updated is logged, never fatal."""
@@ -250,6 +291,12 @@ class Chat:
         if not who.may_act:
             await self.tell(where, who, "Only the configured responders can do that.",
                             key=event.key)
+            return
+        if event.action == INCIDENT_MERGE:
+            incident = await self.incident_by_id(where.org_id, _int(value.get("incident")))
+            if incident is not None and incident.id is not None and await self.merge(
+                    where, incident, None, who, key=event.key):
+                await self.refresh_card(where, event.card, incident.id)
             return
         if event.action in ACTION_STATUS:
             incident = await self.incident_by_id(where.org_id, _int(value.get("incident")))

@@ -14,7 +14,7 @@ from bot.conversation.events import Command
 from bot.conversation.ports import Message
 from bot.conversation.vocabulary import STATUS_OF
 from knowledge.alerts import alerts_of_incident
-from knowledge.incidents import Incident
+from knowledge.incidents import Incident, parse_incident_ref
 from skills.timeline import incident_timeline
 
 
@@ -77,6 +77,19 @@ async def _ask(chat: Chat, event: Command, _incident: None) -> None:
     await chat.answer(event.where, event.rest, key=event.key, who=event.who)
 
 
+async def _merge(chat: Chat, event: Command, incident: Incident) -> None:
+    try:
+        into = parse_incident_ref(event.rest)
+    except ValueError as exc:
+        await chat.tell(event.where, event.who, str(exc), key=event.key)
+        return
+    await chat.merge(event.where, incident, into, event.who, key=event.key)
+
+
+async def _split(chat: Chat, event: Command, incident: Incident) -> None:
+    await chat.split(event.where, incident, event.rest, event.who, key=event.key)
+
+
 async def _move(chat: Chat, event: Command, incident: Incident) -> None:
     await chat.move(event.where, incident, STATUS_OF[event.word], event.who, key=event.key)
 
@@ -96,6 +109,10 @@ COMMANDS: tuple[Spec, ...] = (
          about="The runbook for an alert: runbook ALERT"),
     Spec("ask", _ask, Takes.ARGUMENT, "QUESTION", about="Ask anything: ask QUESTION"),
     *(Spec(word, _move, incident=True, acts=True, about=MOVES[word]) for word in STATUS_OF),
+    Spec("merge", _merge, Takes.MAYBE, "INC-N", incident=True, acts=True,
+         about="Merge this incident into INC-N (or the one suggested)"),
+    Spec("split", _split, Takes.ARGUMENT, "ALERTNAME", incident=True, acts=True,
+         about="Split an alert off this incident into a new one"),
 )
 
 

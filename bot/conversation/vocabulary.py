@@ -20,12 +20,14 @@ from skills.types import format_duration, utc
 HYPOTHESIS_CONFIRM, HYPOTHESIS_REJECT = "hypothesis_confirm", "hypothesis_reject"
 INCIDENT_ACK, INCIDENT_MITIGATED, INCIDENT_RESOLVE = (
     "incident_ack", "incident_mitigated", "incident_resolve")
+INCIDENT_MERGE = "incident_merge"  # into the incident the correlation suggested
 # A command word, and the button that does the same, move an incident to one status.
 STATUS_OF = {"ack": IncidentStatus.ACKNOWLEDGED, "mitigated": IncidentStatus.MITIGATED,
              "resolve": IncidentStatus.RESOLVED}
 ACTION_STATUS = {INCIDENT_ACK: IncidentStatus.ACKNOWLEDGED,
                  INCIDENT_MITIGATED: IncidentStatus.MITIGATED,
                  INCIDENT_RESOLVE: IncidentStatus.RESOLVED}
+INCIDENT_ACTIONS = frozenset(ACTION_STATUS) | {INCIDENT_MERGE}  # their value: the incident id
 STATUS_EMOJI = {"triggered": "🔴", "acknowledged": "🟡", "investigating": "🟣",
                 "mitigated": "🔵", "resolved": "🟢"}  # the terminal's STATUS_STYLE colours
 STEP_ICON = {"running": "⏳", "ok": "✅", "failed": "❌"}
@@ -68,7 +70,11 @@ def incident_steps(incident: Incident) -> list[Step]:
     ahead = steps_ahead(incident)
     steps = [Step("Acknowledge", INCIDENT_ACK, primary=True),
              Step("Mitigated", INCIDENT_MITIGATED), Step("Resolve", INCIDENT_RESOLVE, confirm=True)]
-    return [s for s in steps if ACTION_STATUS[s.action] in ahead]
+    shown = [s for s in steps if ACTION_STATUS[s.action] in ahead]
+    target = (incident.related or {}).get("maybe_same")
+    if shown and target and incident.merged_into_id is None:
+        shown.append(Step(f"Merge into INC-{target}", INCIDENT_MERGE))
+    return shown
 
 
 def incident_facts(incident: Incident, *, when: Callable[[datetime], str]
@@ -83,6 +89,12 @@ def incident_facts(incident: Incident, *, when: Callable[[datetime], str]
     if incident.resolved_at is not None:
         facts.append(("Resolved after", format_duration(
             max(utc(incident.resolved_at) - start, timedelta(0)))))
+    if incident.merged_into_id is not None:
+        facts.append(("Merged into", f"INC-{incident.merged_into_id} — follow it there"))
+    elif incident.reason:
+        facts.append(("Why together", clip(incident.reason, 300)))
+    if (incident.related or {}).get("maybe_why") and incident.merged_into_id is None:
+        facts.append(("Maybe the same as", clip(str(incident.related["maybe_why"]), 200)))
     return facts
 
 

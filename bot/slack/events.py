@@ -12,7 +12,7 @@ from typing import Any
 
 from bot.conversation.address import Address, Person
 from bot.conversation.events import Clicked, Command, Pinned, Said
-from bot.conversation.vocabulary import ACTION_STATUS
+from bot.conversation.vocabulary import INCIDENT_ACTIONS
 from bot.settings import Settings
 
 PLATFORM = "slack"
@@ -64,7 +64,7 @@ def clicked(settings: Settings, org_id: int, body: dict[str, Any]) -> Clicked:
                     str(channel.get("id") or channel.get("channel_id", "")),
                     str(message.get("thread_ts") or message.get("ts") or ""))
     action_id, raw = str(action.get("action_id")), action.get("value") or ""
-    if action_id in ACTION_STATUS:
+    if action_id in INCIDENT_ACTIONS:
         value: dict[str, Any] = {"incident": raw}
     else:
         try:

@@ -18,11 +18,18 @@ from bot.conversation.chat import Chat
 from bot.conversation.delivery import deliver
 from bot.conversation.events import ChannelSeen, Clicked, Command, Pinned, Said
 from bot.conversation.standard import COMMANDS, standard_commands
-from bot.conversation.vocabulary import HYPOTHESIS_REJECT, INCIDENT_ACK
+from bot.conversation.vocabulary import HYPOTHESIS_REJECT, INCIDENT_ACK, INCIDENT_MERGE
 from bot.settings import Settings
 from bot.startup import prepare_database
+from knowledge.correlation import AlertSignal, apply_alert
 from knowledge.hypotheses import HypothesisStatus, add_hypothesis, list_hypotheses
-from knowledge.incidents import Incident, IncidentStatus, find_incident, transition
+from knowledge.incidents import (
+    Incident,
+    IncidentStatus,
+    find_incident,
+    incidents_with_alerts,
+    transition,
+)
 from knowledge.outbox import enqueue_message, find_message
 from knowledge.threads import incident_of_thread, link_thread
 from knowledge.timeline import add_event, list_events
@@ -334,3 +341,69 @@ async def test_a_new_incident_is_briefed_where_the_platform_places_it(room: Room
     card = room.conversation.seen[0]
     assert card.kind == "thread" and card.where.channel == f"inc-{incident.id}"
     assert [a.where.thread for a in room.conversation.answers()] == [card.id]
+
+
+async def _alerting(room: Room, service: str, *names: str) -> Incident:
+    """An incident opened by Alertmanager alerts about `service`, placed by the intake."""
+    start = datetime.now(UTC) - timedelta(minutes=20)
+    incident = None
+    async with room.chat.db.session() as session, session.begin():
+        for i, name in enumerate(names):
+            incident = await apply_alert(session, org_id=room.org_id, signal=AlertSignal(
+                group_key=f"g-{service}", fingerprint=f"{service}-{name}", status="firing",
+                labels={"alertname": name, "service": service, "severity": "critical"},
+                annotations={}, starts_at=start + timedelta(seconds=i), ends_at=None))
+    assert incident is not None
+    return incident
+
+
+async def test_merge_points_the_card_there_and_split_opens_a_new_one(room: Room) -> None:
+    first = await _alerting(room, "checkout", "HighErrorRate")
+    second = await _alerting(room, "cart", "HighLatency", "PodCrashLooping")
+    await room.link(second)
+    await room.chat.handle(Command(room.at(), BOB, "merge", first.ref, key="m1"))
+    assert "Only the configured responders" in room.told()[-1]
+    await room.chat.handle(Command(room.at(), ANA, "merge", "INC-x", key="m2"))
+    assert "is not an incident" in room.told()[-1]
+    await room.chat.handle(Command(room.at(), ANA, "merge", first.ref, key="m3"))
+    assert room.told()[-1] == (f"🔗 {second.ref} is merged into **{first.ref}** (by @Ana): "
+                               "follow it there.")
+    async with room.chat.db.session() as session:
+        rows = {i.id: (i, [a.alertname for a in alerts])
+                for i, alerts in await incidents_with_alerts(session, org_id=room.org_id)}
+        merged, moved = rows[second.id]
+        assert merged.merged_into_id == first.id and merged.status == "resolved" and moved == []
+        assert sorted(rows[first.id][1]) == ["HighErrorRate", "HighLatency", "PodCrashLooping"]
+        said = [e.summary for e in await list_events(session, org_id=room.org_id,
+                                                     incident_id=first.id or 0)]
+        assert f"{second.ref} merged into this incident by @Ana (2 alerts moved here)" in said
+    # Both cards are refreshed where they are posted: the merged one says where to go.
+    assert await deliver(room.chat, new_incidents=False) >= 2
+    await room.chat.handle(Command(room.at(), ANA, "merge", first.ref, key="m4"))
+    assert "already merged into" in room.told()[-1]
+    # Split one kind of alert back off, from the incident's own place.
+    await room.link(first, "C2")
+    await room.chat.handle(Command(room.at("C2"), ANA, "split", "NoSuchAlert", key="s1"))
+    assert "has no NoSuchAlert alert; its alerts: HighErrorRate, HighLatency" in room.told()[-1]
+    await room.chat.handle(Command(room.at("C2"), ANA, "split", "podcrashlooping", key="s2"))
+    assert "✂️ PodCrashLooping is split off" in room.told()[-1]
+    async with room.chat.db.session() as session:
+        rows = {i.id: (i, [a.alertname for a in alerts])
+                for i, alerts in await incidents_with_alerts(session, org_id=room.org_id)}
+    [new] = [i for i, _ in rows.values() if i.id not in (first.id, second.id)]
+    assert rows[new.id][1] == ["PodCrashLooping"]
+    assert new.reason == f"split from {first.ref} by @Ana: 1 PodCrashLooping alert"
+
+
+async def test_the_merge_button_merges_into_the_suggested_incident(room: Room) -> None:
+    older = await _alerting(room, "checkout", "HighErrorRate")
+    newer = await _alerting(room, "cart", "HighLatency")
+    async with room.chat.db.session() as session, session.begin():
+        fresh = await find_incident(session, org_id=room.org_id, incident_id=newer.id)
+        fresh.related = {**fresh.related, "maybe_same": older.id,
+                         "maybe_why": f"HighLatency ties it to {older.ref} too"}
+        session.add(fresh)
+    await room.chat.handle(Clicked(room.at(thread="m7"), ANA, INCIDENT_MERGE,
+                                   {"incident": str(newer.id)}, key="b9", card="m7"))
+    assert room.told()[-1].startswith(f"🔗 {newer.ref} is merged into **{older.ref}**")
+    assert await room.status(newer) == "resolved"
