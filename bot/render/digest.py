@@ -62,6 +62,12 @@ def digest_sections(d: Digest) -> list[tuple[str, str]]:
                      f"{a.unacknowledged_share:.0%} never acknowledged{link}\n"
                      f"   → {a.suggestion}")
     sections.append(("Noisy alerts", "\n".join(noisy) or "No noisy alerts this week."))
+    quiet = [f"- **{q.alertname}**" + (f" on {q.where}" if q.where else "")
+             + f": {q.firings}× — {q.why}" for q in d.suppressed[:5]]
+    if d.suppressed_firings:
+        sections.append(("Kept out of the channel", f"{d.suppressed_firings} firings judged "
+                         "noise and never posted (`sre-copilot incidents` lists them):\n"
+                         + "\n".join(quiet)))
     capacity = []
     for f in d.forecasts[:5]:
         labels = ", ".join(f"{k}={v}" for k, v in sorted((f.get("labels") or {}).items()))

@@ -27,6 +27,7 @@ from skills.digest.metrics import (
     time_in_states,
 )
 from skills.digest.noisy import NoisyAlert, alerts_in, noisy_alerts
+from skills.digest.suppressed import Suppressed, suppressed
 
 
 class AlertCounts(BaseModel):
@@ -47,6 +48,9 @@ class Digest(BaseModel):
     oncall: OnCall
     feedback: Feedback
     noisy_alerts: list[NoisyAlert]
+    # Firings the intake judged noise and never posted, and the alerts behind most of them.
+    suppressed_firings: int = 0
+    suppressed: list[Suppressed] = Field(default_factory=list)
     forecasts: list[dict[str, Any]] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)  # what could not be measured, and why
     charts: list[str] = Field(default_factory=list)  # PNG paths
@@ -60,6 +64,7 @@ async def build_digest(session: AsyncSession, *, org_id: int, org: str, period: 
     incidents = await incidents_in(session, org_id=org_id, period=period)
     before = await incidents_in(session, org_id=org_id, period=period.previous())
     alerts = await alerts_in(session, org_id=org_id, period=period)
+    quiet = await suppressed(session, org_id=org_id, period=period)
     by_name: dict[str, int] = {}
     for alert in alerts:
         by_name[alert.alertname] = by_name.get(alert.alertname, 0) + 1
@@ -73,4 +78,5 @@ async def build_digest(session: AsyncSession, *, org_id: int, org: str, period: 
         time_in_state_seconds=time_in_states(incidents),
         oncall=await oncall_load(session, org_id=org_id, period=period, tz=tz),
         feedback=await feedback(session, org_id=org_id, incidents=incidents),
-        noisy_alerts=await noisy_alerts(session, org_id=org_id, period=period))
+        noisy_alerts=await noisy_alerts(session, org_id=org_id, period=period),
+        suppressed_firings=quiet[0], suppressed=quiet[1])
