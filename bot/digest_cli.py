@@ -19,7 +19,8 @@ from bot.digest import (
 from bot.render.digest import digest_markdown
 from bot.settings import Settings
 from bot.startup import prepare_database
-from knowledge.orgs import OrgNotFound, get_org
+from knowledge.db import Database
+from knowledge.orgs import Org, OrgNotFound, get_org
 from skills.digest.metrics import Period, last_full_week
 
 
@@ -47,16 +48,21 @@ def period_of(since: str | None, until: str | None, tz: str) -> Period:
     return last_full_week(datetime.now(UTC), tz)
 
 
+async def org_named(db: Database, slug: str) -> Org:
+    """The org a command names; an unknown one is a usage error that says so."""
+    async with db.session() as session:
+        try:
+            return await get_org(session, slug=slug)
+        except OrgNotFound as exc:
+            raise UsageError(str(exc)) from exc
+
+
 async def run(settings: Settings, *, org: str | None, since: str | None, until: str | None,
               json_out: bool, post: bool) -> int:
     period = period_of(since, until, settings.digest_timezone)
     db = await prepare_database(settings)
     try:
-        async with db.session() as session:
-            try:
-                found = await get_org(session, slug=org or settings.default_org)
-            except OrgNotFound as exc:
-                raise UsageError(str(exc)) from exc
+        found = await org_named(db, org or settings.default_org)
         digest = await make_digest(settings, db, org=found, period=period,
                                    chart_dir=settings.data_dir / "charts")
         if json_out:

@@ -13,11 +13,10 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.digest_cli import UsageError, when
+from bot.digest_cli import UsageError, org_named, when
 from bot.settings import Settings
 from bot.startup import prepare_database
 from knowledge.incidents import incidents_with_alerts
-from knowledge.orgs import OrgNotFound, get_org
 
 
 async def run(settings: Settings, *, org: str | None, since: str | None, until: str | None,
@@ -28,12 +27,9 @@ async def run(settings: Settings, *, org: str | None, since: str | None, until: 
         raise UsageError("--until must be after --since")
     db = await prepare_database(settings)
     try:
+        found = await org_named(db, org or settings.default_org)
+        assert found.id is not None
         async with db.session() as session:
-            try:
-                found = await get_org(session, slug=org or settings.default_org)
-            except OrgNotFound as exc:
-                raise UsageError(str(exc)) from exc
-            assert found.id is not None
             rows = await incidents_with_alerts(session, org_id=found.id, since=start, until=end)
     finally:
         await db.dispose()
