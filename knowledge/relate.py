@@ -33,6 +33,14 @@ CONTROL_PLANE = ("etcd", "KubeAPI", "KubeClient", "KubeControllerManager", "Kube
 _CRON_RUN = re.compile(r"-\d{8,}$")  # a CronJob's Job: <cronjob>-<scheduled minute>
 _IP_INSTANCE = re.compile(r"^\d+\.\d+\.\d+\.\d+(:\d+)?$")
 WORKLOAD_LABELS = ("deployment", "statefulset", "daemonset", "cronjob")
+# kube-prometheus's alerts that a pod or a workload's replicas are not serving.
+UNAVAILABLE = frozenset({"KubePodNotReady", "KubeDeploymentReplicasMismatch",
+                         "KubeStatefulSetReplicasMismatch", "KubeDaemonSetRolloutStuck",
+                         "KubeDeploymentRolloutStuck", "TargetDown"})
+# Kubernetes names a Deployment's pod <deployment>-<template hash>-<5 characters>, a
+# StatefulSet's <statefulset>-<ordinal>, a DaemonSet's or Job's <owner>-<5 characters>.
+_POD_NAMES = (re.compile(r"^(?P<owner>.+)-[a-z0-9]{6,10}-[a-z0-9]{5}$"),
+              re.compile(r"^(?P<owner>.+)-\d+$"), re.compile(r"^(?P<owner>.+)-[a-z0-9]{5}$"))
 # Labels naming a part of a host — a filesystem, a disk, a network interface.
 NODE_PARTS = ("mountpoint", "device", "interface", "nic", "cpu", "chip", "sensor")
 HOSTS = ("node", "instance")
@@ -75,6 +83,14 @@ class About:
     weak: frozenset[Subject] = frozenset()
     identity: str = ""  # its labels but rule and severity: one alert's warning and critical
     part: str = ""  # what on its node it is about: a filesystem, a device ("" for the node)
+
+
+def owner_by_name(pod: str) -> str | None:
+    """The workload a pod's name says owns it, by Kubernetes' naming; None if it says none."""
+    for pattern in _POD_NAMES:
+        if (m := pattern.match(pod)) is not None:
+            return m.group("owner")
+    return None
 
 
 def about(labels: dict[str, str], topology: Topology | None = None) -> About:
@@ -120,6 +136,15 @@ def about(labels: dict[str, str], topology: Topology | None = None) -> About:
     if labels.get("persistentvolumeclaim"):
         claim = labels["persistentvolumeclaim"]
         own.add(("pvc", f"{ns}/{claim}"))
+        if not topology.pods:
+            # No kube-state-metrics: a StatefulSet's claim is <template>-<pod>, and its pod
+            # <statefulset>-<ordinal> — every way of reading the name that fits.
+            parts = claim.split("-")
+            for i in range(1, len(parts) - 1):
+                pod = "-".join(parts[i:])
+                if re.fullmatch(r".+-\d+", pod) and (owner := owner_by_name(pod)):
+                    derived[("pod", f"{ns}/{pod}")] = f"claim {claim} is pod {pod}'s"
+                    derived[("workload", f"{ns}/{owner}")] = f"claim {claim} is {owner}'s"
         for pod, (_node, _kind, workload) in topology.pods.items():
             # A StatefulSet's claim is named <template>-<pod>.
             if pod.startswith(ns + "/") and claim.endswith("-" + pod.split("/", 1)[1]):
@@ -132,6 +157,9 @@ def about(labels: dict[str, str], topology: Topology | None = None) -> About:
             node, _kind, workload = topology.pods[pod]
             derived[("node", node)] = f"pod {labels['pod']} runs on node {node}"
             derived[("workload", f"{ns}/{workload}")] = f"pod {labels['pod']} is {workload}'s"
+        elif (owner := owner_by_name(labels["pod"])) is not None:
+            # Not in kube-state-metrics (or no Prometheus): Kubernetes' own naming says whose.
+            derived[("workload", f"{ns}/{owner}")] = f"pod {labels['pod']} is {owner}'s"
     if name == "TargetDown" and labels.get("job") and labels["job"] not in NODE_AGENTS:
         own.add(("workload", f"{ns}/{labels['job']}"))  # kube-prometheus names a job after its app
     if name.startswith(CONTROL_PLANE):
@@ -141,9 +169,15 @@ def about(labels: dict[str, str], topology: Topology | None = None) -> About:
     # wherever one of its pods runs; a claim's or a pod's alert is about that claim or pod.
     if not any(kind in ("pod", "pvc") for kind, _ in own):
         workloads = {s for kind, s in own if kind == "workload"}
-        weak = {("host", node) for node in topology.nodes_of(workloads)}
+        weak |= {("host", node) for node in topology.nodes_of(workloads)}
         if name == "TargetDown" and labels.get("job") in NODE_AGENTS:
             weak.add(("host", ANY))  # one runs on every node: any node's failure takes one down
+    placed = (f"{ns}/{labels['pod']}" in topology.pods if labels.get("pod")
+              else bool(weak))
+    if name in UNAVAILABLE and not placed and not labels.get("node"):
+        # Where it runs is unknown (no kube-state-metrics for it): a pod, or a workload's
+        # replicas, going unready while a node is down most likely ran there.
+        weak.add(("host", ANY))
     if not own:
         own.add(("rule", f"{name}/{labels.get('job', '')}"))
     identity = ",".join(f"{k}={v}" for k, v in sorted(labels.items())

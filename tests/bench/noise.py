@@ -173,10 +173,10 @@ def noise_key(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
 
 
 def correlated(stream: StreamLike, notes: list[Notification], *, window: float = WINDOW,
-               rules: NoiseRules | None = None) -> list[Card]:
+               rules: NoiseRules | None = None, use_topology: bool = True) -> list[Card]:
     rules = rules or NoiseRules()
     alerts: list[AlertLike] = stream.alerts
-    topology = Topology(getattr(stream, "pods", {}))
+    topology = Topology(getattr(stream, "pods", {}) if use_topology else {})
     known_resolved: dict[int, float] = {}  # alert → its end, once a notification said so
     episodes: dict[tuple[tuple[str, str], ...], list[int]] = {}
     held: dict[int, float] = {}  # alert → when it may be placed
@@ -283,9 +283,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     # Seeds 1–8 are where the prototype was developed; 101–110 are held out from it.
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(101, 111)))
+    parser.add_argument("--no-topology", action="store_true",
+                        help="also run the method without kube-state-metrics' topology")
     args = parser.parse_args()
     methods: dict[str, Method] = {"baseline: one incident per group key": per_group_key,
                                   "copilot: relate + noise rules": correlated}
+    if args.no_topology:  # as when Prometheus has no kube-state-metrics
+        methods["copilot: labels only, no topology"] = (
+            lambda stream, notes: correlated(stream, notes, use_topology=False))
     print(f"{'generator':<18}{'seed':>5}  {'method':<38}{'notes':>6}{'cards':>6}{'fewer':>7}"
           f"{'found':>7}{'frag':>5}{'merged':>7}{'noise posted':>14}  gate")
     for gen in ("noise_cases", "noise_independent"):

@@ -208,3 +208,30 @@ async def test_a_silent_watchdog_opens_an_incident_until_it_is_heard_again(
         kinds = [m.kind for m in await messages(s, org_id=oid, incident_id=silent.id)]
     assert kinds == ["incident_opened", "incident_status"]
 
+
+
+async def test_without_kube_state_metrics_names_and_a_down_node_still_relate(
+        database: Database) -> None:
+    """No Prometheus topology: Kubernetes' naming ties a claim to its StatefulSet's pod, and
+    pods going unready while a node is down are taken to have run there."""
+    bare = Intake(window_s=300, noise=NoiseRules(hold_s=0), topology=Topology())
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+
+        async def fire(name: str, at: float, **labels: str) -> Incident | None:
+            return await _apply(s, oid, alert(name, at=at, severity="critical", **labels),
+                                now=at + 30, intake=bare)
+
+        node = await fire("KubeNodeNotReady", 0, node=NODE, job="kube-state-metrics")
+        pods = [await fire("KubePodNotReady", 40, namespace="payments",
+                           pod="payments-api-7d9f8c6b5-abcde"),
+                await fire("KubeDeploymentReplicasMismatch", 60, namespace="payments",
+                           deployment="payments-api", job="kube-state-metrics")]
+        claim = await fire("KubePersistentVolumeFillingUp", 3000, namespace="data",
+                           persistentvolumeclaim="data-kafka-1", job="kubelet")
+        crash = await fire("KubePodCrashLooping", 3100, namespace="data", pod="kafka-1")
+        sts = await fire("KubeStatefulSetReplicasMismatch", 3150, namespace="data",
+                         statefulset="kafka", job="kube-state-metrics")
+    assert node is not None and claim is not None
+    assert {p.id for p in pods if p} == {node.id}
+    assert crash is not None and sts is not None and crash.id == sts.id == claim.id != node.id
