@@ -8,7 +8,7 @@ checked against the stream's ground truth, the Slack cards are counted against A
 own notification count, and Watchdog is stopped to trip the dead man's switch.
 
 Time runs SCALE times faster than the stream's: the two windows are set (scaled), and the
-copilot derives the rest; Alertmanager's waits are scaled alike. Runs on SQLite and PostgreSQL.
+copilot derives the rest; Alertmanager's waits are scaled alike. Runs on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -126,6 +126,13 @@ class Replayer:
         r = http.post(f"{self.url}/api/v2/alerts", json=body)
         if r.status_code != 200:
             self.errors.append(f"{r.status_code} {r.text[:200]}")
+
+
+@pytest.fixture
+def db_url(pg_url: URL) -> URL:
+    """PostgreSQL, as replicas in production share it; the intake's rules run on SQLite too in
+    tests/knowledge/test_noise_intake.py (one minute of suite time saved)."""
+    return pg_url
 
 
 @pytest.fixture
