@@ -422,7 +422,7 @@ async def _resolved(session: AsyncSession, *, org_id: int, signal: AlertSignal,
     await session.flush()
     related = Related.from_json(incident.related)
     related.resolved(about(alert.labels, intake.topology))
-    incident.related = {**related.to_json(), "why": incident.related.get("why", [])}
+    incident.related = {**incident.related, **related.to_json()}
     session.add(incident)
     await add_event(session, org_id=org_id, incident_id=incident.id, occurred_at=ends_at,
                     kind="alert_resolved", source="alertmanager",
