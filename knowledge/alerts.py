@@ -19,6 +19,7 @@ class Alert(SQLModel, table=True):
         UniqueConstraint("org_id", "fingerprint", "starts_at"),
         # The release sweep reads the held alerts that are due.
         Index("ix_alert_held", "held_until"),
+        Index("ix_alert_noise_key", "org_id", "noise_key", "starts_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -39,6 +40,8 @@ class Alert(SQLModel, table=True):
     # incident; `noise` says why it never will (info alone, flapping, resolved within the hold).
     held_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     noise: str | None = Field(default=None, max_length=500)
+    # SHA-256 of its labels but severity: its earlier firings, found by index (flapping, chronic).
+    noise_key: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 

@@ -162,7 +162,7 @@ def _new_alert(org_id: int, signal: AlertSignal, status: str) -> Alert:
                  service=_fits(service_of({**signal.common_labels, **signal.labels}), 200),
                  group_key=signal.group_key, labels=signal.labels,
                  annotations=signal.annotations, generator_url=signal.generator_url,
-                 starts_at=signal.starts_at)
+                 starts_at=signal.starts_at, noise_key=noise_key(signal.labels))
 
 
 async def _fired(session: AsyncSession, *, org_id: int, signal: AlertSignal, alert: Alert | None,
@@ -173,11 +173,9 @@ async def _fired(session: AsyncSession, *, org_id: int, signal: AlertSignal, ale
         return None  # held, noise, or a late firing of one already resolved: nothing new
     alert = _new_alert(org_id, signal, "firing")
     session.add(alert)
-    why = on_arrival(alert.severity, starts_at=signal.starts_at.timestamp(),
-                     earlier=await _episodes(session, alert=alert, intake=intake),
-                     acknowledged_before=await _acknowledged_before(session, alert=alert,
-                                                                    intake=intake),
-                     rules=intake.noise)
+    earlier, acknowledged = await _history(session, alert=alert, intake=intake)
+    why = on_arrival(alert.severity, starts_at=signal.starts_at.timestamp(), earlier=earlier,
+                     acknowledged_before=acknowledged, rules=intake.noise)
     if why is not None:
         await _to_noise(session, alert=alert, why=why, intake=intake)
         return None
@@ -195,34 +193,31 @@ def _noise_identity(alert: Alert) -> dict[str, str]:
     return {k: str(v) for k, v in alert.labels.items() if k != "severity"}
 
 
-async def _same_alert(session: AsyncSession, *, alert: Alert, since: datetime) -> list[Alert]:
-    stmt = select(Alert).where(Alert.org_id == alert.org_id, Alert.alertname == alert.alertname,
+def noise_key(labels: dict[str, Any]) -> str:
+    """The key of an alert's episodes (its labels but severity), stored and indexed."""
+    kept = sorted((k, str(v)) for k, v in labels.items() if k != "severity")
+    return hashlib.sha256(repr(kept).encode()).hexdigest()
+
+
+async def _history(session: AsyncSession, *, alert: Alert, intake: Intake
+                   ) -> tuple[list[tuple[float, float | None]], bool]:
+    """The alert's earlier firings within the recurrence span (start, end), and whether a
+    person acknowledged an incident one of them was on — then it is not noise to them,
+    however often it fires. One indexed query, whatever the number of alerts."""
+    since = alert.starts_at - timedelta(seconds=intake.noise.recur_span_s)
+    stmt = select(Alert).where(Alert.org_id == alert.org_id, Alert.noise_key == alert.noise_key,
                                col(Alert.starts_at) >= since,
                                col(Alert.starts_at) < alert.starts_at)
-    identity = _noise_identity(alert)
-    return [a for a in (await session.exec(stmt)).all()
-            if a.id != alert.id and _noise_identity(a) == identity]
-
-
-async def _episodes(session: AsyncSession, *, alert: Alert, intake: Intake
-                    ) -> list[tuple[float, float | None]]:
-    since = alert.starts_at - timedelta(seconds=intake.noise.recur_span_s)
-    return [(a.starts_at.timestamp(), a.ends_at.timestamp() if a.ends_at else None)
-            for a in await _same_alert(session, alert=alert, since=since)]
-
-
-async def _acknowledged_before(session: AsyncSession, *, alert: Alert, intake: Intake) -> bool:
-    """Whether a person acknowledged an incident this alert was on within the recurrence span:
-    then it is not noise to them, however often it fires."""
-    since = alert.starts_at - timedelta(seconds=intake.noise.recur_span_s)
-    ids = {a.incident_id for a in await _same_alert(session, alert=alert, since=since)
-           if a.incident_id is not None}
+    earlier = [a for a in (await session.exec(stmt)).all() if a.id != alert.id]
+    episodes = [(a.starts_at.timestamp(), a.ends_at.timestamp() if a.ends_at else None)
+                for a in earlier]
+    ids = {a.incident_id for a in earlier if a.incident_id is not None}
     if not ids:
-        return False
-    stmt = select(Incident).where(col(Incident.id).in_(ids),
-                                  col(Incident.acknowledged_at).is_not(None),
-                                  Incident.noise == False)  # noqa: E712 (SQL, not Python)
-    return (await session.exec(stmt)).first() is not None
+        return episodes, False
+    acked = select(Incident).where(col(Incident.id).in_(ids),
+                                   col(Incident.acknowledged_at).is_not(None),
+                                   Incident.noise == False)  # noqa: E712 (SQL, not Python)
+    return episodes, (await session.exec(acked)).first() is not None
 
 
 async def _to_noise(session: AsyncSession, *, alert: Alert, why: str, intake: Intake
@@ -324,7 +319,7 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake) -> Inci
     incident.triggered_at = min(incident.triggered_at, alert.starts_at)
     incident.last_alert_at = max(incident.last_alert_at or alert.starts_at, alert.starts_at)
     kept = {k: v for k, v in (incident.related or {}).items()
-            if k in ("maybe_same", "maybe_why")}
+            if k in ("maybe_same", "maybe_why", "alerts", "first")} if not opened else {}
     incident.related = {**related.to_json(), "why": whys[-5:], **kept}
     incident.updated_at = utcnow()
     session.add(incident)
@@ -343,11 +338,22 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake) -> Inci
     alert.held_until = None
     session.add(alert)
     await session.flush()
-    members = await alerts_of_incident(session, org_id=alert.org_id, incident_id=incident.id)
-    first = min(members, key=lambda a: (a.starts_at, a.id or 0))
-    incident.reason = (explain(related, len(members),
-                               first=f"{first.alertname} at {first.starts_at:%H:%M} UTC")
+    # How many alerts it holds and which started first, kept beside its subjects: a storm's
+    # hundredth alert costs no read of the ninety-nine before it.
+    count, first = kept.get("alerts"), kept.get("first")
+    if not isinstance(count, int) or not isinstance(first, list):
+        members = await alerts_of_incident(session, org_id=alert.org_id,
+                                           incident_id=incident.id)
+        earliest = min(members, key=lambda a: (a.starts_at, a.id or 0))
+        count, first = len(members), [earliest.starts_at.isoformat(), earliest.alertname]
+    else:
+        count += 1
+        if alert.starts_at.isoformat() < str(first[0]):
+            first = [alert.starts_at.isoformat(), alert.alertname]
+    started = datetime.fromisoformat(str(first[0]))
+    incident.reason = (explain(related, count, first=f"{first[1]} at {started:%H:%M} UTC")
                        + ("" if not whys else f" — {'; '.join(whys[:3])}"))[:2000]
+    incident.related = {**incident.related, "alerts": count, "first": first}
     session.add(incident)
     if opened or started_earlier:  # the changes before its (earlier) start are evidence
         await link_recent_changes(session, incident=incident)

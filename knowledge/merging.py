@@ -106,6 +106,9 @@ async def split(session: AsyncSession, *, source: Incident, alertname: str, by: 
     for alert in leaving:
         alert.incident_id = new.id
         session.add(alert)
+    # Its count and first alert are counted again at its next alert.
+    source.related = {k: v for k, v in source.related.items() if k not in ("alerts", "first")}
+    session.add(source)
     await _record_split(session, source=source, new=new, alertname=first.alertname, by=by,
                         moved=len(leaving))
     await enqueue_message(session, org_id=new.org_id, incident_id=new.id,

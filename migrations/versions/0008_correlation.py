@@ -41,7 +41,10 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('held_until', knowledge.types.UTCDateTime(),
                                       nullable=True))
         batch_op.add_column(sa.Column('noise', sa.String(length=500), nullable=True))
+        batch_op.add_column(sa.Column('noise_key', sa.String(length=64), nullable=True))
         batch_op.create_index('ix_alert_held', ['held_until'], unique=False)
+        batch_op.create_index('ix_alert_noise_key', ['org_id', 'noise_key', 'starts_at'],
+                              unique=False)
     op.create_table(
         'heartbeat',
         sa.Column('id', sa.Integer(), nullable=False),
@@ -65,7 +68,9 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_heartbeat_org_id'))
     op.drop_table('heartbeat')
     with op.batch_alter_table('alert', schema=None) as batch_op:
+        batch_op.drop_index('ix_alert_noise_key')
         batch_op.drop_index('ix_alert_held')
+        batch_op.drop_column('noise_key')
         batch_op.drop_column('noise')
         batch_op.drop_column('held_until')
     with op.batch_alter_table('incident', schema=None) as batch_op:
