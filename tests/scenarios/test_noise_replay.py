@@ -43,7 +43,7 @@ from tests.fakes.slack_api import running_slack
 pytestmark = pytest.mark.slow
 
 SCALE = 120.0  # stream seconds per wall-clock second
-SEED, INCIDENTS, NOISE, DURATION = 7, 5, 16, 2700.0  # a 45-minute stream: 22 s of wall clock
+SEED, INCIDENTS, NOISE, DURATION = 3, 4, 12, 1800.0  # a 30-minute stream: 15 s of wall clock
 WINDOW, HOLD = 300 / SCALE, 120 / SCALE
 GROUP_WAIT, GROUP_INTERVAL = 30 / SCALE, 300 / SCALE
 
