@@ -3,8 +3,9 @@ itself may be down — Prometheus, Alertmanager, or the route to the copilot. Th
 an incident saying so (posted like any other, so it reaches the channel) and resolves it when
 the heartbeat is heard again.
 
-Only heartbeats heard at least once are watched: a copilot whose Alertmanager never routes
-Watchdog to it has nothing to miss (the README shows the route)."""
+Only heartbeats heard at least twice are watched — a copilot whose Alertmanager never routes
+Watchdog to it has nothing to miss (the README shows the route) — and a heartbeat is silent
+after twice its longest usual gap, or the setting, whichever is longer."""
 
 from __future__ import annotations
 
@@ -31,10 +32,15 @@ async def watch_heartbeats(session: AsyncSession, *, allowed_s: float,
     stmt = (select(Heartbeat).order_by(col(Heartbeat.id)).with_for_update(skip_locked=True))
     changed = []
     for beat in (await session.exec(stmt)).all():
+        if beat.interval_s is None:
+            continue  # heard once: how often it should come is not known yet
+        # Twice its longest usual gap, and never less than the setting: a Watchdog repeated
+        # every twelve hours is not silent after ten minutes.
+        allowed = max(allowed_s, 2 * beat.interval_s)
         silent_for = (now - beat.last_seen_at).total_seconds()
-        if silent_for > allowed_s and beat.silent_incident_id is None:
-            changed.append(await _open(session, beat, silent_for=silent_for, allowed_s=allowed_s))
-        elif silent_for <= allowed_s and beat.silent_incident_id is not None:
+        if silent_for > allowed and beat.silent_incident_id is None:
+            changed.append(await _open(session, beat, silent_for=silent_for, allowed_s=allowed))
+        elif silent_for <= allowed and beat.silent_incident_id is not None:
             incident = await get_incident(session, org_id=beat.org_id,
                                           incident_id=beat.silent_incident_id)
             beat.silent_incident_id = None
@@ -55,14 +61,16 @@ async def _open(session: AsyncSession, beat: Heartbeat, *, silent_for: float, al
                 ) -> Incident:
     last = beat.last_seen_at
     minutes = max(1, round(silent_for / 60))
-    title = (f"No {beat.name} for {minutes} min: alerting itself may be down")
+    took = f"{minutes} min" if minutes < 120 else (
+        f"{minutes // 60} h" + (f" {minutes % 60} min" if minutes % 60 else ""))
+    title = (f"No {beat.name} for {took}: alerting itself may be down")
     incident = Incident(
         org_id=beat.org_id, title=title, service="alerting", severity="critical",
         source="watchdog", triggered_at=last + timedelta(seconds=allowed_s),
         last_alert_at=last + timedelta(seconds=allowed_s),
         labels={"alertname": beat.name},
         reason=(f"{beat.name} fires all the time on purpose and was last heard at "
-                f"{last:%H:%M:%S} UTC; nothing since for {minutes} min (allowed: "
+                f"{last:%H:%M:%S} UTC; nothing since for {took} (allowed: "
                 f"{allowed_s:.0f} s). Prometheus, Alertmanager or the route to the copilot may "
                 "be down: alerts may not be reaching anyone."))
     session.add(incident)

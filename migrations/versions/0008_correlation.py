@@ -51,6 +51,7 @@ def upgrade() -> None:
         sa.Column('org_id', sa.Integer(), nullable=False),
         sa.Column('name', sa.String(length=200), nullable=False),
         sa.Column('last_seen_at', knowledge.types.UTCDateTime(), nullable=False),
+        sa.Column('interval_s', sa.Float(), nullable=True),
         sa.Column('silent_incident_id', sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(['org_id'], ['org.id']),
         sa.ForeignKeyConstraint(['silent_incident_id'], ['incident.id']),

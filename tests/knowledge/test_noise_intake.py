@@ -196,7 +196,10 @@ async def test_a_silent_watchdog_opens_an_incident_until_it_is_heard_again(
         database: Database) -> None:
     async with database.session() as s, s.begin():
         oid = await org_id(s)
-        await heard(s, org_id=oid, name="Watchdog", at=_t(0))
+        await heard(s, org_id=oid, name="Watchdog", at=_t(-60))
+        # Heard once: how often it comes is not known, so no silence can be told yet.
+        assert await watch_heartbeats(s, allowed_s=600, now=_t(5000)) == []
+        await heard(s, org_id=oid, name="Watchdog", at=_t(0))  # every minute, then silence
         assert await watch_heartbeats(s, allowed_s=600, now=_t(590)) == []
         [silent] = await watch_heartbeats(s, allowed_s=600, now=_t(700))
         assert await watch_heartbeats(s, allowed_s=600, now=_t(800)) == []  # said once
@@ -235,3 +238,14 @@ async def test_without_kube_state_metrics_names_and_a_down_node_still_relate(
     assert node is not None and claim is not None
     assert {p.id for p in pods if p} == {node.id}
     assert crash is not None and sts is not None and crash.id == sts.id == claim.id != node.id
+
+
+async def test_a_watchdog_repeated_twice_a_day_is_not_silent_after_ten_minutes(
+        database: Database) -> None:
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        for hours in (0, 12, 24):  # kube-prometheus's repeat_interval: 12 h
+            await heard(s, org_id=oid, name="Watchdog", at=_t(hours * 3600))
+        assert await watch_heartbeats(s, allowed_s=600, now=_t(30 * 3600)) == []
+        [silent] = await watch_heartbeats(s, allowed_s=600, now=_t(48 * 3600 + 60))
+    assert silent.title.startswith("No Watchdog for 24")
