@@ -16,6 +16,7 @@ webhooks change nothing and figures stay true.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,6 +39,7 @@ from knowledge.noise import (
     HEARTBEATS,
     NoiseRules,
     is_critical,
+    noise_key,
     on_arrival,
     release_at,
     resolved_within_hold,
@@ -187,18 +189,6 @@ async def _fired(session: AsyncSession, *, org_id: int, signal: AlertSignal, ale
     return await _place(session, alert=alert, intake=intake)
 
 
-def _noise_identity(alert: Alert) -> dict[str, str]:
-    """An alert's rule and labels but severity: its warning and critical, its info and warning
-    firings, are one alert's episodes."""
-    return {k: str(v) for k, v in alert.labels.items() if k != "severity"}
-
-
-def noise_key(labels: dict[str, Any]) -> str:
-    """The key of an alert's episodes (its labels but severity), stored and indexed."""
-    kept = sorted((k, str(v)) for k, v in labels.items() if k != "severity")
-    return hashlib.sha256(repr(kept).encode()).hexdigest()
-
-
 async def _history(session: AsyncSession, *, alert: Alert, intake: Intake
                    ) -> tuple[list[tuple[float, float | None]], bool]:
     """The alert's earlier firings within the recurrence span (start, end), and whether a
@@ -226,7 +216,7 @@ async def _to_noise(session: AsyncSession, *, alert: Alert, why: str, intake: In
     alert while that one is recent (one line for a flapping alert, not a card per firing)."""
     alert.noise = why[:500]
     alert.held_until = None
-    identity = "noise:" + repr(sorted(_noise_identity(alert).items()))
+    identity = f"noise:{alert.noise_key or noise_key(alert.labels)}"
     key_hash = group_key_hash(identity)
     since = alert.starts_at - timedelta(seconds=intake.noise.recur_span_s)
     stmt = (select(Incident)
@@ -242,7 +232,8 @@ async def _to_noise(session: AsyncSession, *, alert: Alert, why: str, intake: In
         incident = Incident(org_id=alert.org_id, title=title[:500], service=_fits(subject, 200),
                             severity=alert.severity, source="alertmanager", noise=True,
                             group_key=identity, group_key_hash=key_hash,
-                            labels=_noise_identity(alert), triggered_at=alert.starts_at,
+                            labels={k: v for k, v in alert.labels.items() if k != "severity"},
+                            triggered_at=alert.starts_at,
                             last_alert_at=alert.starts_at, reason=f"noise — {why}"[:2000])
         session.add(incident)
         await session.flush()
@@ -375,7 +366,8 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake) -> Inci
 
 
 async def release_held(session: AsyncSession, *, now: datetime | None = None,
-                       intake_of: Any = None, limit: int = 200) -> list[Incident]:
+                       intake_of: Callable[[int], Intake] | None = None, limit: int = 200
+                       ) -> list[Incident]:
     """Place the held alerts that are due (their hold passed with no resolution heard). Safe
     to run on several replicas at once: each due alert is claimed with SKIP LOCKED on
     PostgreSQL. `intake_of(org_id)` gives each org's `Intake` (default: the defaults)."""

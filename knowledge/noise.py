@@ -18,8 +18,10 @@ over times in seconds, shared by the intake and the noise benchmark.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
+from typing import Any
 
 HEARTBEATS = frozenset({"Watchdog", "InfoInhibitor", "DeadMansSwitch", "DeadMansSnitch"})
 CRITICAL = frozenset({"critical", "page", "error", "high"})
@@ -45,6 +47,13 @@ class NoiseRules:
     def grace_s(self) -> float:
         """How late a notification may arrive after its group interval (delivery, retries)."""
         return min(15.0, max(1.0, self.group_interval_s / 20))
+
+
+def noise_key(labels: dict[str, Any]) -> str:
+    """The key of one alert's episodes: its labels but severity (a threshold's warning and
+    critical, a flapping rule's info and warning firings are one alert)."""
+    kept = sorted((k, str(v)) for k, v in labels.items() if k != "severity")
+    return hashlib.sha256(repr(kept).encode()).hexdigest()
 
 
 def is_heartbeat(alertname: str, severity: str | None) -> bool:

@@ -31,7 +31,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from knowledge.noise import NoiseRules, on_arrival, release_at, resolved_within_hold
+from knowledge.noise import (
+    NoiseRules,
+    noise_key,
+    on_arrival,
+    release_at,
+    resolved_within_hold,
+)
 from knowledge.relate import Candidate, Related, Topology, about, choose
 
 GROUP_WAIT, GROUP_INTERVAL, REPEAT_INTERVAL = 30.0, 300.0, 12 * 3600.0
@@ -166,19 +172,13 @@ def per_group_key(stream: StreamLike, notes: list[Notification]) -> list[Card]:
 # released at its due time unless a notification said it resolved by then.
 
 
-def noise_key(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
-    """An alert's rule and labels but its severity: a threshold's warning and critical, or a
-    flapping rule's info and warning firings, are one alert's episodes."""
-    return tuple(sorted((k, v) for k, v in labels.items() if k != "severity"))
-
-
 def correlated(stream: StreamLike, notes: list[Notification], *, window: float = WINDOW,
                rules: NoiseRules | None = None, use_topology: bool = True) -> list[Card]:
     rules = rules or NoiseRules()
     alerts: list[AlertLike] = stream.alerts
     topology = Topology(getattr(stream, "pods", {}) if use_topology else {})
     known_resolved: dict[int, float] = {}  # alert → its end, once a notification said so
-    episodes: dict[tuple[tuple[str, str], ...], list[int]] = {}
+    episodes: dict[str, list[int]] = {}  # by the product's noise_key
     held: dict[int, float] = {}  # alert → when it may be placed
     arrived: set[int] = set()
     cards: list[tuple[Card, Candidate]] = []
