@@ -7,6 +7,7 @@ labels alone — the intake never waits on it for longer than Prometheus' timeou
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -25,19 +26,29 @@ log = logging.getLogger(__name__)
 class TopologyCache:
     settings: Settings
     _topology: Topology = field(default_factory=Topology, init=False)
-    _read_at: float = field(default=float("-inf"), init=False)
+    _read_at: float | None = field(default=None, init=False)
+    _refreshing: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
     @property
     def max_age(self) -> float:
         return self.settings.correlation_window_seconds / 5
 
     async def current(self) -> Topology:
+        """The topology: read once before the first alert is placed, then refreshed in the
+        background when stale — the intake never waits on Prometheus again."""
         if self.settings.prometheus_url is None:
             return self._topology
-        if time.monotonic() - self._read_at < self.max_age:
-            return self._topology
+        if self._read_at is None:
+            await self._refresh()
+        elif time.monotonic() - self._read_at >= self.max_age and (
+                self._refreshing is None or self._refreshing.done()):
+            self._refreshing = asyncio.create_task(self._refresh(), name="topology")
+        return self._topology
+
+    async def _refresh(self) -> None:
         self._read_at = time.monotonic()
         end = utcnow()
+        assert self.settings.prometheus_url is not None
         try:
             async with PrometheusClient(self.settings.prometheus_url,
                                         timeout=self.settings.prometheus_timeout_seconds
@@ -45,6 +56,5 @@ class TopologyCache:
                 found = await placement(prom, start=end - timedelta(minutes=15), end=end)
         except Exception as exc:  # a failing Prometheus must not stop the intake
             log.warning("reading the cluster's topology from Prometheus failed: %s", exc)
-            return self._topology
+            return
         self._topology = topology(found)
-        return self._topology
