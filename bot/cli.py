@@ -86,18 +86,14 @@ def _parser() -> argparse.ArgumentParser:
     pkg.add_argument("--version", default="1.0.0", help="the app's version (default 1.0.0)")
     dig = sub.add_parser("digest", help="the weekly digest: incidents, MTTA/MTTR, on-call load, "
                                         "noisy alerts, capacity forecasts")
-    dig.add_argument("--org", help="the org's slug (default: SRE_COPILOT_DEFAULT_ORG)")
-    dig.add_argument("--since", help="ISO 8601 start (with --until; default: last full week)")
-    dig.add_argument("--until", help="ISO 8601 end")
-    dig.add_argument("--json", action="store_true", help="print the digest's data as JSON")
+    _org_period(dig, since="ISO 8601 start (with --until; default: last full week)",
+                until="ISO 8601 end", json="print the digest's data as JSON")
     dig.add_argument("--post", action="store_true",
                      help="also post it to DIGEST_SLACK_CHANNEL / DIGEST_TEAMS_CHANNEL")
     inc = sub.add_parser("incidents", help="an org's incidents: why their alerts belong "
                                            "together, which were judged noise, their alerts")
-    inc.add_argument("--org", help="the org's slug (default: SRE_COPILOT_DEFAULT_ORG)")
-    inc.add_argument("--since", help="ISO 8601: opened at or after (default: any time)")
-    inc.add_argument("--until", help="ISO 8601: opened before (default: now)")
-    inc.add_argument("--json", action="store_true", help="print them as JSON")
+    _org_period(inc, since="ISO 8601: opened at or after (default: any time)",
+                until="ISO 8601: opened before (default: now)", json="print them as JSON")
     chat = sub.add_parser("chat", help="a conversation with the copilot in the terminal")
     chat.add_argument("--thread", default="cli", help="conversation to continue (default: cli)")
     fc = sub.add_parser("forecast", help="when the series of a PromQL query cross a threshold "
@@ -116,6 +112,14 @@ def _parser() -> argparse.ArgumentParser:
     fc.add_argument("--chart", type=Path, help="also write a PNG of the worst series to CHART")
     orgs_cli.add_parser(sub)
     return parser
+
+
+def _org_period(parser: argparse.ArgumentParser, *, since: str, until: str, json: str) -> None:
+    """--org, --since, --until and --json, as the commands over an org's period take them."""
+    parser.add_argument("--org", help="the org's slug (default: SRE_COPILOT_DEFAULT_ORG)")
+    parser.add_argument("--since", help=since)
+    parser.add_argument("--until", help=until)
+    parser.add_argument("--json", action="store_true", help=json)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
