@@ -116,7 +116,9 @@ class Settings(BaseSettings):
     # held warning is released after the first one past the hold. Unset: 2.5 × the hold.
     alertmanager_group_interval_seconds: float | None = Field(default=None, gt=0)
     noise_flap_seconds: float | None = Field(default=None, gt=0)  # unset: 12 × the window
-    noise_short_seconds: float | None = Field(default=None, gt=0)  # unset: 2 × the window
+    # A firing this short is "short" (flapping is made of them), and a warning alone waits
+    # this long for its card. Unset: 5 × the hold.
+    noise_short_seconds: float | None = Field(default=None, gt=0)
     noise_recur_count: int = Field(default=2, ge=2)
     noise_recur_seconds: float | None = Field(default=None, gt=0)  # unset: 288 × the window
     # The dead man's switch: a heartbeat (Watchdog) silent this long opens an incident.
@@ -153,7 +155,7 @@ class Settings(BaseSettings):
             hold_s=hold,
             group_interval_s=self.alertmanager_group_interval_seconds or max(2.5 * hold, 1.0),
             flap_span_s=self.noise_flap_seconds or 12 * window,
-            short_s=self.noise_short_seconds or 2 * window,
+            short_s=self.noise_short_seconds or 5 * hold,
             recur_count=self.noise_recur_count,
             recur_span_s=self.noise_recur_seconds or 288 * window)
 

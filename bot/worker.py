@@ -29,7 +29,13 @@ from bot.topology import TopologyCache
 from bot.webhooks import alertmanager, changes, pagerduty
 from knowledge.change_links import link_change
 from knowledge.changes import record_change
-from knowledge.correlation import Intake, apply_alert, apply_pagerduty, release_held
+from knowledge.correlation import (
+    Intake,
+    apply_alert,
+    apply_pagerduty,
+    confirm_due,
+    release_held,
+)
 from knowledge.db import Database
 from knowledge.deadman import watch_heartbeats
 from knowledge.history import HistoryIndex
@@ -119,8 +125,9 @@ class InboxWorker:
         return claimed
 
     async def _sweep(self) -> None:
-        """At most once a sweep interval: place the held alerts that are due, and open (or
-        resolve) the incident that says a heartbeat went silent (the dead man's switch)."""
+        """At most once a sweep interval: place the held alerts that are due, post the
+        unconfirmed incidents that are due, and open (or resolve) the incident that says a
+        heartbeat went silent (the dead man's switch)."""
         every = max(0.2, min(5.0, self.settings.noise_hold_seconds / 8,
                              self.settings.watchdog_timeout / 8 or 5.0))
         if time.monotonic() - self._swept_at < every:
@@ -128,8 +135,9 @@ class InboxWorker:
         self._swept_at = time.monotonic()
         async with self.db.session() as session, session.begin():
             placed = await release_held(session, intake_of=lambda _org: self._intake)
+            confirmed = await confirm_due(session)
             silent = await watch_heartbeats(session, allowed_s=self.settings.watchdog_timeout)
-        if placed or silent:
+        if placed or confirmed or silent:
             for event in self.changed:
                 event.set()
         for incident in placed:

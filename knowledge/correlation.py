@@ -6,6 +6,9 @@ in — or opens its own (`knowledge.relate` judges the tie, over the cluster's t
 caller has it). Noise never opens a card (`knowledge.noise`): an info alert alone, a flapping or
 chronic alert is kept on a quiet noise incident of its own; a warning is held until it has
 lasted the hold (`release_held` places it when due) and becomes noise if it resolves sooner.
+An incident a warning opens alone waits for its card until it is confirmed (another alert
+joins, or the warning outlasts the short span; `confirm_due` posts it when due); one whose
+warning resolves first turns into a quiet noise incident.
 Heartbeats (Watchdog) are never incidents. A PagerDuty incident joins the incident whose group
 key hash is its dedup key (what Alertmanager's PagerDuty integration sends), or opens its own. A
 new incident gets the recent changes of its service on its timeline (`knowledge.change_links`).
@@ -38,6 +41,7 @@ from knowledge.incidents import (
 from knowledge.noise import (
     HEARTBEATS,
     NoiseRules,
+    confirm_at,
     is_critical,
     noise_key,
     on_arrival,
@@ -56,7 +60,7 @@ from knowledge.types import utcnow
 SEVERITY_RANK = {"critical": 4, "page": 4, "error": 3, "high": 3, "warning": 2, "low": 1,
                  "info": 1, "none": 0}
 __all__ = ["HEARTBEATS", "AlertSignal", "Intake", "PagerDutySignal", "apply_alert",
-           "apply_pagerduty", "is_heartbeat", "release_held"]
+           "apply_pagerduty", "confirm_due", "is_heartbeat", "release_held"]
 
 
 @dataclass(frozen=True)
@@ -186,7 +190,7 @@ async def _fired(session: AsyncSession, *, org_id: int, signal: AlertSignal, ale
     if due > now.timestamp():
         alert.held_until = datetime.fromtimestamp(due, tz=now.tzinfo)
         return None
-    return await _place(session, alert=alert, intake=intake)
+    return await _place(session, alert=alert, intake=intake, now=now)
 
 
 async def _history(session: AsyncSession, *, alert: Alert, intake: Intake
@@ -271,8 +275,11 @@ async def _candidates(session: AsyncSession, *, org_id: int, starts_at: datetime
     return found
 
 
-async def _place(session: AsyncSession, *, alert: Alert, intake: Intake) -> Incident:
-    """Put a firing on the incident it shares a cause with, or open one (and queue its card)."""
+async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: datetime
+                 ) -> Incident:
+    """Put a firing on the incident it shares a cause with, or open one, and queue its card
+    unless it waits to be confirmed (see `knowledge.noise`). Joining an unconfirmed incident
+    confirms it."""
     it = about(alert.labels, intake.topology)
     ranked = ranked_ties(it, alert.starts_at.timestamp(),
                          await _candidates(session, org_id=alert.org_id,
@@ -355,14 +362,46 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake) -> Inci
                           "annotations": alert.annotations,
                           "generator_url": alert.generator_url},
                     dedupe_key=f"alert:{alert.fingerprint}:{alert.starts_at.isoformat()}:firing")
-    if opened:
-        await enqueue_message(
-            session, org_id=alert.org_id, incident_id=incident.id,
-            key=f"incident:{incident.id}:opened", kind="incident_opened",
-            text=f"🔥 {incident.ref} opened: {incident.title}"
-                 + (f" ({incident.severity})" if incident.severity else ""),
-            payload={"incident_id": incident.id})
+    due = confirm_at(alert.severity, starts_at=alert.starts_at.timestamp(),
+                     opened_at=now.timestamp(), rules=intake.noise) if opened else None
+    if due is not None and due > now.timestamp():
+        incident.unconfirmed_until = datetime.fromtimestamp(due, tz=now.tzinfo)
+        session.add(incident)
+    elif opened or incident.unconfirmed_until is not None:
+        await _announce(session, incident)
     return incident
+
+
+async def _announce(session: AsyncSession, incident: Incident) -> None:
+    """Queue a new incident's card (once: the outbox key is the incident's)."""
+    assert incident.id is not None
+    incident.unconfirmed_until = None
+    session.add(incident)
+    await enqueue_message(
+        session, org_id=incident.org_id, incident_id=incident.id,
+        key=f"incident:{incident.id}:opened", kind="incident_opened",
+        text=f"🔥 {incident.ref} opened: {incident.title}"
+             + (f" ({incident.severity})" if incident.severity else ""),
+        payload={"incident_id": incident.id})
+
+
+async def confirm_due(session: AsyncSession, *, now: datetime | None = None, limit: int = 200
+                      ) -> list[Incident]:
+    """Post the unconfirmed incidents whose lone warning is still firing at its due time.
+    Safe on several replicas at once (SKIP LOCKED on PostgreSQL; the card's outbox key is
+    unique besides)."""
+    now = now or utcnow()
+    stmt = (select(Incident)
+            .where(col(Incident.unconfirmed_until).is_not(None),
+                   col(Incident.unconfirmed_until) <= now,
+                   Incident.status != IncidentStatus.RESOLVED.value,
+                   Incident.noise == False)  # noqa: E712 (SQL, not Python)
+            .order_by(col(Incident.unconfirmed_until), col(Incident.id))
+            .limit(limit).with_for_update(skip_locked=True))
+    confirmed = list((await session.exec(stmt)).all())
+    for incident in confirmed:
+        await _announce(session, incident)
+    return confirmed
 
 
 async def release_held(session: AsyncSession, *, now: datetime | None = None,
@@ -381,7 +420,7 @@ async def release_held(session: AsyncSession, *, now: datetime | None = None,
     for alert in (await session.exec(stmt)).all():
         intake = intake_of(alert.org_id) if intake_of else Intake()
         await _serialize(session, alert.org_id)
-        placed.append(await _place(session, alert=alert, intake=intake))
+        placed.append(await _place(session, alert=alert, intake=intake, now=now))
     return placed
 
 
@@ -412,7 +451,7 @@ async def _resolved(session: AsyncSession, *, org_id: int, signal: AlertSignal,
         if alert.noise is not None:
             return None
         # It outlasted the hold and resolved before its release: a short problem, but one.
-        await _place(session, alert=alert, intake=intake)
+        await _place(session, alert=alert, intake=intake, now=now)
     if alert.incident_id is None:
         return None
     incident = await get_incident(session, org_id=org_id, incident_id=alert.incident_id)
@@ -427,9 +466,36 @@ async def _resolved(session: AsyncSession, *, org_id: int, signal: AlertSignal,
                     summary=f"resolved: {signal.alertname}",
                     data={"fingerprint": signal.fingerprint},
                     dedupe_key=f"alert:{signal.fingerprint}:{signal.starts_at.isoformat()}:resolved")
+    if incident.unconfirmed_until is not None and incident.acknowledged_at is None:
+        await _unconfirmed_resolved(session, incident, ends_at)
+        return None
     if auto_resolve or incident.noise:
         await _resolve_if_done(session, incident, ends_at)
     return incident
+
+
+async def _unconfirmed_resolved(session: AsyncSession, incident: Incident,
+                                ends_at: datetime) -> None:
+    """An unconfirmed incident whose warning resolved before its card was due: a one-off,
+    kept as a quiet noise incident (never posted, listed in the digest)."""
+    assert incident.id is not None
+    alerts = await alerts_of_incident(session, org_id=incident.org_id, incident_id=incident.id)
+    if any(a.status != "resolved" for a in alerts):
+        return
+    first = min(a.starts_at for a in alerts) if alerts else incident.triggered_at
+    minutes = max(1, round((ends_at - first).total_seconds() / 60))
+    why = f"a warning on its own that resolved after {minutes} min, before its card was due"
+    for a in alerts:
+        a.noise = why[:500]
+        session.add(a)
+    incident.noise, incident.unconfirmed_until = True, None
+    incident.reason = f"noise — {why}"[:2000]
+    if len({a.noise_key for a in alerts}) == 1 and alerts[0].noise_key:
+        # The alert's quiet line from now on: its later noise firings fold into this one.
+        incident.group_key = f"noise:{alerts[0].noise_key}"
+        incident.group_key_hash = group_key_hash(incident.group_key)
+    session.add(incident)
+    await _resolve_if_done(session, incident, ends_at)
 
 
 def _held_noise(intake: Intake) -> str:
@@ -491,6 +557,8 @@ async def apply_pagerduty(session: AsyncSession, *, org_id: int, signal: PagerDu
     elif incident.pagerduty_incident_id is None:
         incident.pagerduty_incident_id = signal.incident_id
         incident.pagerduty_url = signal.html_url
+    if incident is not None and incident.unconfirmed_until is not None:
+        await _announce(session, incident)  # someone was paged for it: confirmed
     if signal.html_url and not incident.pagerduty_url:
         incident.pagerduty_url = signal.html_url
     session.add(incident)

@@ -47,6 +47,7 @@ class Incident(SQLModel, table=True):
         UniqueConstraint("org_id", "pagerduty_incident_id"),
         # The intake reads an org's recent incidents for each alert it places.
         Index("ix_incident_org_last_alert", "org_id", "last_alert_at"),
+        Index("ix_incident_unconfirmed", "unconfirmed_until"),  # the sweep's due ones
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -63,11 +64,13 @@ class Incident(SQLModel, table=True):
     labels: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     # Correlation (knowledge.relate): why its alerts belong together, the subjects they share,
     # when the latest of them started; `noise` when judged noise and never posted, and the
-    # incident a person merged it into.
+    # incident a person merged it into. `unconfirmed_until`: opened by one warning, its card
+    # waits until then (knowledge.noise.confirm_at) unless another alert joins first.
     reason: str | None = Field(default=None, max_length=2000)
     related: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     last_alert_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     noise: bool = False
+    unconfirmed_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     merged_into_id: int | None = Field(default=None, foreign_key="incident.id")
     # The outcome, written by people (or the post-mortem flow) once the cause is known; what
     # the incident history (knowledge.history) indexes.

@@ -14,6 +14,11 @@ over times in seconds, shared by the intake and the noise benchmark.
   so a held alert is released at the first group interval after its hold has passed — if no
   resolution came by then. One that resolves within the hold is noise. Critical alerts are
   never held, folded or judged noise.
+- A warning that opens an incident of its own is *unconfirmed*: the incident takes part in
+  correlation at once, but its card waits until another alert joins it, a critical one does,
+  or the warning has fired for the short span (again to the next group interval). One whose
+  warning resolves sooner was a one-off: noise, never posted. A short, unacknowledged firing
+  is what flapping is made of; on its own it is not yet a problem worth a card.
 """
 
 from __future__ import annotations
@@ -111,10 +116,26 @@ def release_at(severity: str | None, *, starts_at: float, received_at: float,
     """When a firing may become (part of) a card if no resolution has come: at once for a
     critical or for one that has already lasted the hold, else at the first group interval
     after the hold, plus a grace for delivery."""
-    if is_critical(severity) or received_at - starts_at >= rules.hold_s or rules.hold_s <= 0:
+    return _after(severity, rules.hold_s, starts_at=starts_at, received_at=received_at,
+                  rules=rules)
+
+
+def confirm_at(severity: str | None, *, starts_at: float, opened_at: float,
+               rules: NoiseRules) -> float:
+    """When an incident opened by this firing alone is posted if no other alert joins it and
+    no resolution has come: at once for a critical, with holding off (a zero hold), or once it
+    has fired for the short span; else a group interval after the short span (by then the
+    group's notification saying it resolved would have come), plus the grace."""
+    if is_critical(severity) or rules.hold_s <= 0 or opened_at - starts_at >= rules.short_s:
+        return opened_at
+    return starts_at + rules.short_s + rules.group_interval_s + rules.grace_s
+
+
+def _after(severity: str | None, span: float, *, starts_at: float, received_at: float,
+           rules: NoiseRules) -> float:
+    if is_critical(severity) or received_at - starts_at >= span or span <= 0:
         return received_at
-    intervals = max(1, math.ceil((starts_at + rules.hold_s - received_at)
-                                 / rules.group_interval_s))
+    intervals = max(1, math.ceil((starts_at + span - received_at) / rules.group_interval_s))
     return received_at + intervals * rules.group_interval_s + rules.grace_s
 
 

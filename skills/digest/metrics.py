@@ -91,12 +91,13 @@ def spread(values: list[float], previous: list[float] | None = None) -> Spread:
 
 async def incidents_in(session: AsyncSession, *, org_id: int, period: Period) -> list[Incident]:
     """Incidents that started in the period (by the source's start time) — those posted:
-    not the ones judged noise, nor those merged into another."""
+    not the ones judged noise, nor those merged into another, nor those still unconfirmed."""
     stmt = select(Incident).where(Incident.org_id == org_id,
                                   Incident.triggered_at >= period.start,
                                   Incident.triggered_at < period.end,
                                   Incident.noise == False,  # noqa: E712 (SQL, not Python)
-                                  col(Incident.merged_into_id).is_(None))
+                                  col(Incident.merged_into_id).is_(None),
+                                  col(Incident.unconfirmed_until).is_(None))
     return list((await session.exec(stmt.order_by(col(Incident.id)))).all())
 
 

@@ -12,7 +12,7 @@ every real incident posted, none merged, ≤ 10 % fragmented, ≤ 10 % of noise 
 Alertmanager is simulated here, faithfully to its dispatcher for this configuration
 (kube-prometheus-stack's defaults): route `group_by: [namespace]`, `group_wait` 30 s,
 `group_interval` 5 m, `repeat_interval` 12 h, Watchdog and InfoInhibitor to the null receiver,
-and its three inhibit rules. `tests/bot/test_noise_replay.py` replays a stream through a real
+and its three inhibit rules. `tests/scenarios/test_noise_replay.py` replays a stream through a real
 Alertmanager into a real `serve`; the simulation keeps this benchmark to seconds.
 
 The method judged is the product's own (`knowledge.relate`, `knowledge.noise`), run as the intake
@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 from knowledge.noise import (
     NoiseRules,
+    confirm_at,
     noise_key,
     on_arrival,
     release_at,
@@ -141,9 +142,12 @@ def alertmanager(stream: StreamLike) -> list[Notification]:
 
 @dataclass
 class Card:
-    """A posted incident and the alerts (stream indexes) it holds."""
+    """An incident and the alerts (stream indexes) it holds; posted unless it was still
+    unconfirmed when its lone warning resolved (then it is quiet noise)."""
 
     alerts: set[int] = field(default_factory=set)
+    unconfirmed_until: float | None = None
+    posted: bool = True
 
 
 Method = Callable[[StreamLike, list[Notification]], list[Card]]
@@ -168,8 +172,9 @@ def per_group_key(stream: StreamLike, notes: list[Notification]) -> list[Card]:
 
 # ---- the method under evaluation ---------------------------------------------------------
 # The product's own rules (knowledge.relate, knowledge.noise), run over the notifications the
-# way the intake and its release sweep run them: firings in arrival order, a held warning
-# released at its due time unless a notification said it resolved by then.
+# way the intake and its sweep run them: firings in arrival order, a held warning released at
+# its due time unless a notification said it resolved by then, an unconfirmed incident posted
+# at its due time unless its warning was heard resolved by then.
 
 
 def correlated(stream: StreamLike, notes: list[Notification], *, window: float = WINDOW,
@@ -178,6 +183,7 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
     alerts: list[AlertLike] = stream.alerts
     topology = Topology(getattr(stream, "pods", {}) if use_topology else {})
     known_resolved: dict[int, float] = {}  # alert → its end, once a notification said so
+    heard: dict[int, float] = {}  # alert → when that notification came
     episodes: dict[str, list[int]] = {}  # by the product's noise_key
     held: dict[int, float] = {}  # alert → when it may be placed
     arrived: set[int] = set()
@@ -188,23 +194,36 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
             return None
         return max(known_resolved[i] for i in card.alerts)
 
-    def place(i: int) -> None:
+    def place(i: int, at: float) -> None:
         a = alerts[i]
         it = about(a.labels, topology)
         for card, c in cards:
             c.ended = ended(card)
-        found = choose(it, a.starts_at, [c for _, c in cards], window=window, lasting=LASTING)
+        found = choose(it, a.starts_at, [c for card, c in cards if card.posted], window=window,
+                       lasting=LASTING)  # a quiet noise incident is no candidate
         if found is None:
             card, c = Card(), Candidate(len(cards), Related(), a.starts_at, a.starts_at, None)
             cards.append((card, c))
+            due = confirm_at(a.labels.get("severity"), starts_at=a.starts_at, opened_at=at,
+                             rules=rules)
+            card.unconfirmed_until = due if due > at else None
         else:
             c = found[0]
             card = cards[int(str(c.key))][0]
+            card.unconfirmed_until = None  # another alert joined: confirmed
         card.alerts.add(i)
         c.related.add(it)
         c.latest, c.first = max(c.latest, a.starts_at), min(c.first, a.starts_at)
 
+    def confirm(until: float) -> None:
+        for card, _ in cards:
+            due = card.unconfirmed_until
+            if due is not None and due <= until:
+                card.unconfirmed_until = None
+                card.posted = any(heard.get(i, float("inf")) > due for i in card.alerts)
+
     def release(until: float) -> None:
+        confirm(until)
         for i, due in sorted(held.items(), key=lambda kv: kv[1]):
             if due > until:
                 continue
@@ -213,12 +232,13 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
             if end is not None and resolved_within_hold(starts_at=alerts[i].starts_at,
                                                           ends_at=end, rules=rules):
                 continue  # resolved within the hold: noise, never posted
-            place(i)
+            place(i, due)
 
     for n in notes:
         release(n.at)
         for i in n.resolved:
             known_resolved[i] = alerts[i].ends_at or n.at
+            heard[i] = n.at
             for card, c in cards:
                 if i in card.alerts:
                     c.related.resolved(about(alerts[i].labels, topology))
@@ -237,7 +257,7 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
             held[i] = release_at(sev, starts_at=a.starts_at, received_at=n.at, rules=rules)
         release(n.at)
     release(float("inf"))
-    return [card for card, _ in cards]
+    return [card for card, _ in cards if card.posted]
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Correlation and noise at the intake, as `incidents --json` and the chat see them: alerts that
 share a cause join one incident across Alertmanager groups (by topology from kube-state-metrics)
 and say why; a group holding two unrelated problems becomes two; noise — info alone, a warning
-that resolves within the hold, a flapping alert — is kept on quiet noise incidents that post
-nothing; critical alerts are never held; a silent Watchdog opens an incident of its own."""
+that resolves within the hold, a flapping alert, a warning alone that resolves before its card
+is due — is kept on quiet noise incidents that post nothing; critical alerts are never held; a
+silent Watchdog opens an incident of its own."""
 
 from __future__ import annotations
 
@@ -10,7 +11,13 @@ from datetime import datetime, timedelta
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from knowledge.correlation import AlertSignal, Intake, apply_alert, release_held
+from knowledge.correlation import (
+    AlertSignal,
+    Intake,
+    apply_alert,
+    confirm_due,
+    release_held,
+)
 from knowledge.db import Database
 from knowledge.deadman import watch_heartbeats
 from knowledge.heartbeats import heard
@@ -162,16 +169,58 @@ async def test_a_flapping_alert_is_folded_into_one_quiet_incident(database: Data
         oid = await org_id(s)
         await _apply(s, oid, hpa(0), now=30)
         [first] = await release_held(s, now=_t(400), intake_of=lambda _o: INTAKE)
-        await _apply(s, oid, hpa(0, ends=400), now=450)  # lasted 400 s: short, not a blip
+        assert first.unconfirmed_until is not None  # alone: its card waits
+        await _apply(s, oid, hpa(0, ends=400), now=450)  # lasted 400 s: past the hold, short
         for start in (900, 1800):
             assert await _apply(s, oid, hpa(start), now=start + 30) is None
             await _apply(s, oid, hpa(start, ends=start + 300), now=start + 330)
+        assert await confirm_due(s, now=_t(3000)) == []
     async with database.session() as s:
         listed = await _listed(s, oid)
+        assert await messages(s, org_id=oid) == []  # not one card
+    # One quiet line for all three firings, not a card and then a line.
     assert [(i.id == first.id, i.noise, names) for i, names in listed] == [
-        (True, False, ["KubeHpaMaxedOut"]),
-        (False, True, ["KubeHpaMaxedOut", "KubeHpaMaxedOut"])]  # one quiet line, not two
-    assert "flapping" in (listed[1][0].reason or "")
+        (True, True, ["KubeHpaMaxedOut"] * 3)]
+    assert "flapping" in (listed[0][0].reason or "")
+
+
+async def test_a_warning_alone_waits_for_its_card_until_it_is_confirmed(database: Database
+                                                                        ) -> None:
+    def waiting(pod: str, at: float) -> AlertSignal:
+        return alert("KubeContainerWaiting", at=at, namespace="search", pod=pod,
+                     container="api", job="kube-state-metrics")
+
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        # A warning that has fired past the short span (600 s) by the time it arrives is
+        # posted when it is placed; one that has not waits for its due time.
+        await _apply(s, oid, waiting("search-api-1", at=0), now=700)
+        await _apply(s, oid, waiting("search-api-0", at=1000), now=1030)
+        [lone] = await release_held(s, now=_t(1400), intake_of=lambda _o: INTAKE)
+        # Due a group interval (and a grace) after it has fired 600 s: its resolution, had it
+        # come before then, would have been heard.
+        assert lone.unconfirmed_until == _t(1000 + 600 + 300 + 15)
+        assert await confirm_due(s, now=_t(1900)) == []
+        [confirmed] = await confirm_due(s, now=_t(1920))
+        assert confirmed.id == lone.id and confirmed.unconfirmed_until is None
+        # Another lone warning is confirmed as soon as a second alert joins it.
+        disk = await _apply(s, oid, alert("NodeFilesystemSpaceFillingUp", at=3000,
+                                          instance=f"{NODE}:9100", mountpoint="/",
+                                          job="node-exporter"), now=3030)
+        assert disk is None  # held
+        [opened] = await release_held(s, now=_t(3400), intake_of=lambda _o: INTAKE)
+        assert opened.unconfirmed_until is not None
+        await _apply(s, oid, alert("NodeFilesystemAlmostOutOfSpace", at=3420,
+                                   instance=f"{NODE}:9100", mountpoint="/",
+                                   job="node-exporter"), now=3425)
+        [joined] = await release_held(s, now=_t(3800), intake_of=lambda _o: INTAKE)
+        assert joined.id == opened.id and opened.unconfirmed_until is None  # before 3915
+    async with database.session() as s:
+        posted = [m.incident_id for m in await messages(s, org_id=oid)
+                  if m.kind == "incident_opened"]
+        listed = await _listed(s, oid)
+    assert len(listed) == 3 and posted == [i.id for i, _ in listed]
+    assert not any(i.noise for i, _ in listed)
 
 
 async def test_an_alert_people_acknowledged_is_never_folded(database: Database) -> None:
