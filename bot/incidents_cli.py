@@ -51,6 +51,9 @@ def _json(incident: Any, alerts: list[Any]) -> dict[str, Any]:
             "resolved_at": _iso(incident.resolved_at), "noise": incident.noise,
             "reason": incident.reason,
             "merged_into": f"INC-{incident.merged_into_id}" if incident.merged_into_id else None,
+            # A lone warning's incident not posted yet: its card is due then, unless it
+            # resolves first (then it turns to noise).
+            "unconfirmed_until": _iso(incident.unconfirmed_until),
             "alerts": [{"alertname": a.alertname, "fingerprint": a.fingerprint,
                         "labels": a.labels, "starts_at": _iso(a.starts_at),
                         "ends_at": _iso(a.ends_at)} for a in alerts]}
@@ -63,11 +66,14 @@ def _table(listed: list[dict[str, Any]]) -> str:
     lines = [head]
     for i in listed:
         opened = (i["opened_at"] or "")[:16].replace("T", " ")
-        kind = "noise" if i["noise"] else ("merged" if i["merged_into"] else "")
+        kind = "noise" if i["noise"] else ("merged" if i["merged_into"] else (
+            "wait" if i["unconfirmed_until"] else ""))
         why = f" — {i['reason']}" if i["reason"] else ""
         lines.append(f"{i['id']:<9}{i['state']:<14}{opened:<18}{len(i['alerts']):>6}  "
                      f"{kind:<6}{i['title']}{why}"[:220])
-    posted = sum(1 for i in listed if not i["noise"])
-    lines.append(f"\n{len(listed)} incidents: {posted} posted, {len(listed) - posted} "
-                 "judged noise (never posted).")
+    noise = sum(1 for i in listed if i["noise"])
+    waiting = sum(1 for i in listed if i["unconfirmed_until"] and not i["noise"])
+    lines.append(f"\n{len(listed)} incidents: {len(listed) - noise - waiting} posted, {noise} "
+                 "judged noise (never posted)"
+                 + (f", {waiting} waiting to be confirmed." if waiting else "."))
     return "\n".join(lines)

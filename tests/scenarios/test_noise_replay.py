@@ -190,9 +190,10 @@ def test_a_stream_through_real_alertmanager_posts_one_card_per_problem(
 
     deadline = time.monotonic() + 30
     listed: list[dict[str, Any]] = []
-    while time.monotonic() < deadline:  # until the switch tripped and held alerts are placed
-        listed = incidents_json(db_url, tmp_path / "cli")
-        if any(i["title"].startswith("No Watchdog") for i in listed):
+    while time.monotonic() < deadline:  # until the switch tripped, held alerts are placed and
+        listed = incidents_json(db_url, tmp_path / "cli")  # lone warnings' cards are settled
+        if any(i["title"].startswith("No Watchdog") for i in listed) and not any(
+                i["unconfirmed_until"] and not i["noise"] for i in listed):
             break
         time.sleep(1)
     silent = [i for i in listed if i["title"].startswith("No Watchdog")]
