@@ -51,7 +51,8 @@ async def _add_forecasts(settings: Settings, digest: Digest, period: Period,
         digest.notes.append("Capacity forecasts need PROMETHEUS_URL.")
         return
     try:
-        from skills.forecast.capacity import DEFAULT_CHECKS, render_forecast, run_checks
+        from skills.forecast.capacity import DEFAULT_CHECKS, run_checks
+        from skills.forecast.chart import render_forecast
         from skills.prometheus.client import PrometheusClient
 
         async with PrometheusClient(settings.prometheus_url) as client:

@@ -10,9 +10,9 @@ from skills.forecast.capacity import (
     FailedCheck,
     SkippedSeries,
     check_capacity,
-    render_forecast,
     run_checks,
 )
+from skills.forecast.chart import render_forecast
 
 __all__ = ["DEFAULT_CHECKS", "CapacityCheck", "CapacityForecast", "CapacityReport",
            "FailedCheck", "SkippedSeries", "check_capacity", "render_forecast", "run_checks"]

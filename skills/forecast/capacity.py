@@ -323,10 +323,6 @@ async def run_checks(client: PrometheusClient, checks: Sequence[CapacityCheck], 
     return report.forecasts
 
 
-# The chart lives in its own module; it is re-exported here so one import brings the checks
-# and the picture of them (chart.py needs this module only for type hints).
-from skills.forecast.chart import render_forecast  # noqa: E402
-
+# The picture of the checks is `skills.forecast.chart` (which reads this module's types).
 __all__ = ["DEFAULT_CHECKS", "CapacityCheck", "CapacityForecast", "CapacityReport",
-           "FailedCheck", "SkippedSeries", "check_capacity", "hourly", "rank_key",
-           "render_forecast", "run_checks"]
+           "FailedCheck", "SkippedSeries", "check_capacity", "hourly", "rank_key", "run_checks"]

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 
 from skills.charts import DPI, LABEL_BOX, PANEL_PX, WIDTH_PX, ScaledFormatter, _scale, format_value
 
-if TYPE_CHECKING:  # capacity re-exports this module's render_forecast
+if TYPE_CHECKING:  # only for type hints: capacity's checks know nothing of their picture
     from skills.forecast.capacity import CapacityForecast
 
 HISTORY_COLOR, FORECAST_COLOR, THRESHOLD_COLOR, NOW_COLOR = (

@@ -5,8 +5,9 @@ method's incidents are scored against the streams' ground truth — beside the b
 copilot has today, one incident per Alertmanager group key.
 
 Scores per seed: notifications vs cards posted (and the reduction), real incidents detected /
-fragmented (their alerts in more than one card) / wrongly merged (a card holding two), and noise
-alerts inside posted cards. Issue 23's held-back gate: ≥ 85 % fewer posts than notifications,
+fragmented (their alerts in more than one card) / wrongly merged (a card holding two), noise
+alerts inside posted cards, and how long after a real incident's first alert its first card
+went out. Issue 23's held-back gate: ≥ 85 % fewer posts than notifications,
 every real incident posted, none merged, ≤ 10 % fragmented, ≤ 10 % of noise alerts posted.
 
 Alertmanager is simulated here, faithfully to its dispatcher for this configuration
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib
+from statistics import median
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -148,6 +150,8 @@ class Card:
     alerts: set[int] = field(default_factory=set)
     unconfirmed_until: float | None = None
     posted: bool = True
+    posted_at: float | None = None  # when its card went out
+    placed_at: dict[int, float] = field(default_factory=dict)  # when each alert joined it
 
 
 Method = Callable[[StreamLike, list[Notification]], list[Card]]
@@ -160,10 +164,12 @@ def per_group_key(stream: StreamLike, notes: list[Notification]) -> list[Card]:
     cards: list[Card] = []
     for n in notes:
         if n.firing and n.group_key not in open_:
-            open_[n.group_key] = Card()
+            open_[n.group_key] = Card(posted_at=n.at)
             cards.append(open_[n.group_key])
         card = open_.get(n.group_key)
         if card is not None:
+            for i in set(n.firing) - card.alerts:
+                card.placed_at[i] = n.at
             card.alerts |= set(n.firing) | set(n.resolved)
             if not n.firing:
                 del open_[n.group_key]
@@ -207,11 +213,14 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
             due = confirm_at(a.labels.get("severity"), starts_at=a.starts_at, opened_at=at,
                              rules=rules)
             card.unconfirmed_until = due if due > at else None
+            card.posted_at = None if due > at else at
         else:
             c = found[0]
             card = cards[int(str(c.key))][0]
-            card.unconfirmed_until = None  # another alert joined: confirmed
+            if card.unconfirmed_until is not None:  # another alert joined: confirmed
+                card.unconfirmed_until, card.posted_at = None, at
         card.alerts.add(i)
+        card.placed_at[i] = at
         c.related.add(it)
         c.latest, c.first = max(c.latest, a.starts_at), min(c.first, a.starts_at)
 
@@ -221,6 +230,7 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
             if due is not None and due <= until:
                 card.unconfirmed_until = None
                 card.posted = any(heard.get(i, float("inf")) > due for i in card.alerts)
+                card.posted_at = due if card.posted else None
 
     def release(until: float) -> None:
         confirm(until)
@@ -270,6 +280,8 @@ class Score:
     merged: int  # cards holding alerts of two or more real incidents
     noise_alerts: int
     noise_posted: int
+    # Per real incident detected: minutes from its first alert's start to its first card.
+    waits: tuple[float, ...] = ()
 
     @property
     def reduction(self) -> float:
@@ -293,10 +305,17 @@ def score(stream: StreamLike, notes: list[Notification], cards: list[Card]) -> S
     noise = [i for i, a in enumerate(alerts) if a.noise and a.labels["alertname"]
              not in NULL_ROUTED]
     posted = set().union(*(c.alerts for c in cards)) if cards else set()
+    began = {tid: min(a.starts_at for a in alerts if a.truth == tid) for tid in stream.incidents}
+    # An alert is seen once it is on a card that went out: when it joined, or when the card did.
+    seen = {tid: min(max(cards[n].posted_at or float("inf"), at)
+                     for n in v for i, at in cards[n].placed_at.items()
+                     if alerts[i].truth == tid) for tid, v in where.items() if v}
+    waits = tuple(sorted((at - began[tid]) / 60 for tid, at in seen.items()))
     return Score(notifications=len(notes), cards=len(cards), incidents=len(where),
                  detected=sum(bool(v) for v in where.values()),
                  fragmented=sum(len(v) > 1 for v in where.values()), merged=merged,
-                 noise_alerts=len(noise), noise_posted=sum(i in posted for i in noise))
+                 noise_alerts=len(noise), noise_posted=sum(i in posted for i in noise),
+                 waits=waits)
 
 
 def main() -> None:
@@ -312,7 +331,8 @@ def main() -> None:
         methods["copilot: labels only, no topology"] = (
             lambda stream, notes: correlated(stream, notes, use_topology=False))
     print(f"{'generator':<18}{'seed':>5}  {'method':<38}{'notes':>6}{'cards':>6}{'fewer':>7}"
-          f"{'found':>7}{'frag':>5}{'merged':>7}{'noise posted':>14}  gate")
+          f"{'found':>7}{'frag':>5}{'merged':>7}{'noise posted':>14}  gate  "
+          "card after (min, p50/max)")
     for gen in ("noise_cases", "noise_independent"):
         try:
             module = importlib.import_module(f"tests.bench.{gen}")
@@ -327,7 +347,8 @@ def main() -> None:
                 print(f"{gen:<18}{seed:>5}  {name:<38}{s.notifications:>6}{s.cards:>6}"
                       f"{s.reduction:>7.0%}{s.detected:>4}/{s.incidents:<2}{s.fragmented:>5}"
                       f"{s.merged:>7}{s.noise_posted:>7}/{s.noise_alerts:<6}  "
-                      f"{'pass' if s.passes() else 'FAIL'}")
+                      f"{'pass' if s.passes() else 'FAIL'}  "
+                      f"{median(s.waits):5.1f} /{max(s.waits):5.1f}")
 
 
 if __name__ == "__main__":
