@@ -28,9 +28,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib
-from statistics import median
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from statistics import median
 from typing import Any, Protocol
 
 from knowledge.noise import (

@@ -1,5 +1,6 @@
 """The scheduled digest with two replicas: two `sre-copilot serve` processes on one PostgreSQL,
-both running the digest job every minute (`DIGEST_CRON="* * * * *"`), post it to the Slack
+both running the digest job every 20 seconds (`DIGEST_CRON="*/20 * * * * *"`, the six-field
+form with seconds first), post it to the Slack
 channel exactly once per period, over two periods — the local Slack Web API counts. A replica
 that loses the race posts nothing. (A replica that dies mid-post, leaving its claim to be taken
 over, is tested on the claim itself: tests/knowledge/test_digests.py.)"""
@@ -22,6 +23,7 @@ from tests.scale import Replica, wait_ready
 
 pytestmark = pytest.mark.slow
 SRE_COPILOT = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "sre-copilot"
+PERIOD = 20  # seconds: a digest period, so two periods pass in well under a minute
 
 
 @pytest.fixture
@@ -37,7 +39,7 @@ def _serve(url: URL, data_dir: Path, slack: FakeSlack, channel: str, name: str
            if not k.startswith(("SRE_COPILOT_", "DIGEST_", "SLACK_", "TEAMS_"))}
     env.update(DATABASE_URL=url_string(url), SRE_COPILOT_DATA_DIR=str(data_dir),
                SRE_COPILOT_HISTORY="false", SRE_COPILOT_LOG_LEVEL="info",
-               DIGEST_CRON="* * * * *", DIGEST_SLACK_CHANNEL=channel,
+               DIGEST_CRON=f"*/{PERIOD} * * * * *", DIGEST_SLACK_CHANNEL=channel,
                SLACK_BOT_TOKEN="xoxb-test", SLACK_API_URL=slack.base_url + "/api/",
                PROMETHEUS_URL="")
     log = data_dir / f"{name}.log"
@@ -58,10 +60,10 @@ def test_two_replicas_post_each_period_once(pg_url: URL, tmp_path: Path,
     replicas = [first, second]
     try:
         wait_ready(Replica("b", second[0], second[1], second[2]))
-        # Two periods: wait through the first two minute boundaries both replicas have seen.
+        # Two periods: wait through the first two boundaries both replicas have seen.
         started = time.time()
-        boundary = (int(started) // 60 + 1) * 60
-        deadline = boundary + 60 + 45
+        boundary = (int(started) // PERIOD + 1) * PERIOD
+        deadline = boundary + PERIOD + 45
 
         def digests() -> list[object]:
             return [c for c in slack.calls_to("chat.postMessage")
@@ -71,7 +73,7 @@ def test_two_replicas_post_each_period_once(pg_url: URL, tmp_path: Path,
         while time.time() < deadline and len(digests()) < 2:
             time.sleep(0.5)
         assert digests(), "no digest was posted:\n" + first[2].read_text()[-3000:]
-        time.sleep(8)  # the loser, if it were to post, would have by now
+        time.sleep(5)  # the loser, if it were to post, would have by now
         posted = [line.split("digest of ", 1)[1] for _, _, log in replicas
                   for line in log.read_text().splitlines() if "digest of default" in line]
         # One post per period, by whichever replica won it: two periods, two posts.

@@ -2,7 +2,7 @@
 Chroma server (`chroma run`) holding the runbooks, the local Slack Web API and the local Bot
 Framework.
 
-3,000 Alertmanager alerts in 30 groups arrive in waves, round-robin across the replicas, every
+1,800 Alertmanager alerts in 30 groups arrive in six waves, round-robin across the replicas, every
 notification sent twice to different replicas; Slack mentions arrive at one replica and Slack's
 retry of each at another, Teams mentions at one replica and their redelivery at another. A third
 of the way in, one replica is killed with SIGKILL; two thirds in, another gets SIGTERM.
@@ -107,7 +107,9 @@ async def test_three_replicas_lose_nothing_and_double_nothing(pg_url: URL,
                                                               tmp_path: Path) -> None:
     assert SERVER.exists(), f"{SERVER} is missing; pip install -e . first"
     dsn, schema = _dsn(pg_url)
-    load = Load()
+    # Six waves of ten alerts per group: 180 notifications carrying 12,600 alert states, enough
+    # for the kills to land mid-load (`python -m tests.bench.scale` floods harder).
+    load = Load(waves=6)
     with running_slack() as slack, running_chroma(tmp_path / "chroma") as chroma, \
             running_botframework() as teams:
         ops = slack.add_channel("ops", members=["U0ANA"]).id
