@@ -329,9 +329,10 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: da
               and isinstance(c.key, Incident) and c.key.id != incident.id]
     if others:
         older, newer = sorted((incident, others[0]), key=lambda i: i.id or 0)
-        newer.related = {**newer.related, "maybe_same": older.id,
-                         "maybe_why": f"{alert.alertname} ties it to {older.ref} too"}
-        session.add(newer)
+        if older.unconfirmed_until is None:  # a card points only at one that has a card
+            newer.related = {**newer.related, "maybe_same": older.id,
+                             "maybe_why": f"{alert.alertname} ties it to {older.ref} too"}
+            session.add(newer)
     alert.incident_id = incident.id
     alert.held_until = None
     session.add(alert)

@@ -298,3 +298,27 @@ async def test_a_watchdog_repeated_twice_a_day_is_not_silent_after_ten_minutes(
         assert await watch_heartbeats(s, allowed_s=600, now=_t(30 * 3600)) == []
         [silent] = await watch_heartbeats(s, allowed_s=600, now=_t(48 * 3600 + 60))
     assert silent.title.startswith("No Watchdog for 24")
+
+
+async def test_a_card_suggests_merging_only_into_an_incident_that_was_posted(
+        database: Database) -> None:
+    """A pod's alert ties to its own crash loop and, less closely, to its node going down:
+    the crash loop's card offers "maybe the same as" the node's incident once that one has a
+    card, not while it is a lone warning still waiting for one."""
+    pod = {"namespace": "payments", "pod": "payments-api-7d9f8-abcde",
+           "job": "kube-state-metrics"}
+    suggested = {}
+    for severity in ("warning", "critical"):
+        async with database.session() as s, s.begin():
+            oid = await org_id(s, slug=f"org-{severity}")
+            node = await _apply(s, oid, alert("KubeNodeNotReady", at=200, severity=severity,
+                                              node=NODE, job="kube-state-metrics"), now=330)
+            crash = await _apply(s, oid, alert("KubePodCrashLooping", at=350,
+                                               severity="critical", **pod), now=360)
+            ready = await _apply(s, oid, alert("KubePodNotReady", at=380, severity="critical",
+                                               **pod), now=390)
+            assert node is not None and crash is not None and ready is not None
+            assert ready.id == crash.id != node.id
+            assert (node.unconfirmed_until is not None) == (severity == "warning")
+            suggested[severity] = crash.related.get("maybe_same")
+    assert suggested == {"warning": None, "critical": node.id}
