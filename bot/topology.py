@@ -1,6 +1,7 @@
 """What the intake knows of the cluster: kube-state-metrics' placement of pods on nodes and
 under workloads, read from Prometheus and kept for a fifth of the correlation window (pods
-move slowly next to a window of minutes; a storm of alerts costs one query, not one each).
+move slowly next to a window of minutes; a storm of alerts costs one query, not one each);
+and which alerts Prometheus shows firing, read when a held warning's wait could end early.
 
 Without Prometheus, or when it fails, the topology is empty and alerts are related by their
 labels alone — the intake never waits on it for longer than Prometheus' timeout."""
@@ -58,3 +59,19 @@ class TopologyCache:
             log.warning("reading the cluster's topology from Prometheus failed: %s", exc)
             return
         self._topology = topology(found)
+
+    async def firing(self) -> list[dict[str, str]] | None:
+        """The alerts Prometheus itself shows firing now (their labels), read fresh; None
+        without Prometheus or when it fails (then held alerts wait for Alertmanager)."""
+        if self.settings.prometheus_url is None:
+            return None
+        try:
+            async with PrometheusClient(self.settings.prometheus_url,
+                                        timeout=self.settings.prometheus_timeout_seconds
+                                        ) as prom:
+                shown = await prom.alerts()
+        except Exception as exc:  # a failing Prometheus must not stop the intake
+            log.warning("reading Prometheus' firing alerts failed: %s", exc)
+            return None
+        return [{str(k): str(v) for k, v in (a.get("labels") or {}).items()}
+                for a in shown if a.get("state") == "firing"]

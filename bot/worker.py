@@ -27,6 +27,7 @@ from bot.polling import drain, work_until_stopped
 from bot.settings import Settings
 from bot.topology import TopologyCache
 from bot.webhooks import alertmanager, changes, pagerduty
+from knowledge.alerts import Alert
 from knowledge.change_links import link_change
 from knowledge.changes import record_change
 from knowledge.correlation import (
@@ -34,6 +35,8 @@ from knowledge.correlation import (
     apply_alert,
     apply_pagerduty,
     confirm_due,
+    due_now,
+    outlasted,
     release_held,
 )
 from knowledge.db import Database
@@ -41,6 +44,7 @@ from knowledge.deadman import watch_heartbeats
 from knowledge.history import HistoryIndex
 from knowledge.inbox import CHAT_SOURCES, InboxItem, claim, mark_done, mark_failed_attempt
 from knowledge.incidents import Incident, IncidentStatus
+from knowledge.noise import shown_firing
 from knowledge.relate import Topology
 from knowledge.types import utcnow
 from skills.history.sweep import index_resolved
@@ -133,7 +137,10 @@ class InboxWorker:
         if time.monotonic() - self._swept_at < every:
             return
         self._swept_at = time.monotonic()
+        early = await self._still_firing()
         async with self.db.session() as session, session.begin():
+            if early:
+                await due_now(session, alerts=early, now=utcnow())
             placed = await release_held(session, intake_of=lambda _org: self._intake)
             confirmed = await confirm_due(session)
             silent = await watch_heartbeats(session, allowed_s=self.settings.watchdog_timeout)
@@ -143,6 +150,18 @@ class InboxWorker:
         for incident in placed:
             with incident_scope(incident.id):
                 log.debug("%s: a held alert joined it", incident.ref)
+
+    async def _still_firing(self) -> list[Alert]:
+        """The waiting firings Prometheus shows still firing: they need not wait for
+        Alertmanager's next notification (one read of Prometheus, only when some wait)."""
+        if self.topology is None or self.settings.prometheus_url is None:
+            return []
+        async with self.db.session() as session:
+            waiting = await outlasted(session, now=utcnow(), rules=self._intake.noise)
+        if not waiting:
+            return []
+        firing = await self.topology.firing()
+        return [a for a in waiting if firing and shown_firing(a.labels, firing)]
 
     async def _batch(self, *, isolated: bool) -> int:
         done: list[tuple[str, float]] = []

@@ -8,7 +8,9 @@ chronic alert is kept on a quiet noise incident of its own; a warning is held un
 lasted the hold (`release_held` places it when due) and becomes noise if it resolves sooner.
 An incident a warning opens alone waits for its card until it is confirmed (another alert
 joins, or the warning outlasts the short span; `confirm_due` posts it when due); one whose
-warning resolves first turns into a quiet noise incident.
+warning resolves first turns into a quiet noise incident. Both waits end early for a firing
+Prometheus shows still firing (`outlasted`, `due_now`): then the copilot need not wait for
+Alertmanager's next notification to know it did not resolve.
 Heartbeats (Watchdog) are never incidents. A PagerDuty incident joins the incident whose group
 key hash is its dedup key (what Alertmanager's PagerDuty integration sends), or opens its own. A
 new incident gets the recent changes of its service on its timeline (`knowledge.change_links`).
@@ -60,7 +62,8 @@ from knowledge.types import utcnow
 SEVERITY_RANK = {"critical": 4, "page": 4, "error": 3, "high": 3, "warning": 2, "low": 1,
                  "info": 1, "none": 0}
 __all__ = ["HEARTBEATS", "AlertSignal", "Intake", "PagerDutySignal", "apply_alert",
-           "apply_pagerduty", "confirm_due", "is_heartbeat", "release_held"]
+           "apply_pagerduty", "confirm_due", "due_now", "is_heartbeat", "outlasted",
+           "release_held"]
 
 
 @dataclass(frozen=True)
@@ -384,6 +387,40 @@ async def _announce(session: AsyncSession, incident: Incident) -> None:
         text=f"🔥 {incident.ref} opened: {incident.title}"
              + (f" ({incident.severity})" if incident.severity else ""),
         payload={"incident_id": incident.id})
+
+
+async def outlasted(session: AsyncSession, *, now: datetime, rules: NoiseRules,
+                    limit: int = 500) -> list[Alert]:
+    """The firings still waiting only for Alertmanager's next notification to say they did not
+    resolve: held alerts past their hold, and the lone warnings of unconfirmed incidents past
+    the short span. If Prometheus shows them firing, `due_now` lets them go at once."""
+    held = (select(Alert)
+            .where(col(Alert.held_until).is_not(None), col(Alert.held_until) > now,
+                   Alert.status == "firing", col(Alert.incident_id).is_(None),
+                   col(Alert.starts_at) <= now - timedelta(seconds=rules.hold_s))
+            .order_by(col(Alert.id)).limit(limit))
+    lone = (select(Alert).join(Incident, col(Incident.id) == col(Alert.incident_id))
+            .where(col(Incident.unconfirmed_until).is_not(None),
+                   col(Incident.unconfirmed_until) > now, Alert.status == "firing",
+                   col(Alert.starts_at) <= now - timedelta(seconds=rules.short_s))
+            .order_by(col(Alert.id)).limit(limit))
+    return [*(await session.exec(held)).all(), *(await session.exec(lone)).all()]
+
+
+async def due_now(session: AsyncSession, *, alerts: list[Alert], now: datetime) -> None:
+    """Make these waiting firings due now (Prometheus shows them still firing): `release_held`
+    and `confirm_due` then place and post them."""
+    for alert in alerts:
+        if alert.incident_id is None:
+            if alert.held_until is not None and alert.held_until > now:
+                alert.held_until = now
+                session.add(alert)
+            continue
+        incident = await get_incident(session, org_id=alert.org_id,
+                                      incident_id=alert.incident_id)
+        if incident.unconfirmed_until is not None and incident.unconfirmed_until > now:
+            incident.unconfirmed_until = now
+            session.add(incident)
 
 
 async def confirm_due(session: AsyncSession, *, now: datetime | None = None, limit: int = 200

@@ -12,19 +12,22 @@ over times in seconds, shared by the intake and the noise benchmark.
 - A warning is held until it has lasted the hold. The copilot hears of a resolution only with
   its group's next notification, which Alertmanager sends a group interval after the last one,
   so a held alert is released at the first group interval after its hold has passed — if no
-  resolution came by then. One that resolves within the hold is noise. Critical alerts are
-  never held, folded or judged noise.
+  resolution came by then — or as soon as its hold has passed if Prometheus' own alerts API
+  shows it still firing (`shown_firing`). One that resolves within the hold is noise.
+  Critical alerts are never held, folded or judged noise.
 - A warning that opens an incident of its own is *unconfirmed*: the incident takes part in
   correlation at once, but its card waits until another alert joins it, a critical one does,
-  or the warning has fired for the short span (again to the next group interval). One whose
-  warning resolves sooner was a one-off: noise, never posted. A short, unacknowledged firing
-  is what flapping is made of; on its own it is not yet a problem worth a card.
+  or the warning has fired for the short span (again to the next group interval, or at once
+  if Prometheus shows it still firing). One whose warning resolves sooner was a one-off:
+  noise, never posted. A short, unacknowledged firing is what flapping is made of; on its own
+  it is not yet a problem worth a card.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,6 +140,16 @@ def _after(severity: str | None, span: float, *, starts_at: float, received_at: 
         return received_at
     intervals = max(1, math.ceil((starts_at + span - received_at) / rules.group_interval_s))
     return received_at + intervals * rules.group_interval_s + rules.grace_s
+
+
+def shown_firing(labels: Mapping[str, Any], firing: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether the alert is among those Prometheus itself shows firing (its alerts API). There
+    an alert carries its rule's and its series' labels; Alertmanager's copy adds Prometheus'
+    external labels — so one shown whose labels all match the alert's is the alert."""
+    return any(shown.get("alertname") == labels.get("alertname")
+               and all(str(labels.get(k)) == str(v) for k, v in shown.items()
+                       if k != "alertstate")
+               for shown in firing)
 
 
 def resolved_within_hold(*, starts_at: float, ends_at: float, rules: NoiseRules) -> bool:

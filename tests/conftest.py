@@ -31,12 +31,6 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 ALERT_RULES = SHARED / "data" / "alert-rules"  # kube-prometheus's PrometheusRule manifests
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The slow end-to-end scenarios first (a stable sort): workers take whole files, and a
-    minute-long scenario drawn last keeps one worker busy alone while the other idles."""
-    items.sort(key=lambda item: not item.nodeid.startswith("tests/scenarios/"))
-
-
 def need_shared(path: Path) -> None:
     """Tests that read ../shared run where it is (CI, the developers' machines) and skip in a
     user's clone, which has no ../shared."""

@@ -184,7 +184,11 @@ def per_group_key(stream: StreamLike, notes: list[Notification]) -> list[Card]:
 
 
 def correlated(stream: StreamLike, notes: list[Notification], *, window: float = WINDOW,
-               rules: NoiseRules | None = None, use_topology: bool = True) -> list[Card]:
+               rules: NoiseRules | None = None, use_topology: bool = True,
+               reads_prometheus: bool = False) -> list[Card]:
+    """`reads_prometheus`: the sweep also reads Prometheus' alerts API, which knows at once
+    whether a firing still fires: a held or lone warning goes as soon as its wait has passed
+    if it is still firing then, instead of at Alertmanager's next notification."""
     rules = rules or NoiseRules()
     alerts: list[AlertLike] = stream.alerts
     topology = Topology(getattr(stream, "pods", {}) if use_topology else {})
@@ -200,6 +204,12 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
             return None
         return max(known_resolved[i] for i in card.alerts)
 
+    def early(i: int, span: float, due: float, at: float) -> float:
+        a, then = alerts[i], alerts[i].starts_at + span
+        if reads_prometheus and then < due and (a.ends_at is None or a.ends_at > then):
+            return max(at, then)
+        return due
+
     def place(i: int, at: float) -> None:
         a = alerts[i]
         it = about(a.labels, topology)
@@ -210,8 +220,8 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
         if found is None:
             card, c = Card(), Candidate(len(cards), Related(), a.starts_at, a.starts_at, None)
             cards.append((card, c))
-            due = confirm_at(a.labels.get("severity"), starts_at=a.starts_at, opened_at=at,
-                             rules=rules)
+            due = early(i, rules.short_s, confirm_at(
+                a.labels.get("severity"), starts_at=a.starts_at, opened_at=at, rules=rules), at)
             card.unconfirmed_until = due if due > at else None
             card.posted_at = None if due > at else at
         else:
@@ -264,7 +274,8 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
             if on_arrival(sev, starts_at=a.starts_at, earlier=earlier,
                           acknowledged_before=False, rules=rules):
                 continue
-            held[i] = release_at(sev, starts_at=a.starts_at, received_at=n.at, rules=rules)
+            held[i] = early(i, rules.hold_s, release_at(sev, starts_at=a.starts_at,
+                                                        received_at=n.at, rules=rules), n.at)
         release(n.at)
     release(float("inf"))
     return [card for card, _ in cards if card.posted]
@@ -325,8 +336,11 @@ def main() -> None:
     parser.add_argument("--no-topology", action="store_true",
                         help="also run the method without kube-state-metrics' topology")
     args = parser.parse_args()
-    methods: dict[str, Method] = {"baseline: one incident per group key": per_group_key,
-                                  "copilot: relate + noise rules": correlated}
+    methods: dict[str, Method] = {
+        "baseline: one incident per group key": per_group_key,
+        "copilot: relate + noise rules": correlated,
+        "copilot, reading Prometheus' alerts": (  # as when PROMETHEUS_URL is set
+            lambda stream, notes: correlated(stream, notes, reads_prometheus=True))}
     if args.no_topology:  # as when Prometheus has no kube-state-metrics
         methods["copilot: labels only, no topology"] = (
             lambda stream, notes: correlated(stream, notes, use_topology=False))

@@ -16,13 +16,15 @@ from knowledge.correlation import (
     Intake,
     apply_alert,
     confirm_due,
+    due_now,
+    outlasted,
     release_held,
 )
 from knowledge.db import Database
 from knowledge.deadman import watch_heartbeats
 from knowledge.heartbeats import heard
 from knowledge.incidents import Incident, IncidentStatus, incidents_with_alerts, transition
-from knowledge.noise import NoiseRules
+from knowledge.noise import NoiseRules, shown_firing
 from knowledge.outbox import messages
 from knowledge.relate import Topology
 from tests.knowledge.factories import T0, org_id
@@ -322,3 +324,30 @@ async def test_a_card_suggests_merging_only_into_an_incident_that_was_posted(
             assert (node.unconfirmed_until is not None) == (severity == "warning")
             suggested[severity] = crash.related.get("maybe_same")
     assert suggested == {"warning": None, "critical": node.id}
+
+
+async def test_a_warning_prometheus_shows_firing_goes_as_soon_as_its_wait_is_over(
+        database: Database) -> None:
+    """Prometheus' own alerts API says at once whether a firing still fires: the held warning
+    goes when its hold is over and its lone incident is posted when the short span is, not at
+    Alertmanager's next notification (`outlasted`, `due_now`)."""
+    disk = alert("NodeFilesystemSpaceFillingUp", at=0, instance=f"{NODE}:9100",
+                 mountpoint="/", job="node-exporter")
+    # What Prometheus shows: the rule's labels, without the external ones Alertmanager adds.
+    shown = [dict(disk.labels) | {"alertstate": "firing"}]
+    rules = INTAKE.noise
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        assert await _apply(s, oid, disk, now=30) is None  # held until 345
+        assert await outlasted(s, now=_t(100), rules=rules) == []  # its hold is not over
+        [waiting] = await outlasted(s, now=_t(125), rules=rules)
+        assert shown_firing({**waiting.labels, "prometheus": "monitoring/k8s"}, shown)
+        assert not shown_firing({**waiting.labels, "mountpoint": "/var"}, shown)
+        await due_now(s, alerts=[waiting], now=_t(125))
+        [opened] = await release_held(s, now=_t(125), intake_of=lambda _o: INTAKE)
+        assert opened.unconfirmed_until == _t(600 + 300 + 15)
+        assert await outlasted(s, now=_t(590), rules=rules) == []  # not fired 600 s yet
+        [lone] = await outlasted(s, now=_t(605), rules=rules)
+        await due_now(s, alerts=[lone], now=_t(605))
+        [posted] = await confirm_due(s, now=_t(605))
+        assert posted.id == opened.id and posted.unconfirmed_until is None
