@@ -101,9 +101,7 @@ def running_copilot(work: Path, *, warm_up: float = WARM_UP) -> Iterator[Copilot
     with running_slack() as slack, copilot_server(
             _executable(), work / "copilot", database_url=f"sqlite:///{work / 'copilot.db'}",
             token=token, port=port, ready_timeout=90, extra_env={
-                "PROMETHEUS_URL": stack.prometheus_url, "SLACK_BOT_TOKEN": "xoxb-test",
-                "SLACK_SIGNING_SECRET": "secret", "SLACK_API_URL": slack.base_url + "/api/",
-                "SRE_COPILOT_SLACK_CREATE_CHANNELS": "true",
+                **slack.copilot_env(), "PROMETHEUS_URL": stack.prometheus_url,
                 "SRE_COPILOT_WORKER_POLL_SECONDS": "0.2",
                 # The stack's rules and Alertmanager run on an accelerated clock (1 s group
                 # interval): the hold is scaled alike.

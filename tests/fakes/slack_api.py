@@ -266,6 +266,19 @@ class FakeSlack:
         with self._lock:
             return [c for c in self.calls if c.method == method]
 
+    def copilot_env(self) -> dict[str, str]:
+        """The settings that point a `sre-copilot serve` at this fake, a channel per incident."""
+        return {"SLACK_BOT_TOKEN": self.bot_token, "SLACK_SIGNING_SECRET": "secret",
+                "SLACK_API_URL": self.base_url + "/api/",
+                "SRE_COPILOT_SLACK_CREATE_CHANNELS": "true"}
+
+    def incident_cards(self) -> list[Message]:
+        """Incident cards: the first message with blocks in each incident's channel (status
+        notices follow it there as the incident moves)."""
+        return [msgs[0] for c in list(self.channels.values()) if c.name.startswith("inc-")
+                for msgs in [[m for m in self.messages.get(c.id, [])
+                              if not m.thread_ts and m.blocks]] if msgs]
+
     # --- scripting -----------------------------------------------------------------------
 
     def rate_limit_next(self, method: str, n: int = 1, retry_after: int = 1) -> None:

@@ -16,7 +16,6 @@ import subprocess
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -36,12 +35,6 @@ FIRING_RULE = {"alert": "CheckoutSlow", "expr": "vector(1)", "for": "0s",
                "annotations": {"summary": "checkout answers slowly"}}
 
 
-def _cards(slack: Any) -> list[Any]:
-    return [msgs[0] for c in list(slack.channels.values()) if c.name.startswith("inc-")
-            for msgs in [[m for m in slack.messages.get(c.id, [])
-                          if not m.thread_ts and m.blocks]] if msgs]
-
-
 def test_a_warning_prometheus_shows_firing_is_posted_without_waiting_for_alertmanager(
         tmp_path: Path) -> None:
     token = secrets.token_urlsafe(16)
@@ -51,10 +44,7 @@ def test_a_warning_prometheus_shows_firing_is_posted_without_waiting_for_alertma
             copilot_server(_executable(), tmp_path / "copilot",
                            database_url=f"sqlite:///{tmp_path / 'copilot.db'}", token=token,
                            ready_timeout=90, extra_env={
-                               "PROMETHEUS_URL": prom, "SLACK_BOT_TOKEN": "xoxb-test",
-                               "SLACK_SIGNING_SECRET": "secret",
-                               "SLACK_API_URL": slack.base_url + "/api/",
-                               "SRE_COPILOT_SLACK_CREATE_CHANNELS": "true",
+                               **slack.copilot_env(), "PROMETHEUS_URL": prom,
                                "SRE_COPILOT_HISTORY": "false",
                                "SRE_COPILOT_WORKER_POLL_SECONDS": "0.2",
                                "SRE_COPILOT_NOISE_HOLD_SECONDS": str(HOLD),
@@ -75,16 +65,16 @@ def test_a_warning_prometheus_shows_firing_is_posted_without_waiting_for_alertma
                 assert answer.status_code == 202, answer.text
 
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not _cards(slack):
+        while time.monotonic() < deadline and not slack.incident_cards():
             time.sleep(0.25)
         waited = (datetime.now(UTC) - started).total_seconds()
-        cards = _cards(slack)
+        cards = slack.incident_cards()
         assert len(cards) == 1, f"no card within 60 s:\n{copilot.log_tail()}"
         assert "checkout" in json.dumps(cards[0].blocks)
         # Alone, it waited out the short span — and not Alertmanager's five minutes.
         assert SHORT - 1 <= waited < 60, waited
         time.sleep(2 * HOLD)
-        assert len(_cards(slack)) == 1  # the warning Prometheus does not show still waits
+        assert len(slack.incident_cards()) == 1  # the warning Prometheus does not show still waits
 
     listed = json.loads(subprocess.run(
         [_executable(), "incidents", "--json"], capture_output=True, text=True, timeout=60,

@@ -149,10 +149,7 @@ def parts(tmp_path: Path, db_url: URL) -> Iterator[tuple[str, str, Any, str]]:
             running_slack() as slack, alertmanager(binary, tmp_path / "am", config) as am, \
             copilot_server(_executable(), tmp_path / "copilot", database_url=url_string(db_url),
                            token=token, port=port, ready_timeout=90, extra_env={
-                               "PROMETHEUS_URL": prom, "SLACK_BOT_TOKEN": "xoxb-test",
-                               "SLACK_SIGNING_SECRET": "secret",
-                               "SLACK_API_URL": slack.base_url + "/api/",
-                               "SRE_COPILOT_SLACK_CREATE_CHANNELS": "true",
+                               **slack.copilot_env(), "PROMETHEUS_URL": prom,
                                "SRE_COPILOT_HISTORY": "false",
                                "SRE_COPILOT_WORKER_POLL_SECONDS": "0.1",
                                "SRE_COPILOT_CORRELATION_WINDOW_SECONDS": str(WINDOW),
@@ -219,19 +216,11 @@ def test_a_stream_through_real_alertmanager_posts_one_card_per_problem(
     # The cards in Slack: one per posted incident (and the switch's), far fewer than the
     # notifications Alertmanager sent.
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and len(_cards(slack)) < len(real) + 1:
+    while time.monotonic() < deadline and len(slack.incident_cards()) < len(real) + 1:
         time.sleep(0.5)
     metrics = httpx.get(f"{am_url}/metrics", timeout=10).text
     sent = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
                if line.startswith("alertmanager_notifications_total")
                and 'integration="webhook"' in line)
-    assert len(_cards(slack)) == len(real) + 1
+    assert len(slack.incident_cards()) == len(real) + 1
     assert len(real) <= 0.5 * sent, (len(real), sent)
-
-
-def _cards(slack: Any) -> list[Any]:
-    """Incident cards: the first message of each incident's channel (status notices follow
-    it there as the incident moves)."""
-    return [msgs[0] for c in list(slack.channels.values()) if c.name.startswith("inc-")
-            for msgs in [[m for m in slack.messages.get(c.id, [])
-                          if not m.thread_ts and m.blocks]] if msgs]
