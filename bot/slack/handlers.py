@@ -255,19 +255,41 @@ class SlackHandlers:
         name = channel_name(incident)
         team = await self._team_of(org_id)
         api = await self.api(team)
+        channel_id = ""
         for attempt in range(1, 6):
             try:
                 created = await api.conversations_create(
                     name=name if attempt == 1 else f"{name}-{attempt}")
+                channel_id = str(created["channel"]["id"])
                 break
             except SlackApiError as exc:  # someone's channel has the name: take the next
                 if exc.response.get("error") != "name_taken" or attempt == 5:
                     raise
-        where = events.address(org_id, team, str(created["channel"]["id"]))
+                # Unless it is this bot's own, made for this incident by a replica that died
+                # before it could say so: then it is the incident's channel, not a rival.
+                mine = await self._own_channel(api, name) if attempt == 1 else None
+                if mine is not None:
+                    channel_id = str(mine["id"])
+                    break
+        where = events.address(org_id, team, channel_id)
         async with self.db.session() as session, session.begin():
             await link_thread(session, org_id=org_id, incident_id=incident.id,
                               platform=self.platform, workspace_id=team, channel_id=where.channel)
         return where
+
+    async def _own_channel(self, api: AsyncWebClient, name: str) -> dict[str, Any] | None:
+        """The unarchived channel called `name` that this bot created, if there is one."""
+        me = str((await api.auth_test()).get("user_id", ""))
+        cursor = ""
+        while True:
+            page = await api.conversations_list(types="public_channel", exclude_archived=True,
+                                                limit=1000, cursor=cursor or None)
+            for channel in page.get("channels") or []:
+                if channel.get("name") == name and me and channel.get("creator") == me:
+                    return dict(channel)
+            cursor = str((page.get("response_metadata") or {}).get("next_cursor") or "")
+            if not cursor:
+                return None
 
     async def _team_of(self, org_id: int) -> str:
         """The workspace of an org: recorded on the org, else (one bot token) the token's."""

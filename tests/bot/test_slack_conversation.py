@@ -398,6 +398,29 @@ async def test_a_channel_created_before_its_incident_is_briefed_once_it_exists(
         m for m in slack.messages.get(channel.id, []) if "INC-1" in (m.text or "")])
 
 
+@pytest.mark.parametrize(("creator", "used"), [("U0BOT", "inc-1-checkout"),
+                                               ("U0ANA", "inc-1-checkout-2")])
+async def test_a_channel_left_by_a_replica_that_died_is_taken_not_doubled(
+        live: Live, creator: str, used: str) -> None:
+    """A replica killed between creating an incident's channel and recording it leaves a
+    channel of this bot's under the incident's name: the next replica takes it instead of
+    making a second one. A channel a person made under that name stays theirs: the incident's
+    channel gets the next name."""
+    live.handlers.settings = live.handlers.settings.model_copy(
+        update={"slack_create_channels": True})
+    slack = live.slack
+    slack.add_channel("inc-1-checkout", creator=creator, is_member=creator == "U0BOT")
+    sent = await live.client.post(
+        "/webhooks/alertmanager", headers={"Authorization": f"Bearer {TOKEN}"},
+        json=notification([alert("CheckoutHighErrorRate", service="checkout")]))
+    assert sent.status_code == 202
+    await until("the incident card", lambda: [
+        m for ch in list(slack.channels.values()) if ch.name == used
+        for m in slack.messages.get(ch.id, []) if "INC-1" in (m.text or "")])
+    names = sorted(ch.name for ch in slack.channels.values() if ch.name.startswith("inc-1"))
+    assert names == sorted({"inc-1-checkout", used})
+
+
 async def test_feedback_typed_in_the_briefing_thread_is_recorded(live: Live) -> None:
     slack = live.slack
     channel = await _incident_channel(live)

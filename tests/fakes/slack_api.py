@@ -57,6 +57,7 @@ _FIRST_TS_US = 1_700_000_000_000_100  # the first ts handed out: "1700000000.000
 _SCOPES = {  # the scope a `missing_scope` error names as `needed`
     "chat.postMessage": "chat:write", "chat.update": "chat:write",
     "chat.postEphemeral": "chat:write", "conversations.info": "channels:read",
+    "conversations.list": "channels:read",
     "conversations.join": "channels:join", "conversations.create": "channels:manage",
     "conversations.invite": "channels:manage", "conversations.setTopic": "channels:manage",
     "conversations.history": "channels:history", "conversations.replies": "channels:history",
@@ -216,12 +217,14 @@ class FakeSlack:
     def add_channel(self, name: str, *, id: str | None = None, topic: str = "",
                     purpose: str = "", members: Sequence[str] = (), is_member: bool = True,
                     is_private: bool = False, post_without_join: bool = False,
-                    is_archived: bool = False) -> Channel:
-        """Seed a channel; with `is_member` (the default) the bot is in it."""
+                    is_archived: bool = False, creator: str | None = None) -> Channel:
+        """Seed a channel; with `is_member` (the default) the bot is in it; `creator`: who
+        made it (default: the bot)."""
         with self._lock:
             channel = Channel(id or self._new_id("C"), name, topic, purpose, list(members),
                               is_member, is_private, is_archived=is_archived,
-                              post_without_join=post_without_join, creator=self.bot_user_id)
+                              post_without_join=post_without_join,
+                              creator=self.bot_user_id if creator is None else creator)
             if is_member and self.bot_user_id not in channel.members:
                 channel.members.append(self.bot_user_id)
             self.channels[channel.id] = channel
@@ -528,6 +531,21 @@ class FakeSlack:
         if msg.thread_ts and msg.thread_ts != msg.ts:
             link += f"?thread_ts={msg.thread_ts}&cid={ch.id}"
         return {"channel": ch.id, "permalink": link}
+
+    def _m_conversations_list(self, p: JSON) -> JSON:
+        """Channels of the asked types (default public), a page at a time: `limit` (at most
+        1,000) and the opaque `cursor` of the previous page's `next_cursor`."""
+        types = {t.strip() for t in str(p.get("types") or "public_channel").split(",")}
+        limit = min(int(p.get("limit") or 100), 1000)
+        start = int(str(p.get("cursor") or "0") or 0)
+        found = [ch for ch in self.channels.values() if not ch.is_im
+                 and ("private_channel" if ch.is_private else "public_channel") in types
+                 and (ch.is_member or not ch.is_private)
+                 and not (ch.is_archived and _flag(p.get("exclude_archived")))]
+        page = found[start:start + limit]
+        more = start + limit < len(found)
+        return {"channels": [self._channel_json(ch) for ch in page],
+                "response_metadata": {"next_cursor": str(start + limit) if more else ""}}
 
     def _m_conversations_info(self, p: JSON) -> JSON:
         ch = self._visible(p.get("channel"))
