@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TypeVar
 
 from bot.settings import Settings
 from knowledge.relate import Topology
@@ -21,6 +23,7 @@ from skills.kube_relations import placement, topology
 from skills.prometheus.client import PrometheusClient
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -49,29 +52,31 @@ class TopologyCache:
     async def _refresh(self) -> None:
         self._read_at = time.monotonic()
         end = utcnow()
-        assert self.settings.prometheus_url is not None
-        try:
-            async with PrometheusClient(self.settings.prometheus_url,
-                                        timeout=self.settings.prometheus_timeout_seconds
-                                        ) as prom:
-                found = await placement(prom, start=end - timedelta(minutes=15), end=end)
-        except Exception as exc:  # a failing Prometheus must not stop the intake
-            log.warning("reading the cluster's topology from Prometheus failed: %s", exc)
-            return
-        self._topology = topology(found)
+        found = await self._ask("the cluster's topology", lambda prom: placement(
+            prom, start=end - timedelta(minutes=15), end=end))
+        if found is not None:
+            self._topology = topology(found)
 
     async def firing(self) -> list[dict[str, str]] | None:
         """The alerts Prometheus itself shows firing now (their labels), read fresh; None
         without Prometheus or when it fails (then held alerts wait for Alertmanager)."""
+        shown = await self._ask("Prometheus' firing alerts", lambda prom: prom.alerts())
+        if shown is None:
+            return None
+        return [{str(k): str(v) for k, v in (a.get("labels") or {}).items()}
+                for a in shown if a.get("state") == "firing"]
+
+    async def _ask(self, what: str, read: Callable[[PrometheusClient], Awaitable[T]]
+                   ) -> T | None:
+        """One read of Prometheus; None without it or when it fails — a failing Prometheus
+        must not stop the intake."""
         if self.settings.prometheus_url is None:
             return None
         try:
             async with PrometheusClient(self.settings.prometheus_url,
                                         timeout=self.settings.prometheus_timeout_seconds
                                         ) as prom:
-                shown = await prom.alerts()
-        except Exception as exc:  # a failing Prometheus must not stop the intake
-            log.warning("reading Prometheus' firing alerts failed: %s", exc)
+                return await read(prom)
+        except Exception as exc:
+            log.warning("reading %s failed: %s", what, exc)
             return None
-        return [{str(k): str(v) for k, v in (a.get("labels") or {}).items()}
-                for a in shown if a.get("state") == "firing"]
