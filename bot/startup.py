@@ -10,7 +10,7 @@ from bot.indexes import Indexes, try_open_indexes
 from bot.metrics import Metrics
 from bot.settings import Settings
 from knowledge import migrate
-from knowledge.db import Database, open_database
+from knowledge.db import Database, open_database, startup_lock
 from knowledge.history import HistoryIndex
 from knowledge.orgs import ensure_org, list_org_ids
 from skills.history.sweep import index_resolved
@@ -48,7 +48,9 @@ async def prepare_database(settings: Settings) -> Database:
     exists (webhooks without `?org=` land there)."""
     url = settings.db_url()
     if settings.auto_migrate:
-        await migrate.upgrade_async(url)
+        # Replicas started together take turns: the first migrates, the rest find it done.
+        async with startup_lock(url):
+            await migrate.upgrade_async(url)
     db = open_database(url)
     async with db.session() as session, session.begin():
         await ensure_org(session, slug=settings.default_org, name=settings.default_org)

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -57,6 +58,51 @@ def ensure_sqlite_dir(url: URL) -> None:
     """SQLite creates the file but not its folder (the data directory on a fresh machine)."""
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def libpq_url(url: URL) -> str:
+    """A PostgreSQL URL as libpq (psycopg itself) takes it: the driver suffix goes, everything
+    else (options=-csearch_path…) is kept."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+# The key of the advisory lock that start-up work takes (any 64-bit number no other
+# application on the database uses: the first bytes of "sre-copilot startup").
+STARTUP_LOCK = 0x7372652D636F7069
+STARTUP_LOCK_POLL_S = 0.1
+
+
+@asynccontextmanager
+async def startup_lock(url: URL) -> AsyncIterator[None]:
+    """Held while one process creates or migrates tables (Alembic, langgraph's checkpointer
+    setup), so replicas starting together on an empty PostgreSQL take turns instead of
+    racing on the same CREATE TABLE (`UniqueViolation … checkpoint_migrations_pkey`). The lock
+    is PostgreSQL's session-level advisory lock on a connection of its own, released when the
+    work ends or the process dies. SQLite has one writer and one process anyway: no lock."""
+    if url.get_backend_name() != "postgresql":
+        yield
+        return
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(
+            libpq_url(url), autocommit=True, connect_timeout=CONNECT_TIMEOUT_S) as conn:
+        # Asked for again and again rather than waited on: a session blocked in
+        # pg_advisory_lock is an open transaction, and langgraph's CREATE INDEX CONCURRENTLY
+        # in the holder waits for every open transaction to end — a deadlock PostgreSQL
+        # does not detect (seen: five replicas hung for good).
+        while True:
+            if await _try_lock(conn):
+                break
+            await asyncio.sleep(STARTUP_LOCK_POLL_S)
+        try:
+            yield
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(%s)", (STARTUP_LOCK,))
+
+
+async def _try_lock(conn: Any) -> bool:
+    row = await (await conn.execute("SELECT pg_try_advisory_lock(%s)", (STARTUP_LOCK,))).fetchone()
+    return bool(row and row[0])
 
 
 def async_url(url: URL) -> URL:

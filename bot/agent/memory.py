@@ -1,7 +1,8 @@
 """Thread memory: the langgraph checkpointer for the configured database — PostgreSQL (through
 psycopg 3, in the same database and schema as the copilot's tables) or, for the embedded
 default, a SQLite file beside the copilot's own. langgraph creates and migrates its tables with
-`setup()`; Alembic leaves them alone (migrations/env.py)."""
+`setup()`, under the start-up lock so replicas starting together do not race on it; Alembic
+leaves them alone (migrations/env.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from bot.settings import Settings
+from knowledge.db import libpq_url, startup_lock
 
 SQLITE_FILE = "threads.sqlite"
 
@@ -22,11 +24,10 @@ SQLITE_FILE = "threads.sqlite"
 async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointSaver[Any]]:
     url = settings.db_url()
     if url.get_backend_name() == "postgresql":
-        # libpq's URI form: the driver suffix goes, everything else (options=-csearch_path…)
-        # is kept, so threads live in the same schema as the rest.
-        conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
-        async with AsyncPostgresSaver.from_conn_string(conninfo) as saver:
-            await saver.setup()
+        # Threads live in the same schema as the rest (the URL keeps its search_path).
+        async with AsyncPostgresSaver.from_conn_string(libpq_url(url)) as saver:
+            async with startup_lock(url):
+                await saver.setup()
             yield saver
         return
     settings.data_dir.mkdir(parents=True, exist_ok=True)
