@@ -112,6 +112,22 @@ class Intake:
     noise: NoiseRules = field(default_factory=NoiseRules)
     topology: Topology = field(default_factory=Topology)
     lasting: int = 4  # an open incident keeps a lasting subject this many windows
+    # Each open incident's relations, parsed once while its stored JSON is unchanged: in a
+    # storm every alert weighs every open incident, and parsing them all again for each alert
+    # was a third of the intake's time (200 incidents × 2,000 alerts). Lives as long as the
+    # Intake, one worker batch.
+    parsed: dict[int, tuple[object, Related]] = field(default_factory=dict, repr=False,
+                                                      compare=False)
+
+    def relations(self, incident: Incident) -> Related:
+        """The incident's relations as stored: shared, so copy before changing them."""
+        if incident.id is None:
+            return Related.from_json(incident.related)
+        seen = self.parsed.get(incident.id)
+        if seen is None or seen[0] is not incident.related:
+            seen = (incident.related, Related.from_json(incident.related))
+            self.parsed[incident.id] = seen
+        return seen[1]
 
     @property
     def reach(self) -> timedelta:
@@ -271,7 +287,7 @@ async def _candidates(session: AsyncSession, *, org_id: int, starts_at: datetime
     for incident in (await session.exec(stmt)).all():
         ended = incident.resolved_at if incident.state is IncidentStatus.RESOLVED else None
         found.append(Candidate(
-            key=incident, related=Related.from_json(incident.related),
+            key=incident, related=intake.relations(incident),
             first=incident.triggered_at.timestamp(),
             latest=(incident.last_alert_at or incident.triggered_at).timestamp(),
             ended=ended.timestamp() if ended else None))
@@ -309,7 +325,7 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: da
         candidate, tie = found
         assert isinstance(candidate.key, Incident)
         incident = candidate.key
-        related, whys = candidate.related, list(incident.related.get("why", []))
+        related, whys = candidate.related.copy(), list(incident.related.get("why", []))
         if tie.why not in whys:
             whys.append(tie.why)
     related.add(it)

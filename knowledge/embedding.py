@@ -16,6 +16,7 @@ are synchronous (ONNX Runtime); async callers run them in a thread.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from dataclasses import dataclass
@@ -124,6 +125,9 @@ class Embedder:
                 # more resident for every replica (218 MB against 109 MB once loaded) to
                 # embed the shared runbooks 10 % faster. Memory is the scarcer of the two.
                 options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+                # Half the cores: a replica's event loop (webhooks, the inbox worker, Slack)
+                # keeps the rest while investigations search runbooks in an alert storm.
+                options.intra_op_num_threads = max(1, (os.cpu_count() or 2) // 2)
                 # The arena keeps the largest batch's buffers for the life of the process;
                 # without it a replica's memory returns to idle after an ingest.
                 options.enable_cpu_mem_arena = False

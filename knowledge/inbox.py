@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Index, UniqueConstraint, func
+from sqlalchemy import JSON, Index, SmallInteger, UniqueConstraint, func
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -25,6 +25,10 @@ from knowledge.types import UTCDateTime, utcnow
 # Chat platforms' items are leased by the chat worker (an answer takes seconds and calls out),
 # not applied in the incident worker's short transactions.
 CHAT_SOURCES = ("slack", "teams")
+
+
+# Inbox priorities: claimed FIRST, then LATER, each oldest first.
+FIRST, LATER = 0, 1
 
 
 class InboxStatus(StrEnum):
@@ -37,8 +41,9 @@ class InboxItem(SQLModel, table=True):
     __tablename__ = "inbox_item"
     __table_args__ = (
         UniqueConstraint("org_id", "source", "idempotency_key"),
-        # Claims read pending items in id order: this index returns them already sorted.
-        Index("ix_inbox_item_claim", "status", "id"),
+        # Claims read pending items by priority, then in id order: this index returns them
+        # already sorted.
+        Index("ix_inbox_item_claim", "status", "priority", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -47,6 +52,9 @@ class InboxItem(SQLModel, table=True):
     idempotency_key: str = Field(max_length=64)  # SHA-256 of the natural key: any length fits
     payload: dict[str, Any] = Field(sa_type=JSON)
     status: str = Field(default=InboxStatus.PENDING.value, max_length=16)
+    # 0 before 1: what opens incidents goes ahead of a storm's backlog (see InboxEntry).
+    priority: int = Field(default=LATER, sa_type=SmallInteger,
+                          sa_column_kwargs={"server_default": "1"})
     attempts: int = 0
     last_error: str | None = Field(default=None, max_length=4000)
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
@@ -56,11 +64,15 @@ class InboxItem(SQLModel, table=True):
 
 @dataclass(frozen=True)
 class InboxEntry:
-    """One item to store: its source (`alertmanager`, `pagerduty`, …), key and JSON payload."""
+    """One item to store: its source (`alertmanager`, `pagerduty`, …), key and JSON payload.
+    FIRST goes to an item that may open an incident (a notification's first firing alert), so
+    that in a storm a new group's card is not queued behind thousands of alerts joining
+    incidents that already have theirs."""
 
     source: str
     key: str
     payload: dict[str, Any]
+    priority: int = LATER
 
 
 def key_digest(key: str) -> str:
@@ -86,6 +98,7 @@ async def enqueue(session: AsyncSession, *, org_id: int, entries: list[InboxEntr
     now = utcnow()
     rows = [{"org_id": org_id, "source": e.source, "idempotency_key": key_digest(e.key),
              "payload": e.payload, "status": InboxStatus.PENDING.value, "attempts": 0,
+             "priority": e.priority,
              "received_at": now, "available_at": now} for e in unique]
     # Rows go as executemany parameters (batched by SQLAlchemy into multi-row INSERTs): the
     # statement compiles once and is cached, instead of once per request.
@@ -99,8 +112,9 @@ async def enqueue(session: AsyncSession, *, org_id: int, entries: list[InboxEntr
 async def claim(session: AsyncSession, *, limit: int, sources: Sequence[str] | None = None,
                 exclude: Sequence[str] = ()) -> list[InboxItem]:
     """Lock up to `limit` pending items (of `sources`, default all but `exclude`) for this
-    transaction, oldest first. Other workers skip them; if this one dies, the lock goes with
-    its connection and they become claimable."""
+    transaction, oldest first: FIRST items if any are pending, else LATER ones. Other workers
+    skip them; if this one dies, the lock goes with its connection and they become
+    claimable."""
     stmt = (select(InboxItem)
             .where(InboxItem.status == InboxStatus.PENDING.value,
                    InboxItem.available_at <= utcnow()))
@@ -108,6 +122,13 @@ async def claim(session: AsyncSession, *, limit: int, sources: Sequence[str] | N
         stmt = stmt.where(col(InboxItem.source).in_(list(sources)))
     if exclude:
         stmt = stmt.where(col(InboxItem.source).not_in(list(exclude)))
+    # FIRST items alone while there are any: a batch commits as a whole, so a new group's
+    # first alert mixed into a batch of a hundred others would wait for all of them.
+    first = await session.exec(stmt.where(InboxItem.priority == FIRST).order_by(
+        col(InboxItem.id)).limit(limit).with_for_update(skip_locked=True))
+    claimed = list(first.all())
+    if claimed:
+        return claimed
     stmt = stmt.order_by(col(InboxItem.id)).limit(limit).with_for_update(skip_locked=True)
     return list((await session.exec(stmt)).all())
 

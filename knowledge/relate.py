@@ -220,6 +220,9 @@ class Related:
         self.active.subtract(a.own)
         self.active = +self.active
 
+    def copy(self) -> Related:
+        return Related(**{part: Counter(getattr(self, part)) for part in self.PARTS})
+
     def to_json(self) -> dict[str, list[list[object]]]:
         return {part: [[k, n, c] for (k, n), c in sorted(getattr(self, part).items())]
                 for part in self.PARTS}

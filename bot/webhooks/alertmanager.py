@@ -19,7 +19,7 @@ from bot.webhooks.intake import intake_of
 from bot.webhooks.tokens import require_bearer
 from knowledge.alerts import Alert
 from knowledge.correlation import AlertSignal
-from knowledge.inbox import InboxEntry
+from knowledge.inbox import FIRST, LATER, InboxEntry
 from knowledge.noise import is_heartbeat
 
 SOURCE = "alertmanager"
@@ -64,10 +64,15 @@ def inbox_entries(payload: AlertmanagerPayload) -> list[InboxEntry]:
     group = {"groupKey": payload.groupKey, "receiver": payload.receiver,
              "groupLabels": payload.groupLabels, "commonLabels": payload.commonLabels,
              "externalURL": payload.externalURL}
+    alerts = [a for a in payload.alerts if not _heartbeat(a)]
+    # The first firing alert may open the group's incident: it goes ahead of a storm's
+    # backlog. Only firings: a resolution must not overtake the firing it ends.
+    first = next((a for a in alerts if a.status == "firing"), None)
     return [InboxEntry(source=SOURCE,
                        key=f"{payload.groupKey}|{a.fingerprint}|{a.status}|{a.startsAt.isoformat()}",
-                       payload={"group": group, "alert": a.model_dump(mode="json")})
-            for a in payload.alerts if not _heartbeat(a)]
+                       payload={"group": group, "alert": a.model_dump(mode="json")},
+                       priority=FIRST if a is first else LATER)
+            for a in alerts]
 
 
 def heartbeats(payload: AlertmanagerPayload) -> set[str]:

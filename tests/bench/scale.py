@@ -63,7 +63,9 @@ class PostWatch:
         while not self._stop.wait(0.05):
             now = time.time()
             for channel in list(self.slack.channels.values()):
-                m = re.match(r"inc-\d+-(svc-\d+)$", channel.name)
+                # inc-<n>-<subject>: the subject names the service (svc-07) or one of its
+                # pods (pod-svc-07-001).
+                m = re.match(r"inc-\d+-.*?(svc-\d+)", channel.name)
                 if m and m[1] not in self.seen and any(
                         not msg.thread_ts for msg in list(self.slack.messages.get(channel.id,
                                                                                  []))):

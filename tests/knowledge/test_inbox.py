@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 from sqlalchemy.engine import URL
 
+from bot.webhooks.alertmanager import AlertmanagerPayload, inbox_entries
 from knowledge import migrate
 from knowledge.db import Database, open_database
-from knowledge.inbox import InboxEntry, claim, enqueue, items, mark_done
+from knowledge.inbox import FIRST, InboxEntry, claim, enqueue, items, mark_done
+from tests.fakes.alertmanager import alert, notification, resolved
 from tests.knowledge.factories import org_id
 
 
@@ -35,6 +38,32 @@ async def test_a_very_long_key_fits(database: Database) -> None:
         oid = await org_id(s)
         result = await enqueue(s, org_id=oid, entries=[InboxEntry("alertmanager", key, {})])
     assert result.accepted == 1 and len(key) > 4000
+
+
+async def test_a_new_groups_first_firing_is_claimed_before_a_storms_backlog(
+        database: Database) -> None:
+    backlog = _entries(300, "storm")
+    storm = notification([alert("Storm", service="old", pod=f"p{i}") for i in range(3)])
+    fresh = notification([resolved(alert("Gone", service="new", pod="a"), datetime.now(UTC)),
+                          alert("DiskFull", service="new", pod="b"),
+                          alert("DiskFull", service="new", pod="c")])
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        await enqueue(s, org_id=oid, entries=backlog)
+        await enqueue(s, org_id=oid, entries=inbox_entries(
+            AlertmanagerPayload.model_validate(fresh)))
+    async with database.session() as s, s.begin():
+        got = await claim(s, limit=10)
+        # The new group's first firing alert on its own (not its resolution: that must not
+        # overtake a firing), so its incident commits without waiting for the rest.
+        assert [g.payload["alert"]["labels"]["pod"] for g in got] == ["b"]
+        assert got[0].priority == FIRST
+        mark_done(got[0])
+    async with database.session() as s, s.begin():
+        got = await claim(s, limit=2)
+    assert [g.payload for g in got] == [{"i": 0}, {"i": 1}]  # then the oldest
+    entries = inbox_entries(AlertmanagerPayload.model_validate(storm))
+    assert [e.priority for e in entries] == [FIRST, 1, 1]
 
 
 async def test_concurrent_workers_never_claim_the_same_item(pg_url: URL) -> None:
