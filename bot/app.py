@@ -25,6 +25,7 @@ from bot.settings import Settings
 from bot.slack.intake import guard as slack_guard
 from bot.startup import open_history, prepare_database, sweep_history
 from bot.topology import TopologyCache
+from bot.wakeups import Wakeups, listening
 from bot.webhooks import alertmanager, changes, pagerduty
 from bot.webhooks.errors import RequestRejected, rejected_response
 from bot.webhooks.intake import RETRY_AFTER_S, Intake, database_unavailable
@@ -80,6 +81,9 @@ def create_app(settings: Settings, *, db: Database | None = None,
                                  changed=platforms.deliveries,
                                  topology=TopologyCache(settings))
             app.state.worker = worker
+            # Items another replica accepted, messages another replica's worker queued.
+            await stack.enter_async_context(listening(database, Wakeups(
+                inbox=[worker.wake, *platforms.answers], outbox=platforms.deliveries)))
             task = asyncio.create_task(worker.run(stop), name="inbox-worker")
 
             async def stop_worker() -> None:

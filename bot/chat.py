@@ -27,6 +27,12 @@ class ChatPlatforms:
     teams: TeamsService | None = None
 
     @property
+    def answers(self) -> list[asyncio.Event]:
+        """The running chat workers' wake-ups for new chat items in the inbox."""
+        return [service.worker.wake for service in (self.slack, self.teams)
+                if service is not None and service.worker is not None]
+
+    @property
     def deliveries(self) -> list[asyncio.Event]:
         """The running chat workers' delivery wake-ups (see `InboxWorker.changed`)."""
         return [service.worker.deliveries for service in (self.slack, self.teams)

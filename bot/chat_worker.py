@@ -58,8 +58,8 @@ class ChatWorker:
     handlers: ChatHandlers
     source: str  # the inbox source this worker answers: "slack" or "teams"
     wake: asyncio.Event = field(default_factory=asyncio.Event)
-    # Set by this process's inbox worker when it changed incidents: deliver now, not at the
-    # next poll (another process's changes wait for the poll).
+    # Set by this process's inbox worker when it changed incidents, and by any process's new
+    # outbox message on PostgreSQL (bot/wakeups.py): deliver now, not at the next poll.
     deliveries: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run_once(self) -> int:

@@ -294,6 +294,7 @@ async def _worker(settings: Settings) -> int:
     from bot.indexes import try_open_indexes
     from bot.metrics import Metrics
     from bot.startup import open_history, prepare_database, sweep_history
+    from bot.wakeups import Wakeups, listening
     from bot.worker import InboxWorker
 
     # Handle SIGTERM from the very start: a stop during migration still exits cleanly.
@@ -319,9 +320,13 @@ async def _worker(settings: Settings) -> int:
                 # Slack and Teams answers come from workers too.
                 platforms = await stack.enter_async_context(running_chat(
                     settings, db, with_worker=True, metrics=metrics, indexes=indexes))
-                await InboxWorker(db=db, settings=settings, metrics=metrics, history=history,
-                                  changed=platforms.deliveries,
-                                  topology=TopologyCache(settings)).run(stop)
+                worker = InboxWorker(db=db, settings=settings, metrics=metrics,
+                                     history=history, changed=platforms.deliveries,
+                                     topology=TopologyCache(settings))
+                # Woken by what `serve` replicas accept, not only by polling.
+                await stack.enter_async_context(listening(db, Wakeups(
+                    inbox=[worker.wake, *platforms.answers], outbox=platforms.deliveries)))
+                await worker.run(stop)
     finally:
         await db.dispose()
     log.info("worker stopped")

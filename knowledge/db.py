@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, func, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 # What a database that is down, refusing or stalled raises: answered as "unavailable, retry"
@@ -138,6 +139,21 @@ def upsert_dialect(session: AsyncSession) -> Any:
     from sqlalchemy.dialects import postgresql, sqlite
 
     return postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+
+
+# PostgreSQL notification channels: new inbox items (for the workers of every process) and new
+# outbox messages (for every process's deliveries). bot/wakeups.py listens.
+INBOX_CHANNEL = "sre_copilot_inbox"
+OUTBOX_CHANNEL = "sre_copilot_outbox"
+
+
+async def announce(session: AsyncSession, channel: str) -> None:
+    """Wake the processes listening on `channel` once this transaction commits (PostgreSQL
+    sends a notification only then, and one per channel however often it is asked): a
+    replica or `sre-copilot worker` hears new work at once instead of at its next poll.
+    Nothing on SQLite, whose one process wakes itself."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.exec(select(func.pg_notify(channel, "")))
 
 
 @dataclass

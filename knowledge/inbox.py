@@ -19,7 +19,7 @@ from sqlalchemy import JSON, Index, SmallInteger, UniqueConstraint, func
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from knowledge.db import upsert_dialect
+from knowledge.db import INBOX_CHANNEL, announce, upsert_dialect
 from knowledge.types import UTCDateTime, utcnow
 
 # Chat platforms' items are leased by the chat worker (an answer takes seconds and calls out),
@@ -106,6 +106,8 @@ async def enqueue(session: AsyncSession, *, org_id: int, entries: list[InboxEntr
             .on_conflict_do_nothing(index_elements=["org_id", "source", "idempotency_key"])
             .returning(col(InboxItem.id)))
     inserted = len((await session.exec(stmt, params=rows)).all())
+    if inserted:
+        await announce(session, INBOX_CHANNEL)
     return EnqueueResult(accepted=inserted, duplicates=len(entries) - inserted)
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from knowledge.db import upsert_dialect
+from knowledge.db import OUTBOX_CHANNEL, announce, upsert_dialect
 from knowledge.types import UTCDateTime, utcnow
 
 
@@ -53,6 +53,8 @@ async def enqueue_message(session: AsyncSession, *, org_id: int, key: str, kind:
             .on_conflict_do_nothing(index_elements=["org_id", "key"])
             .returning(OutboxMessage))
     found: OutboxMessage | None = (await session.exec(stmt, params=row)).scalars().first()
+    if found is not None:
+        await announce(session, OUTBOX_CHANNEL)
     return found
 
 

@@ -121,7 +121,7 @@ class WorkerProcess:
     log_path: Path
 
     @classmethod
-    def start(cls, url: URL, data_dir: Path, name: str) -> WorkerProcess:
+    def start(cls, url: URL, data_dir: Path, name: str, **more: str) -> WorkerProcess:
         assert SRE_COPILOT.exists(), f"{SRE_COPILOT} is missing; pip install -e . first"
         env = {k: v for k, v in os.environ.items()
                if not k.startswith("SRE_COPILOT_") and k != "DATABASE_URL"}
@@ -130,7 +130,7 @@ class WorkerProcess:
                    SRE_COPILOT_LOG_LEVEL="info",
                    # Exactly-once inbox processing is the subject here; the history index
                    # (tests/bot/test_worker_history.py) would add a model load per restart.
-                   SRE_COPILOT_HISTORY="false")
+                   SRE_COPILOT_HISTORY="false", **more)
         log_path = data_dir / f"{name}.log"
         with log_path.open("wb") as log:
             proc = subprocess.Popen([str(SRE_COPILOT), "worker"], env=env,

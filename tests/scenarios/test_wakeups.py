@@ -1,0 +1,57 @@
+"""A separate `sre-copilot worker` hears new work the moment another process commits it
+(PostgreSQL LISTEN/NOTIFY, bot/wakeups.py), not at its next poll: here the poll is a minute
+away, and the alert a `serve` replica accepted must be on an incident within seconds."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import URL
+from sqlmodel import select
+
+from bot.webhooks.alertmanager import AlertmanagerPayload, inbox_entries
+from knowledge import migrate
+from knowledge.alerts import Alert
+from knowledge.db import open_database
+from knowledge.inbox import enqueue
+from knowledge.orgs import ensure_org
+from tests.fakes.alertmanager import alert, notification
+from tests.scenarios.test_crash_recovery import WorkerProcess
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+
+async def test_a_worker_in_another_process_takes_new_alerts_without_waiting_to_poll(
+        pg_url: URL, tmp_path: Path) -> None:
+    migrate.upgrade(pg_url)
+    worker = WorkerProcess.start(pg_url, tmp_path, "worker",
+                                 SRE_COPILOT_WORKER_POLL_SECONDS="60")
+    db = open_database(pg_url)
+    try:
+        deadline = time.monotonic() + 60
+        while "worker started" not in worker.log() and time.monotonic() < deadline:
+            worker.assert_running()
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(3)  # its first round done: from here on it sleeps on the poll
+        body = notification([alert("DiskFull", service="ledger", pod="ledger-0")])
+        async with db.session() as session, session.begin():
+            org = await ensure_org(session, slug="default", name="default")
+            assert org.id is not None
+            await enqueue(session, org_id=org.id, entries=inbox_entries(
+                AlertmanagerPayload.model_validate(body)))
+        accepted = time.monotonic()
+        placed = None
+        while placed is None and time.monotonic() - accepted < 10:
+            worker.assert_running()
+            await asyncio.sleep(0.1)
+            async with db.session() as session:
+                placed = (await session.exec(select(Alert).where(
+                    Alert.incident_id.is_not(None)))).first()  # type: ignore[union-attr]
+        assert placed is not None, f"not taken within 10 s:\n{worker.log()[-2000:]}"
+        assert time.monotonic() - accepted < 5
+    finally:
+        await db.dispose()
+        worker.reap()
