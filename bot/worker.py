@@ -193,6 +193,8 @@ class InboxWorker:
                 except Exception as exc:  # one bad item must not stop the rest
                     if not isolated:
                         raise _ItemFailed from exc
+                    # Its savepoint rolled back: incidents it opened are gone again.
+                    self._intake.pool.forget()
                     # The item's id and the error, never its payload (alert text may hold
                     # secrets; the database hides statement parameters for the same reason).
                     mark_failed_attempt(item, error=f"{type(exc).__name__}: {exc}",

@@ -103,6 +103,28 @@ class PagerDutySignal:
     assignees: tuple[str, ...] = ()  # who was paged (the incident's assignees)
 
 
+@dataclass
+class Pool:
+    """Alertmanager incidents of one org read in one session, and the span of time they
+    cover: [lo, hi] on last alert / first trigger. Incidents opened meanwhile are added."""
+
+    session: AsyncSession | None = None
+    org_id: int | None = None
+    lo: datetime | None = None
+    hi: datetime | None = None
+    incidents: dict[int, Incident] = field(default_factory=dict)
+
+    def forget(self) -> None:
+        """After a rollback: what was read or added may not be so any more."""
+        self.session, self.org_id, self.lo, self.hi = None, None, None, None
+        self.incidents = {}
+
+    def add(self, session: AsyncSession, incident: Incident) -> None:
+        if self.session is session and incident.id is not None \
+                and incident.org_id == self.org_id:
+            self.incidents[incident.id] = incident
+
+
 @dataclass(frozen=True)
 class Intake:
     """How alerts are placed: the correlation window (`SRE_COPILOT_CORRELATION_WINDOW_SECONDS`),
@@ -118,6 +140,9 @@ class Intake:
     # Intake, one worker batch.
     parsed: dict[int, tuple[object, Related]] = field(default_factory=dict, repr=False,
                                                       compare=False)
+    # The org's incidents an alert of this batch may join, read once per batch rather than once
+    # per alert (the batch holds the org's intake lock, so only it changes them meanwhile).
+    pool: Pool = field(default_factory=lambda: Pool(), repr=False, compare=False)
 
     def relations(self, incident: Incident) -> Related:
         """The incident's relations as stored: shared, so copy before changing them."""
@@ -276,15 +301,28 @@ async def _to_noise(session: AsyncSession, *, alert: Alert, why: str, intake: In
 async def _candidates(session: AsyncSession, *, org_id: int, starts_at: datetime,
                       intake: Intake) -> list[Candidate]:
     """The incidents an alert starting then may join: real (not noise, not merged away),
-    from Alertmanager, with alerts that started within the lasting reach of it, not over."""
-    stmt = select(Incident).where(
-        Incident.org_id == org_id, Incident.source == "alertmanager",
-        Incident.noise == False,  # noqa: E712 (SQL, not Python)
-        col(Incident.merged_into_id).is_(None),
-        col(Incident.last_alert_at) >= starts_at - intake.reach,
-        col(Incident.triggered_at) <= starts_at + intake.reach)
+    from Alertmanager, with alerts that started within the lasting reach of it, not over.
+    Read from the batch's pool, which is read again only for a span it does not cover."""
+    lo, hi = starts_at - intake.reach, starts_at + intake.reach
+    pool = intake.pool
+    if pool.session is not session or pool.org_id != org_id:
+        pool.forget()
+        pool.session, pool.org_id = session, org_id
+    if pool.lo is None or pool.hi is None or lo < pool.lo or hi > pool.hi:
+        pool.lo = lo if pool.lo is None else min(lo, pool.lo)
+        pool.hi = hi if pool.hi is None else max(hi, pool.hi)
+        stmt = select(Incident).where(
+            Incident.org_id == org_id, Incident.source == "alertmanager",
+            col(Incident.last_alert_at) >= pool.lo, col(Incident.triggered_at) <= pool.hi)
+        for incident in (await session.exec(stmt)).all():
+            assert incident.id is not None
+            pool.incidents[incident.id] = incident
     found = []
-    for incident in (await session.exec(stmt)).all():
+    for incident in pool.incidents.values():
+        if (incident.noise or incident.merged_into_id is not None
+                or incident.last_alert_at is None or incident.last_alert_at < lo
+                or incident.triggered_at > hi):
+            continue
         ended = incident.resolved_at if incident.state is IncidentStatus.RESOLVED else None
         found.append(Candidate(
             key=incident, related=intake.relations(incident),
@@ -342,6 +380,7 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: da
     session.add(incident)
     await session.flush()
     assert incident.id is not None
+    intake.pool.add(session, incident)
     # Tied as closely to a second incident: the newer of the two may belong to the older.
     # The copilot does not merge on its own; the newer card offers the merge to a person.
     others = [c.key for c, t, near in ranked[1:] if near and t.strength >= 2
