@@ -4,6 +4,7 @@ chat adapters deliver it and mark it sent."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -92,8 +93,11 @@ def mark_sent(msg: OutboxMessage) -> None:
 
 
 async def undelivered(session: AsyncSession, *, platform: str, kinds: list[str],
-                      within: timedelta, limit: int) -> list[OutboxMessage]:
-    """The engine's messages of `kinds` from the last `within` not yet delivered to `platform`.
+                      within: timedelta, limit: int, busy: Collection[int] = ()
+                      ) -> list[OutboxMessage]:
+    """The engine's messages of `kinds` from the last `within` not yet delivered to `platform`,
+    leaving out those of the `busy` incidents (whose delivery is under way: in a storm they
+    would otherwise fill `limit` and hide the newest incidents' cards).
     A platform records a delivery as a marker row of its own, keyed `<platform>:outbox:<key>`,
     beside the platform-neutral message, so each platform delivers every message once."""
     marker = aliased(OutboxMessage)
@@ -103,8 +107,10 @@ async def undelivered(session: AsyncSession, *, platform: str, kinds: list[str],
         marker.status != OutboxStatus.PENDING.value).exists())
     stmt = (select(OutboxMessage)
             .where(col(OutboxMessage.kind).in_(kinds), ~delivered,
-                   OutboxMessage.created_at >= utcnow() - within)
-            .order_by(col(OutboxMessage.id)).limit(limit))
+                   OutboxMessage.created_at >= utcnow() - within))
+    if busy:
+        stmt = stmt.where(col(OutboxMessage.incident_id).not_in(list(busy)))
+    stmt = stmt.order_by(col(OutboxMessage.id)).limit(limit)
     return list((await session.exec(stmt)).all())
 
 

@@ -25,6 +25,7 @@ from bot.agent.runtime import Agent
 from bot.agent.state import Answer, NewIncident
 from bot.conversation import records
 from bot.conversation.address import Address, Person
+from bot.conversation.cards_first import CardsFirst
 from bot.conversation.commands import CommandTable
 from bot.conversation.events import ChannelSeen, ChatEvent, Clicked, Command, Pinned, Said
 from bot.conversation.ledger import Ledger
@@ -68,6 +69,8 @@ class Chat:
     # New incidents' investigations at once, at most `chat_workers`: their cards go out
     # first, all of them, and no investigation waits for another's.
     investigating: asyncio.Semaphore = field(init=False, repr=False)
+    # And only once no new incident's card is on its way (see `CardsFirst`).
+    cards: CardsFirst = field(default_factory=CardsFirst, repr=False)
 
     def __post_init__(self) -> None:
         self.ledger = Ledger(self.db, self.settings, self.conversation.platform)
@@ -361,10 +364,12 @@ class Chat:
             return
         await self.brief(where, incident, key=event.key)
 
-    async def brief(self, channel: Address, incident: Incident, *, key: str) -> None:
+    async def brief(self, channel: Address, incident: Incident, *, key: str,
+                    card_out: Callable[[], None] | None = None) -> None:
         """The context a channel needs: the incident card, then the investigation (hypotheses,
         runbook, similar incidents, chart) in a thread under it. The card goes out at once;
-        the investigation waits for a free slot (`investigating`)."""
+        the investigation waits for every card on its way (`cards`, which `card_out` tells
+        that this one is out) and then for a free slot (`investigating`)."""
         assert incident.id is not None
         about_incident(incident.id)
         alerts, investigation = await records.investigation(self.db, channel.org_id, incident)
@@ -386,6 +391,9 @@ class Chat:
                                   platform=self.platform, workspace_id=channel.workspace,
                                   channel_id=channel.channel, thread_id=thread.thread)
             await self.ledger.mark_posted(channel.org_id, marker)
+        if card_out is not None:
+            card_out()
+        await self.cards.wait()
         async with self.investigating:
             await self.answer(thread, "", key=f"{key}:investigation", incident=investigation)
 

@@ -24,7 +24,7 @@ async def deliver(chat: Chat, *, new_incidents: bool, wait: bool = True, limit: 
     kinds = ["incident_status"] + (["incident_opened"] if new_incidents else [])
     async with chat.db.session() as session:
         queued = await undelivered(session, platform=chat.platform, kinds=kinds, within=WITHIN,
-                                   limit=limit)
+                                   limit=limit, busy=chat.ledger.busy())
 
     async def one(msg: OutboxMessage) -> bool:
         return await deliver_one(chat, msg)
@@ -44,11 +44,17 @@ async def deliver_one(chat: Chat, msg: OutboxMessage) -> bool:
         return False  # another replica is on it (or posted it)
     try:
         if msg.kind == "incident_opened":
-            incident = await chat.incident_by_id(msg.org_id, int(msg.payload["incident_id"]))
-            channel = (await conversation.place_new_incident(msg.org_id, incident)
-                       if incident is not None else None)
-            if incident is not None and channel is not None:
-                await chat.brief(channel, incident, key=f"outbox:{msg.key}")
+            card_out = chat.cards.start()  # from here: its channel, then its card
+            try:
+                incident = await chat.incident_by_id(msg.org_id,
+                                                     int(msg.payload["incident_id"]))
+                channel = (await conversation.place_new_incident(msg.org_id, incident)
+                           if incident is not None else None)
+                if incident is not None and channel is not None:
+                    await chat.brief(channel, incident, key=f"outbox:{msg.key}",
+                                     card_out=card_out)
+            finally:
+                card_out()
         else:
             await status_update(chat, msg)
     except Exception as exc:

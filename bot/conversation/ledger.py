@@ -77,6 +77,10 @@ class Ledger:
             return 0
         return sum(await asyncio.gather(*started))
 
+    def busy(self) -> list[int]:
+        """The incidents whose delivery is under way in this process."""
+        return [i for i in self._delivering if i is not None]
+
     def _delivered(self, incident_id: int | None, _task: asyncio.Task[int]) -> None:
         self._delivering.pop(incident_id, None)
 
