@@ -93,11 +93,12 @@ def mark_sent(msg: OutboxMessage) -> None:
 
 
 async def undelivered(session: AsyncSession, *, platform: str, kinds: list[str],
-                      within: timedelta, limit: int, busy: Collection[int] = ()
-                      ) -> list[OutboxMessage]:
+                      within: timedelta, limit: int, busy: Collection[int] = (),
+                      lease: timedelta | None = None) -> list[OutboxMessage]:
     """The engine's messages of `kinds` from the last `within` not yet delivered to `platform`,
     leaving out those of the `busy` incidents (whose delivery is under way: in a storm they
-    would otherwise fill `limit` and hide the newest incidents' cards).
+    would otherwise fill `limit` and hide the newest incidents' cards) and, given the `lease`,
+    those another replica claimed less than a lease ago (it is on them).
     A platform records a delivery as a marker row of its own, keyed `<platform>:outbox:<key>`,
     beside the platform-neutral message, so each platform delivers every message once."""
     marker = aliased(OutboxMessage)
@@ -110,6 +111,13 @@ async def undelivered(session: AsyncSession, *, platform: str, kinds: list[str],
                    OutboxMessage.created_at >= utcnow() - within))
     if busy:
         stmt = stmt.where(col(OutboxMessage.incident_id).not_in(list(busy)))
+    if lease is not None:
+        claimer = aliased(OutboxMessage)
+        stmt = stmt.where(~select(claimer.id).where(
+            claimer.org_id == OutboxMessage.org_id,
+            claimer.key == literal(f"{platform}:outbox:") + OutboxMessage.key,
+            claimer.status == OutboxStatus.PENDING.value,
+            claimer.created_at >= utcnow() - lease).exists())
     stmt = stmt.order_by(col(OutboxMessage.id)).limit(limit)
     return list((await session.exec(stmt)).all())
 

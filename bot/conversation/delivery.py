@@ -24,7 +24,8 @@ async def deliver(chat: Chat, *, new_incidents: bool, wait: bool = True, limit: 
     kinds = ["incident_status"] + (["incident_opened"] if new_incidents else [])
     async with chat.db.session() as session:
         queued = await undelivered(session, platform=chat.platform, kinds=kinds, within=WITHIN,
-                                   limit=limit, busy=chat.ledger.busy())
+                                   limit=limit, busy=chat.ledger.busy(),
+                                   lease=timedelta(seconds=chat.settings.chat_lease_seconds))
 
     async def one(msg: OutboxMessage) -> bool:
         return await deliver_one(chat, msg)

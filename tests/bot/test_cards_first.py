@@ -35,8 +35,16 @@ async def test_incidents_being_delivered_leave_room_for_the_newest_cards(
                                   within=timedelta(hours=1), limit=2)
         then = await undelivered(s, platform="slack", kinds=["incident_opened"],
                                  within=timedelta(hours=1), limit=2, busy=ids[:2])
+        # Another replica claimed the third a moment ago: it is on it.
+        await enqueue_message(s, org_id=first[0].org_id, key="slack:outbox:opened:2",
+                              kind="slack_post", text="claimed")
+        await s.commit()
+        after = await undelivered(s, platform="slack", kinds=["incident_opened"],
+                                  within=timedelta(hours=1), limit=2, busy=ids[:2],
+                                  lease=timedelta(minutes=5))
     assert [m.incident_id for m in first] == ids[:2]
     assert [m.incident_id for m in then] == ids[2:4]
+    assert [m.incident_id for m in after] == ids[3:5]
 
 
 async def test_an_investigation_waits_for_the_cards_on_their_way() -> None:
