@@ -283,8 +283,8 @@ def test_default_install(chart: helm.Chart) -> None:
     assert startup["httpGet"] == {"path": "/healthz", "port": "http"}
     # The embedding model takes ~60 s to load: the startup budget leaves twice that.
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 120
-    assert c["resources"] == {"requests": {"cpu": "250m", "memory": "768Mi"},
-                              "limits": {"memory": "2Gi"}}
+    assert c["resources"] == {"requests": {"cpu": "250m", "memory": "512Mi"},
+                              "limits": {"memory": "1Gi"}}
     # The read-only root leaves two writable places: the data directory and /tmp.
     assert {m["mountPath"]: m["name"] for m in c["volumeMounts"]} == {"/data": "data",
                                                                       "/tmp": "tmp"}
