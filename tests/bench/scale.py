@@ -23,6 +23,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -102,8 +105,21 @@ async def inbox_empty(dsn: str, schema: str, limit: float = 300) -> float:
     return float("nan")
 
 
-def run_once(n: int, load: Load, concurrency: int) -> dict[str, Any]:
-    schema = f"bench_scale_{secrets.token_hex(4)}"
+@dataclass
+class Setting:
+    """What a run needs beside its replicas: a fresh PostgreSQL schema, a Chroma server holding
+    the bundled runbooks, the local Slack Web API, and the replicas' environment."""
+
+    schema: str
+    directory: Path
+    slack: FakeSlack
+    env: dict[str, str]
+
+
+@contextmanager
+def setting(prefix: str) -> Iterator[Setting]:
+    """A `Setting`, removed afterwards (the schema dropped)."""
+    schema = f"{prefix}_{secrets.token_hex(4)}"
     with psycopg.connect(PG_BASE, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     db_url = f"{PG_BASE}?options=-csearch_path%3D{schema}"
@@ -112,31 +128,36 @@ def run_once(n: int, load: Load, concurrency: int) -> dict[str, Any]:
                 running_chroma(Path(tmp) / "chroma") as chroma:
             env = replica_env(db_url, Path(tmp), slack, chroma, SRE_COPILOT_LOG_LEVEL="warning")
             ingest_runbooks(env, Path(tmp) / "ingest")
-            with replicas(n, Path(tmp), env) as fleet, PostWatch(slack) as watch:
-                sender = Sender(fleet)
-                seconds, first_ack = asyncio.run(drive(load, sender, concurrency))
-                drained = asyncio.run(inbox_empty(PG_BASE, schema))
-                deadline = time.time() + 120
-                while len(watch.seen) < load.groups and time.time() < deadline:
-                    time.sleep(0.1)
-                to_post = [watch.seen[s] - first_ack[s] for s in first_ack if s in watch.seen]
-                memory = [rss_mb(r.proc.pid) for r in fleet]
-            acks = [x * 1000 for x in sender.latencies]
-            return {
-                "replicas": n, "alerts": load.alerts, "requests": sender.acked,
-                "accepted_per_s": sender.acked / seconds,
-                "alerts_per_s": load.alerts / seconds,
-                "ack_p50_ms": statistics.median(acks), "ack_p95_ms": pct(acks, 95),
-                "inbox_empty_after_send_s": drained,
-                "incidents_posted": len(to_post),
-                "alert_to_post_p50_s": statistics.median(to_post) if to_post else None,
-                "alert_to_post_p95_s": pct(to_post, 95) if to_post else None,
-                "rss_mb": [round(m[0]) for m in memory],
-                "peak_rss_mb": [round(m[1]) for m in memory],
-            }
+            yield Setting(schema, Path(tmp), slack, env)
     finally:
         with psycopg.connect(PG_BASE, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def run_once(n: int, load: Load, concurrency: int) -> dict[str, Any]:
+    with setting("bench_scale") as at, replicas(n, at.directory, at.env) as fleet, \
+            PostWatch(at.slack) as watch:
+        sender = Sender(fleet)
+        seconds, first_ack = asyncio.run(drive(load, sender, concurrency))
+        drained = asyncio.run(inbox_empty(PG_BASE, at.schema))
+        deadline = time.time() + 120
+        while len(watch.seen) < load.groups and time.time() < deadline:
+            time.sleep(0.1)
+        to_post = [watch.seen[s] - first_ack[s] for s in first_ack if s in watch.seen]
+        memory = [rss_mb(r.proc.pid) for r in fleet]
+    acks = [x * 1000 for x in sender.latencies]
+    return {
+        "replicas": n, "alerts": load.alerts, "requests": sender.acked,
+        "accepted_per_s": sender.acked / seconds,
+        "alerts_per_s": load.alerts / seconds,
+        "ack_p50_ms": statistics.median(acks), "ack_p95_ms": pct(acks, 95),
+        "inbox_empty_after_send_s": drained,
+        "incidents_posted": len(to_post),
+        "alert_to_post_p50_s": statistics.median(to_post) if to_post else None,
+        "alert_to_post_p95_s": pct(to_post, 95) if to_post else None,
+        "rss_mb": [round(m[0]) for m in memory],
+        "peak_rss_mb": [round(m[1]) for m in memory],
+    }
 
 
 def main() -> int:

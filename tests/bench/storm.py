@@ -25,10 +25,8 @@ import asyncio
 import json
 import multiprocessing
 import re
-import secrets
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -40,15 +38,11 @@ import httpx
 import psycopg
 
 from tests.bench.intake import PG_BASE, pct
-from tests.bench.scale import PostWatch, inbox_empty, rss_mb
-from tests.chroma_server import running_chroma
+from tests.bench.scale import PostWatch, inbox_empty, rss_mb, setting
 from tests.fakes.alertmanager import alert, notification
-from tests.fakes.slack_api import running_slack
 from tests.scale import (
     TOKEN,
     Replica,
-    ingest_runbooks,
-    replica_env,
     start_replica,
     stop,
     wait_ready,
@@ -151,58 +145,48 @@ def count(dsn: str, schema: str, sql: str) -> int:
 
 
 def run_once(n: int, storm: Storm) -> dict[str, Any]:
-    schema = f"bench_storm_{secrets.token_hex(4)}"
-    with psycopg.connect(PG_BASE, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    db_url = f"{PG_BASE}?options=-csearch_path%3D{schema}"
-    try:
-        with tempfile.TemporaryDirectory() as tmp, running_slack() as slack, \
-                running_chroma(Path(tmp) / "chroma") as chroma:
-            env = replica_env(db_url, Path(tmp), slack, chroma, SRE_COPILOT_LOG_LEVEL="warning")
-            ingest_runbooks(env, Path(tmp) / "ingest")
-            fleet = start_together(n, Path(tmp), env)
-            try:
-                time.sleep(2)  # settle: the idle figure is a replica at rest, model loaded
-                idle = [rss_mb(r.proc.pid)[0] for r in fleet]
-                with PostWatch(slack) as watch:
-                    sent = play([r.url for r in fleet], storm)
-                    drained = asyncio.run(inbox_empty(PG_BASE, schema))
-                    deadline = time.time() + 120
-                    while len(watch.seen) < storm.groups and time.time() < deadline:
-                        time.sleep(0.1)
-                memory = [rss_mb(r.proc.pid) for r in fleet]
-                alive = [r.proc.poll() is None for r in fleet]
-            finally:
-                for r in fleet:
-                    stop(r)
-            first = sent["first_202"]
-            to_card = [watch.seen[s] - first[s] for s in first if s in watch.seen]
-            on_incidents = count(PG_BASE, schema, "SELECT count(DISTINCT fingerprint) FROM alert "
-                                                  "WHERE incident_id IS NOT NULL")
-            channels = Counter(m[1] for c in slack.channels.values()
-                               if (m := re.match(r"inc-\d+-.*?(svc-\d+)", c.name)))
-            acks = [x * 1000 for x in sent["acks"]]
-            return {
-                "replicas": n, "alerts": storm.alerts, "notifications": len(acks),
-                "replicas_up": sum(alive),
-                "accepted_per_s": round(len(acks) / sent["seconds"], 1),
-                "ack_p50_ms": round(statistics.median(acks), 1), "ack_p95_ms": pct(acks, 95),
-                "ack_p99_ms": pct(acks, 99), "retried": sent["failures"],
-                "cards": len(to_card),
-                "card_p50_s": round(statistics.median(to_card), 2) if to_card else None,
-                "card_p95_s": round(sorted(to_card)[int(0.95 * (len(to_card) - 1))], 2)
-                if to_card else None,
-                "card_max_s": round(max(to_card), 2) if to_card else None,
-                "inbox_drained_after_s": round(drained, 1),
-                "alerts_lost": storm.alerts - on_incidents,
-                "duplicate_cards": sum(v - 1 for v in channels.values() if v > 1),
-                "idle_rss_mb": [round(x) for x in idle],
-                "rss_mb": [round(m[0]) for m in memory],
-                "peak_rss_mb": [round(m[1]) for m in memory],
-            }
-    finally:
-        with psycopg.connect(PG_BASE, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with setting("bench_storm") as at:
+        slack = at.slack
+        fleet = start_together(n, at.directory, at.env)
+        try:
+            time.sleep(2)  # settle: the idle figure is a replica at rest, model loaded
+            idle = [rss_mb(r.proc.pid)[0] for r in fleet]
+            with PostWatch(slack) as watch:
+                sent = play([r.url for r in fleet], storm)
+                drained = asyncio.run(inbox_empty(PG_BASE, at.schema))
+                deadline = time.time() + 120
+                while len(watch.seen) < storm.groups and time.time() < deadline:
+                    time.sleep(0.1)
+            memory = [rss_mb(r.proc.pid) for r in fleet]
+            alive = [r.proc.poll() is None for r in fleet]
+        finally:
+            for r in fleet:
+                stop(r)
+        first = sent["first_202"]
+        to_card = [watch.seen[s] - first[s] for s in first if s in watch.seen]
+        on_incidents = count(PG_BASE, at.schema, "SELECT count(DISTINCT fingerprint) FROM alert "
+                                                 "WHERE incident_id IS NOT NULL")
+        channels = Counter(m[1] for c in slack.channels.values()
+                           if (m := re.match(r"inc-\d+-.*?(svc-\d+)", c.name)))
+    acks = [x * 1000 for x in sent["acks"]]
+    return {
+        "replicas": n, "alerts": storm.alerts, "notifications": len(acks),
+        "replicas_up": sum(alive),
+        "accepted_per_s": round(len(acks) / sent["seconds"], 1),
+        "ack_p50_ms": round(statistics.median(acks), 1), "ack_p95_ms": pct(acks, 95),
+        "ack_p99_ms": pct(acks, 99), "retried": sent["failures"],
+        "cards": len(to_card),
+        "card_p50_s": round(statistics.median(to_card), 2) if to_card else None,
+        "card_p95_s": round(sorted(to_card)[int(0.95 * (len(to_card) - 1))], 2)
+        if to_card else None,
+        "card_max_s": round(max(to_card), 2) if to_card else None,
+        "inbox_drained_after_s": round(drained, 1),
+        "alerts_lost": storm.alerts - on_incidents,
+        "duplicate_cards": sum(v - 1 for v in channels.values() if v > 1),
+        "idle_rss_mb": [round(x) for x in idle],
+        "rss_mb": [round(m[0]) for m in memory],
+        "peak_rss_mb": [round(m[1]) for m in memory],
+    }
 
 
 def show(r: dict[str, Any]) -> str:
