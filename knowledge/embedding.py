@@ -106,6 +106,7 @@ class Embedder:
         self.model_dir = self.files.onnx.parent
         self._model: _Loaded | None = None
         self._lock = threading.Lock()
+        self._running = threading.Lock()
 
     def _load(self) -> _Loaded:
         with self._lock:
@@ -163,7 +164,10 @@ class Embedder:
             feeds = {"input_ids": ids, "attention_mask": mask}
             if "token_type_ids" in model.inputs:
                 feeds["token_type_ids"] = np.zeros_like(ids)
-            hidden = model.session.run(None, feeds)[0]
+            # One pass at a time per process: each holds tens of MB of buffers while it runs,
+            # and in a storm several investigations searching at once stacked them up.
+            with self._running:
+                hidden = model.session.run(None, feeds)[0]
             for row, i in enumerate(batch):
                 n = len(encodings[i].ids)
                 out[i] = _Pass(list(encodings[i].tokens), list(encodings[i].offsets),
