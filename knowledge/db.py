@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from sqlalchemy import event, func, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -23,8 +24,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 # What a database that is down, refusing or stalled raises: answered as "unavailable, retry"
 # (a 503, a not-ready start), not as a bug.
+# psycopg's own: start-up's advisory lock (`startup_lock`) connects without SQLAlchemy.
 DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
-    OperationalError, InterfaceError, SQLAlchemyTimeoutError, OSError, TimeoutError)
+    OperationalError, InterfaceError, SQLAlchemyTimeoutError, OSError, TimeoutError,
+    psycopg.OperationalError)
 CONNECT_TIMEOUT_S = 5
 POOL_TIMEOUT_S = 10
 STATEMENT_TIMEOUT_S = 60
@@ -83,8 +86,6 @@ async def startup_lock(url: URL) -> AsyncIterator[None]:
     if url.get_backend_name() != "postgresql":
         yield
         return
-    import psycopg
-
     async with await psycopg.AsyncConnection.connect(
             libpq_url(url), autocommit=True, connect_timeout=CONNECT_TIMEOUT_S) as conn:
         # Asked for again and again rather than waited on: a session blocked in
