@@ -102,7 +102,7 @@ async def startup_lock(url: URL) -> AsyncIterator[None]:
             await conn.execute("SELECT pg_advisory_unlock(%s)", (STARTUP_LOCK,))
 
 
-async def _try_lock(conn: Any) -> bool:
+async def _try_lock(conn: psycopg.AsyncConnection[Any]) -> bool:
     row = await (await conn.execute("SELECT pg_try_advisory_lock(%s)", (STARTUP_LOCK,))).fetchone()
     return bool(row and row[0])
 

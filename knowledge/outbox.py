@@ -44,9 +44,11 @@ class OutboxMessage(SQLModel, table=True):
 
 
 async def enqueue_message(session: AsyncSession, *, org_id: int, key: str, kind: str, text: str,
-                          incident_id: int | None = None, payload: dict[str, Any] | None = None
-                          ) -> OutboxMessage | None:
-    """Queue a message once: a key already queued returns None and writes nothing."""
+                          incident_id: int | None = None, payload: dict[str, Any] | None = None,
+                          wake: bool = True) -> OutboxMessage | None:
+    """Queue a message once: a key already queued returns None and writes nothing. With
+    `wake`, every process's deliveries hear of it on commit; a platform's own bookkeeping rows
+    (its delivery and post markers) wake no one."""
     row = {"org_id": org_id, "incident_id": incident_id, "key": key, "kind": kind,
            "text": text[:4000], "payload": payload or {}, "status": OutboxStatus.PENDING.value,
            "attempts": 0, "created_at": utcnow()}
@@ -54,7 +56,7 @@ async def enqueue_message(session: AsyncSession, *, org_id: int, key: str, kind:
             .on_conflict_do_nothing(index_elements=["org_id", "key"])
             .returning(OutboxMessage))
     found: OutboxMessage | None = (await session.exec(stmt, params=row)).scalars().first()
-    if found is not None:
+    if found is not None and wake:
         await announce(session, OUTBOX_CHANNEL)
     return found
 

@@ -151,7 +151,7 @@ class Ledger:
                       ) -> OutboxMessage | None:
         """None if this call created the marker row for `key`; else the row already there."""
         created = await enqueue_message(session, org_id=org_id, key=key,
-                                        kind=f"{self.platform}_post", text=text)
+                                        kind=f"{self.platform}_post", text=text, wake=False)
         if created is not None:
             return None
         return await find_message(session, org_id=org_id, key=key)

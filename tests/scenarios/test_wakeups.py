@@ -5,9 +5,11 @@ away, and the alert a `serve` replica accepted must be on an incident within sec
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
 from sqlalchemy.engine import URL
 from sqlmodel import select
@@ -15,9 +17,10 @@ from sqlmodel import select
 from bot.webhooks.alertmanager import AlertmanagerPayload, inbox_entries
 from knowledge import migrate
 from knowledge.alerts import Alert
-from knowledge.db import open_database
+from knowledge.db import INBOX_CHANNEL, OUTBOX_CHANNEL, libpq_url, open_database
 from knowledge.inbox import enqueue
 from knowledge.orgs import ensure_org
+from knowledge.outbox import enqueue_message
 from tests.fakes.alertmanager import alert, notification
 from tests.scenarios.test_crash_recovery import WorkerProcess
 
@@ -55,3 +58,37 @@ async def test_a_worker_in_another_process_takes_new_alerts_without_waiting_to_p
     finally:
         await db.dispose()
         worker.reap()
+
+
+async def test_new_work_notifies_on_commit_and_bookkeeping_does_not(pg_url: URL) -> None:
+    migrate.upgrade(pg_url)
+    db = open_database(pg_url)
+    listener = await psycopg.AsyncConnection.connect(libpq_url(pg_url), autocommit=True)
+    try:
+        await listener.execute(f"LISTEN {INBOX_CHANNEL}")
+        await listener.execute(f"LISTEN {OUTBOX_CHANNEL}")
+
+        async def heard() -> list[str]:
+            got: list[str] = []
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.5):
+                    async for note in listener.notifies():
+                        got.append(note.channel)
+            return got
+
+        async with db.session() as session, session.begin():
+            org = await ensure_org(session, slug="default", name="default")
+            assert org.id is not None
+            await enqueue_message(session, org_id=org.id, key="slack:outbox:x", text="marker",
+                                  kind="slack_post", wake=False)
+        assert await heard() == []  # a delivery marker is no news to anyone
+        async with db.session() as session, session.begin():
+            await enqueue_message(session, org_id=org.id, key="status:1", text="resolved",
+                                  kind="incident_status")
+            await enqueue(session, org_id=org.id, entries=inbox_entries(
+                AlertmanagerPayload.model_validate(notification([alert("DiskFull")]))))
+            assert await heard() == []  # nothing before the commit
+        assert sorted(await heard()) == [INBOX_CHANNEL, OUTBOX_CHANNEL]
+    finally:
+        await listener.close()
+        await db.dispose()
