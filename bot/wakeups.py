@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import psycopg
+
 from knowledge.db import CONNECT_TIMEOUT_S, INBOX_CHANNEL, OUTBOX_CHANNEL, Database, libpq_url
 
 log = logging.getLogger(__name__)
@@ -30,10 +32,8 @@ class Wakeups:
     outbox: Sequence[asyncio.Event]
 
 
-async def listen(db: Database, wakeups: Wakeups, *, ready: asyncio.Event | None = None) -> None:
-    """Listen until cancelled, reconnecting after a failure; `ready` is set once listening."""
-    import psycopg
-
+async def listen(db: Database, wakeups: Wakeups) -> None:
+    """Listen until cancelled, reconnecting after a failure."""
     events = {INBOX_CHANNEL: wakeups.inbox, OUTBOX_CHANNEL: wakeups.outbox}
     while True:
         try:
@@ -45,8 +45,6 @@ async def listen(db: Database, wakeups: Wakeups, *, ready: asyncio.Event | None 
                 # Whatever arrived while not listening is picked up now, not at the next poll.
                 for wake in (*wakeups.inbox, *wakeups.outbox):
                     wake.set()
-                if ready is not None:
-                    ready.set()
                 async for note in conn.notifies():
                     for wake in events.get(note.channel, ()):
                         wake.set()

@@ -103,7 +103,6 @@ class _Pass:
 class Embedder:
     def __init__(self, model_dir: Path | None = None) -> None:
         self.files = model_in(model_dir) if model_dir else default_model()
-        self.model_dir = self.files.onnx.parent
         self._model: _Loaded | None = None
         self._lock = threading.Lock()
         self._running = threading.Lock()
