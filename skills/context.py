@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from skills.prometheus.client import PrometheusClient, PrometheusError
-from skills.prometheus.golden import GoldenSignals
+from skills.prometheus.golden import GoldenSignals, services_regex
 from skills.types import Series
 
 
@@ -114,10 +114,6 @@ def scope_of(service: str, edges: list[tuple[str, str]], *, depth: int = 4,
     return list(seen)
 
 
-def _regex(names: list[str]) -> str:
-    return "|".join(n.replace(".", r"\\.") for n in names)
-
-
 async def assemble(prom: PrometheusClient, *, service: str, at: datetime, window: timedelta,
                    step: float = 15.0, signals: GoldenSignals | None = None,
                    concurrency: int = 8) -> Snapshot:
@@ -144,30 +140,46 @@ async def assemble(prom: PrometheusClient, *, service: str, at: datetime, window
             except PrometheusError as exc:
                 return exc
 
-    jobs: list[tuple[str, str, str, bool]] = []  # (service, signal, query, per-target)
-    for svc in snap.scope:
-        for name, template in golden.signals.items():
-            jobs.append((svc, name, golden.render(template, service=svc), False))
-        if any(a == svc for a, _ in snap.edges):
-            for name, template in golden.client_signals.items():
-                jobs.append((svc, name, golden.render(template, service=svc), True))
-    scope_re = _regex(snap.scope)
+    # One request per signal for the whole scope (split by its `service` label); a template
+    # that names a single `$service` is asked once per service.
+    callers = [svc for svc in snap.scope if any(a == svc for a, _ in snap.edges)]
+    jobs: list[tuple[list[str], str, str, bool]] = []  # (services, signal, template, per-target)
+    for names, templates, per_target in ((snap.scope, golden.signals, False),
+                                         (callers, golden.client_signals, True)):
+        for name, template in templates.items():
+            if not names:
+                continue
+            if golden.grouped(template):
+                jobs.append((names, name, template, per_target))
+            else:
+                jobs += [([svc], name, template, per_target) for svc in names]
+    scope_re = services_regex(snap.scope)
     versions_q = golden.render(golden.versions, services=scope_re)
     rollouts_q = golden.render(golden.rollouts, services=scope_re)
-    results = await asyncio.gather(*(fetch(q) for _, _, q, _ in jobs), fetch(versions_q),
-                                   fetch(rollouts_q))
-    for (svc, name, query, per_target), result in zip(jobs, results, strict=False):
+    results = await asyncio.gather(
+        *(fetch(golden.for_services(t, names)) for names, _, t, _ in jobs),
+        fetch(versions_q), fetch(rollouts_q))
+    for (names, name, template, per_target), result in zip(jobs, results, strict=False):
         if isinstance(result, PrometheusError):
             snap.errors.append(str(result))
             continue
         for series in result:
             if not np.isfinite(series.values).any():
                 continue
+            svc = names[0] if len(names) == 1 else series.labels.get("service", "")
             target = series.labels.get("target") if per_target else None
-            if per_target and target is None:
+            if svc not in names or (per_target and target is None):
                 continue
-            snap.signals.append(SignalData(service=svc, signal=name, query=query,
+            # The evidence cites the query for this service alone: run as written, it gives
+            # exactly this series.
+            snap.signals.append(SignalData(service=svc, signal=name,
+                                           query=golden.for_services(template, [svc]),
                                            series=series, target=target))
+    # Service by service in scope order, as the engine has always read them (its ties break
+    # by order).
+    place = {svc: i for i, svc in enumerate(snap.scope)}
+    kinds = {name: i for i, name in enumerate([*golden.signals, *golden.client_signals])}
+    snap.signals.sort(key=lambda sd: (place[sd.service], kinds[sd.signal]))
     snap.changes = _changes_from(results[-2], versions_q, results[-1], rollouts_q, start)
     for r in results[-2:]:
         if isinstance(r, PrometheusError):

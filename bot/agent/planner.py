@@ -296,7 +296,7 @@ class Planner:
             template = self.signals.signals.get(signal)
             if template is None:
                 return Plan("metric", reply=f"I have no query for {signal}.", focus=focus)
-            expr = self.signals.render(template, service=service)
+            expr = self.signals.for_services(template, [service])
         ranged = window is not None or re.search(r"\b(trend|graph|chart|plot|since|over time|"
                                                  r"history)\b", text, re.I)
         if ranged:

@@ -49,9 +49,9 @@ def snapshot(*, service: str, at: datetime, onset: datetime, deploy_at: datetime
         values = base if after is None else base + ramp * (after - level) * (
             1 + 0.05 * rng.standard_normal(len(times)))
         snap.signals.append(SignalData(
-            service=svc, signal=signal, query=golden.render(golden.signals[signal], service=svc),
+            service=svc, signal=signal, query=golden.for_services(golden.signals[signal], [svc]),
             series=Series({"service": svc}, times, np.maximum(values, 0.0))))
-    client = golden.render(golden.client_signals["client_errors"], service="frontend")
+    client = golden.for_services(golden.client_signals["client_errors"], ["frontend"])
     seen = 0.002 * (1 + 0.3 * rng.standard_normal(len(times))) + ramp * 0.118
     snap.signals.append(SignalData(service="frontend", signal="client_errors", query=client,
                                    series=Series({"target": "checkout"}, times,

@@ -11,10 +11,13 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
+import numpy as np
 import pytest
 
-from skills.investigation import InvestigationRequest, investigate
+from skills.investigation import InvestigationRequest, investigate, investigate_with_snapshot
 from skills.prometheus.client import PrometheusClient
+from skills.prometheus.golden import GoldenSignals
 from tests.fakes.prometheus_server import openmetrics, running_prometheus
 from tests.fakes.scenarios import Case, generate_case, merge_families
 
@@ -129,3 +132,57 @@ def test_investigate_with_prometheus_down_exits_2_naming_it(tmp_path: Path) -> N
         assert result.returncode == 2, (target, result.stdout)
         assert down in result.stderr and "Prometheus" in result.stderr
         assert result.stdout == ""
+
+
+# The queries as they were asked before they were grouped: one request per service and signal.
+PER_SERVICE = GoldenSignals(
+    signals={
+        "traffic": 'sum(rate(http_requests_total{service="$service"}[$rate]))',
+        "errors": ('(sum(rate(http_requests_total{service="$service",code=~"5.."}[$rate])) '
+                   'or vector(0)) / sum(rate(http_requests_total{service="$service"}[$rate]))'),
+        "latency": ('histogram_quantile(0.99, sum by (le) (rate('
+                    'http_request_duration_seconds_bucket{service="$service"}[$rate])))'),
+        "cpu": 'sum(rate(process_cpu_seconds_total{service="$service"}[$rate]))',
+        "memory": 'sum(process_resident_memory_bytes{service="$service"})'},
+    client_signals={
+        "client_errors": (
+            '(sum by (target) (rate(http_client_requests_total{service="$service",'
+            'code=~"5.."}[$rate])) or (0 * sum by (target) (rate(http_client_requests_total{'
+            'service="$service"}[$rate])))) / sum by (target) (rate('
+            'http_client_requests_total{service="$service"}[$rate]))'),
+        "client_traffic": ('sum by (target) (rate(http_client_requests_total{'
+                           'service="$service"}[$rate]))')})
+
+
+async def test_an_investigation_asks_once_per_signal_whatever_its_scope(prometheus: str) -> None:
+    case = CASES[2]  # a dependency failure: the scope spans the call graph
+    asked: list[str] = []
+
+    async def count(request: httpx.Request) -> None:
+        if request.url.path.endswith("/query_range"):
+            asked.append(request.url.path)
+
+    request = InvestigationRequest(service=case.alert_service, at=case.alert_at,
+                                   window=timedelta(hours=2))
+    async with httpx.AsyncClient(event_hooks={"request": [count]}) as http:
+        prom = PrometheusClient(prometheus, http=http)
+        grouped, snap = await investigate_with_snapshot(prom, request)
+        golden = GoldenSignals()
+        assert len(snap.scope) >= 4
+        assert len(asked) == len(golden.signals) + len(golden.client_signals) + 2
+        asked.clear()
+        one_by_one, old = await investigate_with_snapshot(prom, request, signals=PER_SERVICE)
+        assert len(asked) > 3 * len(snap.scope)
+        # Grouping changes how the data is asked for, not the data nor the verdict.
+        assert [(s.service, s.signal, s.target) for s in snap.signals] == \
+            [(s.service, s.signal, s.target) for s in old.signals]
+        for new, before in zip(snap.signals, old.signals, strict=True):
+            assert np.allclose(new.series.values, before.series.values, equal_nan=True)
+        assert [h.statement for h in grouped.hypotheses] == \
+            [h.statement for h in one_by_one.hypotheses]
+        # Each piece of evidence cites a query that, run alone, gives exactly its series.
+        errors = next(s for s in snap.signals if s.signal == "errors")
+        again = await prom.query_range(errors.query, start=snap.start, end=snap.end,
+                                       step=snap.step)
+        assert len(again) == 1 and np.allclose(again[0].values, errors.series.values,
+                                               equal_nan=True)
