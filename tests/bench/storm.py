@@ -144,6 +144,23 @@ def count(dsn: str, schema: str, sql: str) -> int:
     return int(row[0]) if row else 0
 
 
+def _stages(dsn: str, schema: str) -> dict[str, tuple[float, float | None]]:
+    """Each group's incident: when it was written, and when a replica claimed the delivery of
+    its card (the ledger's marker), in unix seconds."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'SET search_path TO "{schema}"')
+        rows = conn.execute(
+            "SELECT a.labels->>'service', min(i.created_at), min(m.created_at) FROM alert a "
+            "JOIN incident i ON i.id = a.incident_id LEFT JOIN outbox_message m "
+            "ON m.key = 'slack:outbox:incident:' || i.id || ':opened' GROUP BY 1").fetchall()
+
+    def unix(at: datetime) -> float:
+        return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
+
+    return {svc: (unix(opened), unix(claimed) if claimed else None)
+            for svc, opened, claimed in rows if svc and opened}
+
+
 def run_once(n: int, storm: Storm) -> dict[str, Any]:
     with setting("bench_storm") as at:
         slack = at.slack
@@ -166,9 +183,15 @@ def run_once(n: int, storm: Storm) -> dict[str, Any]:
         to_card = [watch.seen[s] - first[s] for s in first if s in watch.seen]
         on_incidents = count(PG_BASE, at.schema, "SELECT count(DISTINCT fingerprint) FROM alert "
                                                  "WHERE incident_id IS NOT NULL")
+        stages = _stages(PG_BASE, at.schema)
         channels = Counter(m[1] for c in slack.channels.values()
                            if (m := re.match(r"inc-\d+-.*?(svc-\d+)", c.name)))
     acks = [x * 1000 for x in sent["acks"]]
+    # Where a card's time went: accepted → its incident written, and written → card in Slack.
+    to_incident = [stages[s][0] - first[s] for s in first if s in stages]
+    to_claim = [c - o for o, c in stages.values() if c is not None]
+    claim_to_card = [watch.seen[s] - c for s, (_, c) in stages.items()
+                     if c is not None and s in watch.seen]
     return {
         "replicas": n, "alerts": storm.alerts, "notifications": len(acks),
         "replicas_up": sum(alive),
@@ -180,6 +203,13 @@ def run_once(n: int, storm: Storm) -> dict[str, Any]:
         "card_p95_s": round(sorted(to_card)[int(0.95 * (len(to_card) - 1))], 2)
         if to_card else None,
         "card_max_s": round(max(to_card), 2) if to_card else None,
+        "to_incident_p50_s": round(statistics.median(to_incident), 2) if to_incident else None,
+        "to_incident_p95_s": pct(to_incident, 95) if to_incident else None,
+        "to_claim_p50_s": round(statistics.median(to_claim), 2) if to_claim else None,
+        "to_claim_p95_s": pct(to_claim, 95) if to_claim else None,
+        "claim_to_card_p50_s": round(statistics.median(claim_to_card), 2)
+        if claim_to_card else None,
+        "claim_to_card_p95_s": pct(claim_to_card, 95) if claim_to_card else None,
         "inbox_drained_after_s": round(drained, 1),
         "alerts_lost": storm.alerts - on_incidents,
         "duplicate_cards": sum(v - 1 for v in channels.values() if v > 1),
@@ -193,7 +223,11 @@ def show(r: dict[str, Any]) -> str:
     return (f"{r['replicas']} replica(s), {r['replicas_up']} up: {r['accepted_per_s']} accepted/s, "
             f"ack p50/p95/p99 {r['ack_p50_ms']}/{r['ack_p95_ms']}/{r['ack_p99_ms']} ms; "
             f"{r['cards']} cards, first 202 → card p50/p95/max {r['card_p50_s']}/"
-            f"{r['card_p95_s']}/{r['card_max_s']} s; inbox drained {r['inbox_drained_after_s']} s "
+            f"{r['card_p95_s']}/{r['card_max_s']} s (p50/p95: to its incident "
+            f"{r['to_incident_p50_s']}/{r['to_incident_p95_s']} s, to the claim of its card "
+            f"{r['to_claim_p50_s']}/{r['to_claim_p95_s']} s, to the card "
+            f"{r['claim_to_card_p50_s']}/{r['claim_to_card_p95_s']} s); "
+            f"inbox drained {r['inbox_drained_after_s']} s "
             f"after sending; lost {r['alerts_lost']}, duplicate cards {r['duplicate_cards']}; "
             f"RSS idle {r['idle_rss_mb']} MB, peak {r['peak_rss_mb']} MB")
 

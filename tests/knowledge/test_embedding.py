@@ -52,3 +52,18 @@ def test_a_directory_without_an_onnx_model_is_a_clear_error(tmp_path: Path) -> N
     (tmp_path / "tokenizer.json").write_text("{}")
     with pytest.raises(EmbeddingModelMissing, match=r"model\.onnx"):
         Embedder(tmp_path)
+
+
+def test_a_repeated_query_is_answered_again_unchanged_and_cannot_be_altered(
+        embedder: Embedder) -> None:
+    # An alert storm asks the same runbook query once per subject (label values left out).
+    text = "Disk is almost full. The filesystem has less than 5% space left."
+    vector, head = embedder.encode_query(text, "Disk is almost full.")
+    again, head_again = embedder.encode_query(text, "Disk is almost full.")
+    assert np.array_equal(vector, again) and head.tokens == head_again.tokens
+    other, _ = embedder.encode_query(text + " Clean up old logs.", "Disk is almost full.")
+    assert float(other @ vector) < 0.9999
+    with pytest.raises(ValueError):
+        again[0] = 1.0  # every search of that text shares it
+    with pytest.raises(ValueError):
+        head_again.vectors[0, 0] = 1.0
