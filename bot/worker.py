@@ -31,12 +31,14 @@ from knowledge.alerts import Alert
 from knowledge.change_links import link_change
 from knowledge.changes import record_change
 from knowledge.correlation import (
+    AlertSignal,
     Intake,
     apply_alert,
     apply_pagerduty,
     confirm_due,
     due_now,
     outlasted,
+    read_ahead,
     release_held,
 )
 from knowledge.db import Database
@@ -97,6 +99,8 @@ class InboxWorker:
     # Resolved incidents not yet in the history index, by org (kept across a failed attempt).
     _unindexed: dict[int, set[int]] = field(default_factory=dict, init=False, repr=False)
     _intake: Intake = field(default_factory=Intake, init=False, repr=False)
+    # The batch's Alertmanager items, parsed once (by inbox item id).
+    _signals: dict[int, AlertSignal] = field(default_factory=dict, init=False, repr=False)
     _swept_at: float = field(default=float("-inf"), init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -104,9 +108,28 @@ class InboxWorker:
 
     async def _alertmanager(self, session: AsyncSession, item: InboxItem,
                             settings: Settings) -> Any:
-        return await apply_alert(session, org_id=item.org_id,
-                                 signal=alertmanager.signal_from_item(item.payload),
+        signal = self._signals.get(item.id or 0) or alertmanager.signal_from_item(item.payload)
+        return await apply_alert(session, org_id=item.org_id, signal=signal,
                                  auto_resolve=settings.auto_resolve, intake=self._intake)
+
+    async def _read_ahead(self, session: AsyncSession, items: list[InboxItem]) -> None:
+        """Parse the batch's alerts once and read what they will ask about in a few
+        statements (`knowledge.correlation.read_ahead`), when they are of one org (as they
+        almost always are). An item that does not parse is left to fail on its own."""
+        self._signals = {}
+        by_org: dict[int, list[AlertSignal]] = {}
+        for item in items:
+            if item.source != alertmanager.SOURCE or item.id is None:
+                continue
+            try:
+                signal = alertmanager.signal_from_item(item.payload)
+            except Exception:  # its own attempt records why
+                continue
+            self._signals[item.id] = signal
+            by_org.setdefault(item.org_id, []).append(signal)
+        if len(by_org) == 1:
+            ((org_id, signals),) = by_org.items()
+            await read_ahead(session, org_id=org_id, signals=signals, intake=self._intake)
 
     async def _refresh_intake(self) -> None:
         self._intake = Intake(
@@ -172,6 +195,7 @@ class InboxWorker:
         async with self.db.session() as session, session.begin():
             items = await claim(session, limit=self.settings.worker_batch,
                                 exclude=CHAT_SOURCES)
+            await self._read_ahead(session, items)
             for item in items:
                 handler = self.handlers.get(item.source)
                 started = utcnow()

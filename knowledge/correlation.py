@@ -105,24 +105,48 @@ class PagerDutySignal:
 
 @dataclass
 class Pool:
-    """Alertmanager incidents of one org read in one session, and the span of time they
-    cover: [lo, hi] on last alert / first trigger. Incidents opened meanwhile are added."""
+    """What one batch of one org read once, in one session, rather than once per alert: the
+    Alertmanager incidents over [lo, hi] (last alert / first trigger), incidents opened meanwhile
+    added; and, when the batch read ahead (`read_ahead`), the stored alerts of its fingerprints
+    and the earlier firings of its alerts' noise keys, alerts it records added."""
 
     session: AsyncSession | None = None
     org_id: int | None = None
     lo: datetime | None = None
     hi: datetime | None = None
     incidents: dict[int, Incident] = field(default_factory=dict)
+    locked: bool = False  # the org's intake lock is held by this session's transaction
+    # Read ahead: the stored alert of each (fingerprint, start) in `asked`, if there is one.
+    alerts: dict[tuple[str, float], Alert] = field(default_factory=dict)
+    asked: set[tuple[str, float]] = field(default_factory=set)
+    # Read ahead: alerts by noise key, every one that started at `since` or later.
+    history: dict[str, list[Alert]] = field(default_factory=dict)
+    since: datetime | None = None
 
     def forget(self) -> None:
         """After a rollback: what was read or added may not be so any more."""
         self.session, self.org_id, self.lo, self.hi = None, None, None, None
-        self.incidents = {}
+        self.incidents, self.locked = {}, False
+        self.alerts, self.asked, self.history, self.since = {}, set(), {}, None
+
+    def holds(self, session: AsyncSession, org_id: int) -> bool:
+        return self.session is session and self.org_id == org_id
 
     def add(self, session: AsyncSession, incident: Incident) -> None:
         if self.session is session and incident.id is not None \
                 and incident.org_id == self.org_id:
             self.incidents[incident.id] = incident
+
+    def recorded(self, session: AsyncSession, alert: Alert) -> None:
+        """A new alert of this batch: later alerts of the batch find it as the database
+        would."""
+        if not self.holds(session, alert.org_id):
+            return
+        key = (alert.fingerprint, alert.starts_at.timestamp())
+        if key in self.asked:
+            self.alerts[key] = alert
+        if alert.noise_key is not None and alert.noise_key in self.history:
+            self.history[alert.noise_key].append(alert)
 
 
 @dataclass(frozen=True)
@@ -179,12 +203,67 @@ def _lock_key(org_id: int) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-async def _serialize(session: AsyncSession, org_id: int) -> None:
+async def _serialize(session: AsyncSession, org_id: int, pool: Pool | None = None) -> None:
     """One placement at a time per org, across workers and replicas (PostgreSQL's transaction
     advisory lock; SQLite has one writer anyway): two related alerts handled at once must not
-    each open an incident."""
+    each open an incident. Taken once per batch: it is held until the batch commits."""
+    if pool is not None and pool.locked and pool.holds(session, org_id):
+        return
     if session.get_bind().dialect.name == "postgresql":
         await session.exec(select(func.pg_advisory_xact_lock(_lock_key(org_id))))
+    if pool is not None and pool.holds(session, org_id):
+        pool.locked = True
+
+
+async def read_ahead(session: AsyncSession, *, org_id: int, signals: list[AlertSignal],
+                     intake: Intake) -> None:
+    """Read what a batch's alerts of one org will ask about in two statements, not several per
+    alert: the stored alerts of their fingerprints (a repeat is found, a new one known new), and
+    the earlier firings of their noise keys within the recurrence span. Takes the org's intake
+    lock first, so nothing read can change before the batch commits."""
+    pool = intake.pool
+    if not pool.holds(session, org_id):
+        pool.forget()
+        pool.session, pool.org_id = session, org_id
+    await _serialize(session, org_id, pool)
+    signals = [s for s in signals if not is_heartbeat(s)]
+    if not signals:
+        return
+    asked = {(s.fingerprint, s.starts_at.timestamp()) for s in signals} - pool.asked
+    if asked:
+        # Fingerprints × starts covers every pair asked (and a few more, matched below).
+        stmt = select(Alert).where(
+            Alert.org_id == org_id, col(Alert.fingerprint).in_({f for f, _ in asked}),
+            col(Alert.starts_at).in_({s.starts_at for s in signals}))
+        for alert in (await session.exec(stmt)).all():
+            key = (alert.fingerprint, alert.starts_at.timestamp())
+            if key in asked:
+                pool.alerts[key] = alert
+        pool.asked |= asked
+    keys = {noise_key(s.labels) for s in signals} - set(pool.history)
+    since = min(s.starts_at for s in signals) - timedelta(seconds=intake.noise.recur_span_s)
+    if pool.since is not None and since < pool.since:  # a wider span: read every key again
+        keys, pool.history = keys | set(pool.history), {}
+    if keys:
+        pool.since = since if pool.since is None else min(since, pool.since)
+        pool.history.update({k: [] for k in keys})
+        stmt = select(Alert).where(Alert.org_id == org_id, col(Alert.noise_key).in_(keys),
+                                   col(Alert.starts_at) >= pool.since)
+        for alert in (await session.exec(stmt)).all():
+            if alert.noise_key is not None:
+                pool.history[alert.noise_key].append(alert)
+
+
+async def _find(session: AsyncSession, *, org_id: int, signal: AlertSignal, intake: Intake
+                ) -> Alert | None:
+    """The stored alert of this firing (fingerprint and start), from the batch's read-ahead
+    when it covers the fingerprint."""
+    pool = intake.pool
+    key = (signal.fingerprint, signal.starts_at.timestamp())
+    if pool.holds(session, org_id) and key in pool.asked:
+        return pool.alerts.get(key)
+    return await find_alert(session, org_id=org_id, fingerprint=signal.fingerprint,
+                            starts_at=signal.starts_at)
 
 
 async def apply_alert(session: AsyncSession, *, org_id: int, signal: AlertSignal,
@@ -196,9 +275,8 @@ async def apply_alert(session: AsyncSession, *, org_id: int, signal: AlertSignal
     now = now or utcnow()
     if is_heartbeat(signal):
         return None
-    await _serialize(session, org_id)
-    alert = await find_alert(session, org_id=org_id, fingerprint=signal.fingerprint,
-                             starts_at=signal.starts_at)
+    await _serialize(session, org_id, intake.pool)
+    alert = await _find(session, org_id=org_id, signal=signal, intake=intake)
     if signal.status == "firing":
         return await _fired(session, org_id=org_id, signal=signal, alert=alert, intake=intake,
                             now=now)
@@ -219,10 +297,14 @@ async def _fired(session: AsyncSession, *, org_id: int, signal: AlertSignal, ale
                  intake: Intake, now: datetime) -> Incident | None:
     if alert is not None:
         if alert.incident_id is not None:
-            return await get_incident(session, org_id=org_id, incident_id=alert.incident_id)
+            pooled = intake.pool.incidents.get(alert.incident_id) \
+                if intake.pool.holds(session, org_id) else None
+            return pooled or await get_incident(session, org_id=org_id,
+                                                incident_id=alert.incident_id)
         return None  # held, noise, or a late firing of one already resolved: nothing new
     alert = _new_alert(org_id, signal, "firing")
     session.add(alert)
+    intake.pool.recorded(session, alert)
     earlier, acknowledged = await _history(session, alert=alert, intake=intake)
     why = on_arrival(alert.severity, starts_at=signal.starts_at.timestamp(), earlier=earlier,
                      acknowledged_before=acknowledged, rules=intake.noise)
@@ -243,10 +325,17 @@ async def _history(session: AsyncSession, *, alert: Alert, intake: Intake
     person acknowledged an incident one of them was on — then it is not noise to them,
     however often it fires. One indexed query, whatever the number of alerts."""
     since = alert.starts_at - timedelta(seconds=intake.noise.recur_span_s)
-    stmt = select(Alert).where(Alert.org_id == alert.org_id, Alert.noise_key == alert.noise_key,
-                               col(Alert.starts_at) >= since,
-                               col(Alert.starts_at) < alert.starts_at)
-    earlier = [a for a in (await session.exec(stmt)).all() if a.id != alert.id]
+    pool = intake.pool
+    if (pool.holds(session, alert.org_id) and alert.noise_key in pool.history
+            and pool.since is not None and pool.since <= since):
+        earlier = [a for a in pool.history[alert.noise_key or ""]
+                   if a is not alert and since <= a.starts_at < alert.starts_at]
+    else:
+        stmt = select(Alert).where(Alert.org_id == alert.org_id,
+                                   Alert.noise_key == alert.noise_key,
+                                   col(Alert.starts_at) >= since,
+                                   col(Alert.starts_at) < alert.starts_at)
+        earlier = [a for a in (await session.exec(stmt)).all() if a.id != alert.id]
     episodes = [(a.starts_at.timestamp(), a.ends_at.timestamp() if a.ends_at else None)
                 for a in earlier]
     ids = {a.incident_id for a in earlier if a.incident_id is not None}
@@ -527,6 +616,7 @@ async def _resolved(session: AsyncSession, *, org_id: int, signal: AlertSignal,
         alert = _new_alert(org_id, signal, "resolved")
         alert.ends_at = ends_at
         session.add(alert)
+        intake.pool.recorded(session, alert)
         if short and not is_critical(alert.severity):
             await _to_noise(session, alert=alert, why=_held_noise(intake), intake=intake)
         return None

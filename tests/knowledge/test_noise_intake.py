@@ -7,6 +7,7 @@ silent Watchdog opens an incident of its own."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -18,6 +19,7 @@ from knowledge.correlation import (
     confirm_due,
     due_now,
     outlasted,
+    read_ahead,
     release_held,
 )
 from knowledge.db import Database
@@ -351,3 +353,49 @@ async def test_a_warning_prometheus_shows_firing_goes_as_soon_as_its_wait_is_ove
         await due_now(s, alerts=[lone], now=_t(605))
         [posted] = await confirm_due(s, now=_t(605))
         assert posted.id == opened.id and posted.unconfirmed_until is None
+
+
+async def test_a_batch_read_ahead_places_every_alert_as_one_at_a_time_would(
+        database: Database) -> None:
+    """The inbox worker reads a batch's stored alerts and their earlier firings up front
+    (`read_ahead`); what it decides must not change, however much of the history is the
+    batch's own: repeats, resolutions, a flapping rule, a cascade across namespaces."""
+
+    def hpa(at: float, ends: float | None = None) -> AlertSignal:
+        return alert("KubeHpaMaxedOut", at=at, ends=ends,
+                     status="resolved" if ends is not None else "firing",
+                     namespace="checkout", horizontalpodautoscaler="checkout-web",
+                     job="kube-state-metrics")
+
+    node = alert("KubeNodeNotReady", at=0, severity="critical", node=NODE,
+                 job="kube-state-metrics")
+    pod = alert("KubePodNotReady", at=60, severity="critical", namespace="payments",
+                pod="payments-api-7d9f8-abcde", job="kube-state-metrics")
+    stream = [(node, 30), (hpa(0), 30), (pod, 90), (node, 120), (hpa(0, ends=400), 450),
+              (hpa(900), 930), (hpa(900, ends=1200), 1230), (hpa(1800), 1830),
+              (alert("KubePodNotReady", at=100, severity="critical", namespace="search",
+                     pod="search-api-0", job="kube-state-metrics"), 1840),
+              (hpa(1800, ends=2100), 2130)]
+
+    def fresh() -> Intake:
+        return Intake(window_s=INTAKE.window_s, noise=INTAKE.noise, topology=TOPOLOGY)
+
+    async with database.session() as s, s.begin():
+        alone, batch = await org_id(s, "one-at-a-time"), await org_id(s, "batch")
+    for signal, now in stream:  # each alone, as a batch of one without reading ahead
+        async with database.session() as s, s.begin():
+            await _apply(s, alone, signal, now=now, intake=fresh())
+    async with database.session() as s, s.begin():
+        intake = fresh()
+        await read_ahead(s, org_id=batch, signals=[sig for sig, _ in stream], intake=intake)
+        for signal, now in stream:
+            await _apply(s, batch, signal, now=now, intake=intake)
+
+    async def outcome(oid: int) -> list[tuple[object, ...]]:
+        async with database.session() as s:
+            return [(i.title, i.noise, i.state, re.sub(r"INC-\d+", "INC", i.reason or ""),
+                     sorted(names)) for i, names in await _listed(s, oid)]
+
+    expected = await outcome(alone)
+    assert any(noise for _, noise, *_ in expected)  # the flapping rule was folded
+    assert await outcome(batch) == expected
