@@ -36,10 +36,12 @@ from knowledge.correlation import (
     apply_alert,
     apply_pagerduty,
     confirm_due,
+    defer_events,
     due_now,
     outlasted,
     read_ahead,
     release_held,
+    write_deferred,
 )
 from knowledge.db import Database
 from knowledge.deadman import watch_heartbeats
@@ -196,6 +198,7 @@ class InboxWorker:
             items = await claim(session, limit=self.settings.worker_batch,
                                 exclude=CHAT_SOURCES)
             await self._read_ahead(session, items)
+            defer_events(session, self._intake)
             for item in items:
                 handler = self.handlers.get(item.source)
                 started = utcnow()
@@ -205,6 +208,7 @@ class InboxWorker:
                     if isolated:
                         async with session.begin_nested():
                             result = await handler(session, item, self.settings)
+                            await write_deferred(session, self._intake)
                     else:
                         result = await handler(session, item, self.settings)
                     if isinstance(result, Incident) and result.id is not None:
@@ -217,8 +221,10 @@ class InboxWorker:
                 except Exception as exc:  # one bad item must not stop the rest
                     if not isolated:
                         raise _ItemFailed from exc
-                    # Its savepoint rolled back: incidents it opened are gone again.
+                    # Its savepoint rolled back: incidents it opened are gone again, and
+                    # so are the events it deferred.
                     self._intake.pool.forget()
+                    self._intake.deferred.rows = []
                     # The item's id and the error, never its payload (alert text may hold
                     # secrets; the database hides statement parameters for the same reason).
                     mark_failed_attempt(item, error=f"{type(exc).__name__}: {exc}",
@@ -233,6 +239,11 @@ class InboxWorker:
                 outcomes.append((item.source, outcome))
                 if outcome == "done":
                     done.append((item.source, (utcnow() - item.received_at).total_seconds()))
+            if not isolated:  # the batch's timeline rows, in one round trip
+                try:
+                    await write_deferred(session, self._intake)
+                except Exception as exc:
+                    raise _ItemFailed from exc  # item by item, each writing its own
         for source, outcome in outcomes:  # counted once committed
             self.metrics.items_processed.labels(source, outcome).inc()
         if applied:  # once committed: the chat workers deliver what it queued

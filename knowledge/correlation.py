@@ -56,7 +56,7 @@ from knowledge.noise import (
 from knowledge.outbox import enqueue_message
 from knowledge.relate import Candidate, Related, Topology, about, explain, ranked_ties
 from knowledge.subjects import service_of, subject_of
-from knowledge.timeline import add_event
+from knowledge.timeline import add_event, add_events, event_row
 from knowledge.types import utcnow
 
 SEVERITY_RANK = {"critical": 4, "page": 4, "error": 3, "high": 3, "warning": 2, "low": 1,
@@ -149,6 +149,15 @@ class Pool:
             self.history[alert.noise_key].append(alert)
 
 
+@dataclass
+class Deferred:
+    """Timeline rows of one session's batch, written together before it commits
+    (`write_deferred`) instead of one statement per alert: nothing in the batch reads them."""
+
+    session: AsyncSession | None = None
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class Intake:
     """How alerts are placed: the correlation window (`SRE_COPILOT_CORRELATION_WINDOW_SECONDS`),
@@ -167,6 +176,8 @@ class Intake:
     # The org's incidents an alert of this batch may join, read once per batch rather than once
     # per alert (the batch holds the org's intake lock, so only it changes them meanwhile).
     pool: Pool = field(default_factory=lambda: Pool(), repr=False, compare=False)
+    # Set by the inbox worker for its batch (`defer_events`): alerts' timeline rows wait there.
+    deferred: Deferred = field(default_factory=Deferred, repr=False, compare=False)
 
     def relations(self, incident: Incident) -> Related:
         """The incident's relations as stored: shared, so copy before changing them."""
@@ -252,6 +263,18 @@ async def read_ahead(session: AsyncSession, *, org_id: int, signals: list[AlertS
         for alert in (await session.exec(stmt)).all():
             if alert.noise_key is not None:
                 pool.history[alert.noise_key].append(alert)
+
+
+def defer_events(session: AsyncSession, intake: Intake) -> None:
+    """From now on, this session's alert events wait for `write_deferred`."""
+    intake.deferred.session, intake.deferred.rows = session, []
+
+
+async def write_deferred(session: AsyncSession, intake: Intake) -> None:
+    """Write the events deferred in this session (one round trip), before it commits."""
+    if intake.deferred.session is session and intake.deferred.rows:
+        rows, intake.deferred.rows = intake.deferred.rows, []
+        await add_events(session, rows)
 
 
 async def _find(session: AsyncSession, *, org_id: int, signal: AlertSignal, intake: Intake
@@ -467,7 +490,8 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: da
     incident.related = {**related.to_json(), "why": whys[-5:], **kept}
     incident.updated_at = utcnow()
     session.add(incident)
-    await session.flush()
+    if opened:  # its id, for the alert and the timeline; a known one is written with them
+        await session.flush()
     assert incident.id is not None
     intake.pool.add(session, incident)
     # Tied as closely to a second incident: the newer of the two may belong to the older.
@@ -483,7 +507,6 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: da
     alert.incident_id = incident.id
     alert.held_until = None
     session.add(alert)
-    await session.flush()
     # How many alerts it holds and which started first, kept beside its subjects: a storm's
     # hundredth alert costs no read of the ninety-nine before it.
     count, first = kept.get("alerts"), kept.get("first")
@@ -503,13 +526,19 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: da
     session.add(incident)
     if opened or started_earlier:  # the changes before its (earlier) start are evidence
         await link_recent_changes(session, incident=incident)
-    await add_event(session, org_id=alert.org_id, incident_id=incident.id,
-                    occurred_at=alert.starts_at, kind="alert_fired", source="alertmanager",
-                    summary=_alert_line(alert.alertname, alert.labels, alert.annotations),
-                    data={"fingerprint": alert.fingerprint, "labels": alert.labels,
-                          "annotations": alert.annotations,
-                          "generator_url": alert.generator_url},
-                    dedupe_key=f"alert:{alert.fingerprint}:{alert.starts_at.isoformat()}:firing")
+    fired = event_row(org_id=alert.org_id, incident_id=incident.id,
+                      occurred_at=alert.starts_at, kind="alert_fired", source="alertmanager",
+                      summary=_alert_line(alert.alertname, alert.labels, alert.annotations),
+                      data={"fingerprint": alert.fingerprint, "labels": alert.labels,
+                            "annotations": alert.annotations,
+                            "generator_url": alert.generator_url},
+                      dedupe_key=f"alert:{alert.fingerprint}:{alert.starts_at.isoformat()}"
+                                 ":firing")
+    if intake.deferred.session is session:
+        # Without a statement per alert, the batch's rows are written together at the end.
+        intake.deferred.rows.append(fired)
+    else:
+        await add_events(session, [fired])
     due = confirm_at(alert.severity, starts_at=alert.starts_at.timestamp(),
                      opened_at=now.timestamp(), rules=intake.noise) if opened else None
     if due is not None and due > now.timestamp():

@@ -39,15 +39,23 @@ class TimelineEvent(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+def event_row(*, org_id: int, incident_id: int, occurred_at: datetime, kind: str, source: str,
+              summary: str, data: dict[str, Any] | None = None,
+              dedupe_key: str | None = None) -> dict[str, Any]:
+    """An event as `add_event` and `add_events` write it."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown timeline kind {kind!r}; known: {', '.join(sorted(KINDS))}")
+    return {"org_id": org_id, "incident_id": incident_id, "occurred_at": occurred_at,
+            "kind": kind, "source": source, "summary": summary[:2000], "data": data or {},
+            "dedupe_key": dedupe_key, "created_at": utcnow()}
+
+
 async def add_event(session: AsyncSession, *, org_id: int, incident_id: int, occurred_at: datetime,
                     kind: str, source: str, summary: str, data: dict[str, Any] | None = None,
                     dedupe_key: str | None = None) -> TimelineEvent | None:
     """Append an event; with a `dedupe_key` already present it returns None and writes nothing."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown timeline kind {kind!r}; known: {', '.join(sorted(KINDS))}")
-    row = {"org_id": org_id, "incident_id": incident_id, "occurred_at": occurred_at,
-           "kind": kind, "source": source, "summary": summary[:2000], "data": data or {},
-           "dedupe_key": dedupe_key, "created_at": utcnow()}
+    row = event_row(org_id=org_id, incident_id=incident_id, occurred_at=occurred_at, kind=kind,
+                    source=source, summary=summary, data=data, dedupe_key=dedupe_key)
     # One statement whatever happens: a key already present (a redelivery, a racing worker)
     # inserts nothing and returns no row.
     # Values go as parameters, not `.values(row)`: the statement then compiles once and is
@@ -57,6 +65,16 @@ async def add_event(session: AsyncSession, *, org_id: int, incident_id: int, occ
             .returning(TimelineEvent))
     found: TimelineEvent | None = (await session.exec(stmt, params=row)).scalars().first()
     return found
+
+
+async def add_events(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Append many events (`event_row`) in one round trip; each whose `dedupe_key` is present
+    already writes nothing."""
+    if not rows:
+        return
+    stmt = (upsert_dialect(session).insert(TimelineEvent)
+            .on_conflict_do_nothing(index_elements=["incident_id", "dedupe_key"]))
+    await session.exec(stmt, params=rows)
 
 
 async def list_events(session: AsyncSession, *, org_id: int, incident_id: int

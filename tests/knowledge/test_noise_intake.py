@@ -17,10 +17,12 @@ from knowledge.correlation import (
     Intake,
     apply_alert,
     confirm_due,
+    defer_events,
     due_now,
     outlasted,
     read_ahead,
     release_held,
+    write_deferred,
 )
 from knowledge.db import Database
 from knowledge.deadman import watch_heartbeats
@@ -29,6 +31,7 @@ from knowledge.incidents import Incident, IncidentStatus, incidents_with_alerts,
 from knowledge.noise import NoiseRules, shown_firing
 from knowledge.outbox import messages
 from knowledge.relate import Topology
+from knowledge.timeline import list_events
 from tests.knowledge.factories import T0, org_id
 
 NODE = "ip-10-0-2-12.ec2.internal"
@@ -388,13 +391,18 @@ async def test_a_batch_read_ahead_places_every_alert_as_one_at_a_time_would(
     async with database.session() as s, s.begin():
         intake = fresh()
         await read_ahead(s, org_id=batch, signals=[sig for sig, _ in stream], intake=intake)
+        defer_events(s, intake)  # the alerts' timeline rows, written together at the end
         for signal, now in stream:
             await _apply(s, batch, signal, now=now, intake=intake)
+        await write_deferred(s, intake)
 
     async def outcome(oid: int) -> list[tuple[object, ...]]:
         async with database.session() as s:
             return [(i.title, i.noise, i.state, re.sub(r"INC-\d+", "INC", i.reason or ""),
-                     sorted(names)) for i, names in await _listed(s, oid)]
+                     sorted(names), sorted((e.kind, e.summary, e.occurred_at) for e in
+                                           await list_events(s, org_id=oid,
+                                                             incident_id=i.id or 0)))
+                    for i, names in await _listed(s, oid)]
 
     expected = await outcome(alone)
     assert any(noise for _, noise, *_ in expected)  # the flapping rule was folded
