@@ -278,6 +278,9 @@ def _serve(settings: Settings, host: str, port: int, *, worker: bool) -> int:
     import uvicorn
 
     from bot.app import create_app
+    from knowledge.allocator import hand_back_large_blocks
+
+    hand_back_large_blocks()  # before the model's first buffers
 
     app = create_app(settings, run_worker=worker, warm_up=True)
     # uvicorn handles SIGTERM/SIGINT: stops accepting, finishes requests, runs the lifespan's
@@ -296,7 +299,9 @@ async def _worker(settings: Settings) -> int:
     from bot.startup import open_history, prepare_database, sweep_history
     from bot.wakeups import Wakeups, listening
     from bot.worker import InboxWorker
+    from knowledge.allocator import hand_back_large_blocks
 
+    hand_back_large_blocks()  # before the model's first buffers
     # Handle SIGTERM from the very start: a stop during migration still exits cleanly.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from knowledge.allocator import trim
+from knowledge.lean_graph import lean_model
 from knowledge.text import STOPWORDS
 
 DIMENSIONS = 384
@@ -137,8 +139,11 @@ class Embedder:
                 # The arena keeps the largest batch's buffers for the life of the process;
                 # without it a replica's memory returns to idle after an ingest.
                 options.enable_cpu_mem_arena = False
-                session = ort.InferenceSession(str(self.files.onnx), options,
+                # Each weight made in float just before its layer, not all at once (90 MB
+                # on every pass): see knowledge.lean_graph.
+                session = ort.InferenceSession(lean_model(self.files.onnx), options,
                                                providers=["CPUExecutionProvider"])
+                trim()  # the parsed and rewritten graph's memory, free but still resident
                 tokenizer = Tokenizer.from_file(str(self.files.tokenizer))
                 # The file pins padding and a shorter cut for another runtime; batches are
                 # padded here, to their own longest text.
