@@ -67,3 +67,32 @@ def test_a_repeated_query_is_answered_again_unchanged_and_cannot_be_altered(
         again[0] = 1.0  # every search of that text shares it
     with pytest.raises(ValueError):
         head_again.vectors[0, 0] = 1.0
+
+
+def test_the_rewritten_graph_gives_the_packaged_models_numbers_exactly() -> None:
+    import onnxruntime as ort
+
+    from knowledge.embedding import default_model
+    from knowledge.lean_graph import lean_model
+
+    files = default_model()
+    packaged = ort.InferenceSession(str(files.onnx), providers=["CPUExecutionProvider"])
+    lean = ort.InferenceSession(lean_model(files.onnx), providers=["CPUExecutionProvider"])
+    ids = np.array([[101, 7661, 2003, 2471, 2440, 1012, 102, 0]], dtype=np.int64)
+    feeds = {"input_ids": ids, "attention_mask": (ids > 0).astype(np.int64),
+             "token_type_ids": np.zeros_like(ids)}
+    feeds = {k: v for k, v in feeds.items() if k in {i.name for i in packaged.get_inputs()}}
+    assert np.array_equal(packaged.run(None, feeds)[0], lean.run(None, feeds)[0])
+    # The tables are read in int8, straight from the stored weights: no float copy of the
+    # 30,522-row word table is made (the packaged graph makes one on every pass).
+    assert _producers_of_gather_tables(files.onnx.read_bytes())
+    assert not _producers_of_gather_tables(lean_model(files.onnx))
+
+
+def _producers_of_gather_tables(model: bytes) -> list:  # type: ignore[type-arg]
+    import onnx
+
+    graph = onnx.load_from_string(model).graph
+    producer = {out: n for n in graph.node for out in n.output}
+    tables = [n.input[0] for n in graph.node if n.op_type == "Gather"]
+    return [producer[t] for t in tables if t in producer]
