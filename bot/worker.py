@@ -38,6 +38,7 @@ from knowledge.correlation import (
     confirm_due,
     defer_events,
     due_now,
+    lock_intake,
     outlasted,
     read_ahead,
     release_held,
@@ -46,7 +47,14 @@ from knowledge.correlation import (
 from knowledge.db import Database
 from knowledge.deadman import watch_heartbeats
 from knowledge.history import HistoryIndex
-from knowledge.inbox import CHAT_SOURCES, InboxItem, claim, mark_done, mark_failed_attempt
+from knowledge.inbox import (
+    CHAT_SOURCES,
+    InboxItem,
+    claim,
+    mark_done,
+    mark_failed_attempt,
+    pending_orgs,
+)
 from knowledge.incidents import Incident, IncidentStatus
 from knowledge.noise import shown_firing
 from knowledge.relate import Topology
@@ -195,8 +203,11 @@ class InboxWorker:
         # (incident id, its ref and status, the item's source and id, whether it opened it)
         applied: list[tuple[int, str, str, str, int | None, bool]] = []
         async with self.db.session() as session, session.begin():
-            items = await claim(session, limit=self.settings.worker_batch,
-                                exclude=CHAT_SOURCES)
+            # The org's intake lock first, then its items (see lock_intake).
+            org_id = await lock_intake(session, await pending_orgs(session,
+                                                                   exclude=CHAT_SOURCES))
+            items = [] if org_id is None else await claim(
+                session, limit=self.settings.worker_batch, exclude=CHAT_SOURCES, org_id=org_id)
             await self._read_ahead(session, items)
             defer_events(session, self._intake)
             for item in items:

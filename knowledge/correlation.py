@@ -226,6 +226,23 @@ async def _serialize(session: AsyncSession, org_id: int, pool: Pool | None = Non
         pool.locked = True
 
 
+async def lock_intake(session: AsyncSession, orgs: list[int]) -> int | None:
+    """Take, for this transaction, the intake lock of the first of `orgs` that no other batch
+    holds, else wait for the first one's; returns that org (None: no orgs). A worker takes it
+    before claiming its batch: while it waits it holds no items, so a new group's first alert
+    goes to whichever worker gets the lock next instead of waiting in a batch that waits."""
+    if not orgs:
+        return None
+    if session.get_bind().dialect.name != "postgresql":
+        return orgs[0]  # SQLite: one writer at a time anyway
+    for org in orgs:
+        taken = (await session.exec(select(func.pg_try_advisory_xact_lock(_lock_key(org))))).one()
+        if taken:
+            return org
+    await session.exec(select(func.pg_advisory_xact_lock(_lock_key(orgs[0]))))
+    return orgs[0]
+
+
 async def read_ahead(session: AsyncSession, *, org_id: int, signals: list[AlertSignal],
                      intake: Intake) -> None:
     """Read what a batch's alerts of one org will ask about in two statements, not several per

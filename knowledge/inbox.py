@@ -111,15 +111,31 @@ async def enqueue(session: AsyncSession, *, org_id: int, entries: list[InboxEntr
     return EnqueueResult(accepted=inserted, duplicates=len(entries) - inserted)
 
 
+async def pending_orgs(session: AsyncSession, *, exclude: Sequence[str] = (),
+                       limit: int = 10) -> list[int]:
+    """Orgs with items ready to claim (not of `exclude`), the one whose work is most urgent
+    first (a FIRST item, then the oldest)."""
+    stmt = (select(InboxItem.org_id)
+            .where(InboxItem.status == InboxStatus.PENDING.value,
+                   InboxItem.available_at <= utcnow())
+            .group_by(col(InboxItem.org_id))
+            .order_by(func.min(InboxItem.priority), func.min(InboxItem.id)).limit(limit))
+    if exclude:
+        stmt = stmt.where(col(InboxItem.source).not_in(list(exclude)))
+    return [int(org) for org in (await session.exec(stmt)).all()]
+
+
 async def claim(session: AsyncSession, *, limit: int, sources: Sequence[str] | None = None,
-                exclude: Sequence[str] = ()) -> list[InboxItem]:
-    """Lock up to `limit` pending items (of `sources`, default all but `exclude`) for this
-    transaction, oldest first: FIRST items if any are pending, else LATER ones. Other workers
-    skip them; if this one dies, the lock goes with its connection and they become
-    claimable."""
+                exclude: Sequence[str] = (), org_id: int | None = None) -> list[InboxItem]:
+    """Lock up to `limit` pending items (of `sources`, default all but `exclude`; of `org_id`
+    alone if given) for this transaction, oldest first: FIRST items if any are pending, else
+    LATER ones. Other workers skip them; if this one dies, the lock goes with its connection and
+    they become claimable."""
     stmt = (select(InboxItem)
             .where(InboxItem.status == InboxStatus.PENDING.value,
                    InboxItem.available_at <= utcnow()))
+    if org_id is not None:
+        stmt = stmt.where(InboxItem.org_id == org_id)
     if sources is not None:
         stmt = stmt.where(col(InboxItem.source).in_(list(sources)))
     if exclude:
