@@ -69,6 +69,7 @@ class SlackHandlers:
     chat: Chat = field(init=False)
     _clients: dict[str, AsyncWebClient] = field(default_factory=dict)
     _bot_users: dict[str, str] = field(default_factory=dict)
+    _token_team: str | None = None  # the one bot token's workspace, asked once
 
     platform = events.PLATFORM
     command_form = "`/sre {}`"
@@ -297,7 +298,11 @@ class SlackHandlers:
             org = await session.get(Org, org_id)
         if org is not None and org.slack_team_id:
             return str(org.slack_team_id)
-        return str((await self.client.auth_test()).get("team_id", ""))
+        # A token's workspace never changes: asked once, not before every incident's channel
+        # (200 `auth.test` calls in a storm, each on the card's way).
+        if not self._token_team:
+            self._token_team = str((await self.client.auth_test()).get("team_id", ""))
+        return self._token_team
 
     async def _invite_on_call(self, where: Address) -> None:
         """Who PagerDuty says is on call (the `pagerduty_oncall` skill), found in Slack by
