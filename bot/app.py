@@ -77,13 +77,14 @@ def create_app(settings: Settings, *, db: Database | None = None,
             stack.callback(scheduler.shutdown, wait=False)
         if with_worker:
             worker = InboxWorker(db=database, settings=settings, metrics=metrics,
-                                 wake=intake.wake, history=history,
+                                 wake=intake.wake, first=intake.first, history=history,
                                  changed=platforms.deliveries,
                                  topology=TopologyCache(settings))
             app.state.worker = worker
             # Items another replica accepted, messages another replica's worker queued.
             await stack.enter_async_context(listening(database, Wakeups(
-                inbox=[worker.wake, *platforms.answers], outbox=platforms.deliveries)))
+                inbox=[worker.wake, *platforms.answers], outbox=platforms.deliveries,
+                first=[worker.first])))
             task = asyncio.create_task(worker.run(stop), name="inbox-worker")
 
             async def stop_worker() -> None:

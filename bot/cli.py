@@ -330,7 +330,8 @@ async def _worker(settings: Settings) -> int:
                                      topology=TopologyCache(settings))
                 # Woken by what `serve` replicas accept, not only by polling.
                 await stack.enter_async_context(listening(db, Wakeups(
-                    inbox=[worker.wake, *platforms.answers], outbox=platforms.deliveries)))
+                    inbox=[worker.wake, *platforms.answers], outbox=platforms.deliveries,
+                    first=[worker.first])))
                 await worker.run(stop)
     finally:
         await db.dispose()

@@ -17,7 +17,14 @@ from dataclasses import dataclass
 
 import psycopg
 
-from knowledge.db import CONNECT_TIMEOUT_S, INBOX_CHANNEL, OUTBOX_CHANNEL, Database, libpq_url
+from knowledge.db import (
+    CONNECT_TIMEOUT_S,
+    FIRST_WAITING,
+    INBOX_CHANNEL,
+    OUTBOX_CHANNEL,
+    Database,
+    libpq_url,
+)
 
 log = logging.getLogger(__name__)
 RETRY_S = 5.0  # after the listening connection fails, this long until the next try
@@ -30,6 +37,8 @@ class Wakeups:
 
     inbox: Sequence[asyncio.Event]
     outbox: Sequence[asyncio.Event]
+    # Set too when an inbox item that may open an incident arrived (the "first" payload).
+    first: Sequence[asyncio.Event] = ()
 
 
 async def listen(db: Database, wakeups: Wakeups) -> None:
@@ -46,6 +55,9 @@ async def listen(db: Database, wakeups: Wakeups) -> None:
                 for wake in (*wakeups.inbox, *wakeups.outbox):
                     wake.set()
                 async for note in conn.notifies():
+                    if note.channel == INBOX_CHANNEL and note.payload == FIRST_WAITING:
+                        for wake in wakeups.first:
+                            wake.set()
                     for wake in events.get(note.channel, ()):
                         wake.set()
         except asyncio.CancelledError:

@@ -49,6 +49,7 @@ from knowledge.deadman import watch_heartbeats
 from knowledge.history import HistoryIndex
 from knowledge.inbox import (
     CHAT_SOURCES,
+    LATER,
     InboxItem,
     claim,
     mark_done,
@@ -100,6 +101,10 @@ class InboxWorker:
     settings: Settings
     metrics: Metrics
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set when an item that may open an incident arrived: a batch of later items stops early
+    # (what it did commits; the rest stays pending), so a new group's card does not wait for
+    # a hundred repeats' correlation.
+    first: asyncio.Event = field(default_factory=asyncio.Event)
     handlers: dict[str, Handler] = field(default_factory=lambda: dict(HANDLERS))
     history: HistoryIndex | None = None  # None: resolved incidents are not indexed here
     # Set once a batch that changed incidents has committed: the chat workers' delivery wake-ups.
@@ -203,6 +208,7 @@ class InboxWorker:
         # (incident id, its ref and status, the item's source and id, whether it opened it)
         applied: list[tuple[int, str, str, str, int | None, bool]] = []
         async with self.db.session() as session, session.begin():
+            self.first.clear()  # FIRST items arriving from now on cut a LATER batch short
             # The org's intake lock first, then its items (see lock_intake).
             org_id = await lock_intake(session, await pending_orgs(session,
                                                                    exclude=CHAT_SOURCES))
@@ -215,6 +221,8 @@ class InboxWorker:
                 # together), so without this a batch held the event loop for its whole run:
                 # webhooks and cards waited behind a hundred alerts' correlation.
                 await asyncio.sleep(0)
+                if self.first.is_set() and item.priority == LATER and outcomes:
+                    break  # the rest stays pending, claimed again in a moment
                 handler = self.handlers.get(item.source)
                 started = utcnow()
                 try:

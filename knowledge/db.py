@@ -148,13 +148,16 @@ INBOX_CHANNEL = "sre_copilot_inbox"
 OUTBOX_CHANNEL = "sre_copilot_outbox"
 
 
-async def announce(session: AsyncSession, channel: str) -> None:
+FIRST_WAITING = "first"  # an inbox notification's payload: an item that may open an incident
+
+
+async def announce(session: AsyncSession, channel: str, payload: str = "") -> None:
     """Wake the processes listening on `channel` once this transaction commits (PostgreSQL
     sends a notification only then, and one per channel however often it is asked): a
     replica or `sre-copilot worker` hears new work at once instead of at its next poll.
     Nothing on SQLite, whose one process wakes itself."""
     if session.get_bind().dialect.name == "postgresql":
-        await session.exec(select(func.pg_notify(channel, "")))
+        await session.exec(select(func.pg_notify(channel, payload)))
 
 
 @dataclass

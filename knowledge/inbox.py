@@ -19,7 +19,7 @@ from sqlalchemy import JSON, Index, SmallInteger, UniqueConstraint, func
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from knowledge.db import INBOX_CHANNEL, announce, upsert_dialect
+from knowledge.db import FIRST_WAITING, INBOX_CHANNEL, announce, upsert_dialect
 from knowledge.types import UTCDateTime, utcnow
 
 # Chat platforms' items are leased by the chat worker (an answer takes seconds and calls out),
@@ -85,6 +85,7 @@ def key_digest(key: str) -> str:
 class EnqueueResult:
     accepted: int
     duplicates: int
+    first: bool = False  # a FIRST item was among those accepted
 
 
 async def enqueue(session: AsyncSession, *, org_id: int, entries: list[InboxEntry]
@@ -105,10 +106,13 @@ async def enqueue(session: AsyncSession, *, org_id: int, entries: list[InboxEntr
     stmt = (upsert_dialect(session).insert(InboxItem)
             .on_conflict_do_nothing(index_elements=["org_id", "source", "idempotency_key"])
             .returning(col(InboxItem.id)))
-    inserted = len((await session.exec(stmt, params=rows)).all())
+    inserted = (await session.exec(stmt, params=rows)).all()
+    first = bool(inserted) and any(e.priority == FIRST for e in unique)
     if inserted:
-        await announce(session, INBOX_CHANNEL)
-    return EnqueueResult(accepted=inserted, duplicates=len(entries) - inserted)
+        # "first": a worker running a batch of repeats cuts it short for the new group.
+        await announce(session, INBOX_CHANNEL, FIRST_WAITING if first else "")
+    return EnqueueResult(accepted=len(inserted), duplicates=len(entries) - len(inserted),
+                         first=first)
 
 
 async def pending_orgs(session: AsyncSession, *, exclude: Sequence[str] = (),

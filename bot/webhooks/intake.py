@@ -49,6 +49,8 @@ class Intake:
     db: Database
     metrics: Metrics
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set with `wake` when an accepted item may open an incident (see InboxWorker.first).
+    first: asyncio.Event = field(default_factory=asyncio.Event)
     # Read again after ORG_TTL_S, so `orgs rotate` on any replica takes effect everywhere.
     _orgs: dict[str, tuple[float, OrgKeys]] = field(default_factory=dict)
 
@@ -94,6 +96,8 @@ class Intake:
             self.metrics.inbox_accepted.labels(source).inc(result.accepted)
             self.metrics.inbox_duplicates.labels(source).inc(result.duplicates)
         if result.accepted:
+            if result.first:
+                self.first.set()
             self.wake.set()
         return result
 

@@ -61,3 +61,31 @@ async def test_an_unknown_source_is_kept_with_a_clear_error(copilot: Copilot) ->
     async with copilot.db.session() as s:
         [item] = await items(s, org_id=oid)
     assert item.last_error == "LookupError: no handler for inbox source 'carrier-pigeon'"
+
+
+async def test_a_batch_of_later_items_stops_for_a_new_groups_first_alert(copilot: Copilot) -> None:
+    """A storm's repeats are claimed a hundred at a time; when an alert that may open an
+    incident arrives meanwhile, the batch commits what it did and leaves the rest pending, so
+    the new group's card does not wait for all of them."""
+    worker = InboxWorker(db=copilot.db, settings=copilot.settings, metrics=copilot.metrics)
+
+    async def handler(session: AsyncSession, item: InboxItem, _s: Settings) -> None:
+        await enqueue_message(session, org_id=item.org_id, key=f"n{item.payload['n']}",
+                              kind="test", text=str(item.payload["n"]))
+        worker.first.set()  # as the webhook does when a new group's first alert is accepted
+
+    worker.handlers["test"] = handler
+    async with copilot.db.session() as s, s.begin():
+        oid = (await get_org(s, slug="default")).id
+        assert oid is not None
+        await enqueue(s, org_id=oid, entries=[InboxEntry("test", f"k{n}", {"n": n})
+                                              for n in range(5)])
+    await worker.run_once()
+    async with copilot.db.session() as s:
+        assert [m.text for m in await messages(s, org_id=oid)] == ["0"]
+        assert sum(i.status == "pending" for i in await items(s, org_id=oid)) == 4
+    while await worker.run_once():  # one item a batch here, each cut short by the next
+        pass
+    async with copilot.db.session() as s:  # nothing lost, each written once
+        assert sorted(m.text for m in await messages(s, org_id=oid)) == ["0", "1", "2", "3", "4"]
+        assert all(i.status == "done" for i in await items(s, org_id=oid))

@@ -90,8 +90,12 @@ async def _wait_until_quiet(dsn: str, schema: str, seconds: float = 120) -> None
             pending = _count(conn, "SELECT count(*) FROM inbox_item WHERE status = 'pending'")
             opened = _count(conn, "SELECT count(*) FROM outbox_message "
                                   "WHERE kind = 'incident_opened'")
-            marked = _count(conn, "SELECT count(*) FROM outbox_message WHERE key LIKE "
-                                  "'slack:outbox:%' AND status = 'sent'")
+            # Each new incident's own delivery marker, not any marker: status updates have
+            # theirs too, and counting them called it quiet while a card was still on its way
+            # (a killed replica's claim runs out after the lease).
+            marked = _count(conn, "SELECT count(*) FROM outbox_message o WHERE o.kind = "
+                                  "'incident_opened' AND EXISTS (SELECT 1 FROM outbox_message m "
+                                  "WHERE m.key = 'slack:outbox:' || o.key AND m.status = 'sent')")
             if pending == 0 and opened and marked >= opened:
                 return
             await asyncio.sleep(0.5)
