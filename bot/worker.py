@@ -127,24 +127,21 @@ class InboxWorker:
         return await apply_alert(session, org_id=item.org_id, signal=signal,
                                  auto_resolve=settings.auto_resolve, intake=self._intake)
 
-    async def _read_ahead(self, session: AsyncSession, items: list[InboxItem]) -> None:
-        """Parse the batch's alerts once and read what they will ask about in a few
-        statements (`knowledge.correlation.read_ahead`), when they are of one org (as they
-        almost always are). An item that does not parse is left to fail on its own."""
+    async def _read_ahead(self, session: AsyncSession, org_id: int,
+                          items: list[InboxItem]) -> None:
+        """Parse the batch's alerts (all of `org_id`, whose intake lock it holds) once and read
+        what they will ask about in a few statements (`knowledge.correlation.read_ahead`). An
+        item that does not parse is left to fail on its own."""
         self._signals = {}
-        by_org: dict[int, list[AlertSignal]] = {}
         for item in items:
             if item.source != alertmanager.SOURCE or item.id is None:
                 continue
             try:
-                signal = alertmanager.signal_from_item(item.payload)
+                self._signals[item.id] = alertmanager.signal_from_item(item.payload)
             except Exception:  # its own attempt records why
                 continue
-            self._signals[item.id] = signal
-            by_org.setdefault(item.org_id, []).append(signal)
-        if len(by_org) == 1:
-            ((org_id, signals),) = by_org.items()
-            await read_ahead(session, org_id=org_id, signals=signals, intake=self._intake)
+        await read_ahead(session, org_id=org_id, signals=list(self._signals.values()),
+                         intake=self._intake, locked=True)
 
     async def _refresh_intake(self) -> None:
         self._intake = Intake(
@@ -214,7 +211,8 @@ class InboxWorker:
                                                                    exclude=CHAT_SOURCES))
             items = [] if org_id is None else await claim(
                 session, limit=self.settings.worker_batch, exclude=CHAT_SOURCES, org_id=org_id)
-            await self._read_ahead(session, items)
+            if org_id is not None:
+                await self._read_ahead(session, org_id, items)
             defer_events(session, self._intake)
             for item in items:
                 # An item now rarely waits on the database (the batch reads ahead and writes

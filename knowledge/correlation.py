@@ -132,6 +132,12 @@ class Pool:
     def holds(self, session: AsyncSession, org_id: int) -> bool:
         return self.session is session and self.org_id == org_id
 
+    def use(self, session: AsyncSession, org_id: int) -> None:
+        """Serve this session's batch of this org: what was read for another is forgotten."""
+        if not self.holds(session, org_id):
+            self.forget()
+            self.session, self.org_id = session, org_id
+
     def add(self, session: AsyncSession, incident: Incident) -> None:
         if self.session is session and incident.id is not None \
                 and incident.org_id == self.org_id:
@@ -244,15 +250,16 @@ async def lock_intake(session: AsyncSession, orgs: list[int]) -> int | None:
 
 
 async def read_ahead(session: AsyncSession, *, org_id: int, signals: list[AlertSignal],
-                     intake: Intake) -> None:
+                     intake: Intake, locked: bool = False) -> None:
     """Read what a batch's alerts of one org will ask about in two statements, not several per
     alert: the stored alerts of their fingerprints (a repeat is found, a new one known new), and
     the earlier firings of their noise keys within the recurrence span. Takes the org's intake
-    lock first, so nothing read can change before the batch commits."""
+    lock first (`locked`: the caller took it, `lock_intake`), so nothing read can change before
+    the batch commits."""
     pool = intake.pool
-    if not pool.holds(session, org_id):
-        pool.forget()
-        pool.session, pool.org_id = session, org_id
+    pool.use(session, org_id)
+    if locked:
+        pool.locked = True
     await _serialize(session, org_id, pool)
     signals = [s for s in signals if not is_heartbeat(s)]
     if not signals:
@@ -434,9 +441,7 @@ async def _candidates(session: AsyncSession, *, org_id: int, starts_at: datetime
     Read from the batch's pool, which is read again only for a span it does not cover."""
     lo, hi = starts_at - intake.reach, starts_at + intake.reach
     pool = intake.pool
-    if pool.session is not session or pool.org_id != org_id:
-        pool.forget()
-        pool.session, pool.org_id = session, org_id
+    pool.use(session, org_id)
     if pool.lo is None or pool.hi is None or lo < pool.lo or hi > pool.hi:
         pool.lo = lo if pool.lo is None else min(lo, pool.lo)
         pool.hi = hi if pool.hi is None else max(hi, pool.hi)

@@ -105,9 +105,9 @@ async def enqueue(session: AsyncSession, *, org_id: int, entries: list[InboxEntr
     # statement compiles once and is cached, instead of once per request.
     stmt = (upsert_dialect(session).insert(InboxItem)
             .on_conflict_do_nothing(index_elements=["org_id", "source", "idempotency_key"])
-            .returning(col(InboxItem.id)))
+            .returning(col(InboxItem.id), col(InboxItem.priority)))
     inserted = (await session.exec(stmt, params=rows)).all()
-    first = bool(inserted) and any(e.priority == FIRST for e in unique)
+    first = any(priority == FIRST for _, priority in inserted)
     if inserted:
         # "first": a worker running a batch of repeats cuts it short for the new group.
         await announce(session, INBOX_CHANNEL, FIRST_WAITING if first else "")
