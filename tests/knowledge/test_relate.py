@@ -1,0 +1,117 @@
+"""What ties an alert to an open incident (`knowledge.relate`), on the shapes that made wrong
+merges: a node's disk and the node going down, pods on a node whose disk fills, a claim beside
+a StatefulSet pod that is down with its node, a crash loop beside a node outage. Each test also
+checks the tie that must still hold, so a rule that stopped relating anything would fail."""
+
+from __future__ import annotations
+
+from knowledge.relate import Candidate, Related, Topology, about, choose
+
+NODE, OTHER = "prod-worker-2", "prod-worker-3"
+TOPOLOGY = Topology(
+    pods={
+        "payments/payments-api-7d9f8c6b5d-abcde": (NODE, "Deployment", "payments-api"),
+        "payments/payments-api-7d9f8c6b5d-fghjk": (OTHER, "Deployment", "payments-api"),
+        "search/elasticsearch-0": (NODE, "StatefulSet", "elasticsearch"),
+        "search/elasticsearch-1": (OTHER, "StatefulSet", "elasticsearch"),
+        "monitoring/node-exporter-bdljq": (NODE, "DaemonSet", "node-exporter"),
+    },
+    hosts={"10.0.1.15": NODE})
+WINDOW = 300.0
+
+
+def node_down() -> list[dict[str, str]]:
+    return [{"alertname": "KubeNodeNotReady", "node": NODE},
+            {"alertname": "KubeNodeUnreachable", "node": NODE},
+            {"alertname": "KubePodNotReady", "namespace": "search", "pod": "elasticsearch-0"}]
+
+
+def disk_filling() -> dict[str, str]:
+    return {"alertname": "NodeFilesystemSpaceFillingUp", "job": "node-exporter",
+            "namespace": "monitoring", "pod": "node-exporter-bdljq",
+            "instance": "10.0.1.15:9100", "device": "/dev/nvme0n1p1", "mountpoint": "/"}
+
+
+def incident(*alerts: dict[str, str], at: float = 0.0) -> Candidate:
+    related = Related()
+    for labels in alerts:
+        related.add(about(labels, TOPOLOGY))
+    return Candidate(key=alerts[0]["alertname"], related=related, first=at, latest=at,
+                     ended=None)
+
+
+def joins(labels: dict[str, str], *candidates: Candidate, at: float = 60.0) -> object | None:
+    found = choose(about(labels, TOPOLOGY), at, list(candidates), window=WINDOW)
+    return found[0].key if found else None
+
+
+def test_a_disk_filling_on_a_down_node_is_its_own_problem() -> None:
+    down = incident(*node_down())
+    assert joins(disk_filling(), down) is None
+    # The node's own whole-host alerts and what runs on it still join its outage.
+    assert joins({"alertname": "KubePodNotReady", "namespace": "payments",
+                  "pod": "payments-api-7d9f8c6b5d-abcde"}, down) == "KubeNodeNotReady"
+    assert joins({"alertname": "KubeletDown", "node": NODE}, down) == "KubeNodeNotReady"
+
+
+def test_a_node_going_down_after_its_disk_filled_is_a_new_incident() -> None:
+    disk = incident(disk_filling())
+    assert joins({"alertname": "KubeNodeNotReady", "node": NODE}, disk) is None
+    # The same disk, worse, is the same incident.
+    assert joins({**disk_filling(), "alertname": "NodeFilesystemAlmostOutOfSpace"},
+                 disk) == "NodeFilesystemSpaceFillingUp"
+
+
+def test_a_pod_on_a_node_whose_disk_fills_goes_to_the_node_outage_not_the_disk() -> None:
+    disk, down = incident(disk_filling()), incident(*node_down())
+    pod = {"alertname": "KubePodCrashLooping", "namespace": "payments",
+           "pod": "payments-api-7d9f8c6b5d-abcde"}
+    assert joins(pod, disk) is None
+    unready = {**pod, "alertname": "KubePodNotReady"}
+    assert joins(unready, disk, down) == "KubeNodeNotReady"
+    # Nor does the disk join an incident of the pods on its node.
+    assert joins(disk_filling(), incident(pod)) is None
+
+
+def test_a_claim_does_not_join_its_statefulset_down_elsewhere_with_a_node() -> None:
+    down = incident(*node_down(), {"alertname": "KubeStatefulSetReplicasMismatch",
+                                   "namespace": "search", "statefulset": "elasticsearch"})
+    claim = {"alertname": "KubePersistentVolumeFillingUp", "namespace": "search",
+             "persistentvolumeclaim": "data-elasticsearch-1"}
+    assert joins(claim, down) is None
+    # Its own pod's incident it joins.
+    crash = incident({"alertname": "KubePodCrashLooping", "namespace": "search",
+                      "pod": "elasticsearch-1"})
+    assert joins(claim, crash) == "KubePodCrashLooping"
+
+
+def test_a_node_down_does_not_join_replicas_missing_behind_a_full_claim() -> None:
+    mismatch = {"alertname": "KubeStatefulSetReplicasMismatch", "namespace": "search",
+                "statefulset": "elasticsearch"}
+    claim = {"alertname": "KubePersistentVolumeFillingUp", "namespace": "search",
+             "persistentvolumeclaim": "data-elasticsearch-1"}
+    ready = {"alertname": "KubeNodeNotReady", "node": NODE}
+    assert joins(ready, incident(claim, mismatch)) is None
+    # Replicas missing with nothing else to explain them are the node's doing.
+    assert joins(ready, incident(mismatch)) == "KubeStatefulSetReplicasMismatch"
+
+
+def test_a_crash_loop_is_not_a_node_outage_even_through_its_workload() -> None:
+    down = incident(*node_down(), {"alertname": "KubeStatefulSetReplicasMismatch",
+                                   "namespace": "search", "statefulset": "elasticsearch"})
+    crash = {"alertname": "KubePodCrashLooping", "namespace": "search", "pod": "elasticsearch-1"}
+    assert joins(crash, down) is None
+    # A second crash-looping pod of the workload joins the first one's incident.
+    first = incident({**crash, "pod": "elasticsearch-0"})
+    assert joins(crash, first, down) == "KubePodCrashLooping"
+
+
+def test_past_the_window_a_pod_joins_its_node_only_while_the_node_is_down() -> None:
+    unready = {"alertname": "KubePodNotReady", "namespace": "payments",
+               "pod": "payments-api-7d9f8c6b5d-abcde"}
+    late = 3 * WINDOW
+    memory = incident({"alertname": "NodeMemoryHighUtilization", "instance": "10.0.1.15:9100",
+                       "job": "node-exporter"})
+    assert joins(unready, memory, at=60.0) == "NodeMemoryHighUtilization"  # the whole host
+    assert joins(unready, memory, at=late) is None
+    assert joins(unready, incident(*node_down()), at=late) == "KubeNodeNotReady"
