@@ -54,7 +54,7 @@ from knowledge.noise import (
     is_heartbeat as _is_heartbeat,
 )
 from knowledge.outbox import enqueue_message
-from knowledge.relate import Candidate, Related, Topology, about, explain, ranked_ties
+from knowledge.relate import Candidate, Related, Topology, about, explain, ranked_ties, tie
 from knowledge.subjects import service_of, subject_of
 from knowledge.timeline import add_event, add_events, event_row
 from knowledge.types import utcnow
@@ -516,10 +516,19 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: da
         await session.flush()
     assert incident.id is not None
     intake.pool.add(session, incident)
+    began = incident.triggered_at
+    absorbed = [] if opened else await _absorb(
+        session, into=incident, related=related, ranked=ranked[1:], intake=intake, now=now)
+    started_earlier = started_earlier or incident.triggered_at < began
+    if absorbed:  # its subjects, alert count and first alert now include theirs
+        kept = {k: v for k, v in kept.items() if k not in ("alerts", "first")}
+        incident.related = {**related.to_json(), "why": whys[-5:], **kept}
     # Tied as closely to a second incident: the newer of the two may belong to the older.
-    # The copilot does not merge on its own; the newer card offers the merge to a person.
+    # The copilot does not merge a posted one on its own; the newer card offers the merge
+    # to a person.
     others = [c.key for c, t, near in ranked[1:] if near and t.strength >= 2
-              and isinstance(c.key, Incident) and c.key.id != incident.id]
+              and isinstance(c.key, Incident) and c.key.id != incident.id
+              and c.key.merged_into_id is None]
     if others:
         older, newer = sorted((incident, others[0]), key=lambda i: i.id or 0)
         if older.unconfirmed_until is None:  # a card points only at one that has a card
@@ -548,19 +557,7 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: da
     session.add(incident)
     if opened or started_earlier:  # the changes before its (earlier) start are evidence
         await link_recent_changes(session, incident=incident)
-    fired = event_row(org_id=alert.org_id, incident_id=incident.id,
-                      occurred_at=alert.starts_at, kind="alert_fired", source="alertmanager",
-                      summary=_alert_line(alert.alertname, alert.labels, alert.annotations),
-                      data={"fingerprint": alert.fingerprint, "labels": alert.labels,
-                            "annotations": alert.annotations,
-                            "generator_url": alert.generator_url},
-                      dedupe_key=f"alert:{alert.fingerprint}:{alert.starts_at.isoformat()}"
-                                 ":firing")
-    if intake.deferred.session is session:
-        # Without a statement per alert, the batch's rows are written together at the end.
-        intake.deferred.rows.append(fired)
-    else:
-        await add_events(session, [fired])
+    await _record_fired(session, [alert, *absorbed], incident_id=incident.id, intake=intake)
     due = confirm_at(alert.severity, starts_at=alert.starts_at.timestamp(),
                      opened_at=now.timestamp(), rules=intake.noise) if opened else None
     if due is not None and due > now.timestamp():
@@ -569,6 +566,67 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: da
     elif opened or incident.unconfirmed_until is not None:
         await _announce(session, incident)
     return incident
+
+
+async def _absorb(session: AsyncSession, *, into: Incident, related: Related,
+                  ranked: list[tuple[Candidate, Any, bool]], intake: Intake, now: datetime
+                  ) -> list[Alert]:
+    """Incidents not yet posted (waiting to be confirmed) that the alert just placed ties to as
+    well, within the window, and whose own alerts all tie to the incident it joined, move
+    there: a node's alert that arrives after its pods' (Alertmanager sends each namespace's
+    group on its own clock) gathers them. No card was posted for them, so none is left
+    behind; a posted one is only offered as "maybe the same". Returns the alerts moved;
+    `related` (the joined incident's) takes in their subjects."""
+    moved: list[Alert] = []
+    for candidate, _tie, near in ranked:
+        source = candidate.key
+        if not near or not isinstance(source, Incident) or source.id == into.id \
+                or source.unconfirmed_until is None or source.merged_into_id is not None \
+                or source.id is None:
+            continue
+        alerts = await alerts_of_incident(session, org_id=source.org_id, incident_id=source.id)
+        if not alerts or any(tie(about(a.labels, intake.topology), related) is None
+                             for a in alerts):
+            continue
+        for a in alerts:
+            related.add(about(a.labels, intake.topology))
+            a.incident_id = into.id
+            session.add(a)
+        moved += alerts
+        into.triggered_at = min(into.triggered_at, source.triggered_at)
+        if source.last_alert_at and (into.last_alert_at is None
+                                     or source.last_alert_at > into.last_alert_at):
+            into.last_alert_at = source.last_alert_at
+        into.severity = _worse(into.severity, source.severity)
+        source.merged_into_id, source.unconfirmed_until = into.id, None
+        source.reason = f"joined {into.ref} before its card was due: its alerts tie to it"
+        session.add(source)
+        await add_event(session, org_id=source.org_id, incident_id=source.id, occurred_at=now,
+                        kind="note", source="copilot",
+                        summary=f"joined {into.ref} before its card was due: follow it there",
+                        data={"merged_into": into.id, "by": "copilot"},
+                        dedupe_key=f"merged-into:{source.id}:{into.id}")
+        await advance(session, incident=source, to=IncidentStatus.RESOLVED, at=now,
+                      actor=f"copilot (joined {into.ref})", source="copilot")
+    return moved
+
+
+async def _record_fired(session: AsyncSession, alerts: list[Alert], *, incident_id: int,
+                        intake: Intake) -> None:
+    """The incident's timeline gets an `alert_fired` row per alert placed on it."""
+    rows = [event_row(org_id=alert.org_id, incident_id=incident_id,
+                      occurred_at=alert.starts_at, kind="alert_fired", source="alertmanager",
+                      summary=_alert_line(alert.alertname, alert.labels, alert.annotations),
+                      data={"fingerprint": alert.fingerprint, "labels": alert.labels,
+                            "annotations": alert.annotations,
+                            "generator_url": alert.generator_url},
+                      dedupe_key=f"alert:{alert.fingerprint}:{alert.starts_at.isoformat()}"
+                                 ":firing") for alert in alerts]
+    if intake.deferred.session is session:
+        # Without a statement per alert, the batch's rows are written together at the end.
+        intake.deferred.rows.extend(rows)
+    else:
+        await add_events(session, rows)
 
 
 async def _announce(session: AsyncSession, incident: Incident) -> None:

@@ -102,6 +102,46 @@ async def test_a_node_and_its_pods_across_namespaces_are_one_incident(database: 
     assert posted == [one.id, two.id]
 
 
+async def test_a_node_arriving_after_its_pods_gathers_their_unposted_incidents(
+        database: Database) -> None:
+    # Each namespace's group reaches the copilot on its own clock: two pods on the node are
+    # placed first, each a lone warning waiting for its card, then the node's alert comes.
+    def unready(namespace: str, pod: str, at: float) -> AlertSignal:
+        return alert("KubePodNotReady", at=at, namespace=namespace, pod=pod,
+                     job="kube-state-metrics")
+
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        pay = await _apply(s, oid, unready("payments", "payments-api-7d9f8-abcde", 0), now=200)
+        search = await _apply(s, oid, unready("search", "search-api-0", 10), now=210)
+        elsewhere = await _apply(s, oid, unready("payments", "payments-db-0", 20), now=220)
+        waiting = [pay, search, elsewhere]
+        assert all(i is not None and i.unconfirmed_until is not None for i in waiting)
+        assert len({i.id for i in waiting if i is not None}) == 3
+        node = await _apply(s, oid, alert("KubeNodeNotReady", at=-30, severity="critical",
+                                          node=NODE, job="kube-state-metrics"), now=240)
+    assert node is not None and pay is not None and search is not None
+    assert elsewhere is not None
+    [gathered] = [i for i in (pay, search) if i.id != node.id]
+    async with database.session() as s:
+        listed = {i.id: (i, names) for i, names in await _listed(s, oid)}
+        posted = [m.incident_id for m in await messages(s, org_id=oid)
+                  if m.kind == "incident_opened"]
+        fired = [e.summary for e in await list_events(s, org_id=oid, incident_id=node.id)
+                 if e.kind == "alert_fired"]
+    one, names = listed[node.id]
+    assert sorted(names) == ["KubeNodeNotReady", "KubePodNotReady", "KubePodNotReady"]
+    assert one.triggered_at == _t(-30) and one.unconfirmed_until is None
+    assert len(fired) == 3  # its timeline shows the alerts it gathered
+    moved, moved_names = listed[gathered.id]
+    assert moved.merged_into_id == node.id and moved_names == []
+    assert moved.state is IncidentStatus.RESOLVED and moved.unconfirmed_until is None
+    # The pod on another node is its own problem, still waiting; only the node was posted.
+    assert listed[elsewhere.id][0].merged_into_id is None
+    assert listed[elsewhere.id][0].unconfirmed_until is not None
+    assert posted == [node.id]
+
+
 async def test_one_namespace_group_with_two_unrelated_problems_is_split(database: Database
                                                                         ) -> None:
     async with database.session() as s, s.begin():
