@@ -11,8 +11,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from sqlalchemy import func
 from sqlalchemy.engine import URL
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.webhooks.alertmanager import AlertmanagerPayload, inbox_entries
 from knowledge import migrate
@@ -68,21 +70,31 @@ async def test_new_work_notifies_on_commit_and_bookkeeping_does_not(pg_url: URL)
         await listener.execute(f"LISTEN {INBOX_CHANNEL}")
         await listener.execute(f"LISTEN {OUTBOX_CHANNEL}")
 
+        # Channels are the database's, and other tests' schemas share it: only notifications
+        # this test's own connections sent count.
+        ours: set[int] = set()
+
         async def heard() -> list[str]:
             got: list[str] = []
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(0.5):
                     async for note in listener.notifies():
-                        got.append(note.channel)
+                        if note.pid in ours:
+                            got.append(note.channel)
             return got
 
+        async def backend(session: AsyncSession) -> None:
+            ours.add(int((await session.exec(select(func.pg_backend_pid()))).one()))
+
         async with db.session() as session, session.begin():
+            await backend(session)
             org = await ensure_org(session, slug="default", name="default")
             assert org.id is not None
             await enqueue_message(session, org_id=org.id, key="slack:outbox:x", text="marker",
                                   kind="slack_post", wake=False)
         assert await heard() == []  # a delivery marker is no news to anyone
         async with db.session() as session, session.begin():
+            await backend(session)
             await enqueue_message(session, org_id=org.id, key="status:1", text="resolved",
                                   kind="incident_status")
             await enqueue(session, org_id=org.id, entries=inbox_entries(
