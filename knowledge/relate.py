@@ -49,6 +49,9 @@ UNAVAILABLE = frozenset({"KubePodNotReady", "KubeDeploymentReplicasMismatch",
 # StatefulSet's <statefulset>-<ordinal>, a DaemonSet's or Job's <owner>-<5 characters>.
 _POD_NAMES = (re.compile(r"^(?P<owner>.+)-[a-z0-9]{6,10}-[a-z0-9]{5}$"),
               re.compile(r"^(?P<owner>.+)-\d+$"), re.compile(r"^(?P<owner>.+)-[a-z0-9]{5}$"))
+# kube-state-metrics' labels for the objects its series describe, other than a pod.
+KSM_OBJECTS = ("node", *WORKLOAD_LABELS, "job_name", "persistentvolumeclaim", "replicaset",
+               "horizontalpodautoscaler", "resourcequota", "poddisruptionbudget")
 # Labels naming a part of a host — a filesystem, a disk, a network interface.
 NODE_PARTS = ("mountpoint", "device", "interface", "nic", "cpu", "chip", "sensor")
 HOSTS = ("node", "instance")
@@ -113,6 +116,20 @@ def about(labels: dict[str, str], topology: Topology | None = None) -> About:
         labels = {k: v for k, v in labels.items() if k not in SCRAPE_LABELS}
         if exporter in topology.pods and not labels.get("node"):
             labels["node"] = topology.pods[exporter][0]
+    if labels.get("job") == "kube-state-metrics":
+        # kube-state-metrics' series are about what it watches. The scrape adds its own
+        # target's labels (kube-prometheus-stack keeps them beside the series' own, honorLabels):
+        # its instance, endpoint and service always, and its pod and container where the
+        # series names none. A series about a node, a workload, a claim or a quota names that
+        # object, so the pod beside it is kube-state-metrics' own, which every such alert
+        # would share; a series naming no other object is about its pod.
+        other = any(labels.get(k) for k in KSM_OBJECTS)
+        dropped = {"instance", "endpoint", "service"} | ({"pod", "container"} if other
+                                                         else set())
+        labels = {k: v for k, v in labels.items() if k not in dropped}
+    elif labels.get("job") in NODE_AGENTS and labels.get("node"):
+        # The kubelet's (cAdvisor's) target is the node it runs on, which `node` names.
+        labels = {k: v for k, v in labels.items() if k != "instance"}
     ns = labels.get("namespace", "")
     # A claim's or a pod's `node` label says where the kubelet that reported it runs: the pod's
     # node is a relation, and a claim's problem is its own, wherever it is mounted.

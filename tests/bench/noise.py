@@ -1,5 +1,7 @@
-"""The noise benchmark (issue 23), built before the method: streams from two generators
-(`noise_cases`, ours; `noise_independent`, written without seeing ours or the method) become
+"""The noise benchmark (issue 23), built before the method: streams from three generators
+(`noise_cases`, ours; `noise_independent` and `noise_third`, each written by a helper without
+seeing the others or the method; the third labels alerts as kube-prometheus-stack's scrapes
+do) become
 the webhook notifications Alertmanager would send with kube-prometheus's configuration, and a
 method's incidents are scored against the streams' ground truth — beside the baseline the
 copilot has today, one incident per Alertmanager group key.
@@ -17,8 +19,8 @@ and its three inhibit rules. `tests/scenarios/test_noise_replay.py` replays a st
 Alertmanager into a real `serve`; the simulation keeps this benchmark to seconds.
 
 The method judged is the product's own (`knowledge.relate`, `knowledge.noise`), run as the intake
-runs it. Seeds 1–60 of both generators were used to develop it; seeds 101–110 are held out: run
-for reporting, never looked into.
+runs it. Seeds 1–60 of the first two generators and 1–30 of the third were used to develop it;
+seeds 101–110 are held out: run for reporting, never looked into.
 
     .venv/bin/python -m tests.bench.noise [--seeds 1 2 3]
 """
@@ -361,7 +363,7 @@ def main() -> None:
     print(f"{'generator':<18}{'seed':>5}  {'method':<38}{'notes':>6}{'cards':>6}{'fewer':>7}"
           f"{'found':>7}{'frag':>5}{'merged':>7}{'noise posted':>14}  gate  "
           "card after (min, p50/max)")
-    for gen in ("noise_cases", "noise_independent"):
+    for gen in ("noise_cases", "noise_independent", "noise_third"):
         try:
             module = importlib.import_module(f"tests.bench.{gen}")
         except ImportError as exc:

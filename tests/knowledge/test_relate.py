@@ -115,3 +115,34 @@ def test_past_the_window_a_pod_joins_its_node_only_while_the_node_is_down() -> N
     assert joins(unready, memory, at=60.0) == "NodeMemoryHighUtilization"  # the whole host
     assert joins(unready, memory, at=late) is None
     assert joins(unready, incident(*node_down()), at=late) == "KubeNodeNotReady"
+
+
+def test_kube_state_metrics_own_target_labels_relate_nothing() -> None:
+    # kube-prometheus-stack scrapes kube-state-metrics with honorLabels: a node's or a
+    # workload's series also carries kube-state-metrics' own pod, instance and service.
+    scrape = {"job": "kube-state-metrics", "container": "kube-state-metrics",
+              "endpoint": "http", "instance": "10.244.2.64:8080",
+              "pod": "kube-prometheus-stack-kube-state-metrics-8xrhfsh4kh-6frq8",
+              "service": "kube-prometheus-stack-kube-state-metrics"}
+    ready = about({"alertname": "KubeNodeNotReady", **scrape, "namespace": "monitoring",
+                   "node": NODE}, TOPOLOGY)
+    assert ready.own == {("node", NODE)} and not ready.derived
+    mismatch = {"alertname": "KubeDeploymentReplicasMismatch", **scrape,
+                "namespace": "payments", "deployment": "payments-api"}
+    assert about(mismatch, TOPOLOGY).own == {("workload", "payments/payments-api")}
+    # Two such alerts about unrelated objects (no pod of the Deployment on that node) are not
+    # one incident...
+    assert joins(mismatch, incident({"alertname": "KubeNodeNotReady", **scrape,
+                                     "namespace": "monitoring", "node": "prod-worker-9"})) is None
+    # ...while a pod's own series keeps its pod, kube-state-metrics' own pod included.
+    crash = about({"alertname": "KubePodCrashLooping", **scrape, "namespace": "monitoring",
+                   "container": "kube-state-metrics", "reason": "CrashLoopBackOff"}, TOPOLOGY)
+    assert ("pod", f"monitoring/{scrape['pod']}") in crash.own
+    assert not any(kind == "instance" for kind, _ in crash.own)
+
+
+def test_the_kubelets_target_is_its_node() -> None:
+    claim = about({"alertname": "KubePersistentVolumeFillingUp", "job": "kubelet",
+                   "instance": "10.16.1.140:10250", "node": NODE, "namespace": "search",
+                   "persistentvolumeclaim": "data-elasticsearch-1"}, TOPOLOGY)
+    assert claim.own == {("pvc", "search/data-elasticsearch-1")}
