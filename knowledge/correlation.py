@@ -472,9 +472,9 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: da
     unless it waits to be confirmed (see `knowledge.noise`). Joining an unconfirmed incident
     confirms it."""
     it = about(alert.labels, intake.topology)
-    ranked = ranked_ties(it, alert.starts_at.timestamp(),
-                         await _candidates(session, org_id=alert.org_id,
-                                           starts_at=alert.starts_at, intake=intake),
+    candidates = await _candidates(session, org_id=alert.org_id, starts_at=alert.starts_at,
+                                   intake=intake)
+    ranked = ranked_ties(it, alert.starts_at.timestamp(), candidates,
                          window=intake.window_s, lasting=intake.lasting)
     found = (ranked[0][0], ranked[0][1]) if ranked else None
     opened = found is None
@@ -517,8 +517,8 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: da
     assert incident.id is not None
     intake.pool.add(session, incident)
     began = incident.triggered_at
-    absorbed = [] if opened else await _absorb(
-        session, into=incident, related=related, ranked=ranked[1:], intake=intake, now=now)
+    absorbed = await _absorb(session, into=incident, related=related, candidates=candidates,
+                             alert=alert, intake=intake, now=now)
     started_earlier = started_earlier or incident.triggered_at < began
     if absorbed:  # its subjects, alert count and first alert now include theirs
         kept = {k: v for k, v in kept.items() if k not in ("alerts", "first")}
@@ -558,8 +558,10 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: da
     if opened or started_earlier:  # the changes before its (earlier) start are evidence
         await link_recent_changes(session, incident=incident)
     await _record_fired(session, [alert, *absorbed], incident_id=incident.id, intake=intake)
+    # An incident that gathered another's alerts holds more than one: it is confirmed.
     due = confirm_at(alert.severity, starts_at=alert.starts_at.timestamp(),
-                     opened_at=now.timestamp(), rules=intake.noise) if opened else None
+                     opened_at=now.timestamp(), rules=intake.noise) \
+        if opened and not absorbed else None
     if due is not None and due > now.timestamp():
         incident.unconfirmed_until = datetime.fromtimestamp(due, tz=now.tzinfo)
         session.add(incident)
@@ -569,24 +571,27 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: da
 
 
 async def _absorb(session: AsyncSession, *, into: Incident, related: Related,
-                  ranked: list[tuple[Candidate, Any, bool]], intake: Intake, now: datetime
+                  candidates: list[Candidate], alert: Alert, intake: Intake, now: datetime
                   ) -> list[Alert]:
-    """Incidents not yet posted (waiting to be confirmed) that the alert just placed ties to as
-    well, within the window, and whose own alerts all tie to the incident it joined, move
-    there: a node's alert that arrives after its pods' (Alertmanager sends each namespace's
-    group on its own clock) gathers them. No card was posted for them, so none is left
-    behind; a posted one is only offered as "maybe the same". Returns the alerts moved;
-    `related` (the joined incident's) takes in their subjects."""
+    """Incidents still waiting for their card (unconfirmed), whose alerts still fire, started
+    within the lasting reach of the alert just placed and all tie to the incident it joined,
+    move there. A node's alert arrives after its pods' and its scrape targets' (Alertmanager
+    sends each namespace's group on its own clock, and kube-prometheus' TargetDown fires five
+    minutes before KubeNodeNotReady): the node's incident gathers them. No card was posted for
+    them, so none is left behind; a posted one is only offered as "maybe the same". Returns
+    the alerts moved; `related` (the joined incident's) takes in their subjects."""
     moved: list[Alert] = []
-    for candidate, _tie, near in ranked:
+    reach = alert.starts_at.timestamp() - intake.reach.total_seconds()
+    for candidate in candidates:
         source = candidate.key
-        if not near or not isinstance(source, Incident) or source.id == into.id \
+        if not isinstance(source, Incident) or source.id == into.id or source.id is None \
                 or source.unconfirmed_until is None or source.merged_into_id is not None \
-                or source.id is None:
-            continue
+                or candidate.first < reach \
+                or tie(about(source.labels, intake.topology), related) is None:
+            continue  # (an unconfirmed incident holds the one alert it was opened with)
         alerts = await alerts_of_incident(session, org_id=source.org_id, incident_id=source.id)
-        if not alerts or any(tie(about(a.labels, intake.topology), related) is None
-                             for a in alerts):
+        if not alerts or any(a.status != "firing" for a in alerts) or any(
+                tie(about(a.labels, intake.topology), related) is None for a in alerts):
             continue
         for a in alerts:
             related.add(about(a.labels, intake.topology))

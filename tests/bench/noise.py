@@ -237,18 +237,23 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
         card.placed_at[i] = at
         c.related.add(it)
         c.latest, c.first = max(c.latest, a.starts_at), min(c.first, a.starts_at)
-        for other_c, _tie, near in ranked[1:]:
-            other = cards[int(str(other_c.key))][0]
-            if near and other.unconfirmed_until is not None and other is not card and all(
-                    tie(about(alerts[j].labels, topology), c.related) is not None
-                    for j in other.alerts):
-                # Not posted yet, and its alerts tie to this one: they move here.
-                other.unconfirmed_until, other.posted = None, False
-                card.alerts |= other.alerts
-                card.placed_at.update(other.placed_at)
-                for part in Related.PARTS:
-                    getattr(c.related, part).update(getattr(other_c.related, part))
-                c.latest, c.first = max(c.latest, other_c.latest), min(c.first, other_c.first)
+        for other, other_c in cards:
+            # Waiting for its card, still firing, started within the lasting reach, and its
+            # alerts tie to the incident this alert joined: they move there.
+            if other.unconfirmed_until is None or other is card or not other.posted \
+                    or a.starts_at - other_c.first > LASTING * window \
+                    or any(j in known_resolved for j in other.alerts) or not all(
+                        tie(about(alerts[j].labels, topology), c.related) is not None
+                        for j in other.alerts):
+                continue
+            other.unconfirmed_until, other.posted = None, False
+            if card.unconfirmed_until is not None:  # it holds two alerts now: confirmed
+                card.unconfirmed_until, card.posted_at = None, at
+            card.alerts |= other.alerts
+            card.placed_at.update(other.placed_at)
+            for part in Related.PARTS:
+                getattr(c.related, part).update(getattr(other_c.related, part))
+            c.latest, c.first = max(c.latest, other_c.latest), min(c.first, other_c.first)
 
     def confirm(until: float) -> None:
         for card, _ in cards:

@@ -142,6 +142,24 @@ async def test_a_node_arriving_after_its_pods_gathers_their_unposted_incidents(
     assert posted == [node.id]
 
 
+async def test_a_node_gathers_its_scrape_targets_down_since_before_the_window(
+        database: Database) -> None:
+    # kube-prometheus' TargetDown fires after 10 min, KubeNodeNotReady after 15: the kubelet
+    # target's alert comes more than a window before the node's, and is still firing.
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        target = await _apply(s, oid, alert("TargetDown", at=0, namespace="kube-system",
+                                            job="kubelet", service="kubelet"), now=200)
+        assert target is not None and target.unconfirmed_until is not None
+        node = await _apply(s, oid, alert("KubeNodeNotReady", at=400, severity="critical",
+                                          node=NODE, job="kube-state-metrics"), now=430)
+        assert node is not None and node.id != target.id
+    async with database.session() as s:
+        listed = {i.id: (i, names) for i, names in await _listed(s, oid)}
+    assert sorted(listed[node.id][1]) == ["KubeNodeNotReady", "TargetDown"]
+    assert listed[target.id][0].merged_into_id == node.id
+
+
 async def test_one_namespace_group_with_two_unrelated_problems_is_split(database: Database
                                                                         ) -> None:
     async with database.session() as s, s.begin():
