@@ -63,7 +63,8 @@ SCRAPE_LABELS = frozenset({"pod", "container", "service", "namespace", "endpoint
 # Alerts only a running kubelet raises: a down node cannot be their cause.
 NEEDS_KUBELET = frozenset({"KubePodCrashLooping", "KubeContainerWaiting"})
 # kube-prometheus's alerts that say a node is down (not merely unwell).
-NODE_DOWN = frozenset({"KubeNodeNotReady", "KubeNodeUnreachable", "KubeletDown", "NodeDown"})
+NODE_DOWN = frozenset({"KubeNodeNotReady", "KubeNodeUnreachable", "KubeletDown", "NodeDown",
+                       "KubeletInstanceUnreachable"})
 NOUN = {"instance": "target", "node": "node", "pod": "pod", "workload": "workload",
         "pvc": "volume claim", "service": "service", "component": "", "rule": "alert rule",
         "host": "node"}
