@@ -14,7 +14,10 @@ over times in seconds, shared by the intake and the noise benchmark.
   so a held alert is released at the first group interval after its hold has passed — if no
   resolution came by then — or as soon as its hold has passed if Prometheus' own alerts API
   shows it still firing (`shown_firing`). One that resolves within the hold is noise.
-  Critical alerts are never held, folded or judged noise.
+  Critical alerts are never held or judged chronic, and their first firing is posted at once;
+  a critical back within the flap span after a short firing nobody acknowledged is flapping
+  like any other (twelve one-minute error-budget burns in an afternoon are one quiet line,
+  not twelve cards).
 - A warning that opens an incident of its own is *unconfirmed*: the incident takes part in
   correlation at once, but its card waits until another alert joins it, a critical one does,
   or the warning has fired for the short span (again to the next group interval, or at once
@@ -82,13 +85,15 @@ def on_arrival(severity: str | None, *, starts_at: float, earlier: list[Episode]
     sev = (severity or "").lower()
     if sev in QUIET:
         return f"{sev or 'unrated'} alert on its own: never posted alone"
-    if is_critical(sev) or acknowledged_before:
+    if acknowledged_before:
         return None
     recent = sorted((s, e) for s, e in earlier if 0 < starts_at - s <= rules.recur_span_s)
     for s, e in reversed(recent):
         if e is not None and starts_at - e <= rules.flap_span_s and e - s <= rules.short_s:
             return (f"flapping: back {_span(starts_at - e)} after a {_span(e - s)} firing "
                     "that nobody acknowledged")
+    if is_critical(sev):
+        return None
     if len(recent) + 1 >= rules.recur_count:
         first = recent[0][0]
         covered = _covered([(s, starts_at if e is None else min(e, starts_at)) for s, e in recent])

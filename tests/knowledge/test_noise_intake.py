@@ -249,6 +249,32 @@ async def test_a_flapping_alert_is_folded_into_one_quiet_incident(database: Data
     assert "flapping" in (listed[0][0].reason or "")
 
 
+async def test_a_flapping_critical_gets_one_card_then_one_quiet_line(database: Database
+                                                                      ) -> None:
+    def burn(at: float, ends: float | None = None) -> AlertSignal:
+        return alert("KubeAPIErrorBudgetBurn", at=at, ends=ends, severity="critical",
+                     status="resolved" if ends is not None else "firing", long="1h",
+                     short="5m", job="apiserver")
+
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        first = await _apply(s, oid, burn(0), now=30)  # critical: posted at once
+        assert first is not None and first.unconfirmed_until is None
+        await _apply(s, oid, burn(0, ends=90), now=120)
+        for start in (900, 1800, 2700):  # back within the hour after a short firing
+            assert await _apply(s, oid, burn(start), now=start + 30) is None
+            await _apply(s, oid, burn(start, ends=start + 60), now=start + 90)
+    async with database.session() as s:
+        listed = await _listed(s, oid)
+        opened = [m.incident_id for m in await messages(s, org_id=oid)
+                  if m.kind == "incident_opened"]
+    assert opened == [first.id]  # one card, not four
+    [(card, _), (quiet, names)] = listed
+    assert card.id == first.id and not card.noise
+    assert quiet.noise and names == ["KubeAPIErrorBudgetBurn"] * 3
+    assert "flapping" in (quiet.reason or "")
+
+
 async def test_a_warning_alone_waits_for_its_card_until_it_is_confirmed(database: Database
                                                                         ) -> None:
     def waiting(pod: str, at: float) -> AlertSignal:
