@@ -40,6 +40,7 @@ from knowledge.incidents import (
     group_key_hash,
     incident_for_pagerduty,
 )
+from knowledge.merging import join_before_its_card
 from knowledge.noise import (
     HEARTBEATS,
     NoiseRules,
@@ -54,7 +55,16 @@ from knowledge.noise import (
     is_heartbeat as _is_heartbeat,
 )
 from knowledge.outbox import enqueue_message
-from knowledge.relate import Candidate, Related, Topology, about, explain, ranked_ties, tie
+from knowledge.relate import (
+    About,
+    Candidate,
+    Related,
+    Topology,
+    about,
+    explain,
+    ranked_ties,
+    tie,
+)
 from knowledge.subjects import service_of, subject_of
 from knowledge.timeline import add_event, add_events, event_row
 from knowledge.types import utcnow
@@ -179,6 +189,9 @@ class Intake:
     # Intake, one worker batch.
     parsed: dict[int, tuple[object, Related]] = field(default_factory=dict, repr=False,
                                                       compare=False)
+    # What the alert each incident was opened with is about, worked out once: every alert
+    # placed weighs the incidents waiting for their card against it (`_absorb`).
+    openers: dict[int, About] = field(default_factory=dict, repr=False, compare=False)
     # The org's incidents an alert of this batch may join, read once per batch rather than once
     # per alert (the batch holds the org's intake lock, so only it changes them meanwhile).
     pool: Pool = field(default_factory=lambda: Pool(), repr=False, compare=False)
@@ -194,6 +207,14 @@ class Intake:
             seen = (incident.related, Related.from_json(incident.related))
             self.parsed[incident.id] = seen
         return seen[1]
+
+    def opener(self, incident: Incident) -> About:
+        """What the alert that opened the incident (its `labels`) is about."""
+        if incident.id is None:
+            return about(incident.labels, self.topology)
+        if incident.id not in self.openers:
+            self.openers[incident.id] = about(incident.labels, self.topology)
+        return self.openers[incident.id]
 
     @property
     def reach(self) -> timedelta:
@@ -587,7 +608,7 @@ async def _absorb(session: AsyncSession, *, into: Incident, related: Related,
         if not isinstance(source, Incident) or source.id == into.id or source.id is None \
                 or source.unconfirmed_until is None or source.merged_into_id is not None \
                 or candidate.first < reach \
-                or tie(about(source.labels, intake.topology), related) is None:
+                or tie(intake.opener(source), related) is None:
             continue  # (an unconfirmed incident holds the one alert it was opened with)
         alerts = await alerts_of_incident(session, org_id=source.org_id, incident_id=source.id)
         if not alerts or any(a.status != "firing" for a in alerts) or any(
@@ -595,24 +616,9 @@ async def _absorb(session: AsyncSession, *, into: Incident, related: Related,
             continue
         for a in alerts:
             related.add(about(a.labels, intake.topology))
-            a.incident_id = into.id
-            session.add(a)
         moved += alerts
-        into.triggered_at = min(into.triggered_at, source.triggered_at)
-        if source.last_alert_at and (into.last_alert_at is None
-                                     or source.last_alert_at > into.last_alert_at):
-            into.last_alert_at = source.last_alert_at
         into.severity = _worse(into.severity, source.severity)
-        source.merged_into_id, source.unconfirmed_until = into.id, None
-        source.reason = f"joined {into.ref} before its card was due: its alerts tie to it"
-        session.add(source)
-        await add_event(session, org_id=source.org_id, incident_id=source.id, occurred_at=now,
-                        kind="note", source="copilot",
-                        summary=f"joined {into.ref} before its card was due: follow it there",
-                        data={"merged_into": into.id, "by": "copilot"},
-                        dedupe_key=f"merged-into:{source.id}:{into.id}")
-        await advance(session, incident=source, to=IncidentStatus.RESOLVED, at=now,
-                      actor=f"copilot (joined {into.ref})", source="copilot")
+        await join_before_its_card(session, source=source, into=into, alerts=alerts, now=now)
     return moved
 
 

@@ -5,10 +5,12 @@ recorded on both timelines and queue the messages that refresh the cards and pos
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from knowledge.alerts import alerts_of_incident
+from knowledge.alerts import Alert, alerts_of_incident
 from knowledge.incidents import Incident, IncidentStatus, advance, group_key_hash
 from knowledge.outbox import enqueue_message
 from knowledge.relate import Related
@@ -40,8 +42,34 @@ async def merge(session: AsyncSession, *, source: Incident, into: Incident, by: 
     if into.merged_into_id is not None:
         raise CannotMerge(f"{into.ref} was merged into INC-{into.merged_into_id}: merge into "
                           "that one")
-    now = utcnow()
-    moved = await alerts_of_incident(session, org_id=source.org_id, incident_id=source.id)
+    await _move(session, source=source, into=into, by=by, now=utcnow())
+    for incident, says in ((source, f"merged into {into.ref}"),
+                           (into, f"{source.ref} merged into it")):
+        await enqueue_message(
+            session, org_id=incident.org_id, incident_id=incident.id,
+            key=f"incident:{incident.id}:merge:{source.id}:{into.id}", kind="incident_status",
+            text=f"🔗 {incident.ref} {says} by {by}",
+            payload={"incident_id": incident.id, "status": incident.status})
+
+
+async def join_before_its_card(session: AsyncSession, *, source: Incident, into: Incident,
+                               alerts: list[Alert], now: datetime) -> None:
+    """The copilot's own merge of an incident whose card was never posted (it was waiting to
+    be confirmed) into the incident its alerts turned out to belong to: recorded on both
+    timelines like a person's merge, but no card is told, for `source` has none."""
+    await _move(session, source=source, into=into, by="copilot", now=now, moved=alerts)
+    source.reason = f"joined {into.ref} before its card was due: its alerts tie to it"
+    source.unconfirmed_until = None  # its card is never due now
+    session.add(source)
+
+
+async def _move(session: AsyncSession, *, source: Incident, into: Incident, by: str,
+                now: datetime, moved: list[Alert] | None = None) -> list[Alert]:
+    """`source`'s alerts (`moved`, read if not given) go to `into`; `source` resolves,
+    pointing at `into`; both timelines say so."""
+    assert source.id is not None and into.id is not None
+    if moved is None:
+        moved = await alerts_of_incident(session, org_id=source.org_id, incident_id=source.id)
     for alert in moved:
         alert.incident_id = into.id
         session.add(alert)
@@ -70,13 +98,7 @@ async def merge(session: AsyncSession, *, source: Incident, into: Incident, by: 
     if source.state is not IncidentStatus.RESOLVED:
         await advance(session, incident=source, to=IncidentStatus.RESOLVED, at=now,
                       actor=f"{by} (merged into {into.ref})", source="copilot")
-    for incident, says in ((source, f"merged into {into.ref}"),
-                           (into, f"{source.ref} merged into it")):
-        await enqueue_message(
-            session, org_id=incident.org_id, incident_id=incident.id,
-            key=f"incident:{incident.id}:merge:{source.id}:{into.id}", kind="incident_status",
-            text=f"🔗 {incident.ref} {says} by {by}",
-            payload={"incident_id": incident.id, "status": incident.status})
+    return moved
 
 
 async def split(session: AsyncSession, *, source: Incident, alertname: str, by: str
