@@ -34,6 +34,7 @@ from knowledge.correlation import (
     AlertSignal,
     Intake,
     apply_alert,
+    apply_listing,
     apply_pagerduty,
     confirm_due,
     defer_events,
@@ -120,6 +121,15 @@ class InboxWorker:
 
     def __post_init__(self) -> None:
         self.handlers.setdefault(alertmanager.SOURCE, self._alertmanager)
+        self.handlers.setdefault(alertmanager.LISTING, self._listing)
+
+    async def _listing(self, session: AsyncSession, item: InboxItem, settings: Settings
+                       ) -> list[Incident]:
+        listing = alertmanager.listing_from_item(item.payload)
+        return await apply_listing(
+            session, org_id=item.org_id, group_key=listing.group_key, listed=listing.listed,
+            received_at=listing.received_at, step=listing.step, intake=self._intake,
+            auto_resolve=settings.auto_resolve)
 
     async def _alertmanager(self, session: AsyncSession, item: InboxItem,
                             settings: Settings) -> Any:
@@ -232,11 +242,13 @@ class InboxWorker:
                             await write_deferred(session, self._intake)
                     else:
                         result = await handler(session, item, self.settings)
-                    if isinstance(result, Incident) and result.id is not None:
-                        applied.append((result.id, result.ref, result.status, item.source,
-                                        item.id, result.created_at >= started))
-                        if result.state is IncidentStatus.RESOLVED:
-                            resolved.append((result.org_id, result.id))
+                    # An alert's incident, or those a notification's listing changed.
+                    for got in result if isinstance(result, list) else [result]:
+                        if isinstance(got, Incident) and got.id is not None:
+                            applied.append((got.id, got.ref, got.status, item.source,
+                                            item.id, got.created_at >= started))
+                            if got.state is IncidentStatus.RESOLVED:
+                                resolved.append((got.org_id, got.id))
                     mark_done(item)
                     outcome = "done"
                 except Exception as exc:  # one bad item must not stop the rest

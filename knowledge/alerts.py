@@ -20,6 +20,10 @@ class Alert(SQLModel, table=True):
         # The release sweep reads the held alerts that are due.
         Index("ix_alert_held", "held_until"),
         Index("ix_alert_noise_key", "org_id", "noise_key", "starts_at"),
+        # A notification's listing (`correlation.apply_listing`) reads its group's firing
+        # alerts, and the left-out ones.
+        Index("ix_alert_status", "org_id", "status"),
+        Index("ix_alert_left_out", "left_out_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -42,6 +46,10 @@ class Alert(SQLModel, table=True):
     noise: str | None = Field(default=None, max_length=500)
     # SHA-256 of its labels but severity: its earlier firings, found by index (flapping, chronic).
     noise_key: str | None = Field(default=None, max_length=64)
+    # When a notification of its group first left it out while it fired: Alertmanager mutes it
+    # (an inhibit rule, a silence) or it ended while muted — it is taken as ended then, and as
+    # firing again if a later notification lists it.
+    left_out_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 

@@ -72,8 +72,8 @@ from knowledge.types import utcnow
 SEVERITY_RANK = {"critical": 4, "page": 4, "error": 3, "high": 3, "warning": 2, "low": 1,
                  "info": 1, "none": 0}
 __all__ = ["HEARTBEATS", "AlertSignal", "Intake", "PagerDutySignal", "apply_alert",
-           "apply_pagerduty", "confirm_due", "due_now", "is_heartbeat", "outlasted",
-           "release_held"]
+           "apply_listing", "apply_pagerduty", "confirm_due", "due_now", "is_heartbeat",
+           "outlasted", "release_held"]
 
 
 @dataclass(frozen=True)
@@ -404,7 +404,10 @@ async def _history(session: AsyncSession, *, alert: Alert, intake: Intake
                                    col(Alert.starts_at) >= since,
                                    col(Alert.starts_at) < alert.starts_at)
         earlier = [a for a in (await session.exec(stmt)).all() if a.id != alert.id]
-    episodes = [(a.starts_at.timestamp(), a.ends_at.timestamp() if a.ends_at else None)
+    # A left-out firing's end is not known: not a short episode that came back (a warning
+    # its critical mutes is getting worse, not flapping).
+    episodes = [(a.starts_at.timestamp(),
+                 a.ends_at.timestamp() if a.ends_at and a.left_out_at is None else None)
                 for a in earlier]
     ids = {a.incident_id for a in earlier if a.incident_id is not None}
     if not ids:
@@ -487,6 +490,33 @@ async def _candidates(session: AsyncSession, *, org_id: int, starts_at: datetime
     return found
 
 
+async def _worse_of(session: AsyncSession, *, alert: Alert, intake: Intake, known: set[int]
+                    ) -> list[Candidate]:
+    """Open incidents, older than the lasting reach, on which the same alert in another
+    severity still fires (its noise key is its labels but severity): a claim's critical hours
+    after its warning is the same problem, worse (`relate.still_firing`)."""
+    # Not the batch's read-ahead: that holds the recurrence span only, and a warning may
+    # have fired for days. One indexed read (org, noise key).
+    pool = intake.pool
+    stmt = select(Alert).where(Alert.org_id == alert.org_id, Alert.noise_key == alert.noise_key,
+                               Alert.status == "firing", col(Alert.incident_id).is_not(None))
+    same = list((await session.exec(stmt)).all())
+    found = []
+    for ids in sorted({a.incident_id for a in same if a.status == "firing"
+                       and a.severity != alert.severity and a.incident_id is not None}):
+        incident = pool.incidents.get(ids) or await get_incident(
+            session, org_id=alert.org_id, incident_id=ids)
+        if id(incident) in known or incident.noise or incident.merged_into_id is not None \
+                or incident.state is IncidentStatus.RESOLVED:
+            continue
+        pool.add(session, incident)
+        found.append(Candidate(
+            key=incident, related=intake.relations(incident),
+            first=incident.triggered_at.timestamp(),
+            latest=(incident.last_alert_at or incident.triggered_at).timestamp(), ended=None))
+    return found
+
+
 async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: datetime
                  ) -> Incident:
     """Put a firing on the incident it shares a cause with, or open one, and queue its card
@@ -495,6 +525,8 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: da
     it = about(alert.labels, intake.topology)
     candidates = await _candidates(session, org_id=alert.org_id, starts_at=alert.starts_at,
                                    intake=intake)
+    candidates += await _worse_of(session, alert=alert, intake=intake,
+                                  known={id(c.key) for c in candidates})
     ranked = ranked_ties(it, alert.starts_at.timestamp(), candidates,
                          window=intake.window_s, lasting=intake.lasting)
     found = (ranked[0][0], ranked[0][1]) if ranked else None
@@ -727,8 +759,8 @@ async def release_held(session: AsyncSession, *, now: datetime | None = None,
 
 
 async def _resolved(session: AsyncSession, *, org_id: int, signal: AlertSignal,
-                    alert: Alert | None, auto_resolve: bool, intake: Intake, now: datetime
-                    ) -> Incident | None:
+                    alert: Alert | None, auto_resolve: bool, intake: Intake, now: datetime,
+                    left_out: bool = False) -> Incident | None:
     ends_at = signal.ends_at or now
     short = resolved_within_hold(starts_at=signal.starts_at.timestamp(),
                                  ends_at=ends_at.timestamp(), rules=intake.noise)
@@ -743,6 +775,7 @@ async def _resolved(session: AsyncSession, *, org_id: int, signal: AlertSignal,
     held = alert.incident_id is None and alert.status == "firing"
     alert.status = "resolved"
     alert.ends_at = ends_at
+    alert.left_out_at = ends_at if left_out else None
     alert.updated_at = utcnow()
     session.add(alert)
     if held:
@@ -766,7 +799,9 @@ async def _resolved(session: AsyncSession, *, org_id: int, signal: AlertSignal,
     session.add(incident)
     await add_event(session, org_id=org_id, incident_id=incident.id, occurred_at=ends_at,
                     kind="alert_resolved", source="alertmanager",
-                    summary=f"resolved: {signal.alertname}",
+                    summary=(f"left out by Alertmanager (muted, or ended while muted): "
+                             f"{signal.alertname}" if left_out
+                             else f"resolved: {signal.alertname}"),
                     data={"fingerprint": signal.fingerprint},
                     dedupe_key=f"alert:{signal.fingerprint}:{signal.starts_at.isoformat()}:resolved")
     if incident.unconfirmed_until is not None and incident.acknowledged_at is None:
@@ -799,6 +834,67 @@ async def _unconfirmed_resolved(session: AsyncSession, incident: Incident,
         incident.group_key_hash = group_key_hash(incident.group_key)
     session.add(incident)
     await _resolve_if_done(session, incident, ends_at)
+
+
+async def apply_listing(session: AsyncSession, *, org_id: int, group_key: str,
+                        listed: list[tuple[str, datetime, str]], received_at: datetime,
+                        step: str, intake: Intake | None = None, auto_resolve: bool = True
+                        ) -> list[Incident]:
+    """What one Alertmanager notification listed (fingerprint, start, status), received at
+    `received_at`. Alertmanager lists every alert of the group it holds, so a firing it leaves
+    out is muted (an inhibit rule: a critical mutes its warning; a silence) or ended while
+    muted — whose end it never sends. Step `leave_out` (after the notification's alerts) takes
+    such a firing as ended now; step `relist` (before them) takes a left-out alert the
+    notification lists firing as firing again, while its incident is open. Only alerts the
+    copilot knew before the notification came are judged. Returns the incidents changed."""
+    intake = intake or Intake()
+    await _serialize(session, org_id, intake.pool)
+    shown = {(fp, round(at.timestamp(), 3)): status for fp, at, status in listed}
+    changed: list[Incident] = []
+    if step == "relist":
+        firing = {fp for (fp, _), status in shown.items() if status == "firing"}
+        if not firing:
+            return changed
+        stmt = select(Alert).where(Alert.org_id == org_id, Alert.status == "resolved",
+                                   col(Alert.left_out_at) < received_at,
+                                   col(Alert.fingerprint).in_(firing))
+        for alert in (await session.exec(stmt)).all():
+            key = (alert.fingerprint, round(alert.starts_at.timestamp(), 3))
+            if shown.get(key) != "firing" or alert.incident_id is None:
+                continue
+            incident = await get_incident(session, org_id=org_id, incident_id=alert.incident_id)
+            if incident.state is IncidentStatus.RESOLVED:
+                continue  # over: a problem that comes back opens anew
+            alert.status, alert.ends_at, alert.left_out_at = "firing", None, None
+            alert.updated_at = utcnow()
+            session.add(alert)
+            related = Related.from_json(incident.related)
+            related.relisted(about(alert.labels, intake.topology))
+            incident.related = {**incident.related, **related.to_json()}
+            session.add(incident)
+            assert incident.id is not None
+            await add_event(session, org_id=org_id, incident_id=incident.id,
+                            occurred_at=received_at, kind="alert_fired", source="alertmanager",
+                            summary=f"listed firing again by Alertmanager: {alert.alertname}",
+                            data={"fingerprint": alert.fingerprint})
+            changed.append(incident)
+        return changed
+    stmt = select(Alert).where(Alert.org_id == org_id, Alert.status == "firing",
+                               Alert.group_key == group_key,
+                               col(Alert.created_at) < received_at)
+    for alert in (await session.exec(stmt)).all():
+        if (alert.fingerprint, round(alert.starts_at.timestamp(), 3)) in shown:
+            continue
+        signal = AlertSignal(group_key=group_key, fingerprint=alert.fingerprint,
+                             status="resolved", labels=dict(alert.labels),
+                             annotations=dict(alert.annotations), starts_at=alert.starts_at,
+                             ends_at=received_at, generator_url=alert.generator_url)
+        ended = await _resolved(session, org_id=org_id, signal=signal, alert=alert,
+                                auto_resolve=auto_resolve, intake=intake, now=received_at,
+                                left_out=True)
+        if ended is not None:
+            changed.append(ended)
+    return changed
 
 
 def _held_noise(intake: Intake) -> str:

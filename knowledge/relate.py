@@ -14,7 +14,8 @@ Ties, strongest first: the same subject named by both sides (3); one side names 
 reaches through the topology — a node and a pod on it, a workload and one of its pods (2); both
 reach the same workload or component — two pods of one Deployment (1); a workload and a node one
 of its pods runs on (1). Timing is the caller's: it offers only incidents whose alerts started
-within the correlation window.
+within the correlation window — or, for a lasting subject, a few windows — and, however long
+ago, those on which the same alert in another severity still fires (`still_firing`).
 
 Causes and effects are kept apart where one cannot be the other's: a node down takes the pods,
 targets and replicas on it, not its disks (a disk does not fill because the node went down,
@@ -95,6 +96,7 @@ class About:
     weak: frozenset[Subject] = frozenset()
     identity: str = ""  # its labels but rule and severity: one alert's warning and critical
     part: str = ""  # what on its node it is about: a filesystem, a device ("" for the node)
+    severity: str = ""
 
 
 def owner_by_name(pod: str) -> str | None:
@@ -210,7 +212,7 @@ def about(labels: dict[str, str], topology: Topology | None = None) -> About:
                         if k not in ("alertname", "severity"))
     part = ",".join(f"{k}={labels[k]}" for k in NODE_PARTS if labels.get(k))
     return About(rule=name, own=frozenset(own), derived=derived, weak=frozenset(weak),
-                 identity=identity, part=part)
+                 identity=identity, part=part, severity=labels.get("severity", ""))
 
 
 @dataclass
@@ -227,8 +229,9 @@ class Related:
     weak: Counter[Subject] = field(default_factory=Counter)
     identities: Counter[Subject] = field(default_factory=Counter)  # ("identity", labels)
     parts: Counter[Subject] = field(default_factory=Counter)  # (node, what on it)
+    firing: Counter[Subject] = field(default_factory=Counter)  # (rule, severity|labels)
 
-    PARTS = ("own", "active", "derived", "symptoms", "weak", "identities", "parts")
+    PARTS = ("own", "active", "derived", "symptoms", "weak", "identities", "parts", "firing")
 
     def add(self, a: About) -> None:
         self.own.update(a.own)
@@ -240,11 +243,20 @@ class Related:
         self.identities[("identity", a.identity)] += 1
         self.parts.update((s[1], a.part) for s in a.own if s[0] in HOSTS)
         self.symptoms[("rule", a.rule)] += 1
+        self.firing[_rule_on(a)] += 1
 
     def resolved(self, a: About) -> None:
         """One of its alerts resolved: its subjects are no longer active."""
         self.active.subtract(a.own)
         self.active = +self.active
+        self.firing.subtract([_rule_on(a)])
+        self.firing = +self.firing
+
+    def relisted(self, a: About) -> None:
+        """One of its alerts, taken as ended when Alertmanager left it out, is listed firing
+        again (it was muted): its subjects are active again."""
+        self.active.update(a.own)
+        self.firing[_rule_on(a)] += 1
 
     def copy(self) -> Related:
         return Related(**{part: Counter(getattr(self, part)) for part in self.PARTS})
@@ -374,6 +386,27 @@ def tie(a: About, incident: Related, *, lasting_only: bool = False) -> Tie | Non
     return best
 
 
+def _rule_on(a: About) -> Subject:
+    """An alert by rule, severity and labels: `still_firing` looks for its other severities."""
+    return a.rule, f"{a.severity}|{a.identity}"
+
+
+def still_firing(a: About, incident: Related) -> Tie | None:
+    """However late: the same alert in another severity still firing on the incident — a claim
+    predicted to fill, hours later nearly full, is one problem getting worse. (Alertmanager
+    mutes the warning once the critical fires; the copilot takes it as ended only after the
+    notification that brought the critical: `correlation.apply_listing`.)"""
+    rule, key = _rule_on(a)
+    same = key.split("|", 1)[1]
+    count = sum(n for (r, k), n in incident.firing.items()
+                if r == rule and k.split("|", 1)[1] == same and k != key)
+    if not count:
+        return None
+    s = min(a.own)
+    return Tie(3, count, s, f"the same alert about {_said(s)}, {a.severity or 'unrated'} now, "
+                            "its earlier severity still firing")
+
+
 def _down(incident: Related, node: str) -> bool:
     """Whether the incident holds an alert that says this node is down."""
     return any(incident.symptoms[(rule, node)] for rule in NODE_DOWN)
@@ -445,7 +478,8 @@ def ranked_ties(a: About, starts_at: float, candidates: list[Candidate], *, wind
         gap = max(starts_at - c.latest, c.first - starts_at)
         near = gap <= window
         t = tie(a, c.related) if near else (
-            tie(a, c.related, lasting_only=True) if gap <= lasting * window else None)
+            tie(a, c.related, lasting_only=True) if gap <= lasting * window else None) \
+            or still_firing(a, c.related)
         if t is not None:
             found.append(((near, *t.rank, c.latest), c, t, near))
     found.sort(key=lambda f: f[0], reverse=True)

@@ -1,10 +1,13 @@
 """`POST /webhooks/alertmanager`: Alertmanager's webhook (payload version 4), authorised by a
 bearer token. Each alert becomes one inbox item keyed by group key + fingerprint + status +
 startsAt, so Alertmanager's repeats (every `repeat_interval`, or after a retry) are ignored while
-a new alert in the same group still gets through."""
+a new alert in the same group still gets through. What the notification lists goes too
+(`listing_entries`): an alert it leaves out is muted or ended unsaid."""
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -21,8 +24,12 @@ from knowledge.alerts import Alert
 from knowledge.correlation import AlertSignal
 from knowledge.inbox import FIRST, LATER, InboxEntry
 from knowledge.noise import is_heartbeat
+from knowledge.types import utcnow
 
 SOURCE = "alertmanager"
+# What each notification listed (`listing_entries`): inbox items of their own source, so the
+# alert counts per source stay the alerts'.
+LISTING = "alertmanager-listing"
 
 
 # Labels stored in columns of their own (the rest go to a JSON column, any length).
@@ -61,6 +68,8 @@ class AlertmanagerPayload(BaseModel):
 
 
 def inbox_entries(payload: AlertmanagerPayload) -> list[InboxEntry]:
+    """The notification's alerts, one item each, between the two steps of its listing (see
+    `listing_entries`)."""
     group = {"groupKey": payload.groupKey, "receiver": payload.receiver,
              "groupLabels": payload.groupLabels, "commonLabels": payload.commonLabels,
              "externalURL": payload.externalURL}
@@ -73,6 +82,31 @@ def inbox_entries(payload: AlertmanagerPayload) -> list[InboxEntry]:
                        payload={"group": group, "alert": a.model_dump(mode="json")},
                        priority=FIRST if a is first else LATER)
             for a in alerts]
+
+
+def listing_entries(payload: AlertmanagerPayload) -> tuple[InboxEntry, InboxEntry] | None:
+    """What the notification lists, as two items around its alerts. Alertmanager lists every
+    alert of the group it still holds; one it leaves out was muted (an inhibit rule: a
+    critical mutes its warning; a silence) or ended while muted, and its end is never sent.
+    `relist` goes before the notification's resolutions (a left-out alert listed firing again
+    fires again before they judge whether its incident is over); `leave_out` goes last (so
+    the critical that muted a warning is placed while the warning still fires). None when
+    the notification is truncated: then it does not list everything."""
+    listed = [[a.fingerprint, a.startsAt.isoformat(), a.status] for a in payload.alerts
+              if not _heartbeat(a)]
+    if payload.truncatedAlerts or not listed:
+        return None
+    received = utcnow().isoformat()
+    once = uuid.uuid4().hex  # each notification's listing is its own, repeats included
+
+    def step(name: str, priority: int) -> InboxEntry:
+        return InboxEntry(source=LISTING, key=f"{payload.groupKey}|{name}|{once}",
+                          payload={"listing": name, "group_key": payload.groupKey,
+                                   "listed": listed, "received_at": received},
+                          priority=priority)
+
+    # Both wait behind any notification's first firing (FIRST): a listing opens nothing.
+    return step("relist", LATER), step("leave_out", LATER)
 
 
 def heartbeats(payload: AlertmanagerPayload) -> set[str]:
@@ -105,6 +139,22 @@ def signal_from_item(payload: dict[str, Any]) -> AlertSignal:
                        common_labels=group.get("commonLabels") or {})
 
 
+@dataclass(frozen=True)
+class Listing:
+    group_key: str
+    listed: list[tuple[str, datetime, str]]  # fingerprint, startsAt, status
+    received_at: datetime
+    step: str  # relist | leave_out
+
+
+def listing_from_item(payload: dict[str, Any]) -> Listing:
+    return Listing(group_key=payload["group_key"],
+                   listed=[(fp, datetime.fromisoformat(at), status)
+                           for fp, at, status in payload["listed"]],
+                   received_at=datetime.fromisoformat(payload["received_at"]),
+                   step=payload["listing"])
+
+
 def router() -> APIRouter:
     api = APIRouter()
 
@@ -124,7 +174,8 @@ def router() -> APIRouter:
         beats = heartbeats(payload)
         if beats:  # heard now, before the inbox drops the repeat (the dead man's switch)
             await intake.heard(org, beats)
-        result = await intake.store(org, inbox_entries(payload))
+        result = await intake.store(org, inbox_entries(payload),
+                                    around=listing_entries(payload))
         return JSONResponse({"accepted": result.accepted, "duplicates": result.duplicates},
                             status_code=202)
 

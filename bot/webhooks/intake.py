@@ -9,7 +9,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from fastapi import Request
 
@@ -87,10 +87,17 @@ class Intake:
             for name in sorted(names):
                 await heard(session, org_id=org_id, name=name)
 
-    async def store(self, org_slug: str | None, entries: list[InboxEntry]) -> EnqueueResult:
+    async def store(self, org_slug: str | None, entries: list[InboxEntry],
+                    around: tuple[InboxEntry, InboxEntry] | None = None) -> EnqueueResult:
+        """Store a request's entries in one transaction; `around` (the copilot's own items,
+        always new: an Alertmanager notification's listing) go before and after them and are
+        left out of the counts."""
         org_id = await self.org_id(org_slug)
+        everything = [around[0], *entries, around[1]] if around else entries
         async with database_answers(), self.db.session() as session, session.begin():
-            result = await enqueue(session, org_id=org_id, entries=entries)
+            result = await enqueue(session, org_id=org_id, entries=everything)
+        if around:
+            result = replace(result, accepted=result.accepted - 2)
         if entries:
             source = entries[0].source
             self.metrics.inbox_accepted.labels(source).inc(result.accepted)

@@ -71,7 +71,8 @@ async def test_metrics_show_requests_inbox_depth_and_processing(copilot: Copilot
     await copilot.client.post("/webhooks/alertmanager", content=payload, headers=headers)
     await copilot.client.post("/webhooks/alertmanager", content=payload, headers=headers)
     before = (await copilot.client.get("/metrics")).text
-    assert "sre_copilot_inbox_depth 3.0" in before
+    # The three alerts, and each notification's listing (two items; a repeat's too).
+    assert "sre_copilot_inbox_depth 7.0" in before
     assert 'sre_copilot_inbox_accepted_total{source="alertmanager"} 3.0' in before
     assert 'sre_copilot_inbox_duplicates_total{source="alertmanager"} 3.0' in before
     assert ('sre_copilot_http_requests_total{method="POST",route="/webhooks/alertmanager",'

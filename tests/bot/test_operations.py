@@ -340,6 +340,6 @@ def test_serve_logs_plain_lines_in_text_mode(sqlite_url: URL, tmp_path: Path) ->
     lines = output.read_text().splitlines()
     plain = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR) \S+: ")
     assert lines and all(plain.match(line) for line in lines), lines
-    assert any("bot.worker: INC-1 opened by alertmanager item 1" in line for line in lines)
+    assert any("bot.worker: INC-1 opened by alertmanager item 2" in line for line in lines)
     assert any("uvicorn.access" in line and "POST /webhooks/alertmanager" in line
                for line in lines)
