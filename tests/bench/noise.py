@@ -105,6 +105,7 @@ class _Group:
     first: float  # when its first alert arrived
     last_sent: float | None = None
     sent: frozenset[int] = frozenset()  # the firing alerts of its last notification
+    told: set[int] = field(default_factory=set)  # sent firing, their end not yet sent
 
 
 def _group_key(a: AlertLike) -> str:
@@ -114,8 +115,13 @@ def _group_key(a: AlertLike) -> str:
 def alertmanager(stream: StreamLike) -> list[Notification]:
     """The notifications Alertmanager sends for the stream (see the module's docstring): a
     group's first after `group_wait`, then one per `group_interval` while it changes, a repeat
-    after `repeat_interval`; a resolved alert goes out once, if it was sent firing before
-    (Alertmanager's dedup stage drops the rest)."""
+    after `repeat_interval`; a resolved alert goes out once, if it was sent firing before.
+
+    An inhibited (muted) alert is left out of its group's notifications, as if it were not
+    there: it is not said resolved when its critical starts muting it, and if it ends while
+    muted its end is never sent (Alertmanager drops a resolved alert from its group after each
+    flush). Checked against Alertmanager 0.25: a warning, then its critical, then both ending —
+    the receiver got the warning firing, the critical firing, the critical resolved."""
     alerts: list[AlertLike] = stream.alerts
     groups: dict[str, _Group] = {}
     out: list[Notification] = []
@@ -131,14 +137,23 @@ def alertmanager(stream: StreamLike) -> list[Notification]:
             groups.setdefault(key, _Group(first=t))
         for key, g in list(groups.items()):
             now = frozenset(firing.get(key, set()))
-            resolved = g.sent - now
             due = (t - g.first >= GROUP_WAIT) if g.last_sent is None else (
                 t - g.last_sent >= GROUP_INTERVAL)
+            if not due:
+                continue
+            ended = {i for i in g.told - now
+                     if alerts[i].ends_at is not None and alerts[i].ends_at <= t}
+            resolved = {i for i in ended if not _inhibited(alerts[i], active)}
+            g.told -= ended  # resolved: sent now, or (muted) never
             repeat = g.last_sent is not None and t - g.last_sent >= REPEAT_INTERVAL
-            if due and (now != g.sent or repeat) and (now or resolved):
+            # Alertmanager's dedup stage: something new firing, all of it over, an end to
+            # tell, or the repeat interval passed.
+            if (not now <= g.sent or (not now and g.sent) or resolved or repeat) \
+                    and (now or resolved):
                 out.append(Notification(t, key, tuple(sorted(now)), tuple(sorted(resolved))))
                 g.last_sent, g.sent = t, now
-            if not now and not g.sent:
+                g.told |= now
+            if not now and not g.told:
                 del groups[key]  # everything it sent is resolved and said so
         t += STEP
     return out
@@ -275,14 +290,30 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
                 continue  # resolved within the hold: noise, never posted
             place(i, due)
 
+    listed: dict[str, set[int]] = {}  # group → the alerts its last notification said fire
+    left_out: set[int] = set()
+
+    def ended_now(i: int, end: float, at: float) -> None:
+        known_resolved[i], heard[i] = end, at
+        for card, c in cards:
+            if i in card.alerts:
+                c.related.resolved(about(alerts[i].labels, topology))
+
     for n in notes:
         release(n.at)
         for i in n.resolved:
-            known_resolved[i] = alerts[i].ends_at or n.at
-            heard[i] = n.at
+            ended_now(i, alerts[i].ends_at or n.at, n.at)
+        # A firing its group's notification leaves out is muted or gone: the product
+        # (`correlation.apply_listing`, after the notification's alerts) takes it as ended,
+        # and as firing again if a later notification lists it.
+        gone = listed.get(n.group_key, set()) - set(n.firing) - set(n.resolved) - left_out
+        listed[n.group_key] = set(n.firing)
+        for i in set(n.firing) & left_out:
+            left_out.discard(i)
+            known_resolved.pop(i, None)
             for card, c in cards:
                 if i in card.alerts:
-                    c.related.resolved(about(alerts[i].labels, topology))
+                    c.related.relisted(about(alerts[i].labels, topology))
         for i in n.firing:
             if i in arrived:
                 continue
@@ -290,7 +321,8 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
             a = alerts[i]
             sev = a.labels.get("severity")
             seen = episodes.setdefault(noise_key(a.labels), [])
-            earlier = [(alerts[j].starts_at, known_resolved.get(j)) for j in seen]
+            earlier = [(alerts[j].starts_at, None if j in left_out else known_resolved.get(j))
+                       for j in seen]
             seen.append(i)
             if on_arrival(sev, starts_at=a.starts_at, earlier=earlier,
                           acknowledged_before=False, rules=rules):
@@ -298,6 +330,9 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
             held[i] = early(i, rules.hold_s, release_at(sev, starts_at=a.starts_at,
                                                         received_at=n.at, rules=rules), n.at)
         release(n.at)
+        for i in gone:
+            left_out.add(i)
+            ended_now(i, n.at, n.at)
     release(float("inf"))
     return [card for card, _ in cards if card.posted]
 
