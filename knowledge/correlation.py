@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -303,8 +303,11 @@ async def read_ahead(session: AsyncSession, *, org_id: int, signals: list[AlertS
     if keys:
         pool.since = since if pool.since is None else min(since, pool.since)
         pool.history.update({k: [] for k in keys})
+        # And those still firing however old: the same alert in another severity joins
+        # their incident (`_worse_of`).
         stmt = select(Alert).where(Alert.org_id == org_id, col(Alert.noise_key).in_(keys),
-                                   col(Alert.starts_at) >= pool.since)
+                                   or_(col(Alert.starts_at) >= pool.since,
+                                       col(Alert.status) == "firing"))
         for alert in (await session.exec(stmt)).all():
             if alert.noise_key is not None:
                 pool.history[alert.noise_key].append(alert)
@@ -495,12 +498,14 @@ async def _worse_of(session: AsyncSession, *, alert: Alert, intake: Intake, know
     """Open incidents, older than the lasting reach, on which the same alert in another
     severity still fires (its noise key is its labels but severity): a claim's critical hours
     after its warning is the same problem, worse (`relate.still_firing`)."""
-    # Not the batch's read-ahead: that holds the recurrence span only, and a warning may
-    # have fired for days. One indexed read (org, noise key).
     pool = intake.pool
-    stmt = select(Alert).where(Alert.org_id == alert.org_id, Alert.noise_key == alert.noise_key,
-                               Alert.status == "firing", col(Alert.incident_id).is_not(None))
-    same = list((await session.exec(stmt)).all())
+    if pool.holds(session, alert.org_id) and alert.noise_key in pool.history:
+        same = pool.history[alert.noise_key or ""]  # read ahead with the batch: firing ones too
+    else:
+        stmt = select(Alert).where(Alert.org_id == alert.org_id,
+                                   Alert.noise_key == alert.noise_key,
+                                   Alert.status == "firing", col(Alert.incident_id).is_not(None))
+        same = list((await session.exec(stmt)).all())
     found = []
     for ids in sorted({a.incident_id for a in same if a.status == "firing"
                        and a.severity != alert.severity and a.incident_id is not None}):
