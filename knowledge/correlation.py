@@ -808,7 +808,9 @@ async def _resolved(session: AsyncSession, *, org_id: int, signal: AlertSignal,
                              f"{signal.alertname}" if left_out
                              else f"resolved: {signal.alertname}"),
                     data={"fingerprint": signal.fingerprint},
-                    dedupe_key=f"alert:{signal.fingerprint}:{signal.starts_at.isoformat()}:resolved")
+                    # Left out, it may be listed again and resolve later: that line too.
+                    dedupe_key=f"alert:{signal.fingerprint}:{signal.starts_at.isoformat()}:"
+                               + (f"left_out:{ends_at.isoformat()}" if left_out else "resolved"))
     if incident.unconfirmed_until is not None and incident.acknowledged_at is None:
         await _unconfirmed_resolved(session, incident, ends_at)
         return None

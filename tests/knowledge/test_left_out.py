@@ -86,6 +86,17 @@ async def test_a_muted_warning_listed_again_keeps_its_incident_open(database: Da
                         now=4 * HOUR)
         [(incident, _)] = await incidents_with_alerts(s, org_id=oid)
         assert incident.state is IncidentStatus.RESOLVED
+        assert incident.id is not None
+        said = [e.summary for e in await list_events(s, org_id=oid, incident_id=incident.id)]
+        # Left out, listed again, then really resolved: the timeline tells all three.
+        assert sorted(line for line in said if "KubePersistentVolumeFillingUp" in line
+                      and ("left out" in line or "again" in line
+                           or line.startswith("resolved"))) \
+            == ["left out by Alertmanager (muted, or ended while muted): "
+                "KubePersistentVolumeFillingUp",
+                "listed firing again by Alertmanager: KubePersistentVolumeFillingUp",
+                "resolved: KubePersistentVolumeFillingUp",
+                "resolved: KubePersistentVolumeFillingUp"]
 
 
 async def test_an_alert_the_copilot_had_not_seen_before_the_notification_is_not_left_out(
