@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_
+from sqlalchemy import and_, func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -303,11 +303,8 @@ async def read_ahead(session: AsyncSession, *, org_id: int, signals: list[AlertS
     if keys:
         pool.since = since if pool.since is None else min(since, pool.since)
         pool.history.update({k: [] for k in keys})
-        # And those still firing however old: the same alert in another severity joins
-        # their incident (`_worse_of`).
         stmt = select(Alert).where(Alert.org_id == org_id, col(Alert.noise_key).in_(keys),
-                                   or_(col(Alert.starts_at) >= pool.since,
-                                       col(Alert.status) == "firing"))
+                                   col(Alert.starts_at) >= pool.since)
         for alert in (await session.exec(stmt)).all():
             if alert.noise_key is not None:
                 pool.history[alert.noise_key].append(alert)
@@ -464,8 +461,10 @@ async def _to_noise(session: AsyncSession, *, alert: Alert, why: str, intake: In
 async def _candidates(session: AsyncSession, *, org_id: int, starts_at: datetime,
                       intake: Intake) -> list[Candidate]:
     """The incidents an alert starting then may join: real (not noise, not merged away),
-    from Alertmanager, with alerts that started within the lasting reach of it, not over.
-    Read from the batch's pool, which is read again only for a span it does not cover."""
+    from Alertmanager, with alerts that started within the lasting reach of it, not over —
+    and open ones however old, which it joins only through an alert still firing there
+    (`relate.still_firing`, `relate.still_grave`). Read from the batch's pool, which is read
+    again only for a span it does not cover."""
     lo, hi = starts_at - intake.reach, starts_at + intake.reach
     pool = intake.pool
     pool.use(session, org_id)
@@ -474,15 +473,19 @@ async def _candidates(session: AsyncSession, *, org_id: int, starts_at: datetime
         pool.hi = hi if pool.hi is None else max(hi, pool.hi)
         stmt = select(Incident).where(
             Incident.org_id == org_id, Incident.source == "alertmanager",
-            col(Incident.last_alert_at) >= pool.lo, col(Incident.triggered_at) <= pool.hi)
+            col(Incident.triggered_at) <= pool.hi,
+            or_(col(Incident.last_alert_at) >= pool.lo,
+                and_(col(Incident.status) != IncidentStatus.RESOLVED.value,
+                     col(Incident.noise).is_(False), col(Incident.merged_into_id).is_(None))))
         for incident in (await session.exec(stmt)).all():
             assert incident.id is not None
             pool.incidents[incident.id] = incident
     found = []
     for incident in pool.incidents.values():
         if (incident.noise or incident.merged_into_id is not None
-                or incident.last_alert_at is None or incident.last_alert_at < lo
-                or incident.triggered_at > hi):
+                or incident.last_alert_at is None or incident.triggered_at > hi
+                or (incident.last_alert_at < lo
+                    and incident.state is IncidentStatus.RESOLVED)):
             continue
         ended = incident.resolved_at if incident.state is IncidentStatus.RESOLVED else None
         found.append(Candidate(
@@ -490,35 +493,6 @@ async def _candidates(session: AsyncSession, *, org_id: int, starts_at: datetime
             first=incident.triggered_at.timestamp(),
             latest=(incident.last_alert_at or incident.triggered_at).timestamp(),
             ended=ended.timestamp() if ended else None))
-    return found
-
-
-async def _worse_of(session: AsyncSession, *, alert: Alert, intake: Intake, known: set[int]
-                    ) -> list[Candidate]:
-    """Open incidents, older than the lasting reach, on which the same alert in another
-    severity still fires (its noise key is its labels but severity): a claim's critical hours
-    after its warning is the same problem, worse (`relate.still_firing`)."""
-    pool = intake.pool
-    if pool.holds(session, alert.org_id) and alert.noise_key in pool.history:
-        same = pool.history[alert.noise_key or ""]  # read ahead with the batch: firing ones too
-    else:
-        stmt = select(Alert).where(Alert.org_id == alert.org_id,
-                                   Alert.noise_key == alert.noise_key,
-                                   Alert.status == "firing", col(Alert.incident_id).is_not(None))
-        same = list((await session.exec(stmt)).all())
-    found = []
-    for ids in sorted({a.incident_id for a in same if a.status == "firing"
-                       and a.severity != alert.severity and a.incident_id is not None}):
-        incident = pool.incidents.get(ids) or await get_incident(
-            session, org_id=alert.org_id, incident_id=ids)
-        if id(incident) in known or incident.noise or incident.merged_into_id is not None \
-                or incident.state is IncidentStatus.RESOLVED:
-            continue
-        pool.add(session, incident)
-        found.append(Candidate(
-            key=incident, related=intake.relations(incident),
-            first=incident.triggered_at.timestamp(),
-            latest=(incident.last_alert_at or incident.triggered_at).timestamp(), ended=None))
     return found
 
 
@@ -530,8 +504,6 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: da
     it = about(alert.labels, intake.topology)
     candidates = await _candidates(session, org_id=alert.org_id, starts_at=alert.starts_at,
                                    intake=intake)
-    candidates += await _worse_of(session, alert=alert, intake=intake,
-                                  known={id(c.key) for c in candidates})
     ranked = ranked_ties(it, alert.starts_at.timestamp(), candidates,
                          window=intake.window_s, lasting=intake.lasting)
     found = (ranked[0][0], ranked[0][1]) if ranked else None

@@ -15,7 +15,8 @@ reaches through the topology — a node and a pod on it, a workload and one of i
 reach the same workload or component — two pods of one Deployment (1); a workload and a node one
 of its pods runs on (1). Timing is the caller's: it offers only incidents whose alerts started
 within the correlation window — or, for a lasting subject, a few windows — and, however long
-ago, those on which the same alert in another severity still fires (`still_firing`).
+ago, those on which the same alert in another severity still fires (`still_firing`) or a
+critical alert still fires that reaches the alert's subject (`still_grave`: a full claim's pod).
 
 Causes and effects are kept apart where one cannot be the other's: a node down takes the pods,
 targets and replicas on it, not its disks (a disk does not fill because the node went down,
@@ -230,8 +231,11 @@ class Related:
     identities: Counter[Subject] = field(default_factory=Counter)  # ("identity", labels)
     parts: Counter[Subject] = field(default_factory=Counter)  # (node, what on it)
     firing: Counter[Subject] = field(default_factory=Counter)  # (rule, severity|labels)
+    # What its critical alerts still firing reach through the topology (a full claim's pod).
+    grave: Counter[Subject] = field(default_factory=Counter)
 
-    PARTS = ("own", "active", "derived", "symptoms", "weak", "identities", "parts", "firing")
+    PARTS = ("own", "active", "derived", "symptoms", "weak", "identities", "parts", "firing",
+             "grave")
 
     def add(self, a: About) -> None:
         self.own.update(a.own)
@@ -244,6 +248,8 @@ class Related:
         self.parts.update((s[1], a.part) for s in a.own if s[0] in HOSTS)
         self.symptoms[("rule", a.rule)] += 1
         self.firing[_rule_on(a)] += 1
+        if a.severity == "critical":
+            self.grave.update(a.derived.keys())
 
     def resolved(self, a: About) -> None:
         """One of its alerts resolved: its subjects are no longer active."""
@@ -251,12 +257,17 @@ class Related:
         self.active = +self.active
         self.firing.subtract([_rule_on(a)])
         self.firing = +self.firing
+        if a.severity == "critical":
+            self.grave.subtract(a.derived.keys())
+            self.grave = +self.grave
 
     def relisted(self, a: About) -> None:
         """One of its alerts, taken as ended when Alertmanager left it out, is listed firing
         again (it was muted): its subjects are active again."""
         self.active.update(a.own)
         self.firing[_rule_on(a)] += 1
+        if a.severity == "critical":
+            self.grave.update(a.derived.keys())
 
     def copy(self) -> Related:
         return Related(**{part: Counter(getattr(self, part)) for part in self.PARTS})
@@ -407,6 +418,18 @@ def still_firing(a: About, incident: Related) -> Tie | None:
                             "its earlier severity still firing")
 
 
+def still_grave(a: About, incident: Related) -> Tie | None:
+    """However late: the alert is about what a critical alert of the incident, still firing,
+    reaches — a pod whose claim is full crash-looping half an hour after the claim went
+    critical."""
+    found = [s for s in sorted(a.own) if incident.grave[s]]
+    if not found:
+        return None
+    s = found[0]
+    return Tie(2, incident.grave[s], s, f"{_said(s)} is reached by its critical alert, "
+                                        "still firing")
+
+
 def _down(incident: Related, node: str) -> bool:
     """Whether the incident holds an alert that says this node is down."""
     return any(incident.symptoms[(rule, node)] for rule in NODE_DOWN)
@@ -479,7 +502,7 @@ def ranked_ties(a: About, starts_at: float, candidates: list[Candidate], *, wind
         near = gap <= window
         t = tie(a, c.related) if near else (
             tie(a, c.related, lasting_only=True) if gap <= lasting * window else None) \
-            or still_firing(a, c.related)
+            or still_firing(a, c.related) or still_grave(a, c.related)
         if t is not None:
             found.append(((near, *t.rank, c.latest), c, t, near))
     found.sort(key=lambda f: f[0], reverse=True)
