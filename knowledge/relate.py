@@ -4,7 +4,9 @@ incident. Pure functions over plain data, so the intake (`knowledge.correlation`
 benchmark (`tests/bench/noise.py`) judge with the same code.
 
 A subject is `(kind, name)`: a node, a pod, a workload (`namespace/name`), a volume claim, a
-service, a component, or — when an alert names nothing more specific — its rule. *Own* subjects
+service, a component, an object a label of the rule's own names (an aggregated API, an
+Alertmanager integration, an autoscaler), or — when an alert names nothing more specific — its
+rule. *Own* subjects
 are named by the alert's labels; *derived* ones come from the topology: a pod's node and
 workload, a StatefulSet claim's pod and workload, a scrape job's workload (kube-prometheus names
 a job after its app), a CronJob run's CronJob. A workload-level alert (replicas mismatch) reaches
@@ -13,10 +15,12 @@ the nodes its pods run on only weakly: a workload spans many nodes, and most of 
 Ties, strongest first: the same subject named by both sides (3); one side names what the other
 reaches through the topology — a node and a pod on it, a workload and one of its pods (2); both
 reach the same workload or component — two pods of one Deployment (1); a workload and a node one
-of its pods runs on (1). Timing is the caller's: it offers only incidents whose alerts started
-within the correlation window — or, for a lasting subject, a few windows — and, however long
-ago, those on which the same alert in another severity still fires (`still_firing`) or a
-critical alert still fires that reaches the alert's subject (`still_grave`: a full claim's pod).
+of its pods runs on (1); two alerts on the control plane (1, and for a few windows while it
+still alerts: its trouble lasts). Timing is the caller's: it offers only incidents whose
+alerts started within the correlation window — or, for a lasting subject, a few windows — and,
+however long ago, those on which the same alert in another severity still fires
+(`still_firing`) or a critical alert still fires that reaches the alert's subject
+(`still_grave`: a full claim's pod).
 
 Causes and effects are kept apart where one cannot be the other's: a node down takes the pods,
 targets and replicas on it, not its disks (a disk does not fill because the node went down,
@@ -57,6 +61,11 @@ KSM_OBJECTS = ("node", *WORKLOAD_LABELS, "job_name", "persistentvolumeclaim", "r
 # Labels naming a part of a host — a filesystem, a disk, a network interface.
 NODE_PARTS = ("mountpoint", "device", "interface", "nic", "cpu", "chip", "sensor")
 HOSTS = ("node", "instance")
+# Labels kube-prometheus' rules keep that name an object of their own: an aggregated API
+# (`name`), an Alertmanager integration, an autoscaler, a quota, a disruption budget, an etcd
+# peer (`To`).
+OBJECT_LABELS = ("name", "integration", "horizontalpodautoscaler", "resourcequota",
+                 "poddisruptionbudget", "To")
 # Scrape jobs with a target on every node (kube-prometheus's names).
 NODE_AGENTS = frozenset({"kubelet", "node-exporter", "kube-proxy", "cadvisor"})
 ANY = "*"
@@ -69,7 +78,7 @@ NODE_DOWN = frozenset({"KubeNodeNotReady", "KubeNodeUnreachable", "KubeletDown",
                        "KubeletInstanceUnreachable"})
 NOUN = {"instance": "target", "node": "node", "pod": "pod", "workload": "workload",
         "pvc": "volume claim", "service": "service", "component": "", "rule": "alert rule",
-        "host": "node"}
+        "host": "node", "object": ""}
 
 
 @dataclass(frozen=True)
@@ -189,6 +198,9 @@ def about(labels: dict[str, str], topology: Topology | None = None) -> About:
         elif (owner := owner_by_name(labels["pod"])) is not None:
             # Not in kube-state-metrics (or no Prometheus): Kubernetes' own naming says whose.
             derived[("workload", f"{ns}/{owner}")] = f"pod {labels['pod']} is {owner}'s"
+    for key in OBJECT_LABELS:
+        if labels.get(key):
+            own.add(("object", f"{key} {labels[key]}"))
     if name == "TargetDown" and labels.get("job") and labels["job"] not in NODE_AGENTS:
         own.add(("workload", f"{ns}/{labels['job']}"))  # kube-prometheus names a job after its app
     if name.startswith(CONTROL_PLANE):
@@ -371,6 +383,9 @@ def tie(a: About, incident: Related, *, lasting_only: bool = False) -> Tie | Non
         offer(Tie(2, incident.derived[s], s, f"{_said(s)} and what runs on it"
                   if s[0] == "node" else f"{_said(s)} and its parts"))
     if lasting_only:
+        for s in a.derived:  # the control plane's trouble lasts: still alerting, it is one
+            if s[0] == "component" and incident.derived[s]:
+                offer(Tie(1, incident.derived[s], s, f"both on {_said(s)}"))
         return best
     for s in a.derived:
         if s[0] == "component" and incident.derived[s]:

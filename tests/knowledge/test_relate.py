@@ -146,3 +146,36 @@ def test_the_kubelets_target_is_its_node() -> None:
                    "instance": "10.16.1.140:10250", "node": NODE, "namespace": "search",
                    "persistentvolumeclaim": "data-elasticsearch-1"}, TOPOLOGY)
     assert claim.own == {("pvc", "search/data-elasticsearch-1")}
+
+
+def test_alerts_naming_one_object_by_a_label_of_their_own_are_one_problem() -> None:
+    # kube-prometheus' per-pod and cluster-wide delivery failures both name the integration;
+    # the aggregated API's down and its errors on each API server both name the APIService.
+    per_pod = incident({"alertname": "AlertmanagerFailedToSendAlerts", "integration": "pagerduty",
+                        "namespace": "monitoring", "job": "alertmanager-main",
+                        "pod": "alertmanager-main-0", "instance": "10.244.7.7:9093"})
+    assert joins({"alertname": "AlertmanagerClusterFailedToSendAlerts",
+                  "integration": "pagerduty", "namespace": "monitoring",
+                  "service": "alertmanager-main"}, per_pod) == "AlertmanagerFailedToSendAlerts"
+    assert joins({"alertname": "AlertmanagerClusterFailedToSendAlerts", "integration": "email",
+                  "namespace": "monitoring", "service": "alertmanager-main"}, per_pod) is None
+    down = incident({"alertname": "KubeAggregatedAPIDown", "name": "v1beta1.metrics.k8s.io",
+                     "namespace": "kube-system"})
+    assert joins({"alertname": "KubeAggregatedAPIErrors", "name": "v1beta1.metrics.k8s.io",
+                  "instance": "10.0.0.11:6443", "reason": "FailedDiscoveryCheck"},
+                 down) == "KubeAggregatedAPIDown"
+    # A reason is a category, not an object: two crash loops do not share one.
+    loop = incident({"alertname": "KubePodCrashLooping", "namespace": "payments",
+                     "pod": "payments-api-7d9f8c6b5d-abcde", "reason": "CrashLoopBackOff"})
+    assert joins({"alertname": "KubePodCrashLooping", "namespace": "search",
+                  "pod": "elasticsearch-1", "reason": "CrashLoopBackOff"}, loop) is None
+
+
+def test_the_control_plane_stays_one_problem_while_it_alerts() -> None:
+    etcd = incident({"alertname": "etcdHighFsyncDurations", "job": "kube-etcd",
+                     "instance": "10.0.0.13:2381"}, at=0.0)
+    burn = {"alertname": "KubeAPIErrorBudgetBurn", "long": "1h", "short": "5m"}
+    # Eight minutes on, past the window, the API server's error budget burning is etcd's.
+    assert joins(burn, etcd, at=8 * 60.0) == "etcdHighFsyncDurations"
+    # Past the lasting reach it is not.
+    assert joins(burn, etcd, at=30 * 60.0) is None
