@@ -279,16 +279,19 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
                 card.posted_at = due if card.posted else None
 
     def release(until: float) -> None:
-        confirm(until)
+        # In time order, as the intake's sweep (every few seconds) does it: an incident due to
+        # be posted after a held alert is due is still waiting when that alert is placed.
         for i, due in sorted(held.items(), key=lambda kv: kv[1]):
             if due > until:
                 continue
+            confirm(due)
             del held[i]
             end = known_resolved.get(i)
             if end is not None and resolved_within_hold(starts_at=alerts[i].starts_at,
                                                           ends_at=end, rules=rules):
                 continue  # resolved within the hold: noise, never posted
             place(i, due)
+        confirm(until)
 
     listed: dict[str, set[int]] = {}  # group → the alerts its last notification said fire
     left_out: set[int] = set()
