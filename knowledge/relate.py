@@ -412,6 +412,15 @@ def tie(a: About, incident: Related, *, lasting_only: bool = False) -> Tie | Non
     return best
 
 
+# Labels naming the window a burn-rate alert measures over (kube-prometheus' and Pyrra's `long`
+# and `short`, Sloth's `sloth_window`): one SLO burning shows in several windows, hours apart.
+BURN_WINDOWS = ("long", "short", "window", "sloth_window")
+
+
+def _unwindowed(identity: str) -> str:
+    return ",".join(p for p in identity.split(",") if p.split("=", 1)[0] not in BURN_WINDOWS)
+
+
 def _rule_on(a: About) -> Subject:
     """An alert by rule, severity and labels: `still_firing` looks for its other severities."""
     return a.rule, f"{a.severity}|{a.identity}"
@@ -426,11 +435,19 @@ def still_firing(a: About, incident: Related) -> Tie | None:
     same = key.split("|", 1)[1]
     count = sum(n for (r, k), n in incident.firing.items()
                 if r == rule and k.split("|", 1)[1] == same and k != key)
+    s = min(a.own)
+    if count:
+        return Tie(3, count, s, f"the same alert about {_said(s)}, "
+                                f"{a.severity or 'unrated'} now, its earlier severity still firing")
+    # One SLO burning over another window (the 6-hour one after the 1-hour one).
+    slo = _unwindowed(same)
+    if slo == same:
+        return None
+    count = sum(n for (r, k), n in incident.firing.items()
+                if r == rule and _unwindowed(k.split("|", 1)[1]) == slo)
     if not count:
         return None
-    s = min(a.own)
-    return Tie(3, count, s, f"the same alert about {_said(s)}, {a.severity or 'unrated'} now, "
-                            "its earlier severity still firing")
+    return Tie(3, count, s, f"{rule}: the same SLO burning over another window, still firing")
 
 
 def still_grave(a: About, incident: Related) -> Tie | None:

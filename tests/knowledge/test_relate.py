@@ -179,3 +179,15 @@ def test_the_control_plane_stays_one_problem_while_it_alerts() -> None:
     assert joins(burn, etcd, at=8 * 60.0) == "etcdHighFsyncDurations"
     # Past the lasting reach it is not.
     assert joins(burn, etcd, at=30 * 60.0) is None
+
+
+def test_one_slo_burning_over_another_window_is_the_same_problem_however_late() -> None:
+    burn = incident({"alertname": "KubeAPIErrorBudgetBurn", "long": "1h", "short": "5m",
+                     "severity": "critical"})
+    six_hours = {"alertname": "KubeAPIErrorBudgetBurn", "long": "6h", "short": "30m",
+                 "severity": "critical"}
+    # Forty minutes on, past the lasting reach, while the 1-hour burn still fires.
+    assert joins(six_hours, burn, at=40 * 60.0) == "KubeAPIErrorBudgetBurn"
+    burn.related.resolved(about({"alertname": "KubeAPIErrorBudgetBurn", "long": "1h",
+                                 "short": "5m", "severity": "critical"}, TOPOLOGY))
+    assert joins(six_hours, burn, at=40 * 60.0) is None
