@@ -39,6 +39,7 @@ from knowledge.incidents import (
     get_incident,
     group_key_hash,
     incident_for_pagerduty,
+    reopen,
 )
 from knowledge.merging import join_before_its_card
 from knowledge.noise import (
@@ -461,10 +462,11 @@ async def _to_noise(session: AsyncSession, *, alert: Alert, why: str, intake: In
 async def _candidates(session: AsyncSession, *, org_id: int, starts_at: datetime,
                       intake: Intake) -> list[Candidate]:
     """The incidents an alert starting then may join: real (not noise, not merged away),
-    from Alertmanager, with alerts that started within the lasting reach of it, not over —
-    and open ones however old, which it joins only through an alert still firing there
-    (`relate.still_firing`, `relate.still_grave`). Read from the batch's pool, which is read
-    again only for a span it does not cover."""
+    from Alertmanager, with alerts that started within the lasting reach of it or resolved
+    within it (a CronJob's next run failing: `relate.recurred`), and open ones however old,
+    which it joins only through an alert still firing there (`relate.still_firing`,
+    `relate.still_grave`). Read from the batch's pool, which is read again only for a span it
+    does not cover."""
     lo, hi = starts_at - intake.reach, starts_at + intake.reach
     pool = intake.pool
     pool.use(session, org_id)
@@ -474,7 +476,7 @@ async def _candidates(session: AsyncSession, *, org_id: int, starts_at: datetime
         stmt = select(Incident).where(
             Incident.org_id == org_id, Incident.source == "alertmanager",
             col(Incident.triggered_at) <= pool.hi,
-            or_(col(Incident.last_alert_at) >= pool.lo,
+            or_(col(Incident.last_alert_at) >= pool.lo, col(Incident.resolved_at) >= pool.lo,
                 and_(col(Incident.status) != IncidentStatus.RESOLVED.value,
                      col(Incident.noise).is_(False), col(Incident.merged_into_id).is_(None))))
         for incident in (await session.exec(stmt)).all():
@@ -484,8 +486,8 @@ async def _candidates(session: AsyncSession, *, org_id: int, starts_at: datetime
     for incident in pool.incidents.values():
         if (incident.noise or incident.merged_into_id is not None
                 or incident.last_alert_at is None or incident.triggered_at > hi
-                or (incident.last_alert_at < lo
-                    and incident.state is IncidentStatus.RESOLVED)):
+                or (incident.last_alert_at < lo and incident.state is IncidentStatus.RESOLVED
+                    and (incident.resolved_at is None or incident.resolved_at < lo))):
             continue
         ended = incident.resolved_at if incident.state is IncidentStatus.RESOLVED else None
         found.append(Candidate(
@@ -531,6 +533,19 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: da
         if tie.why not in whys:
             whys.append(tie.why)
     related.add(it)
+    if not opened and await reopen(session, incident=incident, at=alert.starts_at,
+                                   actor=f"Alertmanager ({alert.alertname} fired again)",
+                                   source="alertmanager") is not None and not incident.noise:
+        assert incident.id is not None
+        incident.related = {**incident.related,
+                            "reopened": int(incident.related.get("reopened") or 0) + 1}
+        await enqueue_message(
+            session, org_id=incident.org_id, incident_id=incident.id,
+            key=f"incident:{incident.id}:reopened:{alert.fingerprint}:"
+                f"{alert.starts_at.isoformat()}", kind="incident_status",
+            text=f"🔁 {incident.ref} reopened: {alert.alertname} fired again — {found[1].why}"
+            if found else f"🔁 {incident.ref} reopened: {alert.alertname} fired again",
+            payload={"incident_id": incident.id, "status": incident.status})
     started_earlier = alert.starts_at < incident.triggered_at
     incident.severity = _worse(incident.severity, alert.severity)
     # Alerts arrive in no particular order: an incident starts when its earliest alert did,
@@ -538,7 +553,8 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: da
     incident.triggered_at = min(incident.triggered_at, alert.starts_at)
     incident.last_alert_at = max(incident.last_alert_at or alert.starts_at, alert.starts_at)
     kept = {k: v for k, v in (incident.related or {}).items()
-            if k in ("maybe_same", "maybe_why", "alerts", "first")} if not opened else {}
+            if k in ("maybe_same", "maybe_why", "alerts", "first", "reopened")} \
+        if not opened else {}
     incident.related = {**related.to_json(), "why": whys[-5:], **kept}
     incident.updated_at = utcnow()
     session.add(incident)
@@ -910,7 +926,10 @@ async def _status_message(session: AsyncSession, incident: Incident) -> None:
     icon = {"acknowledged": "👀", "investigating": "🔎", "mitigated": "🩹", "resolved": "✅"}
     await enqueue_message(
         session, org_id=incident.org_id, incident_id=incident.id,
-        key=f"incident:{incident.id}:status:{incident.status}", kind="incident_status",
+        # A reopened incident resolves again: each resolution is a message of its own.
+        key=f"incident:{incident.id}:status:{incident.status}"
+            + (f":{reopened}" if (reopened := (incident.related or {}).get("reopened")) else ""),
+        kind="incident_status",
         text=f"{icon.get(incident.status, '•')} {incident.ref} {incident.status}{took}: "
              f"{incident.title}",
         payload={"incident_id": incident.id, "status": incident.status})

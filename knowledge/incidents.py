@@ -47,6 +47,7 @@ class Incident(SQLModel, table=True):
         UniqueConstraint("org_id", "pagerduty_incident_id"),
         # The intake reads an org's recent incidents for each alert it places.
         Index("ix_incident_org_last_alert", "org_id", "last_alert_at"),
+        Index("ix_incident_org_resolved", "org_id", "resolved_at"),  # ... and those just over
         Index("ix_incident_unconfirmed", "unconfirmed_until"),  # the sweep's due ones
     )
 
@@ -271,6 +272,19 @@ async def advance(session: AsyncSession, *, incident: Incident, to: IncidentStat
     _apply(incident, to, at)
     session.add(incident)
     return await _status_event(session, incident, current, to, at, actor, source)
+
+
+async def reopen(session: AsyncSession, *, incident: Incident, at: datetime, actor: str,
+                 source: str) -> TimelineEvent | None:
+    """A source's report that a resolved incident's trouble is back (an alert joined it after
+    it resolved): triggered again, on the timeline; nothing if it is not resolved."""
+    if incident.state is not IncidentStatus.RESOLVED:
+        return None
+    incident.status, incident.resolved_at = IncidentStatus.TRIGGERED.value, None
+    incident.updated_at = utcnow()
+    session.add(incident)
+    return await _status_event(session, incident, IncidentStatus.RESOLVED,
+                               IncidentStatus.TRIGGERED, at, actor, source)
 
 
 async def _status_event(session: AsyncSession, incident: Incident, before: IncidentStatus,

@@ -44,7 +44,7 @@ Subject = tuple[str, str]
 LASTING = frozenset({"node", "pvc", "rule", "workload", "service"})
 # etcd, the API server, the scheduler and the controller manager fail together.
 CONTROL_PLANE = ("etcd", "KubeAPI", "KubeClient", "KubeControllerManager", "KubeScheduler")
-_CRON_RUN = re.compile(r"-\d{8,}$")  # a CronJob's Job: <cronjob>-<scheduled minute>
+_CRON_RUN = re.compile(r"-(\d{8,})$")  # a CronJob's Job: <cronjob>-<scheduled minute>
 _IP_INSTANCE = re.compile(r"^\d+\.\d+\.\d+\.\d+(:\d+)?$")
 WORKLOAD_LABELS = ("deployment", "statefulset", "daemonset", "cronjob")
 # kube-prometheus's alerts that a pod or a workload's replicas are not serving.
@@ -107,6 +107,8 @@ class About:
     identity: str = ""  # its labels but rule and severity: one alert's warning and critical
     part: str = ""  # what on its node it is about: a filesystem, a device ("" for the node)
     severity: str = ""
+    run: str = ""  # the CronJob whose run (a Job of its own) it is about
+    scheduled: int = 0  # that run's scheduled minute (since the epoch), from its Job's name
 
 
 def owner_by_name(pod: str) -> str | None:
@@ -164,8 +166,11 @@ def about(labels: dict[str, str], topology: Topology | None = None) -> About:
     for kind in WORKLOAD_LABELS:
         if labels.get(kind):
             own.add(("workload", f"{ns}/{labels[kind]}"))
+    run, scheduled = "", 0
     if labels.get("job_name"):
         own.add(("workload", f"{ns}/{_CRON_RUN.sub('', labels['job_name'])}"))
+        if (m := _CRON_RUN.search(labels["job_name"])) is not None:
+            run, scheduled = f"{ns}/{_CRON_RUN.sub('', labels['job_name'])}", int(m.group(1))
     # A scrape's `service` is the Service it found the target by — kube-prometheus names it
     # after the job; only a service label of the rule's own says what the alert is about.
     if labels.get("service") and labels.get("service") != labels.get("job") \
@@ -225,7 +230,8 @@ def about(labels: dict[str, str], topology: Topology | None = None) -> About:
                         if k not in ("alertname", "severity"))
     part = ",".join(f"{k}={labels[k]}" for k in NODE_PARTS if labels.get(k))
     return About(rule=name, own=frozenset(own), derived=derived, weak=frozenset(weak),
-                 identity=identity, part=part, severity=labels.get("severity", ""))
+                 identity=identity, part=part, severity=labels.get("severity", ""), run=run,
+                 scheduled=scheduled)
 
 
 @dataclass
@@ -245,9 +251,10 @@ class Related:
     firing: Counter[Subject] = field(default_factory=Counter)  # (rule, severity|labels)
     # What its critical alerts still firing reach through the topology (a full claim's pod).
     grave: Counter[Subject] = field(default_factory=Counter)
+    runs: Counter[Subject] = field(default_factory=Counter)  # (cronjob, scheduled minute)
 
     PARTS = ("own", "active", "derived", "symptoms", "weak", "identities", "parts", "firing",
-             "grave")
+             "grave", "runs")
 
     def add(self, a: About) -> None:
         self.own.update(a.own)
@@ -262,6 +269,8 @@ class Related:
         self.firing[_rule_on(a)] += 1
         if a.severity == "critical":
             self.grave.update(a.derived.keys())
+        if a.run:
+            self.runs[(a.run, str(a.scheduled))] += 1
 
     def resolved(self, a: About) -> None:
         """One of its alerts resolved: its subjects are no longer active."""
@@ -462,6 +471,21 @@ def still_grave(a: About, incident: Related) -> Tie | None:
                                         "still firing")
 
 
+def recurred(a: About, incident: Related, since_first: float, window: float) -> Tie | None:
+    """Soon after the incident ended: the same alert about a CronJob's next run (a Job of its
+    own, named after its scheduled minute) is its trouble back, not a new one. Next: scheduled
+    after the incident's runs, no further from the last of them than the alert is from the
+    incident's first alert (and a window)."""
+    s = ("workload", a.run)
+    if not a.run or not incident.symptoms[("rule", a.rule)] or not incident.own[s]:
+        return None
+    last = max((int(m) for run, m in incident.runs if run == a.run), default=None)
+    if last is None or not 0 < (a.scheduled - last) * 60 <= since_first + window:
+        return None
+    return Tie(3, incident.own[s], s, f"{a.rule} on the next run of CronJob {a.run}, soon "
+                                      "after the last one's ended")
+
+
 def _down(incident: Related, node: str) -> bool:
     """Whether the incident holds an alert that says this node is down."""
     return any(incident.symptoms[(rule, node)] for rule in NODE_DOWN)
@@ -529,6 +553,9 @@ def ranked_ties(a: About, starts_at: float, candidates: list[Candidate], *, wind
     found: list[tuple[tuple[bool, int, int, float], Candidate, Tie, bool]] = []
     for c in candidates:
         if c.ended is not None and starts_at > c.ended + window:
+            if starts_at <= c.ended + lasting * window and (
+                    t := recurred(a, c.related, starts_at - c.first, window)):
+                found.append(((False, *t.rank, c.latest), c, t, False))
             continue
         gap = max(starts_at - c.latest, c.first - starts_at)
         near = gap <= window

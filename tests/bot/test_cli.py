@@ -76,9 +76,9 @@ def test_demo_runs_on_a_fresh_directory_with_nothing_configured(tmp_path: Path) 
 def test_db_upgrade_and_current(tmp_path: Path, db_url: URL) -> None:
     up = _run(["db", "upgrade"], tmp_path, DATABASE_URL=url_string(db_url))
     assert up.returncode == 0, up.stderr
-    assert "is at 0011" in up.stdout
+    assert "is at 0012" in up.stdout
     cur = _run(["db", "current"], tmp_path, DATABASE_URL=url_string(db_url))
-    assert cur.stdout.strip() == "0011"
+    assert cur.stdout.strip() == "0012"
 
 
 def test_sqlite_default_lives_in_the_data_dir(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """However late: a pod whose claim is full, its claim's critical still firing, joins the claim's
 incident half an hour on (past the lasting reach); once the critical resolved, or while only the
-early warning fires, the pod's trouble is its own."""
+early warning fires, the pod's trouble is its own. And soon after an incident resolved: a
+CronJob's next run failing reopens it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from dataclasses import replace
 
 from knowledge.correlation import AlertSignal
 from knowledge.db import Database
-from knowledge.incidents import incidents_with_alerts
+from knowledge.incidents import IncidentStatus, incidents_with_alerts
+from knowledge.outbox import messages
 from tests.knowledge.factories import org_id
 from tests.knowledge.test_noise_intake import NODE, _apply, alert
 
@@ -67,3 +69,46 @@ async def test_once_the_critical_resolved_a_late_crash_loop_is_its_own(database:
     assert sorted(alerts for alerts, _ in cards) == [
         ["KubePersistentVolumeFillingUp/critical", "KubePersistentVolumeFillingUp/warning"],
         ["KubePodCrashLooping/warning"]]
+
+
+def run_failed(minute: int, at: float, **kw: str | float) -> AlertSignal:
+    made = alert("KubeJobFailed", at=at, namespace="search", job="kube-state-metrics",
+                 job_name=f"reindex-{minute}", **kw)  # type: ignore[arg-type]
+    return replace(made, fingerprint=f"reindex-{minute}")
+
+
+async def test_a_cronjobs_next_run_failing_reopens_its_incident(database: Database) -> None:
+    # Runs every 30 min (Jobs named after their scheduled minute); the first failed run's
+    # alert resolved 15 min before the next run's fired.
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        await _apply(s, oid, run_failed(28478970, 0), now=10 * MIN)
+        await _apply(s, oid, run_failed(28478970, 0, status="resolved", ends=15 * MIN),
+                     now=16 * MIN)
+        [(incident, _)] = await incidents_with_alerts(s, org_id=oid)
+        assert incident.state is IncidentStatus.RESOLVED
+        await _apply(s, oid, run_failed(28479000, 30 * MIN), now=40 * MIN)
+        [(incident, alerts)] = await incidents_with_alerts(s, org_id=oid)
+        assert incident.state is IncidentStatus.TRIGGERED
+        assert sorted(a.labels["job_name"] for a in alerts) == ["reindex-28478970",
+                                                                "reindex-28479000"]
+        said = [m.text for m in await messages(s, org_id=oid)]
+        assert any(t.startswith(f"🔁 {incident.ref} reopened: KubeJobFailed fired again")
+                   and "next run of CronJob search/reindex" in t for t in said), said
+        # It resolves again: a second resolution message, not one deduplicated away.
+        await _apply(s, oid, run_failed(28479000, 30 * MIN, status="resolved", ends=45 * MIN),
+                     now=46 * MIN)
+        said = [m.text for m in await messages(s, org_id=oid)]
+        assert sum("resolved" in t and t.startswith("✅") for t in said) == 2, said
+
+
+async def test_a_run_scheduled_far_from_the_incidents_runs_is_a_new_incident(
+        database: Database) -> None:
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        await _apply(s, oid, run_failed(28478970, 0), now=10 * MIN)
+        await _apply(s, oid, run_failed(28478970, 0, status="resolved", ends=15 * MIN),
+                     now=16 * MIN)
+        # Scheduled twelve days on by its name: not the next run of the one that failed.
+        await _apply(s, oid, run_failed(28496446, 30 * MIN), now=40 * MIN)
+        assert len(await incidents_with_alerts(s, org_id=oid)) == 2

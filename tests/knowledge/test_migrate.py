@@ -24,13 +24,13 @@ def test_autogenerate_finds_no_difference(db_url: URL) -> None:
     finally:
         engine.dispose()
     assert diff == [], f"models and migrations differ: {diff}"
-    assert migrate.current(db_url) == "0011"
+    assert migrate.current(db_url) == "0012"
 
 
 def test_upgrade_twice_is_a_no_op(db_url: URL) -> None:
     migrate.upgrade(db_url)
     migrate.upgrade(db_url)
-    assert migrate.current(db_url) == "0011"
+    assert migrate.current(db_url) == "0012"
 
 
 async def test_langgraph_tables_are_left_to_langgraph(pg_url: URL, tmp_path: object) -> None:
