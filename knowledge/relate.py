@@ -249,7 +249,8 @@ class Related:
     identities: Counter[Subject] = field(default_factory=Counter)  # ("identity", labels)
     parts: Counter[Subject] = field(default_factory=Counter)  # (node, what on it)
     firing: Counter[Subject] = field(default_factory=Counter)  # (rule, severity|labels)
-    # What its critical alerts still firing reach through the topology (a full claim's pod).
+    # What its critical alerts still firing reach through the topology (a full claim's pod),
+    # downward only: a pod's node is where it runs, not what its trouble causes.
     grave: Counter[Subject] = field(default_factory=Counter)
     runs: Counter[Subject] = field(default_factory=Counter)  # (cronjob, scheduled minute)
 
@@ -268,7 +269,7 @@ class Related:
         self.symptoms[("rule", a.rule)] += 1
         self.firing[_rule_on(a)] += 1
         if a.severity == "critical":
-            self.grave.update(a.derived.keys())
+            self.grave.update(_below(a))
         if a.run:
             self.runs[(a.run, str(a.scheduled))] += 1
 
@@ -279,7 +280,7 @@ class Related:
         self.firing.subtract([_rule_on(a)])
         self.firing = +self.firing
         if a.severity == "critical":
-            self.grave.subtract(a.derived.keys())
+            self.grave.subtract(_below(a))
             self.grave = +self.grave
 
     def relisted(self, a: About) -> None:
@@ -288,7 +289,7 @@ class Related:
         self.active.update(a.own)
         self.firing[_rule_on(a)] += 1
         if a.severity == "critical":
-            self.grave.update(a.derived.keys())
+            self.grave.update(_below(a))
 
     def copy(self) -> Related:
         return Related(**{part: Counter(getattr(self, part)) for part in self.PARTS})
@@ -457,6 +458,11 @@ def still_firing(a: About, incident: Related) -> Tie | None:
     if not count:
         return None
     return Tie(3, count, s, f"{rule}: the same SLO burning over another window, still firing")
+
+
+def _below(a: About) -> list[Subject]:
+    """What an alert's subject reaches downward: a claim's pod and workload, a pod's workload."""
+    return [s for s in a.derived if s[0] in ("pod", "workload")]
 
 
 def still_grave(a: About, incident: Related) -> Tie | None:

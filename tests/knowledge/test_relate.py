@@ -191,3 +191,17 @@ def test_one_slo_burning_over_another_window_is_the_same_problem_however_late() 
     burn.related.resolved(about({"alertname": "KubeAPIErrorBudgetBurn", "long": "1h",
                                  "short": "5m", "severity": "critical"}, TOPOLOGY))
     assert joins(six_hours, burn, at=40 * 60.0) is None
+
+
+def test_a_critical_alert_still_firing_takes_late_alerts_below_it_not_its_node() -> None:
+    full = incident({"alertname": "KubePersistentVolumeFillingUp", "namespace": "search",
+                     "persistentvolumeclaim": "data-elasticsearch-0", "severity": "critical"})
+    # Forty minutes on, past the lasting reach: the pod that mounts the full claim joins ...
+    assert joins({"alertname": "KubePodCrashLooping", "namespace": "search",
+                  "pod": "elasticsearch-0"}, full, at=40 * 60.0) \
+        == "KubePersistentVolumeFillingUp"
+    # ... but a critical pod alert does not take its node's later trouble.
+    pod = incident({"alertname": "KubePodCrashLooping", "namespace": "payments",
+                    "pod": "payments-api-7d9f8c6b5d-abcde", "severity": "critical"})
+    assert joins({"alertname": "NodeMemoryHighUtilization", "instance": "10.0.1.15:9100",
+                  "job": "node-exporter"}, pod, at=40 * 60.0) is None
