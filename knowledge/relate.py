@@ -168,9 +168,10 @@ def about(labels: dict[str, str], topology: Topology | None = None) -> About:
             own.add(("workload", f"{ns}/{labels[kind]}"))
     run, scheduled = "", 0
     if labels.get("job_name"):
-        own.add(("workload", f"{ns}/{_CRON_RUN.sub('', labels['job_name'])}"))
+        cronjob = f"{ns}/{_CRON_RUN.sub('', labels['job_name'])}"
+        own.add(("workload", cronjob))
         if (m := _CRON_RUN.search(labels["job_name"])) is not None:
-            run, scheduled = f"{ns}/{_CRON_RUN.sub('', labels['job_name'])}", int(m.group(1))
+            run, scheduled = cronjob, int(m.group(1))
     # A scrape's `service` is the Service it found the target by — kube-prometheus names it
     # after the job; only a service label of the rule's own says what the alert is about.
     if labels.get("service") and labels.get("service") != labels.get("job") \
@@ -469,10 +470,9 @@ def still_grave(a: About, incident: Related) -> Tie | None:
     """However late: the alert is about what a critical alert of the incident, still firing,
     reaches — a pod whose claim is full crash-looping half an hour after the claim went
     critical."""
-    found = [s for s in sorted(a.own) if incident.grave[s]]
-    if not found:
+    s = next((s for s in sorted(a.own) if incident.grave[s]), None)
+    if s is None:
         return None
-    s = found[0]
     return Tie(2, incident.grave[s], s, f"{_said(s)} is reached by its critical alert, "
                                         "still firing")
 
