@@ -4,7 +4,10 @@ timeline events and outbox messages.
 An alert joins the open incident it shares a cause with — whatever Alertmanager group it came
 in — or opens its own (`knowledge.relate` judges the tie, over the cluster's topology when the
 caller has it). Noise never opens a card (`knowledge.noise`): an info alert alone, a flapping or
-chronic alert is kept on a quiet noise incident of its own; a warning is held until it has
+chronic alert is kept on a quiet noise incident of its own — a flapping one only until it has
+fired for the short span without a break (then it is not flapping: `release_held` places it
+like a held alert); a quiet one-off whose CronJob fails again on its next run becomes a real
+incident (`relate.recurred`). A warning is held until it has
 lasted the hold (`release_held` places it when due) and becomes noise if it resolves sooner.
 An incident a warning opens alone waits for its card until it is confirmed (another alert
 joins, or the warning outlasts the short span; `confirm_due` posts it when due); one whose
@@ -222,6 +225,9 @@ class Intake:
         return timedelta(seconds=self.lasting * self.window_s)
 
 
+FLAPPING = "flapping"  # how `noise.on_arrival` starts the reason it gives a flapping firing
+
+
 def _fits(value: str | None, limit: int) -> str | None:
     """A value derived from labels, cut to its column (the labels themselves are kept whole)."""
     return value[:limit] if value else value
@@ -379,6 +385,8 @@ async def _fired(session: AsyncSession, *, org_id: int, signal: AlertSignal, ale
                      acknowledged_before=acknowledged, rules=intake.noise)
     if why is not None:
         await _to_noise(session, alert=alert, why=why, intake=intake)
+        if why.startswith(FLAPPING):  # folded unless it outlasts the short span
+            alert.held_until = _outlasts(signal.starts_at, now, intake.noise)
         return None
     due = release_at(alert.severity, starts_at=signal.starts_at.timestamp(),
                      received_at=now.timestamp(), rules=intake.noise)
@@ -386,6 +394,14 @@ async def _fired(session: AsyncSession, *, org_id: int, signal: AlertSignal, ale
         alert.held_until = datetime.fromtimestamp(due, tz=now.tzinfo)
         return None
     return await _place(session, alert=alert, intake=intake, now=now)
+
+
+def _outlasts(starts_at: datetime, now: datetime, rules: NoiseRules) -> datetime:
+    """When a flapping alert still firing is taken as sustained: once it has fired for the short
+    span, when the group's notification that would have said it resolved is past (or at once
+    if Prometheus shows it firing: `outlasted`)."""
+    due = starts_at + timedelta(seconds=rules.short_s + rules.group_interval_s + rules.grace_s)
+    return max(due, now)
 
 
 async def _history(session: AsyncSession, *, alert: Alert, intake: Intake
@@ -506,10 +522,15 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: da
     it = about(alert.labels, intake.topology)
     candidates = await _candidates(session, org_id=alert.org_id, starts_at=alert.starts_at,
                                    intake=intake)
+    if it.run:  # a CronJob's run: its last run's quiet one-off may be the same failure
+        candidates += await _quiet_runs(session, org_id=alert.org_id,
+                                        starts_at=alert.starts_at, intake=intake)
     ranked = ranked_ties(it, alert.starts_at.timestamp(), candidates,
-                         window=intake.window_s, lasting=intake.lasting)
+                         window=intake.window_s, lasting=intake.lasting,
+                         revive=intake.noise.flap_span_s)
     found = (ranked[0][0], ranked[0][1]) if ranked else None
     opened = found is None
+    revived = False
     if found is None:
         labels = {**alert.labels}
         summary = alert.annotations.get("summary") or alert.annotations.get("title")
@@ -532,8 +553,11 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: da
         related, whys = candidate.related.copy(), list(incident.related.get("why", []))
         if tie.why not in whys:
             whys.append(tie.why)
+        if incident.noise:  # a quiet one-off whose CronJob failed again: real after all
+            revived = True
+            await _revive(session, incident=incident, alert=alert)
     related.add(it)
-    if not opened and await reopen(session, incident=incident, at=alert.starts_at,
+    if not opened and not revived and await reopen(session, incident=incident, at=alert.starts_at,
                                    actor=f"Alertmanager ({alert.alertname} fired again)",
                                    source="alertmanager") is not None and not incident.noise:
         assert incident.id is not None
@@ -611,9 +635,44 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: da
     if due is not None and due > now.timestamp():
         incident.unconfirmed_until = datetime.fromtimestamp(due, tz=now.tzinfo)
         session.add(incident)
-    elif opened or incident.unconfirmed_until is not None:
+    elif opened or revived or incident.unconfirmed_until is not None:
         await _announce(session, incident)
     return incident
+
+
+async def _quiet_runs(session: AsyncSession, *, org_id: int, starts_at: datetime,
+                      intake: Intake) -> list[Candidate]:
+    """Quiet one-offs that resolved within the flap span before a CronJob run's alert started:
+    `relate.ranked_ties` ties one to it only if it is the same CronJob's previous run."""
+    since = starts_at - timedelta(seconds=intake.noise.flap_span_s)
+    stmt = (select(Incident)
+            .where(Incident.org_id == org_id, Incident.source == "alertmanager",
+                   Incident.noise == True,  # noqa: E712 (SQL, not Python)
+                   col(Incident.merged_into_id).is_(None),
+                   col(Incident.resolved_at) >= since, col(Incident.resolved_at) < starts_at)
+            .order_by(col(Incident.resolved_at).desc()).limit(100))
+    return [Candidate(key=incident, related=intake.relations(incident),
+                      first=incident.triggered_at.timestamp(),
+                      latest=(incident.last_alert_at or incident.triggered_at).timestamp(),
+                      ended=incident.resolved_at.timestamp() if incident.resolved_at else None,
+                      quiet=True)
+            for incident in (await session.exec(stmt)).all()]
+
+
+async def _revive(session: AsyncSession, *, incident: Incident, alert: Alert) -> None:
+    """A quiet one-off is a real incident after all: no longer noise, neither it nor its
+    alerts, back under the group key the new alert came by, and triggered again (its card is
+    posted as a new incident's: none was before)."""
+    assert incident.id is not None
+    for a in await alerts_of_incident(session, org_id=incident.org_id, incident_id=incident.id):
+        a.noise = None
+        session.add(a)
+    incident.noise = False
+    incident.group_key = alert.group_key
+    incident.group_key_hash = group_key_hash(alert.group_key or "")
+    await reopen(session, incident=incident, at=alert.starts_at,
+                 actor=f"Alertmanager ({alert.alertname} on the CronJob's next run)",
+                 source="alertmanager")
 
 
 async def _absorb(session: AsyncSession, *, into: Incident, related: Related,
@@ -688,19 +747,25 @@ async def outlasted(session: AsyncSession, *, now: datetime, rules: NoiseRules,
                    Alert.status == "firing", col(Alert.incident_id).is_(None),
                    col(Alert.starts_at) <= now - timedelta(seconds=rules.hold_s))
             .order_by(col(Alert.id)).limit(limit))
+    flapped = (select(Alert)
+               .where(col(Alert.held_until).is_not(None), col(Alert.held_until) > now,
+                      Alert.status == "firing", col(Alert.noise).startswith(FLAPPING),
+                      col(Alert.starts_at) <= now - timedelta(seconds=rules.short_s))
+               .order_by(col(Alert.id)).limit(limit))
     lone = (select(Alert).join(Incident, col(Incident.id) == col(Alert.incident_id))
             .where(col(Incident.unconfirmed_until).is_not(None),
                    col(Incident.unconfirmed_until) > now, Alert.status == "firing",
                    col(Alert.starts_at) <= now - timedelta(seconds=rules.short_s))
             .order_by(col(Alert.id)).limit(limit))
-    return [*(await session.exec(held)).all(), *(await session.exec(lone)).all()]
+    return [*(await session.exec(held)).all(), *(await session.exec(lone)).all(),
+            *(await session.exec(flapped)).all()]
 
 
 async def due_now(session: AsyncSession, *, alerts: list[Alert], now: datetime) -> None:
     """Make these waiting firings due now (Prometheus shows them still firing): `release_held`
     and `confirm_due` then place and post them."""
     for alert in alerts:
-        if alert.incident_id is None:
+        if alert.incident_id is None or alert.noise is not None:  # held, or folded flapping
             if alert.held_until is not None and alert.held_until > now:
                 alert.held_until = now
                 session.add(alert)
@@ -740,15 +805,36 @@ async def release_held(session: AsyncSession, *, now: datetime | None = None,
     now = now or utcnow()
     stmt = (select(Alert)
             .where(col(Alert.held_until).is_not(None), col(Alert.held_until) <= now,
-                   Alert.status == "firing", col(Alert.incident_id).is_(None))
+                   Alert.status == "firing",
+                   or_(col(Alert.incident_id).is_(None), col(Alert.noise).startswith(FLAPPING)))
             .order_by(col(Alert.held_until), col(Alert.starts_at), col(Alert.id))
             .limit(limit).with_for_update(skip_locked=True))
     placed = []
     for alert in (await session.exec(stmt)).all():
         intake = intake_of(alert.org_id) if intake_of else Intake()
         await _serialize(session, alert.org_id)
+        if alert.incident_id is not None:
+            await _unfold(session, alert=alert, now=now)
         placed.append(await _place(session, alert=alert, intake=intake, now=now))
     return placed
+
+
+async def _unfold(session: AsyncSession, *, alert: Alert, now: datetime) -> None:
+    """A flapping alert that has fired for the short span without a break is sustained, not
+    flapping: off its quiet line (which resolves if nothing else of it fires), to be placed."""
+    assert alert.incident_id is not None
+    quiet = await get_incident(session, org_id=alert.org_id, incident_id=alert.incident_id)
+    alert.noise, alert.incident_id, alert.held_until = None, None, None
+    session.add(alert)
+    await session.flush()
+    rest = await alerts_of_incident(session, org_id=quiet.org_id, incident_id=quiet.id or 0)
+    if not rest:  # it held only this firing (its earlier ones were on a card)
+        await session.delete(quiet)
+    elif all(a.status == "resolved" for a in rest):
+        # Back as it was before this firing came: `_to_noise` set it triggered, quietly.
+        quiet.status = IncidentStatus.RESOLVED.value
+        quiet.resolved_at = max(a.ends_at or now for a in rest)
+        session.add(quiet)
 
 
 async def _resolved(session: AsyncSession, *, org_id: int, signal: AlertSignal,

@@ -540,24 +540,36 @@ class Candidate:
     first: float
     latest: float
     ended: float | None
+    # A quiet one-off (its lone warning resolved before its card was due): joined only by its
+    # CronJob's next run failing (`recurred`), which makes it a real incident.
+    quiet: bool = False
 
 
 def choose(a: About, starts_at: float, candidates: list[Candidate], *, window: float,
-           lasting: int = 4) -> tuple[Candidate, Tie] | None:
+           lasting: int = 4, revive: float = 0.0) -> tuple[Candidate, Tie] | None:
     """The incident an alert belongs to, with why, or None for a new one. Within the window
     (start times at most `window` apart) any tie counts; up to `lasting` windows, while the
     incident is open, only a lasting one. A tie within the window beats a lasting one, then
     the stronger, then the one shared with more alerts, then the latest incident."""
-    ranked = ranked_ties(a, starts_at, candidates, window=window, lasting=lasting)
+    ranked = ranked_ties(a, starts_at, candidates, window=window, lasting=lasting,
+                         revive=revive)
     return (ranked[0][0], ranked[0][1]) if ranked else None
 
 
 def ranked_ties(a: About, starts_at: float, candidates: list[Candidate], *, window: float,
-                lasting: int = 4) -> list[tuple[Candidate, Tie, bool]]:
+                lasting: int = 4, revive: float = 0.0) -> list[tuple[Candidate, Tie, bool]]:
     """Every incident the alert is tied to, best first (see `choose`), each with whether the
-    tie is within the window."""
+    tie is within the window. A quiet one-off is tied only to its CronJob's next run failing
+    within `revive` seconds of its end (the flap span): a Job's failure is no threshold at its
+    edge, and a CronJob that fails run after run — each failed Job deleted by the next, its
+    alert short — is failing, not flapping."""
     found: list[tuple[tuple[bool, int, int, float], Candidate, Tie, bool]] = []
     for c in candidates:
+        if c.quiet:
+            if c.ended is not None and c.ended < starts_at <= c.ended + revive and (
+                    t := recurred(a, c.related, starts_at - c.first, window)):
+                found.append(((False, *t.rank, c.latest), c, t, False))
+            continue
         if c.ended is not None and starts_at > c.ended + window:
             if starts_at <= c.ended + lasting * window and (
                     t := recurred(a, c.related, starts_at - c.first, window)):

@@ -168,6 +168,7 @@ class Card:
     unconfirmed_until: float | None = None
     posted: bool = True
     posted_at: float | None = None  # when its card went out
+    quiet: bool = False  # a one-off: its lone warning resolved before its card was due
     placed_at: dict[int, float] = field(default_factory=dict)  # when each alert joined it
 
 
@@ -215,6 +216,7 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
     episodes: dict[str, list[int]] = {}  # by the product's noise_key
     held: dict[int, float] = {}  # alert → when it may be placed
     arrived: set[int] = set()
+    flapped: set[int] = set()  # folded as flapping: placed only if it outlasts the short span
     cards: list[tuple[Card, Candidate]] = []
 
     def ended(card: Card) -> float | None:
@@ -233,8 +235,12 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
         it = about(a.labels, topology)
         for card, c in cards:
             c.ended = ended(card)
-        ranked = ranked_ties(it, a.starts_at, [c for card, c in cards if card.posted],
-                             window=window, lasting=LASTING)  # quiet noise is no candidate
+        for card, c in cards:
+            c.quiet = card.quiet
+        # Quiet noise is a candidate only for its CronJob's next run (`relate.ranked_ties`).
+        ranked = ranked_ties(it, a.starts_at, [c for card, c in cards
+                                               if card.posted or card.quiet],
+                             window=window, lasting=LASTING, revive=rules.flap_span_s)
         found = ranked[0] if ranked else None
         if found is None:
             card, c = Card(), Candidate(len(cards), Related(), a.starts_at, a.starts_at, None)
@@ -246,6 +252,8 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
         else:
             c = found[0]
             card = cards[int(str(c.key))][0]
+            if card.quiet:  # its CronJob failed again: a real incident, posted now
+                card.quiet, card.posted, card.posted_at = False, True, at
             if card.unconfirmed_until is not None:  # another alert joined: confirmed
                 card.unconfirmed_until, card.posted_at = None, at
         card.alerts.add(i)
@@ -276,6 +284,7 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
             if due is not None and due <= until:
                 card.unconfirmed_until = None
                 card.posted = any(heard.get(i, float("inf")) > due for i in card.alerts)
+                card.quiet = not card.posted
                 card.posted_at = due if card.posted else None
 
     def release(until: float) -> None:
@@ -287,7 +296,10 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
             confirm(due)
             del held[i]
             end = known_resolved.get(i)
-            if end is not None and resolved_within_hold(starts_at=alerts[i].starts_at,
+            if i in flapped:
+                if end is not None:
+                    continue
+            elif end is not None and resolved_within_hold(starts_at=alerts[i].starts_at,
                                                           ends_at=end, rules=rules):
                 continue  # resolved within the hold: noise, never posted
             place(i, due)
@@ -327,8 +339,16 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
             earlier = [(alerts[j].starts_at, None if j in left_out else known_resolved.get(j))
                        for j in seen]
             seen.append(i)
-            if on_arrival(sev, starts_at=a.starts_at, earlier=earlier,
-                          acknowledged_before=False, rules=rules):
+            why = on_arrival(sev, starts_at=a.starts_at, earlier=earlier,
+                             acknowledged_before=False, rules=rules)
+            if why is not None and why.startswith("flapping"):
+                # Folded, unless it outlasts the short span: then it is not flapping.
+                flapped.add(i)
+                held[i] = early(i, rules.short_s, max(n.at, a.starts_at + rules.short_s
+                                                      + rules.group_interval_s
+                                                      + rules.grace_s), n.at)
+                continue
+            if why is not None:
                 continue
             held[i] = early(i, rules.hold_s, release_at(sev, starts_at=a.starts_at,
                                                         received_at=n.at, rules=rules), n.at)
@@ -336,6 +356,13 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
         for i in gone:
             left_out.add(i)
             ended_now(i, n.at, n.at)
+    # After the stream's last notification, Alertmanager's next ones would say which of the
+    # firings heard of have ended since: a group interval after each ended.
+    for i in sorted(arrived - set(known_resolved), key=lambda i: alerts[i].ends_at or 0):
+        end = alerts[i].ends_at
+        if end is not None:
+            release(end + rules.group_interval_s)
+            ended_now(i, end, end + rules.group_interval_s)
     release(float("inf"))
     return [card for card, _ in cards if card.posted]
 

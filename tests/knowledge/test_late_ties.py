@@ -1,18 +1,19 @@
 """However late: a pod whose claim is full, its claim's critical still firing, joins the claim's
 incident half an hour on (past the lasting reach); once the critical resolved, or while only the
 early warning fires, the pod's trouble is its own. And soon after an incident resolved: a
-CronJob's next run failing reopens it."""
+CronJob's next run failing reopens it — or, when its one failed run was a quiet one-off, makes
+it a real incident after all."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from knowledge.correlation import AlertSignal
+from knowledge.correlation import AlertSignal, release_held
 from knowledge.db import Database
 from knowledge.incidents import IncidentStatus, incidents_with_alerts
 from knowledge.outbox import messages
 from tests.knowledge.factories import org_id
-from tests.knowledge.test_noise_intake import NODE, _apply, alert
+from tests.knowledge.test_noise_intake import INTAKE, NODE, _apply, _t, alert
 
 MIN = 60.0
 CLAIM = {"persistentvolumeclaim": "data-search-api-0", "job": "kubelet", "node": NODE}
@@ -112,3 +113,46 @@ async def test_a_run_scheduled_far_from_the_incidents_runs_is_a_new_incident(
         # Scheduled twelve days on by its name: not the next run of the one that failed.
         await _apply(s, oid, run_failed(28496446, 30 * MIN), now=40 * MIN)
         assert len(await incidents_with_alerts(s, org_id=oid)) == 2
+
+
+async def _one_off(s: object, oid: int, minute: int, at: float) -> None:
+    """A run's failure, held, placed alone, and resolved 7 min on, before its card was due
+    (the next failed Job deleted it: failedJobsHistoryLimit 1)."""
+    await _apply(s, oid, run_failed(minute, at), now=at + 30)  # type: ignore[arg-type]
+    await release_held(s, now=_t(at + 400), intake_of=lambda _o: INTAKE)  # type: ignore[arg-type]
+    await _apply(s, oid, run_failed(minute, at, status="resolved", ends=at + 420),  # type: ignore[arg-type]
+                 now=at + 450)
+
+
+async def test_a_quiet_one_off_whose_cronjob_fails_again_is_a_real_incident(
+        database: Database) -> None:
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        await _one_off(s, oid, 28478970, 0)
+        [(quiet, _)] = await incidents_with_alerts(s, org_id=oid)
+        assert quiet.noise and await messages(s, org_id=oid) == []
+        # The next run (30 min on) fails too: not a one-off. One card, with both runs.
+        await _one_off(s, oid, 28479000, 30 * MIN)
+        [(incident, alerts)] = await incidents_with_alerts(s, org_id=oid)
+        assert incident.id == quiet.id and not incident.noise
+        assert sorted(a.labels["job_name"] for a in alerts) == ["reindex-28478970",
+                                                                "reindex-28479000"]
+        assert not any(a.noise for a in alerts)
+        said = [(m.kind, m.text) for m in await messages(s, org_id=oid)]
+        assert [k for k, _ in said].count("incident_opened") == 1, said
+        assert not any("reopened" in t for _, t in said), said  # it had no card to reopen
+        assert "next run of CronJob search/reindex" in (incident.reason or "")
+
+
+async def test_a_quiet_one_off_stays_quiet_when_another_cronjob_fails(database: Database
+                                                                      ) -> None:
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        await _one_off(s, oid, 28478970, 0)
+        other = replace(run_failed(28479000, 30 * MIN), labels={
+            **run_failed(28479000, 30 * MIN).labels, "job_name": "sitemap-28479000"},
+            fingerprint="sitemap")
+        await _apply(s, oid, other, now=40 * MIN)
+        listed = await incidents_with_alerts(s, org_id=oid)
+        assert sorted((i.noise, [a.labels["job_name"] for a in alerts]) for i, alerts in listed
+                      ) == [(False, ["sitemap-28479000"]), (True, ["reindex-28478970"])]

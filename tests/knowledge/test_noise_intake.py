@@ -249,6 +249,34 @@ async def test_a_flapping_alert_is_folded_into_one_quiet_incident(database: Data
     assert "flapping" in (listed[0][0].reason or "")
 
 
+async def test_a_flapping_alert_that_then_stays_on_is_posted(database: Database) -> None:
+    # Flapping (back after a short firing), then firing without a break: past the short span
+    # (600 s) and the group interval that would have said it resolved, it is sustained.
+    def hpa(at: float, ends: float | None = None) -> AlertSignal:
+        return alert("KubeHpaMaxedOut", at=at, ends=ends,
+                     status="resolved" if ends is not None else "firing",
+                     namespace="checkout", horizontalpodautoscaler="checkout-web",
+                     job="kube-state-metrics")
+
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        await _apply(s, oid, hpa(0), now=30)
+        await release_held(s, now=_t(400), intake_of=lambda _o: INTAKE)
+        await _apply(s, oid, hpa(0, ends=400), now=450)
+        assert await _apply(s, oid, hpa(900), now=930) is None  # folded
+        assert await release_held(s, now=_t(1800), intake_of=lambda _o: INTAKE) == []
+        [sustained] = await release_held(s, now=_t(900 + 600 + 300 + 15),
+                                         intake_of=lambda _o: INTAKE)
+        assert not sustained.noise and sustained.unconfirmed_until is None
+    async with database.session() as s:
+        listed = await _listed(s, oid)
+        said = [(m.kind, m.incident_id) for m in await messages(s, org_id=oid)]
+    assert said == [("incident_opened", sustained.id)]
+    [(quiet, _), (card, names)] = sorted(listed, key=lambda x: x[0].noise, reverse=True)
+    assert quiet.noise and quiet.state is IncidentStatus.RESOLVED  # the first firing's line
+    assert card.id == sustained.id and names == ["KubeHpaMaxedOut"]
+
+
 async def test_a_flapping_critical_gets_one_card_then_one_quiet_line(database: Database
                                                                       ) -> None:
     def burn(at: float, ends: float | None = None) -> AlertSignal:
