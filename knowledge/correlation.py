@@ -60,6 +60,7 @@ from knowledge.noise import (
 )
 from knowledge.outbox import enqueue_message
 from knowledge.relate import (
+    FOLLOWS,
     About,
     Candidate,
     Related,
@@ -68,6 +69,7 @@ from knowledge.relate import (
     explain,
     ranked_ties,
     tie,
+    young,
 )
 from knowledge.subjects import service_of, subject_of
 from knowledge.timeline import add_event, add_events, event_row
@@ -556,7 +558,7 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: da
         if incident.noise:  # a quiet one-off whose CronJob failed again: real after all
             revived = True
             await _revive(session, incident=incident, alert=alert)
-    related.add(it)
+    related.add(it, alert.starts_at.timestamp())
     if not opened and not revived and await reopen(session, incident=incident, at=alert.starts_at,
                                    actor=f"Alertmanager ({alert.alertname} fired again)",
                                    source="alertmanager") is not None and not incident.noise:
@@ -687,19 +689,25 @@ async def _absorb(session: AsyncSession, *, into: Incident, related: Related,
     the alerts moved; `related` (the joined incident's) takes in their subjects."""
     moved: list[Alert] = []
     reach = alert.starts_at.timestamp() - intake.reach.total_seconds()
+    first, follows = into.triggered_at.timestamp(), FOLLOWS * intake.window_s
+
+    def tied(it: About, starts_at: datetime) -> bool:
+        return tie(it, related, starts_at=young(starts_at.timestamp(), first, intake.window_s),
+                   follows=follows) is not None
+
     for candidate in candidates:
         source = candidate.key
         if not isinstance(source, Incident) or source.id == into.id or source.id is None \
                 or source.unconfirmed_until is None or source.merged_into_id is not None \
                 or candidate.first < reach \
-                or tie(intake.opener(source), related) is None:
+                or not tied(intake.opener(source), source.triggered_at):
             continue  # (an unconfirmed incident holds the one alert it was opened with)
         alerts = await alerts_of_incident(session, org_id=source.org_id, incident_id=source.id)
-        if not alerts or any(a.status != "firing" for a in alerts) or any(
-                tie(about(a.labels, intake.topology), related) is None for a in alerts):
+        if not alerts or any(a.status != "firing" for a in alerts) or not all(
+                tied(about(a.labels, intake.topology), a.starts_at) for a in alerts):
             continue
         for a in alerts:
-            related.add(about(a.labels, intake.topology))
+            related.add(about(a.labels, intake.topology), a.starts_at.timestamp())
         moved += alerts
         into.severity = _worse(into.severity, source.severity)
         await join_before_its_card(session, source=source, into=into, alerts=alerts, now=now)

@@ -43,7 +43,16 @@ from knowledge.noise import (
     release_at,
     resolved_within_hold,
 )
-from knowledge.relate import Candidate, Related, Topology, about, ranked_ties, tie
+from knowledge.relate import (
+    FOLLOWS,
+    Candidate,
+    Related,
+    Topology,
+    about,
+    ranked_ties,
+    tie,
+    young,
+)
 
 GROUP_WAIT, GROUP_INTERVAL, REPEAT_INTERVAL = 30.0, 300.0, 12 * 3600.0
 STEP = 5.0  # seconds per tick of the simulated dispatcher
@@ -258,7 +267,7 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
                 card.unconfirmed_until, card.posted_at = None, at
         card.alerts.add(i)
         card.placed_at[i] = at
-        c.related.add(it)
+        c.related.add(it, a.starts_at)
         c.latest, c.first = max(c.latest, a.starts_at), min(c.first, a.starts_at)
         for other, other_c in cards:
             # Waiting for its card, still firing, started within the lasting reach, and its
@@ -266,8 +275,9 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
             if other.unconfirmed_until is None or other is card or not other.posted \
                     or a.starts_at - other_c.first > LASTING * window \
                     or any(j in known_resolved for j in other.alerts) or not all(
-                        tie(about(alerts[j].labels, topology), c.related) is not None
-                        for j in other.alerts):
+                        tie(about(alerts[j].labels, topology), c.related,
+                            starts_at=young(alerts[j].starts_at, c.first, window),
+                            follows=FOLLOWS * window) is not None for j in other.alerts):
                 continue
             other.unconfirmed_until, other.posted = None, False
             if card.unconfirmed_until is not None:  # it holds two alerts now: confirmed

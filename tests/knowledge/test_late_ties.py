@@ -156,3 +156,22 @@ async def test_a_quiet_one_off_stays_quiet_when_another_cronjob_fails(database: 
         listed = await incidents_with_alerts(s, org_id=oid)
         assert sorted((i.noise, [a.labels["job_name"] for a in alerts]) for i, alerts in listed
                       ) == [(False, ["sitemap-28479000"]), (True, ["reindex-28478970"])]
+
+
+async def test_a_backends_clients_in_other_namespaces_join_it(database: Database) -> None:
+    # Critical, so nothing waits: a StatefulSet stops serving; a Deployment in another
+    # namespace goes unready 90 s later (its readiness checks the database), another 7 min on.
+    def mismatch(kind: str, name: str, namespace: str, at: float) -> AlertSignal:
+        return alert(f"Kube{kind}ReplicasMismatch", at=at, severity="critical",
+                     namespace=namespace, job="kube-state-metrics", **{kind.lower(): name})
+
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        db = await _apply(s, oid, mismatch("StatefulSet", "postgres", "databases", 0), now=30)
+        client = await _apply(s, oid, mismatch("Deployment", "payments-api", "payments", 90),
+                              now=120)
+        late = await _apply(s, oid, mismatch("Deployment", "catalog-api", "catalog", 420),
+                            now=450)
+    assert db is not None and client is not None and late is not None
+    assert client.id == db.id != late.id
+    assert "90 s after StatefulSet databases/postgres stopped serving" in (client.reason or "")

@@ -205,3 +205,36 @@ def test_a_critical_alert_still_firing_takes_late_alerts_below_it_not_its_node()
                     "pod": "payments-api-7d9f8c6b5d-abcde", "severity": "critical"})
     assert joins({"alertname": "NodeMemoryHighUtilization", "instance": "10.0.1.15:9100",
                   "job": "node-exporter"}, pod, at=40 * 60.0) is None
+
+
+def backend_down(at: float = 0.0) -> Candidate:
+    """A StatefulSet in `databases` that stopped serving at `at`."""
+    related = Related()
+    for labels in ({"alertname": "KubeStatefulSetReplicasMismatch", "namespace": "databases",
+                    "statefulset": "postgres", "job": "kube-state-metrics"},
+                   {"alertname": "KubePodCrashLooping", "namespace": "databases",
+                    "pod": "postgres-0", "job": "kube-state-metrics"}):
+        related.add(about(labels, TOPOLOGY), at)
+    return Candidate(key="postgres", related=related, first=at, latest=at, ended=None)
+
+
+def test_a_deployment_going_unready_just_after_a_statefulset_stopped_is_its_client() -> None:
+    unready = {"alertname": "KubeDeploymentReplicasMismatch", "namespace": "payments",
+               "deployment": "payments-api", "job": "kube-state-metrics"}
+    found = choose(about(unready, TOPOLOGY), 120.0, [backend_down()], window=WINDOW)
+    assert found is not None and found[0].key == "postgres"
+    assert "StatefulSet databases/postgres stopped serving" in found[1].why
+    # Not before the backend stopped (an effect does not come first), not long after, not a
+    # crash loop (a workload's own trouble first), and not once the incident is old.
+    assert joins(unready, backend_down(at=200.0), at=120.0) is None
+    assert joins(unready, backend_down(), at=290.0) is None
+    assert joins({"alertname": "KubePodCrashLooping", "namespace": "payments",
+                  "pod": "payments-api-7d9f8c6b5d-abcde", "job": "kube-state-metrics"},
+                 backend_down(), at=120.0) is None
+    old = backend_down(at=1000.0)
+    old.first = 0.0
+    assert joins(unready, old, at=1060.0) is None
+    # A tie of what the alerts are about wins over timing alone.
+    own = incident({"alertname": "KubePodNotReady", "namespace": "payments",
+                    "pod": "payments-api-7d9f8c6b5d-abcde"}, at=100.0)
+    assert joins(unready, backend_down(), own, at=120.0) == "KubePodNotReady"
