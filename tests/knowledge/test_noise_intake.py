@@ -223,13 +223,15 @@ async def test_a_warning_is_held_then_posted_and_a_critical_never_waits(database
     assert [m.incident_id for m in opened] == [held.id]
 
 
-async def test_a_flapping_alert_is_folded_into_one_quiet_incident(database: Database) -> None:
-    def hpa(at: float, ends: float | None = None) -> AlertSignal:
-        return alert("KubeHpaMaxedOut", at=at, ends=ends,
-                     status="resolved" if ends is not None else "firing",
-                     namespace="checkout", horizontalpodautoscaler="checkout-web",
-                     job="kube-state-metrics")
+def hpa(at: float, ends: float | None = None) -> AlertSignal:
+    """An autoscaler at its maximum: firing from `at`, or resolved at `ends`."""
+    return alert("KubeHpaMaxedOut", at=at, ends=ends,
+                 status="resolved" if ends is not None else "firing",
+                 namespace="checkout", horizontalpodautoscaler="checkout-web",
+                 job="kube-state-metrics")
 
+
+async def test_a_flapping_alert_is_folded_into_one_quiet_incident(database: Database) -> None:
     async with database.session() as s, s.begin():
         oid = await org_id(s)
         await _apply(s, oid, hpa(0), now=30)
@@ -252,12 +254,6 @@ async def test_a_flapping_alert_is_folded_into_one_quiet_incident(database: Data
 async def test_a_flapping_alert_that_then_stays_on_is_posted(database: Database) -> None:
     # Flapping (back after a short firing), then firing without a break: past the short span
     # (600 s) and the group interval that would have said it resolved, it is sustained.
-    def hpa(at: float, ends: float | None = None) -> AlertSignal:
-        return alert("KubeHpaMaxedOut", at=at, ends=ends,
-                     status="resolved" if ends is not None else "firing",
-                     namespace="checkout", horizontalpodautoscaler="checkout-web",
-                     job="kube-state-metrics")
-
     async with database.session() as s, s.begin():
         oid = await org_id(s)
         await _apply(s, oid, hpa(0), now=30)
@@ -475,12 +471,6 @@ async def test_a_batch_read_ahead_places_every_alert_as_one_at_a_time_would(
     """The inbox worker reads a batch's stored alerts and their earlier firings up front
     (`read_ahead`); what it decides must not change, however much of the history is the
     batch's own: repeats, resolutions, a flapping rule, a cascade across namespaces."""
-
-    def hpa(at: float, ends: float | None = None) -> AlertSignal:
-        return alert("KubeHpaMaxedOut", at=at, ends=ends,
-                     status="resolved" if ends is not None else "firing",
-                     namespace="checkout", horizontalpodautoscaler="checkout-web",
-                     job="kube-state-metrics")
 
     node = alert("KubeNodeNotReady", at=0, severity="critical", node=NODE,
                  job="kube-state-metrics")
