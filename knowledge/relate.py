@@ -112,8 +112,8 @@ class About:
     severity: str = ""
     run: str = ""  # the CronJob whose run (a Job of its own) it is about
     scheduled: int = 0  # that run's scheduled minute (since the epoch), from its Job's name
-    # A StatefulSet it says is not serving (a backend), or a Deployment whose pods it says are
-    # unready or crash-looping (what fails when a backend does).
+    # A StatefulSet it says is not serving (a backend), or a Deployment it says is unready
+    # (`READINESS`: what fails when a backend does).
     backend: frozenset[Subject] = frozenset()
     client: frozenset[Subject] = frozenset()
 
