@@ -381,11 +381,15 @@ class Chat:
         marker = self.ledger.marker(key, "brief")
         if posted:  # an earlier attempt posted the card: its investigation may be missing
             thread = channel.in_thread(posted[0].thread_id)
-        elif not await self.ledger.claim_post(channel.org_id, marker, channel.memory):
+        elif (again := await self.ledger.claim_post_again(channel.org_id, marker,
+                                                          channel.memory)) is None:
             return
         else:
-            thread = await self.conversation.start_thread(
-                channel, self.renderer.incident(incident, alerts))
+            # An earlier attempt that died after posting the card, before noting it, left the
+            # card in the channel: found by its tag, it is not posted twice.
+            found = await self.conversation.started_thread(channel, marker) if again else None
+            thread = found or await self.conversation.start_thread(
+                channel, self.renderer.incident(incident, alerts), key=marker)
             async with self.db.session() as session, session.begin():
                 await link_thread(session, org_id=channel.org_id, incident_id=incident.id,
                                   platform=self.platform, workspace_id=channel.workspace,

@@ -111,9 +111,16 @@ class Ledger:
     async def claim_post(self, org_id: int, key: str, text: str) -> bool:
         """True the first time `key` is seen, or when an earlier attempt did not finish
         (a worker died mid-post); False once it was posted or given up."""
+        return await self.claim_post_again(org_id, key, text) is not None
+
+    async def claim_post_again(self, org_id: int, key: str, text: str) -> bool | None:
+        """As `claim_post`, saying which: False the first time, True when an earlier attempt
+        did not finish (it may have posted before it died), None once posted or given up."""
         async with self.db.session() as session, session.begin():
             found = await self._marker(session, org_id, key, text)
-            return found is None or found.status == OutboxStatus.PENDING.value
+            if found is None:
+                return False
+            return True if found.status == OutboxStatus.PENDING.value else None
 
     async def progress_of(self, org_id: int, key: str) -> str | None:
         """The progress message an earlier, unfinished attempt at the post `key` left (see

@@ -57,8 +57,15 @@ class Conversation(Protocol):
     async def attach(self, where: Address, *, text: str, filename: str, title: str) -> None:
         """A document (the post-mortem draft) in the place, as a file where the platform can."""
 
-    async def start_thread(self, channel: Address, message: Message) -> Address:
-        """Post `message` as a thread's root in the channel; the thread."""
+    async def start_thread(self, channel: Address, message: Message, *, key: str = ""
+                           ) -> Address:
+        """Post `message` as a thread's root in the channel; the thread. `key` tags the post
+        where the platform keeps tags, for `started_thread`."""
+
+    async def started_thread(self, channel: Address, key: str) -> Address | None:
+        """The thread an earlier attempt at the post `key` started, if the platform can tell
+        (a replica killed after posting, before noting it); None if it cannot or there is
+        none."""
 
     async def mark_verdict(self, where: Address, card: str, number: int, verdict: str,
                            by: str) -> None:

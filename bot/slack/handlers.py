@@ -49,6 +49,9 @@ EXPLAIN = {
                      "from bot/slack/manifest.yaml.",
     "is_archived": "This channel is archived.",
 }
+# The message-metadata event type that tags a post with its ledger key (`started_thread`), and
+# how many of a channel's latest messages are searched for it.
+POSTED, LOOK_BACK = "sre_copilot_post", 50
 GONE = ("not_in_channel", "channel_not_found", "is_archived")  # retrying will not help
 
 
@@ -204,8 +207,34 @@ class SlackHandlers:
         await (await self.api(where.workspace)).files_upload_v2(
             channel=where.channel, content=text, filename=filename, title=title)
 
-    async def start_thread(self, channel: Address, message: Message) -> Address:
-        return channel.in_thread(await self.post(channel, message))
+    async def start_thread(self, channel: Address, message: Message, *, key: str = ""
+                           ) -> Address:
+        """The root tagged with `key` in Slack's message metadata (`started_thread`)."""
+        try:
+            response = await (await self.api(channel.workspace)).chat_postMessage(
+                channel=channel.channel, text=message.text, blocks=message.blocks,
+                metadata={"event_type": POSTED, "event_payload": {"key": key}} if key else None)
+        except SlackApiError as exc:
+            self._explain(channel, exc)
+            raise
+        return channel.in_thread(str(response["ts"]))
+
+    async def started_thread(self, channel: Address, key: str) -> Address | None:
+        """The root an earlier attempt posted, by its tag, among the channel's latest messages
+        (an incident's card is its channel's first). A failed read is no answer: the card is
+        posted again rather than lost."""
+        try:
+            history = await (await self.api(channel.workspace)).conversations_history(
+                channel=channel.channel, limit=LOOK_BACK, include_all_metadata=True)
+        except SlackApiError:
+            log.warning("could not read %s's history for an earlier post", channel.channel)
+            return None
+        for m in history.get("messages") or []:
+            meta = m.get("metadata") or {}
+            if meta.get("event_type") == POSTED and \
+                    (meta.get("event_payload") or {}).get("key") == key:
+                return channel.in_thread(str(m["ts"]))
+        return None
 
     async def mark_verdict(self, where: Address, card: str, number: int, verdict: str,
                            by: str) -> None:

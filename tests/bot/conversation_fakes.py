@@ -76,11 +76,15 @@ class RecordingConversation:
         self.seen.append(Seen("attach", where, {"kind": "file", "name": filename,
                                                 "text": text}))
 
-    async def start_thread(self, channel: Address, message: Shown) -> Address:
+    async def start_thread(self, channel: Address, message: Shown, *, key: str = ""
+                           ) -> Address:
         self._check()
         root = f"m{next(self._ids)}"
         self.seen.append(Seen("thread", channel, message, id=root))
         return channel.in_thread(root)
+
+    async def started_thread(self, channel: Address, key: str) -> Address | None:
+        return None
 
     async def mark_verdict(self, where: Address, card: str, number: int, verdict: str,
                            by: str) -> None:

@@ -340,6 +340,35 @@ async def test_an_investigation_cut_short_after_the_card_is_posted_on_the_next_r
     assert len(slack.calls_to("conversations.create")) == 1
 
 
+async def test_a_card_slack_posted_but_whose_answer_was_lost_is_not_posted_twice(
+        live: Live, caplog: pytest.LogCaptureFixture) -> None:
+    """Slack posts the incident card but its answer is lost (as when a replica dies between
+    posting and noting it): the next round finds the card by its message-metadata tag and
+    posts the investigation under it — one card, nothing lost."""
+    live.handlers.settings = live.handlers.settings.model_copy(
+        update={"slack_create_channels": True})
+    slack = live.slack
+    slack.lose_next_answer("chat.postMessage")
+    caplog.set_level(logging.ERROR)
+    sent = await live.client.post(
+        "/webhooks/alertmanager", headers={"Authorization": f"Bearer {TOKEN}"},
+        json=notification([alert("CheckoutHighErrorRate", service="checkout")]))
+    assert sent.status_code == 202
+    channel = await until("the channel", lambda: next(
+        (c for c in slack.channels.values() if c.name == "inc-1-checkout"), None))
+    answered = await until("the investigation", lambda: [
+        m for m in slack.messages.get(channel.id, []) if m.thread_ts
+        and (m.text or "").startswith(("Likely cause: checkout", "Investigation of checkout"))],
+        seconds=60)
+    assert "service_unavailable" in caplog.text  # the first attempt did fail
+    cards = [m for m in slack.messages[channel.id] if not m.thread_ts and m.blocks]
+    assert len(cards) == 1, [m.text for m in cards]
+    assert [m.thread_ts for m in answered] == [cards[0].ts]
+    assert (cards[0].metadata or {}).get("event_type") == "sre_copilot_post"
+    history = slack.calls_to("conversations.history")
+    assert history and history[-1].params.get("include_all_metadata") in (True, "true", "1")
+
+
 async def test_a_command_in_a_channel_the_bot_is_not_in_is_explained(live: Live) -> None:
     slack = live.slack
     slack.add_user("ana", id="U0ANA")

@@ -14,7 +14,8 @@ Every Web API call is recorded in `calls` (method, params merged from the query 
 form or JSON body, `blocks`/`attachments`/`files`/`view` form values JSON-decoded; the token is
 taken out). State is plain dataclasses to seed and read: `channels`, `users`, `messages` (per
 channel id, oldest first, thread replies included), `files`, `ephemerals`, `views`, and
-`responses` (POSTs to response URLs). `rate_limit_next` and `fail_next` script failures.
+`responses` (POSTs to response URLs). `rate_limit_next`, `fail_next` and `lose_next_answer`
+script failures.
 
 Differences from Slack worth knowing: file shares after `files.completeUploadExternal` appear at
 once (Slack shares asynchronously, so its response carries no `shares`: neither does this one);
@@ -135,6 +136,9 @@ class Message:
     edited: JSON | None = None
     reactions: dict[str, list[str]] = field(default_factory=dict)  # name → user ids
     extra: JSON = field(default_factory=dict)  # further fields, e.g. `topic`, `inviter`
+    # Message metadata (`event_type`, `event_payload`): history shows it only when asked
+    # (`include_all_metadata`), as Slack's does.
+    metadata: JSON | None = None
 
 
 @dataclass
@@ -199,6 +203,7 @@ class FakeSlack:
         self._counter = 0
         self._rate_limits: dict[str, list[int]] = {}  # method → Retry-After of each next call
         self._failures: dict[str, list[SlackError]] = {}
+        self._lost: set[str] = set()  # methods whose next answer is lost (`lose_next_answer`)
         self._triggers: dict[str, bool] = {}  # trigger_id → used
         self._response_ids: set[str] = set()
         self._server: ThreadingHTTPServer | None = None
@@ -300,6 +305,12 @@ class FakeSlack:
             fields["provided"] = provided if provided is not None else ",".join(self.scopes)
         with self._lock:
             self._failures.setdefault(method, []).append(SlackError(error, **fields))
+
+    def lose_next_answer(self, method: str) -> None:
+        """Carry out the next authorised call of `method`, then answer HTTP 503 as if the
+        answer was lost on the way (a timeout): the caller cannot tell it was done."""
+        with self._lock:
+            self._lost.add(method)
 
     def clear_failures(self) -> None:
         """Drop the scripted failures not yet used: Slack is back."""
@@ -426,6 +437,9 @@ class FakeSlack:
             result: JSON = handler(params)
         except SlackError as exc:
             return 200, {}, {"ok": False, "error": exc.error, **exc.fields}
+        if method in self._lost:
+            self._lost.discard(method)
+            return 503, {}, {"ok": False, "error": "service_unavailable"}
         return 200, {}, {"ok": True, **result}
 
     def _upload(self, key: str, raw: bytes) -> Answer:
@@ -491,6 +505,12 @@ class FakeSlack:
         ch = self._postable(p.get("channel"))
         msg = self._bot_message(p)
         msg.thread_ts = p.get("thread_ts") or None
+        if p.get("metadata") is not None:
+            meta = p["metadata"]
+            if not isinstance(meta, dict) or not meta.get("event_type") \
+                    or not isinstance(meta.get("event_payload"), dict):
+                raise SlackError("invalid_metadata_format")
+            msg.metadata = meta
         if msg.thread_ts and _flag(p.get("reply_broadcast")):
             msg.subtype = "thread_broadcast"
         self.messages[ch.id].append(msg)
@@ -785,7 +805,9 @@ class FakeSlack:
               max_limit: int) -> JSON:
         limit = min(max(int(p.get("limit") or default_limit), 1), max_limit)
         page, rest = rows[:limit], rows[limit:]
-        out: JSON = {"messages": [self._message_json(channel_id, m) for m in page],
+        with_metadata = _flag(p.get("include_all_metadata"))
+        out: JSON = {"messages": [self._message_json(channel_id, m) | (
+            {"metadata": m.metadata} if with_metadata and m.metadata else {}) for m in page],
                      "has_more": bool(rest)}
         if rest:
             cursor = base64.b64encode(f"next_ts:{rest[0].ts}".encode()).decode()
