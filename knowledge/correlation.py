@@ -527,6 +527,11 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: da
     if it.run:  # a CronJob's run: its last run's quiet one-off may be the same failure
         candidates += await _quiet_runs(session, org_id=alert.org_id,
                                         starts_at=alert.starts_at, intake=intake)
+    if it.burn > intake.reach.total_seconds():  # an SLO's long window may hold an older burn
+        candidates += await _burned_within(session, org_id=alert.org_id, alert=alert,
+                                           window=it.burn, intake=intake,
+                                           known={c.key.id for c in candidates
+                                                  if isinstance(c.key, Incident)})
     ranked = ranked_ties(it, alert.starts_at.timestamp(), candidates,
                          window=intake.window_s, lasting=intake.lasting,
                          revive=intake.noise.flap_span_s)
@@ -659,6 +664,32 @@ async def _quiet_runs(session: AsyncSession, *, org_id: int, starts_at: datetime
                       ended=incident.resolved_at.timestamp() if incident.resolved_at else None,
                       quiet=True)
             for incident in (await session.exec(stmt)).all()]
+
+
+async def _burned_within(session: AsyncSession, *, org_id: int, alert: Alert, window: float,
+                         intake: Intake, known: set[int | None]) -> list[Candidate]:
+    """Incidents older than the lasting reach that began within a burn-rate alert's long window
+    (a day) and hold a burn of an SLO: `relate.slo_burned` ties it to the one where the same SLO
+    burned over a shorter window. Read only for such an alert; the pool's are `known`."""
+    since = alert.starts_at - timedelta(seconds=window)
+    stmt = (select(Incident)
+            .where(Incident.org_id == org_id, Incident.source == "alertmanager",
+                   Incident.noise == False,  # noqa: E712 (SQL, not Python)
+                   col(Incident.merged_into_id).is_(None),
+                   col(Incident.triggered_at) >= since,
+                   col(Incident.triggered_at) < alert.starts_at)
+            .order_by(col(Incident.triggered_at).desc()).limit(200))
+    found = []
+    for incident in (await session.exec(stmt)).all():
+        related = intake.relations(incident)
+        if not related.burns or incident.id in known:
+            continue
+        ended = incident.resolved_at if incident.state is IncidentStatus.RESOLVED else None
+        found.append(Candidate(
+            key=incident, related=related, first=incident.triggered_at.timestamp(),
+            latest=(incident.last_alert_at or incident.triggered_at).timestamp(),
+            ended=ended.timestamp() if ended else None))
+    return found
 
 
 async def _revive(session: AsyncSession, *, incident: Incident, alert: Alert) -> None:

@@ -69,6 +69,12 @@ HOSTS = ("node", "instance")
 # peer (`To`).
 OBJECT_LABELS = ("name", "integration", "horizontalpodautoscaler", "resourcequota",
                  "poddisruptionbudget", "To")
+# An aggregated API's APIService is named <version>.<group> (v1beta1.metrics.k8s.io), and its
+# server, by convention, after the group's first label or two (metrics-server,
+# custom-metrics-apiserver). kube-state-metrics exports no APIService, so its `spec.service`
+# is out of reach: the names are the only relation there is.
+_API_SERVICE = re.compile(r"^v\d+(?:(?:alpha|beta)\d*)?\.(?P<group>[a-z0-9-]+(?:\.[a-z0-9-]+)+)$")
+_API_SERVER = re.compile(r"^(?P<stem>[a-z0-9-]+?)-?(?:api-?)?server$")
 # Scrape jobs with a target on every node (kube-prometheus's names).
 NODE_AGENTS = frozenset({"kubelet", "node-exporter", "kube-proxy", "cadvisor"})
 ANY = "*"
@@ -81,7 +87,7 @@ NODE_DOWN = frozenset({"KubeNodeNotReady", "KubeNodeUnreachable", "KubeletDown",
                        "KubeletInstanceUnreachable"})
 NOUN = {"instance": "target", "node": "node", "pod": "pod", "workload": "workload",
         "pvc": "volume claim", "service": "service", "component": "", "rule": "alert rule",
-        "host": "node", "object": ""}
+        "host": "node", "object": "", "api": "aggregated API"}
 
 
 @dataclass(frozen=True)
@@ -116,6 +122,8 @@ class About:
     # (`READINESS`: what fails when a backend does).
     backend: frozenset[Subject] = frozenset()
     client: frozenset[Subject] = frozenset()
+    # A burn-rate alert's long window, in seconds (its `long` label), 0 for any other alert.
+    burn: float = 0.0
 
 
 def owner_by_name(pod: str) -> str | None:
@@ -214,10 +222,17 @@ def about(labels: dict[str, str], topology: Topology | None = None) -> About:
     for key in OBJECT_LABELS:
         if labels.get(key):
             own.add(("object", f"{key} {labels[key]}"))
+    if (api := _API_SERVICE.match(labels.get("name", ""))) is not None:
+        group = api.group("group").split(".")
+        own.update(("api", "-".join(group[:n])) for n in (1, 2))
     if name == "TargetDown" and labels.get("job") and labels["job"] not in NODE_AGENTS:
         own.add(("workload", f"{ns}/{labels['job']}"))  # kube-prometheus names a job after its app
     if name.startswith(CONTROL_PLANE):
         derived[("component", "control-plane")] = "the control plane"
+    for kind, workload in [*own, *derived]:
+        if kind == "workload" and (server := _API_SERVER.match(workload.split("/")[-1])):
+            derived[("api", server.group("stem"))] = \
+                f"{workload} serves the {server.group('stem')} API, by its name"
     weak: set[Subject] = set()
     # A workload-level alert (replicas missing, its scrape targets down) may be a node's doing
     # wherever one of its pods runs; a claim's or a pod's alert is about that claim or pod.
@@ -246,10 +261,12 @@ def about(labels: dict[str, str], topology: Topology | None = None) -> About:
             client = {("workload", w) for w, k in kinds.items() if k == "deployment"}
     identity = ",".join(f"{k}={v}" for k, v in sorted(labels.items())
                         if k not in ("alertname", "severity"))
+    burn = next((seconds(labels[k]) for k in BURN_WINDOWS if labels.get(k)), 0.0)
     part = ",".join(f"{k}={labels[k]}" for k in NODE_PARTS if labels.get(k))
     return About(rule=name, own=frozenset(own), derived=derived, weak=frozenset(weak),
                  identity=identity, part=part, severity=labels.get("severity", ""), run=run,
-                 scheduled=scheduled, backend=frozenset(backend), client=frozenset(client))
+                 scheduled=scheduled, backend=frozenset(backend), client=frozenset(client),
+                 burn=burn)
 
 
 @dataclass
@@ -273,9 +290,11 @@ class Related:
     runs: Counter[Subject] = field(default_factory=Counter)  # (cronjob, scheduled minute)
     # StatefulSets it says stopped serving: (workload, since when, in whole seconds).
     backends: Counter[Subject] = field(default_factory=Counter)
+    # SLOs it says burned: (rule|labels but the windows, the long window in whole seconds).
+    burns: Counter[Subject] = field(default_factory=Counter)
 
     PARTS = ("own", "active", "derived", "symptoms", "weak", "identities", "parts", "firing",
-             "grave", "runs", "backends")
+             "grave", "runs", "backends", "burns")
 
     def add(self, a: About, starts_at: float = 0.0) -> None:
         self.own.update(a.own)
@@ -293,6 +312,8 @@ class Related:
         if a.run:
             self.runs[(a.run, str(a.scheduled))] += 1
         self.backends.update((w, str(int(starts_at))) for _, w in a.backend)
+        if a.burn:
+            self.burns[_slo(a), str(int(a.burn))] += 1
 
     def resolved(self, a: About) -> None:
         """One of its alerts resolved: its subjects are no longer active."""
@@ -473,12 +494,45 @@ def young(starts_at: float, first: float, window: float) -> float | None:
 
 
 # Labels naming the window a burn-rate alert measures over (kube-prometheus' and Pyrra's `long`
-# and `short`, Sloth's `sloth_window`): one SLO burning shows in several windows, hours apart.
-BURN_WINDOWS = ("long", "short", "window", "sloth_window")
+# and `short`, Sloth's `sloth_window`), the longer first: one SLO burning shows in several
+# windows, hours apart.
+BURN_WINDOWS = ("long", "window", "sloth_window", "short")
+_DURATION = re.compile(r"(\d+)(ms|[smhdwy])")
+_UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+
+
+def seconds(duration: str) -> float:
+    """A Prometheus duration ("1h", "30m", "1d", "1h30m") in seconds; 0 if it is none."""
+    parts = _DURATION.findall(duration)
+    if not parts or "".join(n + u for n, u in parts) != duration:
+        return 0.0
+    return sum(int(n) * _UNIT[u] for n, u in parts)
 
 
 def _unwindowed(identity: str) -> str:
     return ",".join(p for p in identity.split(",") if p.split("=", 1)[0] not in BURN_WINDOWS)
+
+
+def _slo(a: About) -> str:
+    return f"{a.rule}|{_unwindowed(a.identity)}"
+
+
+def slo_burned(a: About, incident: Related, since_first: float) -> Tie | None:
+    """However late, even after the incident ended: an SLO burning over a long window (a day)
+    that holds the incident — it began less than that window ago — in which the same SLO burned
+    over a shorter one. The long window's errors are that burn's: kube-prometheus' 1-day alert
+    fires half an hour after the 1-hour one has resolved, on the same slow writes."""
+    if not a.burn or not 0 <= since_first <= a.burn:
+        return None
+    slo = _slo(a)
+    count = sum(n for (k, w), n in incident.burns.items() if k == slo and float(w) < a.burn)
+    if not count:
+        return None
+    s = min(a.own)
+    # Weaker than a burn still firing (`still_firing`): the latest incident of an SLO that
+    # burned twice in a day holds the new burn's errors more surely than the older one.
+    return Tie(2, count, s, f"{a.rule}: the same SLO burning over a longer window, which holds "
+                            "its earlier burn")
 
 
 def _rule_on(a: About) -> Subject:
@@ -620,16 +674,22 @@ def ranked_ties(a: About, starts_at: float, candidates: list[Candidate], *, wind
                 found.append(((False, *t.rank, c.latest), c, t, False))
             continue
         if c.ended is not None and starts_at > c.ended + window:
-            if starts_at <= c.ended + lasting * window and (
-                    t := recurred(a, c.related, starts_at - c.first, window)):
+            if (t := slo_burned(a, c.related, starts_at - c.first)) or (
+                    starts_at <= c.ended + lasting * window
+                    and (t := recurred(a, c.related, starts_at - c.first, window))):
                 found.append(((False, *t.rank, c.latest), c, t, False))
             continue
         gap = max(starts_at - c.latest, c.first - starts_at)
         near = gap <= window
-        t = tie(a, c.related, starts_at=young(starts_at, c.first, window),
-                follows=FOLLOWS * window) if near else (
-            tie(a, c.related, lasting_only=True) if gap <= lasting * window else None) \
-            or still_firing(a, c.related) or still_grave(a, c.related)
+        if near:
+            t = tie(a, c.related, starts_at=young(starts_at, c.first, window),
+                    follows=FOLLOWS * window)
+        else:  # the strongest of the late ties: a burn still firing beats the control plane
+            t = max((late for late in (
+                tie(a, c.related, lasting_only=True) if gap <= lasting * window else None,
+                still_firing(a, c.related), still_grave(a, c.related),
+                slo_burned(a, c.related, starts_at - c.first)) if late is not None),
+                key=lambda late: late.rank, default=None)
         if t is not None:
             found.append(((near, *t.rank, c.latest), c, t, near))
     # Any tie of what the alerts are about beats one of timing alone (a backend's clients).

@@ -175,3 +175,56 @@ async def test_a_backends_clients_in_other_namespaces_join_it(database: Database
     assert db is not None and client is not None and late is not None
     assert client.id == db.id != late.id
     assert "90 s after StatefulSet databases/postgres stopped serving" in (client.reason or "")
+
+
+def burn(long: str, short: str, severity: str, at: float, **kw: str | float) -> AlertSignal:
+    made = alert("KubeAPIErrorBudgetBurn", at=at, severity=severity, long=long, short=short,
+                 **kw)  # type: ignore[arg-type]
+    return replace(made, fingerprint=f"burn-{long}")
+
+
+async def test_an_slo_burning_over_a_day_reopens_the_incident_its_shorter_burn_was(
+        database: Database) -> None:
+    # etcd's slow disk and the API's 1-hour burn (critical: nothing waits), all resolved by
+    # 40 min; 45 min later the 1-day window burns (a warning, held, then placed): its errors
+    # are the same slow writes. A day and a half on it burns again — no longer within a day
+    # of that incident.
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        etcd = await _apply(s, oid, alert("etcdHighFsyncDurations", at=0, severity="critical",
+                                          namespace="kube-system", job="kube-etcd"), now=30)
+        await _apply(s, oid, burn("1h", "5m", "critical", 120), now=150)
+        await _apply(s, oid, alert("etcdHighFsyncDurations", at=0, severity="critical",
+                                   namespace="kube-system", job="kube-etcd",
+                                   status="resolved", ends=35 * MIN), now=36 * MIN)
+        await _apply(s, oid, burn("1h", "5m", "critical", 120, status="resolved",
+                                  ends=40 * MIN), now=41 * MIN)
+        [(incident, _)] = await incidents_with_alerts(s, org_id=oid)
+        assert incident.state is IncidentStatus.RESOLVED
+        await _apply(s, oid, burn("1d", "2h", "warning", 85 * MIN), now=85 * MIN + 30)
+        await release_held(s, now=_t(85 * MIN + 400), intake_of=lambda _o: INTAKE)
+        [(day, alerts)] = await incidents_with_alerts(s, org_id=oid)
+        assert etcd is not None and day.id == etcd.id
+        assert day.state is IncidentStatus.TRIGGERED
+        assert sorted(a.labels.get("long", "") for a in alerts) == ["", "1d", "1h"]
+        said = [m.text for m in await messages(s, org_id=oid)]
+        assert any(t.startswith(f"🔁 {day.ref} reopened: KubeAPIErrorBudgetBurn fired again")
+                   and "same SLO burning over a longer window" in t for t in said), said
+        await _apply(s, oid, burn("1d", "2h", "warning", 85 * MIN, status="resolved",
+                                  ends=120 * MIN), now=121 * MIN)
+        await _apply(s, oid, burn("1d", "2h", "critical", 36 * 60 * MIN),
+                     now=36 * 60 * MIN + 60)
+        assert len(await incidents_with_alerts(s, org_id=oid)) == 2
+
+
+async def test_a_shorter_window_burning_after_a_longer_one_is_not_tied_to_it(
+        database: Database) -> None:
+    # The 1-day burn's incident ended; an hour later the 1-hour window burns: new errors, not
+    # the ones the day's window held.
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        day = await _apply(s, oid, burn("1d", "2h", "critical", 0), now=30)
+        await _apply(s, oid, burn("1d", "2h", "critical", 0, status="resolved",
+                                  ends=20 * MIN), now=21 * MIN)
+        hour = await _apply(s, oid, burn("1h", "5m", "critical", 80 * MIN), now=81 * MIN)
+    assert day is not None and hour is not None and hour.id != day.id

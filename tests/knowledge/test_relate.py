@@ -5,7 +5,7 @@ checks the tie that must still hold, so a rule that stopped relating anything wo
 
 from __future__ import annotations
 
-from knowledge.relate import Candidate, Related, Topology, about, choose
+from knowledge.relate import Candidate, Related, Topology, about, choose, seconds
 
 NODE, OTHER = "prod-worker-2", "prod-worker-3"
 TOPOLOGY = Topology(
@@ -171,6 +171,31 @@ def test_alerts_naming_one_object_by_a_label_of_their_own_are_one_problem() -> N
                   "pod": "elasticsearch-1", "reason": "CrashLoopBackOff"}, loop) is None
 
 
+def test_an_aggregated_api_and_the_server_named_after_it_are_one_problem() -> None:
+    down = incident({"alertname": "KubeAggregatedAPIDown", "name": "v1beta1.metrics.k8s.io",
+                     "namespace": "kube-system"})
+    server = {"alertname": "KubePodCrashLooping", "namespace": "kube-system",
+              "pod": "metrics-server-5f9c7d8b6-x2x7k", "job": "kube-state-metrics",
+              "reason": "CrashLoopBackOff"}
+    assert joins(server, down) == "KubeAggregatedAPIDown"
+    # The other way round, and by the replicas' alert: the Deployment is named.
+    loop = incident(server)
+    assert joins({"alertname": "KubeAggregatedAPIErrors", "name": "v1beta1.metrics.k8s.io",
+                  "instance": "10.0.0.11:6443", "reason": "FailedDiscoveryCheck"},
+                 loop) == "KubePodCrashLooping"
+    assert joins({"alertname": "KubeDeploymentReplicasMismatch", "namespace": "kube-system",
+                  "deployment": "metrics-server", "job": "kube-state-metrics"},
+                 down) == "KubeAggregatedAPIDown"
+    custom = incident({"alertname": "KubeAggregatedAPIDown",
+                       "name": "v1beta1.custom.metrics.k8s.io", "namespace": "monitoring"})
+    assert joins({"alertname": "KubePodNotReady", "namespace": "monitoring",
+                  "pod": "custom-metrics-apiserver-7c9d5b9f8-abcde"},
+                 custom) == "KubeAggregatedAPIDown"
+    # A server of another name, or a workload that serves no API, is not the metrics API's.
+    for other in ("auth-server-6d8f7c9b5-abcde", "metrics-collector-6d8f7c9b5-abcde"):
+        assert joins({**server, "pod": other}, down) is None
+
+
 def test_the_control_plane_stays_one_problem_while_it_alerts() -> None:
     etcd = incident({"alertname": "etcdHighFsyncDurations", "job": "kube-etcd",
                      "instance": "10.0.0.13:2381"}, at=0.0)
@@ -190,7 +215,20 @@ def test_one_slo_burning_over_another_window_is_the_same_problem_however_late() 
     assert joins(six_hours, burn, at=40 * 60.0) == "KubeAPIErrorBudgetBurn"
     burn.related.resolved(about({"alertname": "KubeAPIErrorBudgetBurn", "long": "1h",
                                  "short": "5m", "severity": "critical"}, TOPOLOGY))
-    assert joins(six_hours, burn, at=40 * 60.0) is None
+    # Resolved, it is still inside the 6-hour window: those errors are the 1-hour burn's.
+    assert joins(six_hours, burn, at=40 * 60.0) == "KubeAPIErrorBudgetBurn"
+    # Seven hours on, the 6-hour window no longer holds it; a shorter window than the
+    # incident's never does; nor does another SLO's.
+    assert joins(six_hours, burn, at=7 * 3600.0) is None
+    assert joins({"alertname": "KubeAPIErrorBudgetBurn", "long": "30m", "short": "5m",
+                  "severity": "critical"}, burn, at=40 * 60.0) is None
+    assert joins({**six_hours, "slo": "checkout-latency"}, burn, at=40 * 60.0) is None
+
+
+def test_prometheus_durations() -> None:
+    assert [seconds(d) for d in ("5m", "1h", "1d", "1h30m", "3d", "2w")] == [
+        300, 3600, 86400, 5400, 3 * 86400, 14 * 86400]
+    assert seconds("") == seconds("soon") == seconds("1h soon") == 0
 
 
 def test_a_critical_alert_still_firing_takes_late_alerts_below_it_not_its_node() -> None:
