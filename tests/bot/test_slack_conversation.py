@@ -288,6 +288,16 @@ async def test_in_an_alert_storm_no_incident_card_waits_for_another_investigatio
         assert slack.channels[c].name.split("-", 2)[2] in answer.text
 
 
+async def _checkout_channel(live: Live) -> Any:
+    """Checkout's alert sent; the channel the copilot makes for its incident."""
+    sent = await live.client.post(
+        "/webhooks/alertmanager", headers={"Authorization": f"Bearer {TOKEN}"},
+        json=notification([alert("CheckoutHighErrorRate", service="checkout")]))
+    assert sent.status_code == 202
+    return await until("the channel", lambda: next(
+        (c for c in live.slack.channels.values() if c.name == "inc-1-checkout"), None))
+
+
 async def test_a_new_incident_is_delivered_at_once_not_at_the_next_poll(
         settings: Settings, erring_prom: str) -> None:
     """The inbox worker that opens an incident wakes the chat worker's deliveries: with the
@@ -312,12 +322,7 @@ async def test_an_investigation_cut_short_after_the_card_is_posted_on_the_next_r
     message, nothing lost."""
     slack = live.slack
     async with stalled_prometheus(live, erring_prom) as gate:
-        sent = await live.client.post(
-            "/webhooks/alertmanager", headers={"Authorization": f"Bearer {TOKEN}"},
-            json=notification([alert("CheckoutHighErrorRate", service="checkout")]))
-        assert sent.status_code == 202
-        channel = await until("the channel", lambda: next(
-            (c for c in slack.channels.values() if c.name == "inc-1-checkout"), None))
+        channel = await _checkout_channel(live)
         card = await until("the card and the investigation under way", lambda: gate.held
                            and next((m for m in slack.messages.get(channel.id, [])
                                      if not m.thread_ts and m.blocks), None))
@@ -350,12 +355,7 @@ async def test_a_card_slack_posted_but_whose_answer_was_lost_is_not_posted_twice
     slack = live.slack
     slack.lose_next_answer("chat.postMessage")
     caplog.set_level(logging.ERROR)
-    sent = await live.client.post(
-        "/webhooks/alertmanager", headers={"Authorization": f"Bearer {TOKEN}"},
-        json=notification([alert("CheckoutHighErrorRate", service="checkout")]))
-    assert sent.status_code == 202
-    channel = await until("the channel", lambda: next(
-        (c for c in slack.channels.values() if c.name == "inc-1-checkout"), None))
+    channel = await _checkout_channel(live)
     answered = await until("the investigation", lambda: [
         m for m in slack.messages.get(channel.id, []) if m.thread_ts
         and (m.text or "").startswith(("Likely cause: checkout", "Investigation of checkout"))],
