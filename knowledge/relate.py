@@ -99,6 +99,17 @@ class Topology:
     pods: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     hosts: dict[str, str] = field(default_factory=dict)  # an exporter's host or IP → node
 
+    def job_owner(self, namespace: str, job: str) -> str:
+        """The workload a scrape job is named after: kube-prometheus names a job after its
+        app's Service, which a chart often names `<workload>-metrics`; where the job's name is
+        no workload of the namespace but begins with one's name, it is that one's (the
+        longest such name)."""
+        known = {w for p, (_node, _kind, w) in self.pods.items()
+                 if p.startswith(namespace + "/")}
+        if job in known:
+            return job
+        return max((w for w in known if job.startswith(w + "-")), key=len, default=job)
+
     def nodes_of(self, workloads: set[str]) -> set[str]:
         return {node for p, (node, _kind, w) in self.pods.items()
                 if f"{p.split('/', 1)[0]}/{w}" in workloads}
@@ -226,7 +237,7 @@ def about(labels: dict[str, str], topology: Topology | None = None) -> About:
         group = api.group("group").split(".")
         own.update(("api", "-".join(group[:n])) for n in (1, 2))
     if name == "TargetDown" and labels.get("job") and labels["job"] not in NODE_AGENTS:
-        own.add(("workload", f"{ns}/{labels['job']}"))  # kube-prometheus names a job after its app
+        own.add(("workload", f"{ns}/{topology.job_owner(ns, labels['job'])}"))
     if name.startswith(CONTROL_PLANE):
         derived[("component", "control-plane")] = "the control plane"
     for kind, workload in [*own, *derived]:

@@ -276,3 +276,17 @@ def test_a_deployment_going_unready_just_after_a_statefulset_stopped_is_its_clie
     own = incident({"alertname": "KubePodNotReady", "namespace": "payments",
                     "pod": "payments-api-7d9f8c6b5d-abcde"}, at=100.0)
     assert joins(unready, backend_down(), own, at=120.0) == "KubePodNotReady"
+
+
+def test_a_scrape_job_named_after_its_workloads_metrics_service_is_that_workloads() -> None:
+    crashing = incident({"alertname": "KubePodCrashLooping", "namespace": "payments",
+                         "pod": "payments-api-7d9f8c6b5d-abcde", "job": "kube-state-metrics",
+                         "reason": "CrashLoopBackOff"})
+    down = {"alertname": "TargetDown", "namespace": "payments", "job": "payments-api-metrics",
+            "service": "payments-api-metrics"}
+    assert joins(down, crashing) == "KubePodCrashLooping"
+    # A job named after no workload of its namespace stays its own.
+    assert joins({**down, "job": "payments-gateway", "service": "payments-gateway"},
+                 crashing) is None
+    assert ("workload", "search/payments-api-metrics") in about(
+        {**down, "namespace": "search"}, TOPOLOGY).own
