@@ -22,8 +22,10 @@ that incident is young (0: a shared backend's clients; kube-state-metrics has no
 Timing is the caller's: it offers only incidents whose
 alerts started within the correlation window — or, for a lasting subject, a few windows — and,
 however long ago, those on which the same alert in another severity still fires
-(`still_firing`) or a critical alert still fires that reaches the alert's subject
-(`still_grave`: a full claim's pod).
+(`still_firing`), a critical alert still fires that reaches the alert's subject
+(`still_grave`: a full claim's pod), or an alert still fires about the same part of a host
+(`still_lit`: a filesystem predicted to fill, then almost full); and, even resolved, those
+whose SLO burned over a shorter window inside the alert's long one (`slo_burned`).
 
 Causes and effects are kept apart where one cannot be the other's: a node down takes the pods,
 targets and replicas on it, not its disks (a disk does not fill because the node went down,
@@ -303,9 +305,11 @@ class Related:
     backends: Counter[Subject] = field(default_factory=Counter)
     # SLOs it says burned: (rule|labels but the windows, the long window in whole seconds).
     burns: Counter[Subject] = field(default_factory=Counter)
+    # The parts of hosts (a filesystem, a device) its alerts still firing are about.
+    lit: Counter[Subject] = field(default_factory=Counter)
 
     PARTS = ("own", "active", "derived", "symptoms", "weak", "identities", "parts", "firing",
-             "grave", "runs", "backends", "burns")
+             "grave", "runs", "backends", "burns", "lit")
 
     def add(self, a: About, starts_at: float = 0.0) -> None:
         self.own.update(a.own)
@@ -316,6 +320,7 @@ class Related:
         self.weak.update(a.weak)
         self.identities[("identity", a.identity)] += 1
         self.parts.update((s[1], a.part) for s in a.own if s[0] in HOSTS)
+        self.lit.update(_lit(a))
         self.symptoms[("rule", a.rule)] += 1
         self.firing[_rule_on(a)] += 1
         if a.severity == "critical":
@@ -330,6 +335,8 @@ class Related:
         """One of its alerts resolved: its subjects are no longer active."""
         self.active.subtract(a.own)
         self.active = +self.active
+        self.lit.subtract(_lit(a))
+        self.lit = +self.lit
         self.firing.subtract([_rule_on(a)])
         self.firing = +self.firing
         if a.severity == "critical":
@@ -340,6 +347,7 @@ class Related:
         """One of its alerts, taken as ended when Alertmanager left it out, is listed firing
         again (it was muted): its subjects are active again."""
         self.active.update(a.own)
+        self.lit.update(_lit(a))
         self.firing[_rule_on(a)] += 1
         if a.severity == "critical":
             self.grave.update(_below(a))
@@ -575,6 +583,20 @@ def still_firing(a: About, incident: Related) -> Tie | None:
     return Tie(3, count, s, f"{rule}: the same SLO burning over another window, still firing")
 
 
+def _lit(a: About) -> list[Subject]:
+    return [(s[1], a.part) for s in a.own if s[0] in HOSTS and a.part]
+
+
+def still_lit(a: About, incident: Related) -> Tie | None:
+    """However late: an alert about a part of a host (a filesystem, a device) that another
+    alert of the incident, still firing, is about — a root filesystem predicted to fill, an
+    hour later almost out of space, is one problem getting worse."""
+    for s in sorted(a.own):
+        if s[0] in HOSTS and a.part and (n := incident.lit[(s[1], a.part)]):
+            return Tie(3, n, s, f"{_said(s)}'s {a.part}, which an alert of it still fires on")
+    return None
+
+
 def _below(a: About) -> list[Subject]:
     """What an alert's subject reaches downward: a claim's pod and workload, a pod's workload."""
     return [s for s in a.derived if s[0] in ("pod", "workload")]
@@ -698,7 +720,7 @@ def ranked_ties(a: About, starts_at: float, candidates: list[Candidate], *, wind
         else:  # the strongest of the late ties: a burn still firing beats the control plane
             t = max((late for late in (
                 tie(a, c.related, lasting_only=True) if gap <= lasting * window else None,
-                still_firing(a, c.related), still_grave(a, c.related),
+                still_firing(a, c.related), still_grave(a, c.related), still_lit(a, c.related),
                 slo_burned(a, c.related, starts_at - c.first)) if late is not None),
                 key=lambda late: late.rank, default=None)
         if t is not None:

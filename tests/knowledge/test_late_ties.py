@@ -228,3 +228,33 @@ async def test_a_shorter_window_burning_after_a_longer_one_is_not_tied_to_it(
                                   ends=20 * MIN), now=21 * MIN)
         hour = await _apply(s, oid, burn("1h", "5m", "critical", 80 * MIN), now=81 * MIN)
     assert day is not None and hour is not None and hour.id != day.id
+
+
+def root_fs(name: str, at: float, **kw: str | float) -> AlertSignal:
+    made = alert(name, at=at, namespace="monitoring", job="node-exporter",
+                 instance="10.0.2.12:9100", device="/dev/nvme0n1p1", mountpoint="/",
+                 **kw)  # type: ignore[arg-type]
+    return replace(made, fingerprint=name)
+
+
+async def test_a_filesystem_almost_full_joins_its_filling_incident_while_that_fires(
+        database: Database) -> None:
+    # Received past the hold, so nothing waits: the root filesystem predicted to fill, and
+    # seventy minutes on — past the lasting reach — almost out of space, while the first fires.
+    [(alerts, reason)] = await _cards(database, [
+        (root_fs("NodeFilesystemSpaceFillingUp", 0), 60 * MIN),
+        (root_fs("NodeFilesystemAlmostOutOfSpace", 70 * MIN), 80 * MIN)])
+    assert alerts == ["NodeFilesystemAlmostOutOfSpace/warning",
+                      "NodeFilesystemSpaceFillingUp/warning"]
+    assert "which an alert of it still fires on" in reason, reason
+
+
+async def test_once_the_filesystems_alert_resolved_a_later_one_is_its_own(
+        database: Database) -> None:
+    cards = await _cards(database, [
+        (root_fs("NodeFilesystemSpaceFillingUp", 0), 60 * MIN),
+        (root_fs("NodeFilesystemSpaceFillingUp", 0, status="resolved", ends=61 * MIN),
+         62 * MIN),
+        (root_fs("NodeFilesystemAlmostOutOfSpace", 70 * MIN), 80 * MIN)])
+    assert sorted(alerts for alerts, _ in cards) == [
+        ["NodeFilesystemAlmostOutOfSpace/warning"], ["NodeFilesystemSpaceFillingUp/warning"]]

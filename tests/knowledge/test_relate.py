@@ -245,6 +245,21 @@ def test_a_critical_alert_still_firing_takes_late_alerts_below_it_not_its_node()
                   "job": "node-exporter"}, pod, at=40 * 60.0) is None
 
 
+def test_a_filesystem_still_alerting_takes_its_later_alerts_however_late() -> None:
+    filling = incident(disk_filling())
+    almost_full = {**disk_filling(), "alertname": "NodeFilesystemAlmostOutOfSpace"}
+    # Seventy minutes on, past the lasting reach, while "predicted to fill" still fires.
+    assert joins(almost_full, filling, at=70 * 60.0) == "NodeFilesystemSpaceFillingUp"
+    # Another filesystem of that host, or the host as a whole, is not that problem.
+    assert joins({**almost_full, "mountpoint": "/var/lib/kubelet", "device": "/dev/nvme1n1"},
+                 filling, at=70 * 60.0) is None
+    assert joins({"alertname": "NodeMemoryHighUtilization", "instance": "10.0.1.15:9100",
+                  "job": "node-exporter"}, filling, at=70 * 60.0) is None
+    # Once it resolved, a later alert on that filesystem is a problem of its own.
+    filling.related.resolved(about(disk_filling(), TOPOLOGY))
+    assert joins(almost_full, filling, at=70 * 60.0) is None
+
+
 def backend_down(at: float = 0.0) -> Candidate:
     """A StatefulSet in `databases` that stopped serving at `at`."""
     related = Related()
