@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL
 
 from knowledge.db import resolve_url
-from knowledge.noise import NoiseRules
+from knowledge.noise import CAPACITY, NoiseRules
 
 
 class Settings(BaseSettings):
@@ -121,6 +121,9 @@ class Settings(BaseSettings):
     noise_short_seconds: float | None = Field(default=None, gt=0)
     noise_recur_count: int = Field(default=2, ge=2)
     noise_recur_seconds: float | None = Field(default=None, gt=0)  # unset: 288 × the window
+    # Alert names (comma-separated) that say the cluster lacks headroom, not that anything is
+    # failing: unless critical, folded into one quiet line and the digest, never a card.
+    noise_capacity_alerts: str = ",".join(sorted(CAPACITY))
     # The dead man's switch: a heartbeat (Watchdog) silent this long opens an incident.
     # Unset: 2 × the window; 0 turns it off.
     watchdog_timeout_seconds: float | None = Field(default=None, ge=0)
@@ -157,7 +160,9 @@ class Settings(BaseSettings):
             flap_span_s=self.noise_flap_seconds or 12 * window,
             short_s=self.noise_short_seconds or 5 * hold,
             recur_count=self.noise_recur_count,
-            recur_span_s=self.noise_recur_seconds or 288 * window)
+            recur_span_s=self.noise_recur_seconds or 288 * window,
+            capacity=frozenset(n.strip() for n in self.noise_capacity_alerts.split(",")
+                               if n.strip()))
 
     @property
     def watchdog_timeout(self) -> float:

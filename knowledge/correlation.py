@@ -384,7 +384,8 @@ async def _fired(session: AsyncSession, *, org_id: int, signal: AlertSignal, ale
     intake.pool.recorded(session, alert)
     earlier, acknowledged = await _history(session, alert=alert, intake=intake)
     why = on_arrival(alert.severity, starts_at=signal.starts_at.timestamp(), earlier=earlier,
-                     acknowledged_before=acknowledged, rules=intake.noise)
+                     acknowledged_before=acknowledged, rules=intake.noise,
+                     alertname=alert.alertname)
     if why is not None:
         await _to_noise(session, alert=alert, why=why, intake=intake)
         if why.startswith(FLAPPING):  # folded unless it outlasts the short span

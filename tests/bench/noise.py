@@ -350,7 +350,8 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
                        for j in seen]
             seen.append(i)
             why = on_arrival(sev, starts_at=a.starts_at, earlier=earlier,
-                             acknowledged_before=False, rules=rules)
+                             acknowledged_before=False, rules=rules,
+                             alertname=a.labels["alertname"])
             if why is not None and why.startswith("flapping"):
                 # Folded, unless it outlasts the short span: then it is not flapping.
                 flapped.add(i)

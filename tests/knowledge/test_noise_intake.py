@@ -203,6 +203,47 @@ async def test_info_alone_and_blips_are_noise_and_post_nothing(database: Databas
         assert await messages(s, org_id=oid) == []  # nothing posted, not even a resolution
 
 
+async def test_a_capacity_warning_is_one_quiet_line_never_a_card(database: Database) -> None:
+    # kube-prometheus' overcommit warnings say the cluster could not lose a node, not that
+    # anything fails: however long one fires, and however often, it is folded, never posted.
+    # Critical, or with the setting emptied, the same alert is posted like any other.
+    def overcommit(name: str, at: float, severity: str = "warning") -> AlertSignal:
+        return alert(name, at=at, severity=severity)
+
+    plain = Intake(window_s=300, noise=NoiseRules(hold_s=120, group_interval_s=300,
+                                                  capacity=frozenset()), topology=TOPOLOGY)
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        assert await _apply(s, oid, overcommit("KubeMemoryOvercommit", 0), now=30) is None
+        assert await _apply(s, oid, overcommit("KubeCPUQuotaOvercommit", 0), now=30) is None
+        assert await release_held(s, now=_t(7200), intake_of=lambda _o: INTAKE) == []
+        assert await confirm_due(s, now=_t(7200)) == []
+        # Back after the first resolved: the same quiet line, not a card.
+        await _apply(s, oid, alert("KubeMemoryOvercommit", at=0, ends=7300, status="resolved"),
+                     now=7330)
+        assert await _apply(s, oid, overcommit("KubeMemoryOvercommit", 9000), now=9030) is None
+        critical = await _apply(s, oid, overcommit("KubeCPUOvercommit", 9000, "critical"),
+                                now=9030)
+        assert critical is not None and critical.noise is False
+        # A site that wants these paged empties SRE_COPILOT_NOISE_CAPACITY_ALERTS.
+        other = await org_id(s, slug="other")
+        assert await _apply(s, other, overcommit("KubeMemoryOvercommit", 0), now=30,
+                            intake=plain) is None  # held, as any warning
+        [placed] = await release_held(s, now=_t(400), intake_of=lambda _o: plain)
+        [posted] = await confirm_due(s, now=_t(600 + 300 + 15))
+        assert posted.id == placed.id and posted.noise is False
+    async with database.session() as s:
+        listed = await _listed(s, oid)
+        opened = [m.incident_id for m in await messages(s, org_id=oid)
+                  if m.kind == "incident_opened"]
+    quiet = {names[0]: (i, names) for i, names in listed if i.noise}
+    assert sorted(quiet) == ["KubeCPUQuotaOvercommit", "KubeMemoryOvercommit"]
+    assert quiet["KubeMemoryOvercommit"][1] == ["KubeMemoryOvercommit"] * 2
+    assert "capacity: KubeMemoryOvercommit says the cluster lacks headroom" in (
+        quiet["KubeMemoryOvercommit"][0].reason or "")
+    assert opened == [critical.id]
+
+
 async def test_a_warning_is_held_then_posted_and_a_critical_never_waits(database: Database
                                                                         ) -> None:
     disk = alert("NodeFilesystemSpaceFillingUp", at=0, instance=f"{NODE}:9100",

@@ -39,3 +39,18 @@ def test_chronic_is_still_never_said_of_a_critical() -> None:
                       rules=RULES) is not None
     assert on_arrival("critical", starts_at=T, earlier=earlier, acknowledged_before=False,
                       rules=RULES) is None
+
+
+def test_a_capacity_warning_is_noise_on_arrival_but_not_critical_or_acknowledged() -> None:
+    why = on_arrival("warning", starts_at=T, earlier=[], acknowledged_before=False,
+                     rules=RULES, alertname="KubeCPUOvercommit")
+    assert why is not None and why.startswith("capacity: KubeCPUOvercommit")
+    for severity, acknowledged in (("critical", False), ("warning", True)):
+        assert on_arrival(severity, starts_at=T, earlier=[], acknowledged_before=acknowledged,
+                          rules=RULES, alertname="KubeCPUOvercommit") is None
+    # Any other warning alone is not noise on arrival; the list is a setting.
+    assert on_arrival("warning", starts_at=T, earlier=[], acknowledged_before=False,
+                      rules=RULES, alertname="KubeNodeNotReady") is None
+    assert on_arrival("warning", starts_at=T, earlier=[], acknowledged_before=False,
+                      rules=NoiseRules(capacity=frozenset({"NodeNeedsMoreDisks"})),
+                      alertname="NodeNeedsMoreDisks") is not None
