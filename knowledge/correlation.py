@@ -44,7 +44,7 @@ from knowledge.incidents import (
     incident_for_pagerduty,
     reopen,
 )
-from knowledge.merging import join_before_its_card
+from knowledge.merging import join_before_its_card, merge
 from knowledge.noise import (
     HEARTBEATS,
     NoiseRules,
@@ -66,8 +66,11 @@ from knowledge.relate import (
     Related,
     Topology,
     about,
+    clients_failing,
     explain,
+    may_be_client,
     ranked_ties,
+    serves_clients,
     tie,
     young,
 )
@@ -636,10 +639,17 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: da
     if opened or started_earlier:  # the changes before its (earlier) start are evidence
         await link_recent_changes(session, incident=incident)
     await _record_fired(session, [alert, *absorbed], incident_id=incident.id, intake=intake)
+    # A client's incident moves to its backend's before its own card is posted, if not yet.
+    into = await _gather_clients(session, incident=incident, candidates=candidates,
+                                 posted=not opened and incident.unconfirmed_until is None,
+                                 intake=intake, now=now)
+    if into is not None and into is not incident:
+        return into
+    gathered = into is incident
     # An incident that gathered another's alerts holds more than one: it is confirmed.
     due = confirm_at(alert.severity, starts_at=alert.starts_at.timestamp(),
                      opened_at=now.timestamp(), rules=intake.noise) \
-        if opened and not absorbed else None
+        if opened and not absorbed and not gathered else None
     if due is not None and due > now.timestamp():
         incident.unconfirmed_until = datetime.fromtimestamp(due, tz=now.tzinfo)
         session.add(incident)
@@ -744,6 +754,56 @@ async def _absorb(session: AsyncSession, *, into: Incident, related: Related,
         into.severity = _worse(into.severity, source.severity)
         await join_before_its_card(session, source=source, into=into, alerts=alerts, now=now)
     return moved
+
+
+async def _gather_clients(session: AsyncSession, *, incident: Incident,
+                          candidates: list[Candidate], posted: bool, intake: Intake,
+                          now: datetime) -> Incident | None:
+    """A shared backend's clients whose incident formed on its own join the backend's
+    (`relate.clients_failing`): Alertmanager sends each namespace's group on its own clock, so
+    a client's alerts may be placed — and tie to one another — before its backend's arrive.
+    Both ways: the incident just changed is the backend's (its clients' incidents move into
+    it) or a client's (it moves into its backend's). One still waiting for its card joins
+    before it is due; a posted one is merged, its card updated to point there, as a person's
+    merge is. `posted`: whether the incident's own card went out. Returns the incident that
+    took the other's alerts (this one, or its backend's it moved to), or None."""
+    related = intake.relations(incident)
+    mine = [(c.key, c) for c in candidates if isinstance(c.key, Incident) and not c.quiet
+            and c.key.id not in (None, incident.id) and c.key.merged_into_id is None
+            and not c.key.noise and c.key.state is not IncidentStatus.RESOLVED]
+    first = incident.triggered_at.timestamp()
+    pairs: list[tuple[Incident, Incident, Related, float]] = []
+    if serves_clients(related):
+        stopped = min(float(t) for _, t in related.backends) - intake.window_s
+        pairs = [(other, incident, related, first) for other, c in mine
+                 if c.first >= stopped and may_be_client(c.related)]
+    elif may_be_client(related):
+        pairs = [(incident, other, c.related, c.first) for other, c in mine
+                 if serves_clients(c.related)
+                 and first >= min(float(t) for _, t in c.related.backends) - intake.window_s]
+    for source, into, backend, began in pairs:
+        assert source.id is not None
+        alerts = await alerts_of_incident(session, org_id=source.org_id, incident_id=source.id)
+        if not alerts or any(a.status != "firing" for a in alerts):
+            continue
+        why = clients_failing(backend, began, [(about(a.labels, intake.topology),
+                                                a.starts_at.timestamp()) for a in alerts],
+                              window=intake.window_s)
+        if why is None:
+            continue
+        if (source is incident and not posted) or source.unconfirmed_until is not None:
+            await join_before_its_card(session, source=source, into=into, alerts=alerts,
+                                       now=now)
+        else:
+            await merge(session, source=source, into=into, by=f"the copilot ({why})")
+        into.related = {**into.related, "why": [*into.related.get("why", []), why][-5:]}
+        session.add(into)
+        intake.pool.add(session, into)
+        if into is not incident and into.unconfirmed_until is not None:
+            # It holds its clients' alerts now: confirmed.
+            await _announce(session, into)
+        return into  # one move per alert placed: the next alert sees the rest
+    return None
 
 
 async def _record_fired(session: AsyncSession, alerts: list[Alert], *, incident_id: int,

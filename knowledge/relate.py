@@ -512,6 +512,57 @@ def young(starts_at: float, first: float, window: float) -> float | None:
     return starts_at if 0 <= starts_at - first <= FOLLOWS * window else None
 
 
+ROLLOUT = frozenset({"KubeDeploymentRolloutStuck", "KubeDeploymentGenerationMismatch",
+                     "KubeStatefulSetUpdateNotRolledOut", "KubeStatefulSetGenerationMismatch",
+                     "KubeDaemonSetRolloutStuck"})
+
+
+def serves_clients(incident: Related) -> bool:
+    """Whether the incident says a StatefulSet stopped serving, not down with its node (the
+    replica's peers still serve): its clients' failures may be gathered into it."""
+    return bool(incident.backends) and not any(rule in NODE_DOWN
+                                               for rule, _ in incident.symptoms)
+
+
+def may_be_client(incident: Related) -> bool:
+    """Whether the incident may be a backend's clients failing: pods unready, no rollout."""
+    return bool(incident.symptoms[("rule", "KubePodNotReady")]) and not incident.backends \
+        and not any(incident.symptoms[("rule", r)] for r in ROLLOUT)
+
+
+def _workloads(a: About) -> set[str]:
+    return {s[1] for s in (*a.own, *a.derived) if s[0] == "workload"}
+
+
+def clients_failing(backend: Related, first: float, alerts: list[tuple[About, float]], *,
+                    window: float) -> str | None:
+    """Why an incident's alerts (each with its start) are all a shared backend's clients
+    failing with it, or None."""
+    follows = FOLLOWS * window
+    stopped = sorted((float(t), w) for (w, t) in backend.backends)
+    if not stopped or not alerts:
+        return None
+    if any(a.rule in ROLLOUT for a, _ in alerts):
+        return None  # a rollout under way is its own cause: a bad rollout's pods crash-loop
+    if not serves_clients(backend):
+        return None
+    named: dict[str, str] = {}  # client workload → why
+    for a, starts_at in alerts:
+        if a.rule != "KubePodNotReady" or young(starts_at, first, window) is None:
+            continue
+        for _, w in a.client:
+            for t, b in stopped:
+                if b.split("/", 1)[0] != w.split("/", 1)[0] and 0 <= starts_at - t <= follows:
+                    named.setdefault(w, f"{a.rule} on {_said(('workload', w))} "
+                                        f"{starts_at - t:.0f} s after StatefulSet {b} "
+                                        "stopped serving")
+                    break
+    if not named or any(not _workloads(a) or not _workloads(a) <= set(named)
+                        or starts_at < stopped[0][0] - window for a, starts_at in alerts):
+        return None
+    return "; ".join(named[w] for w in sorted(named))
+
+
 # Labels naming the window a burn-rate alert measures over (kube-prometheus' and Pyrra's `long`
 # and `short`, Sloth's `sloth_window`), the longer first: one SLO burning shows in several
 # windows, hours apart.

@@ -49,7 +49,10 @@ from knowledge.relate import (
     Related,
     Topology,
     about,
+    clients_failing,
+    may_be_client,
     ranked_ties,
+    serves_clients,
     tie,
     young,
 )
@@ -179,6 +182,7 @@ class Card:
     posted_at: float | None = None  # when its card went out
     quiet: bool = False  # a one-off: its lone warning resolved before its card was due
     placed_at: dict[int, float] = field(default_factory=dict)  # when each alert joined it
+    merged: bool = False  # its alerts moved to another card, which it now points at
 
 
 Method = Callable[[StreamLike, list[Notification]], list[Card]]
@@ -213,7 +217,7 @@ def per_group_key(stream: StreamLike, notes: list[Notification]) -> list[Card]:
 
 def correlated(stream: StreamLike, notes: list[Notification], *, window: float = WINDOW,
                rules: NoiseRules | None = None, use_topology: bool = True,
-               reads_prometheus: bool = False) -> list[Card]:
+               reads_prometheus: bool = False, gather_clients: bool = True) -> list[Card]:
     """`reads_prometheus`: the sweep also reads Prometheus' alerts API, which knows at once
     whether a firing still fires: a held or lone warning goes as soon as its wait has passed
     if it is still firing then, instead of at Alertmanager's next notification."""
@@ -229,6 +233,8 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
     cards: list[tuple[Card, Candidate]] = []
 
     def ended(card: Card) -> float | None:
+        if card.merged:
+            return 0.0
         if any(i not in known_resolved for i in card.alerts):
             return None
         return max(known_resolved[i] for i in card.alerts)
@@ -248,7 +254,8 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
             c.quiet = card.quiet
         # Quiet noise is a candidate only for its CronJob's next run (`relate.ranked_ties`).
         ranked = ranked_ties(it, a.starts_at, [c for card, c in cards
-                                               if card.posted or card.quiet],
+                                               if (card.posted or card.quiet)
+                                               and not card.merged],
                              window=window, lasting=LASTING, revive=rules.flap_span_s)
         found = ranked[0] if ranked else None
         if found is None:
@@ -287,6 +294,44 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
             for part in Related.PARTS:
                 getattr(c.related, part).update(getattr(other_c.related, part))
             c.latest, c.first = max(c.latest, other_c.latest), min(c.first, other_c.first)
+        if gather_clients:
+            clients(card, c, at)
+
+    def clients(card: Card, c: Candidate, now_at: float) -> None:
+        # A shared backend's clients whose incident formed on its own, posted or not, join
+        # the backend's, both ways (`correlation._gather_clients`): a posted one is merged,
+        # its card pointing there; one waiting for its card joins before it is due.
+        mine = [(other, other_c) for other, other_c in cards if other is not card
+                and not other.merged and not other.quiet and ended(other) is None
+                and (other.posted or other.unconfirmed_until is not None)]
+        if serves_clients(c.related):
+            stopped = min(float(t) for _, t in c.related.backends) - window
+            pairs = [(other, other_c, card, c) for other, other_c in mine
+                     if other_c.first >= stopped and may_be_client(other_c.related)]
+        elif may_be_client(c.related):
+            pairs = [(card, c, other, other_c) for other, other_c in mine
+                     if serves_clients(other_c.related) and c.first >= min(
+                         float(t) for _, t in other_c.related.backends) - window]
+        else:
+            return
+        for src, src_c, dst, dst_c in pairs:
+            if not src.alerts or any(j in known_resolved for j in src.alerts) \
+                    or clients_failing(dst_c.related, dst_c.first,
+                                       [(about(alerts[j].labels, topology), alerts[j].starts_at)
+                                        for j in src.alerts], window=window) is None:
+                continue
+            if src.unconfirmed_until is not None:  # never posted: it joins before its card
+                src.unconfirmed_until, src.posted = None, False
+            dst.alerts |= src.alerts
+            dst.placed_at.update(src.placed_at)
+            src.alerts, src.merged = set(), True
+            for part in Related.PARTS:
+                getattr(dst_c.related, part).update(getattr(src_c.related, part))
+            dst_c.latest, dst_c.first = max(dst_c.latest, src_c.latest), min(dst_c.first,
+                                                                                src_c.first)
+            if dst.unconfirmed_until is not None:  # it holds its clients' alerts: confirmed
+                dst.unconfirmed_until, dst.posted_at = None, now_at
+            return
 
     def confirm(until: float) -> None:
         for card, _ in cards:

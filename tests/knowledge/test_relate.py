@@ -5,7 +5,15 @@ checks the tie that must still hold, so a rule that stopped relating anything wo
 
 from __future__ import annotations
 
-from knowledge.relate import Candidate, Related, Topology, about, choose, seconds
+from knowledge.relate import (
+    Candidate,
+    Related,
+    Topology,
+    about,
+    choose,
+    clients_failing,
+    seconds,
+)
 
 NODE, OTHER = "prod-worker-2", "prod-worker-3"
 TOPOLOGY = Topology(
@@ -305,3 +313,28 @@ def test_a_scrape_job_named_after_its_workloads_metrics_service_is_that_workload
                  crashing) is None
     assert ("workload", "search/payments-api-metrics") in about(
         {**down, "namespace": "search"}, TOPOLOGY).own
+
+
+def test_clients_fail_with_a_statefulset_that_stopped_but_not_with_one_down_with_its_node(
+) -> None:
+    # elasticsearch-0 unready at 0 s; payments-api's pods unready 60 s later, its scrape target
+    # down 90 s before: its clients, unless the StatefulSet's replica is down with its node.
+    stopped = Related()
+    stopped.add(about({"alertname": "KubePodNotReady", "namespace": "search",
+                       "pod": "elasticsearch-0"}, TOPOLOGY), 0.0)
+    client = [(about({"alertname": "TargetDown", "namespace": "payments",
+                      "job": "payments-api"}, TOPOLOGY), -90.0),
+              (about({"alertname": "KubePodNotReady", "namespace": "payments",
+                      "pod": "payments-api-7d9f8c6b5d-abcde"}, TOPOLOGY), 60.0)]
+    why = clients_failing(stopped, 0.0, client, window=WINDOW)
+    assert why == ("KubePodNotReady on workload payments/payments-api 60 s after StatefulSet "
+                   "search/elasticsearch stopped serving")
+    # Not a pod of another kind of trouble beside them, not long after, not a node down.
+    crash = (about({"alertname": "KubePodCrashLooping", "namespace": "monitoring",
+                    "pod": "node-exporter-bdljq"}, TOPOLOGY), 70.0)
+    assert clients_failing(stopped, 0.0, [*client, crash], window=WINDOW) is None
+    late = [(a, t + 600) for a, t in client]
+    assert clients_failing(stopped, 0.0, late, window=WINDOW) is None
+    down = stopped.copy()
+    down.add(about({"alertname": "KubeNodeNotReady", "node": NODE}, TOPOLOGY), 0.0)
+    assert clients_failing(down, 0.0, client, window=WINDOW) is None

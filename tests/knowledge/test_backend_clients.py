@@ -1,0 +1,126 @@
+"""A shared backend's clients, whose alerts reach the copilot before the backend's (each
+namespace's Alertmanager group has its own clock): their incident — posted, or still waiting
+for its card — joins the backend's once the backend's alerts arrive, or when the clients'
+alerts arrive after the backend's, and says why. A rollout under way, a StatefulSet replica
+down with its node, or clients failing long after the backend stopped stay apart. Through the
+intake, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from knowledge.correlation import AlertSignal, Intake, apply_alert
+from knowledge.db import Database
+from knowledge.incidents import Incident, IncidentStatus, incidents_with_alerts
+from knowledge.noise import NoiseRules
+from knowledge.outbox import messages
+from knowledge.relate import Topology
+from tests.knowledge.factories import T0, org_id
+
+DB_NODE, APP_NODE = "ip-10-0-3-13.ec2.internal", "ip-10-0-2-12.ec2.internal"
+CLIENT_PODS = ("label-renderer-7d9f8c6b5-abcde", "label-renderer-7d9f8c6b5-fghij")
+TOPOLOGY = Topology(pods={
+    "databases/postgres-0": (DB_NODE, "StatefulSet", "postgres"),
+    **{f"shipping/{p}": (APP_NODE, "Deployment", "label-renderer") for p in CLIENT_PODS},
+})
+INTAKE = Intake(window_s=300, noise=NoiseRules(hold_s=120, group_interval_s=300),
+                topology=TOPOLOGY)
+
+
+def _t(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def signal(name: str, at: float, namespace: str, **labels: str) -> AlertSignal:
+    full = {"alertname": name, "severity": "warning", "namespace": namespace, **labels}
+    return AlertSignal(group_key=f'{{}}:{{namespace="{namespace}"}}',
+                       fingerprint=hashlib.sha256(repr(sorted(full.items())).encode())
+                       .hexdigest()[:16], status="firing",
+                       labels=full, annotations={}, starts_at=_t(at), ends_at=None)
+
+
+def backend(at: float) -> list[AlertSignal]:
+    return [signal("KubePodNotReady", at, "databases", pod="postgres-0",
+                   job="kube-state-metrics"),
+            signal("KubeStatefulSetReplicasMismatch", at + 5, "databases",
+                   statefulset="postgres", job="kube-state-metrics")]
+
+
+def clients(at: float, *, rollout: bool = False) -> list[AlertSignal]:
+    """The client's scrape target down first, then its pods unready (and a rollout stuck)."""
+    return [signal("TargetDown", at - 120, "shipping", job="label-renderer",
+                   service="label-renderer"),
+            *(signal("KubePodNotReady", at + n, "shipping", pod=p, job="kube-state-metrics")
+              for n, p in enumerate(CLIENT_PODS)),
+            *([signal("KubeDeploymentRolloutStuck", at + 5, "shipping",
+                      deployment="label-renderer", job="kube-state-metrics")] if rollout
+              else [])]
+
+
+async def _apply_all(s: AsyncSession, oid: int, signals: list[AlertSignal], now: float
+                     ) -> list[Incident | None]:
+    # Received `now`, after their hold: each is placed as it arrives.
+    return [await apply_alert(s, org_id=oid, signal=x, intake=INTAKE, now=_t(now))
+            for x in signals]
+
+
+async def test_a_clients_posted_card_joins_its_backend_when_the_backends_alerts_come_later(
+        database: Database) -> None:
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        placed = await _apply_all(s, oid, clients(160), now=300)  # posted: three alerts
+        client = placed[-1]
+        assert client is not None and client.unconfirmed_until is None
+        db = (await _apply_all(s, oid, backend(140), now=330))[-1]
+    assert db is not None and db.id != client.id
+    async with database.session() as s:
+        listed = {i.id: (i, sorted(a.alertname for a in alerts))
+                  for i, alerts in await incidents_with_alerts(s, org_id=oid)}
+        said = [m.text for m in await messages(s, org_id=oid) if m.kind == "incident_status"]
+    gone, names = listed[client.id]
+    assert gone.merged_into_id == db.id and names == []
+    assert gone.state is IncidentStatus.RESOLVED  # its card points at the backend's
+    held, names = listed[db.id]
+    assert names == ["KubePodNotReady"] * 3 + ["KubeStatefulSetReplicasMismatch", "TargetDown"]
+    why = ("KubePodNotReady on workload shipping/label-renderer 20 s after StatefulSet "
+           "databases/postgres stopped serving")
+    assert why in " ".join(held.related["why"])
+    assert any(client.ref in t and f"merged into {held.ref}" in t and why in t for t in said)
+
+
+async def test_clients_failing_after_their_backend_join_it_with_no_card_of_their_own(
+        database: Database) -> None:
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        db = (await _apply_all(s, oid, backend(0), now=200))[-1]
+        # The clients' scrape target went down first; their pods went unready 40 s after
+        # postgres stopped: when the first unready pod joins the target's waiting incident,
+        # the whole of it moves to the backend's before its card is due.
+        placed = await _apply_all(s, oid, clients(40), now=230)
+    assert db is not None and all(i is not None and i.id == db.id for i in placed[1:])
+    async with database.session() as s:
+        opened = [m.incident_id for m in await messages(s, org_id=oid)
+                  if m.kind == "incident_opened"]
+        [(one, alerts)] = [(i, a) for i, a in await incidents_with_alerts(s, org_id=oid)
+                           if a]
+    assert opened == [db.id] and one.id == db.id and len(alerts) == 5
+
+
+async def test_a_rollout_or_clients_failing_long_after_stay_apart(database: Database) -> None:
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        rollout = (await _apply_all(s, oid, clients(160, rollout=True), now=300))[-1]
+        db = (await _apply_all(s, oid, backend(140), now=330))[-1]
+        other = await org_id(s, slug="other")
+        late_db = (await _apply_all(s, other, backend(0), now=200))[-1]
+        # Ten minutes after the StatefulSet stopped: not its clients' readiness failing.
+        late = (await _apply_all(s, other, clients(600), now=800))[-1]
+    assert rollout is not None and db is not None and rollout.id != db.id
+    assert late is not None and late_db is not None and late.id != late_db.id
+    async with database.session() as s:
+        for oid_ in (oid, other):
+            assert all(i.merged_into_id is None
+                       for i, _ in await incidents_with_alerts(s, org_id=oid_))
