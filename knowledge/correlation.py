@@ -772,22 +772,22 @@ async def _gather_clients(session: AsyncSession, *, incident: Incident,
             and c.key.id not in (None, incident.id) and c.key.merged_into_id is None
             and not c.key.noise and c.key.state is not IncidentStatus.RESOLVED]
     first = incident.triggered_at.timestamp()
-    pairs: list[tuple[Incident, Incident, Related, float]] = []
+    pairs: list[tuple[Incident, Incident, Related]] = []
     if serves_clients(related):
         stopped = min(float(t) for _, t in related.backends) - intake.window_s
-        pairs = [(other, incident, related, first) for other, c in mine
+        pairs = [(other, incident, related) for other, c in mine
                  if c.first >= stopped and may_be_client(c.related)]
     elif may_be_client(related):
-        pairs = [(incident, other, c.related, c.first) for other, c in mine
+        pairs = [(incident, other, c.related) for other, c in mine
                  if serves_clients(c.related)
                  and first >= min(float(t) for _, t in c.related.backends) - intake.window_s]
-    for source, into, backend, began in pairs:
+    for source, into, backend in pairs:
         assert source.id is not None
         alerts = await alerts_of_incident(session, org_id=source.org_id, incident_id=source.id)
         if not alerts or any(a.status != "firing" for a in alerts):
             continue
-        why = clients_failing(backend, began, [(about(a.labels, intake.topology),
-                                                a.starts_at.timestamp()) for a in alerts],
+        why = clients_failing(backend, [(about(a.labels, intake.topology),
+                                         a.starts_at.timestamp()) for a in alerts],
                               window=intake.window_s)
         if why is None:
             continue

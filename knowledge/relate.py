@@ -534,29 +534,36 @@ def _workloads(a: About) -> set[str]:
     return {s[1] for s in (*a.own, *a.derived) if s[0] == "workload"}
 
 
-def clients_failing(backend: Related, first: float, alerts: list[tuple[About, float]], *,
+def clients_failing(backend: Related, alerts: list[tuple[About, float]], *,
                     window: float) -> str | None:
     """Why an incident's alerts (each with its start) are all a shared backend's clients
-    failing with it, or None."""
+    failing with it, or None. Alertmanager sends each namespace's group on its own clock, so
+    a client's card may go out before its backend's alerts arrive, or its alerts (a pod
+    unready, its replicas missing, its scrape target down) tie to one another before the tie
+    to the backend is seen. The backend's incident says a StatefulSet stopped serving, not one
+    of its replicas down with its node (`serves_clients`); every alert of the incident is
+    about Deployments of another namespace each of whose unready pods went unready within
+    `FOLLOWS` windows after it stopped — an effect does not come first — and none started more
+    than a window before it stopped; no rollout is under way (a bad rollout's pods fail on
+    their own). However old the backend's incident: a claim that filled hours in stops its
+    StatefulSet then."""
     follows = FOLLOWS * window
     stopped = sorted((float(t), w) for (w, t) in backend.backends)
-    if not stopped or not alerts:
-        return None
-    if any(a.rule in ROLLOUT for a, _ in alerts):
-        return None  # a rollout under way is its own cause: a bad rollout's pods crash-loop
-    if not serves_clients(backend):
+    if not stopped or not alerts or not serves_clients(backend) \
+            or any(a.rule in ROLLOUT for a, _ in alerts):
         return None
     named: dict[str, str] = {}  # client workload → why
     for a, starts_at in alerts:
-        if a.rule != "KubePodNotReady" or young(starts_at, first, window) is None:
+        if a.rule != "KubePodNotReady":
             continue
-        for _, w in a.client:
-            for t, b in stopped:
-                if b.split("/", 1)[0] != w.split("/", 1)[0] and 0 <= starts_at - t <= follows:
-                    named.setdefault(w, f"{a.rule} on {_said(('workload', w))} "
-                                        f"{starts_at - t:.0f} s after StatefulSet {b} "
-                                        "stopped serving")
-                    break
+        after = [(t, b) for t, b in stopped for _, w in a.client
+                 if b.split("/", 1)[0] != w.split("/", 1)[0] and 0 <= starts_at - t <= follows]
+        if not a.client or not after:
+            return None
+        t, b = after[0]
+        for _, w in sorted(a.client):
+            named.setdefault(w, f"{a.rule} on {_said(('workload', w))} {starts_at - t:.0f} s "
+                                f"after StatefulSet {b} stopped serving")
     if not named or any(not _workloads(a) or not _workloads(a) <= set(named)
                         or starts_at < stopped[0][0] - window for a, starts_at in alerts):
         return None

@@ -316,7 +316,7 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
             return
         for src, src_c, dst, dst_c in pairs:
             if not src.alerts or any(j in known_resolved for j in src.alerts) \
-                    or clients_failing(dst_c.related, dst_c.first,
+                    or clients_failing(dst_c.related,
                                        [(about(alerts[j].labels, topology), alerts[j].starts_at)
                                         for j in src.alerts], window=window) is None:
                 continue

@@ -124,3 +124,35 @@ async def test_a_rollout_or_clients_failing_long_after_stay_apart(database: Data
         for oid_ in (oid, other):
             assert all(i.merged_into_id is None
                        for i, _ in await incidents_with_alerts(s, org_id=oid_))
+
+
+async def test_clients_join_a_claim_that_filled_hours_into_its_incident(database: Database
+                                                                        ) -> None:
+    # postgres' claim has been filling for three hours when it fills and the StatefulSet stops
+    # serving; its clients' pods go unready 30 s later. Clients whose pods went unready
+    # before the StatefulSet stopped are another problem.
+    claim = AlertSignal(**{**signal("KubePersistentVolumeFillingUp", -10800, "databases",
+                                    persistentvolumeclaim="data-postgres-0",
+                                    job="kubelet").__dict__,
+                           "labels": {"alertname": "KubePersistentVolumeFillingUp",
+                                      "severity": "critical", "namespace": "databases",
+                                      "persistentvolumeclaim": "data-postgres-0",
+                                      "job": "kubelet"}})
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        filling = await apply_alert(s, org_id=oid, signal=claim, intake=INTAKE,
+                                    now=_t(-10770))
+        db = (await _apply_all(s, oid, backend(0), now=200))[-1]
+        placed = await _apply_all(s, oid, clients(30), now=330)
+        other = await org_id(s, slug="other")
+        await apply_alert(s, org_id=other, signal=claim, intake=INTAKE, now=_t(-10770))
+        early_db = (await _apply_all(s, other, backend(0), now=200))[-1]
+        early = (await _apply_all(s, other, clients(-30), now=330))[-1]
+    assert filling is not None and db is not None and db.id == filling.id
+    assert all(i is not None and i.id == filling.id for i in placed[1:])
+    assert early is not None and early_db is not None and early.id != early_db.id
+    async with database.session() as s:
+        [(one, alerts)] = [(i, a) for i, a in await incidents_with_alerts(s, org_id=oid) if a]
+    assert one.id == filling.id and len(alerts) == 6
+    assert "30 s after StatefulSet databases/postgres stopped serving" in " ".join(
+        one.related["why"])

@@ -326,15 +326,15 @@ def test_clients_fail_with_a_statefulset_that_stopped_but_not_with_one_down_with
                       "job": "payments-api"}, TOPOLOGY), -90.0),
               (about({"alertname": "KubePodNotReady", "namespace": "payments",
                       "pod": "payments-api-7d9f8c6b5d-abcde"}, TOPOLOGY), 60.0)]
-    why = clients_failing(stopped, 0.0, client, window=WINDOW)
+    why = clients_failing(stopped, client, window=WINDOW)
     assert why == ("KubePodNotReady on workload payments/payments-api 60 s after StatefulSet "
                    "search/elasticsearch stopped serving")
     # Not a pod of another kind of trouble beside them, not long after, not a node down.
     crash = (about({"alertname": "KubePodCrashLooping", "namespace": "monitoring",
                     "pod": "node-exporter-bdljq"}, TOPOLOGY), 70.0)
-    assert clients_failing(stopped, 0.0, [*client, crash], window=WINDOW) is None
+    assert clients_failing(stopped, [*client, crash], window=WINDOW) is None
     late = [(a, t + 600) for a, t in client]
-    assert clients_failing(stopped, 0.0, late, window=WINDOW) is None
+    assert clients_failing(stopped, late, window=WINDOW) is None
     down = stopped.copy()
     down.add(about({"alertname": "KubeNodeNotReady", "node": NODE}, TOPOLOGY), 0.0)
-    assert clients_failing(down, 0.0, client, window=WINDOW) is None
+    assert clients_failing(down, client, window=WINDOW) is None
