@@ -605,8 +605,8 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: da
         kept = {k: v for k, v in kept.items() if k not in ("alerts", "first")}
         incident.related = {**related.to_json(), "why": whys[-5:], **kept}
     # Tied as closely to a second incident: the newer of the two may belong to the older.
-    # The copilot does not merge a posted one on its own; the newer card offers the merge
-    # to a person.
+    # Apart from a backend's clients (`_gather_clients`), the copilot does not merge a posted
+    # one on its own; the newer card offers the merge to a person.
     others = [c.key for c, t, near in ranked[1:] if near and t.strength >= 2
               and isinstance(c.key, Incident) and c.key.id != incident.id
               and c.key.merged_into_id is None]
@@ -727,7 +727,8 @@ async def _absorb(session: AsyncSession, *, into: Incident, related: Related,
     move there. A node's alert arrives after its pods' and its scrape targets' (Alertmanager
     sends each namespace's group on its own clock, and kube-prometheus' TargetDown fires five
     minutes before KubeNodeNotReady): the node's incident gathers them. No card was posted for
-    them, so none is left behind; a posted one is only offered as "maybe the same". Returns
+    them, so none is left behind; a posted one is only offered as "maybe the same" (a
+    backend's clients aside: `_gather_clients`). Returns
     the alerts moved; `related` (the joined incident's) takes in their subjects."""
     moved: list[Alert] = []
     reach = alert.starts_at.timestamp() - intake.reach.total_seconds()
