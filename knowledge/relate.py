@@ -549,8 +549,7 @@ def clients_failing(backend: Related, alerts: list[tuple[About, float]], *,
     StatefulSet then."""
     follows = FOLLOWS * window
     stopped = sorted((float(t), w) for (w, t) in backend.backends)
-    if not stopped or not alerts or not serves_clients(backend) \
-            or any(a.rule in ROLLOUT for a, _ in alerts):
+    if not alerts or not serves_clients(backend) or any(a.rule in ROLLOUT for a, _ in alerts):
         return None
     named: dict[str, str] = {}  # client workload → why
     for a, starts_at in alerts:
@@ -558,7 +557,7 @@ def clients_failing(backend: Related, alerts: list[tuple[About, float]], *,
             continue
         after = [(t, b) for t, b in stopped for _, w in a.client
                  if b.split("/", 1)[0] != w.split("/", 1)[0] and 0 <= starts_at - t <= follows]
-        if not a.client or not after:
+        if not after:  # not a Deployment's pod, or unready before (or long after) it stopped
             return None
         t, b = after[0]
         for _, w in sorted(a.client):

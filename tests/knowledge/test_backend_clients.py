@@ -34,8 +34,9 @@ def _t(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-def signal(name: str, at: float, namespace: str, **labels: str) -> AlertSignal:
-    full = {"alertname": name, "severity": "warning", "namespace": namespace, **labels}
+def signal(name: str, at: float, namespace: str, severity: str = "warning", **labels: str
+           ) -> AlertSignal:
+    full = {"alertname": name, "severity": severity, "namespace": namespace, **labels}
     return AlertSignal(group_key=f'{{}}:{{namespace="{namespace}"}}',
                        fingerprint=hashlib.sha256(repr(sorted(full.items())).encode())
                        .hexdigest()[:16], status="firing",
@@ -131,13 +132,8 @@ async def test_clients_join_a_claim_that_filled_hours_into_its_incident(database
     # postgres' claim has been filling for three hours when it fills and the StatefulSet stops
     # serving; its clients' pods go unready 30 s later. Clients whose pods went unready
     # before the StatefulSet stopped are another problem.
-    claim = AlertSignal(**{**signal("KubePersistentVolumeFillingUp", -10800, "databases",
-                                    persistentvolumeclaim="data-postgres-0",
-                                    job="kubelet").__dict__,
-                           "labels": {"alertname": "KubePersistentVolumeFillingUp",
-                                      "severity": "critical", "namespace": "databases",
-                                      "persistentvolumeclaim": "data-postgres-0",
-                                      "job": "kubelet"}})
+    claim = signal("KubePersistentVolumeFillingUp", -10800, "databases", "critical",
+                   persistentvolumeclaim="data-postgres-0", job="kubelet")
     async with database.session() as s, s.begin():
         oid = await org_id(s)
         filling = await apply_alert(s, org_id=oid, signal=claim, intake=INTAKE,
