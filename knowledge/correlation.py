@@ -67,6 +67,8 @@ from knowledge.relate import (
     Topology,
     about,
     clients_failing,
+    down_nodes,
+    down_with_node,
     explain,
     may_be_client,
     ranked_ties,
@@ -605,8 +607,9 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: da
         kept = {k: v for k, v in kept.items() if k not in ("alerts", "first")}
         incident.related = {**related.to_json(), "why": whys[-5:], **kept}
     # Tied as closely to a second incident: the newer of the two may belong to the older.
-    # Apart from a backend's clients (`_gather_clients`), the copilot does not merge a posted
-    # one on its own; the newer card offers the merge to a person.
+    # Apart from a backend's clients and a down node's pods (`_gather_clients`,
+    # `_gather_down`), the copilot does not merge a posted one on its own; the newer card
+    # offers the merge to a person.
     others = [c.key for c, t, near in ranked[1:] if near and t.strength >= 2
               and isinstance(c.key, Incident) and c.key.id != incident.id
               and c.key.merged_into_id is None]
@@ -645,7 +648,8 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: da
                                  intake=intake, now=now)
     if into is not None and into is not incident:
         return into
-    gathered = into is incident
+    gathered = into is incident or await _gather_down(
+        session, incident=incident, alert=alert, candidates=candidates, intake=intake, now=now)
     # An incident that gathered another's alerts holds more than one: it is confirmed.
     due = confirm_at(alert.severity, starts_at=alert.starts_at.timestamp(),
                      opened_at=now.timestamp(), rules=intake.noise) \
@@ -728,7 +732,7 @@ async def _absorb(session: AsyncSession, *, into: Incident, related: Related,
     sends each namespace's group on its own clock, and kube-prometheus' TargetDown fires five
     minutes before KubeNodeNotReady): the node's incident gathers them. No card was posted for
     them, so none is left behind; a posted one is only offered as "maybe the same" (a
-    backend's clients aside: `_gather_clients`). Returns
+    backend's clients and a down node's pods aside: `_gather_clients`, `_gather_down`). Returns
     the alerts moved; `related` (the joined incident's) takes in their subjects."""
     moved: list[Alert] = []
     reach = alert.starts_at.timestamp() - intake.reach.total_seconds()
@@ -805,6 +809,52 @@ async def _gather_clients(session: AsyncSession, *, incident: Incident,
             await _announce(session, into)
         return into  # one move per alert placed: the next alert sees the rest
     return None
+
+
+async def _gather_down(session: AsyncSession, *, incident: Incident, alert: Alert,
+                       candidates: list[Candidate], intake: Intake, now: datetime) -> bool:
+    """When an alert says a node is down, the incidents — posted or not — whose alerts are
+    all what the node took down with it join the node's (`relate.down_with_node`): a
+    namespace's unready pods may have had a card before the node's alert arrived in another
+    namespace's group. One still waiting for its card joins before it is due; a posted one is
+    merged, its card updated to point there, as a person's merge is. Returns whether any
+    joined."""
+    nodes = down_nodes(about(alert.labels, intake.topology))
+    if not nodes:
+        return False
+    related = intake.relations(incident).copy()
+    down_at, first = alert.starts_at.timestamp(), incident.triggered_at.timestamp()
+    since = first - intake.window_s  # none of its alerts may start earlier (`down_with_node`)
+    joined = False
+    for c in candidates:
+        source = c.key
+        if not isinstance(source, Incident) or c.quiet or source.id in (None, incident.id) \
+                or source.merged_into_id is not None or source.noise \
+                or source.state is IncidentStatus.RESOLVED or c.first < since \
+                or tie(intake.opener(source), related) is None:
+            continue  # (its opener ties, or not all of its alerts do)
+        alerts = await alerts_of_incident(session, org_id=source.org_id, incident_id=source.id)
+        if not alerts or any(a.status != "firing" for a in alerts):
+            continue
+        held = [(about(a.labels, intake.topology), a.starts_at.timestamp()) for a in alerts]
+        why = next((w for node in sorted(nodes) if (w := down_with_node(
+            related, node, down_at, first, held, window=intake.window_s)) is not None), None)
+        if why is None:
+            continue
+        if source.unconfirmed_until is not None:
+            await join_before_its_card(session, source=source, into=incident, alerts=alerts,
+                                       now=now)
+        else:
+            await merge(session, source=source, into=incident, by=f"the copilot ({why})")
+        for it, _ in held:
+            related.add(it)
+        incident.related = {**incident.related, "why": [*incident.related.get("why", []),
+                                                        why][-5:]}
+        incident.severity = _worse(incident.severity, source.severity)
+        session.add(incident)
+        intake.pool.add(session, incident)
+        joined = True
+    return joined
 
 
 async def _record_fired(session: AsyncSession, alerts: list[Alert], *, incident_id: int,

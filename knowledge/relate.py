@@ -27,6 +27,10 @@ however long ago, those on which the same alert in another severity still fires
 (`still_lit`: a filesystem predicted to fill, then almost full); and, even resolved, those
 whose SLO burned over a shorter window inside the alert's long one (`slo_burned`).
 
+Whole incidents, not single alerts, are judged when their alerts came first and formed an
+incident of their own before what explains them arrived: a shared backend's clients
+(`clients_failing`) and what a node took down with it (`down_with_node`).
+
 Causes and effects are kept apart where one cannot be the other's: a node down takes the pods,
 targets and replicas on it, not its disks (a disk does not fill because the node went down,
 nor is a node outage a disk's problem that began before it); a disk predicted to fill does not
@@ -567,6 +571,45 @@ def clients_failing(backend: Related, alerts: list[tuple[About, float]], *,
                         or starts_at < stopped[0][0] - window for a, starts_at in alerts):
         return None
     return "; ".join(named[w] for w in sorted(named))
+
+
+def down_nodes(a: About) -> set[str]:
+    """The nodes an alert says are down (`NODE_DOWN`)."""
+    return {s[1] for s in a.own if s[0] == "node"} if a.rule in NODE_DOWN else set()
+
+
+def _reaches(a: About, node: str) -> bool:
+    return ("node", node) in a.own or ("node", node) in a.derived \
+        or bool({("host", node), ("host", ANY)} & a.weak)
+
+
+def down_with_node(down: Related, node: str, down_at: float, first: float,
+                   alerts: list[tuple[About, float]], *, window: float) -> str | None:
+    """Why an incident's alerts (each with its start) are all what a node going down at
+    `down_at` took with it, or None. Alertmanager sends each namespace's group on its own
+    clock, so the unready pods of a namespace may have a card before the node's alert arrives
+    in another namespace's group. Every alert says something is unavailable (`UNAVAILABLE`,
+    or the node down), reaches the node — a pod on it, the node itself, a workload or scrape
+    job with a target there — and is tied to the down node's incident (`tie`: no crash loop,
+    no disk); at least one reaches it through a pod or by name (a workload spans many nodes).
+    All started within a window of the node's incident — of its first alert (kube-prometheus'
+    TargetDown fires minutes before KubeNodeNotReady) or of the node going down, whichever is
+    later — and no later than a window after the node went down."""
+    if not alerts or not _down(down, node):
+        return None
+    since = max(first, down_at - window) - window
+    pods: list[str] = []
+    for a, starts_at in alerts:
+        if a.rule not in UNAVAILABLE | NODE_DOWN or not since <= starts_at <= down_at + window \
+                or not _reaches(a, node) or tie(a, down) is None:
+            return None
+        pods += sorted(s[1] for s in a.own if s[0] == "pod" and ("node", node) in a.derived)
+        if ("node", node) in a.own:
+            pods.append(f"node {node}")
+    if not pods:
+        return None
+    named = ", ".join(pods[:3]) + (f" and {len(pods) - 3} more" if len(pods) > 3 else "")
+    return f"{named} unavailable with node {node}, which went down"
 
 
 # Labels naming the window a burn-rate alert measures over (kube-prometheus' and Pyrra's `long`

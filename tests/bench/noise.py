@@ -50,6 +50,8 @@ from knowledge.relate import (
     Topology,
     about,
     clients_failing,
+    down_nodes,
+    down_with_node,
     may_be_client,
     ranked_ties,
     serves_clients,
@@ -211,13 +213,16 @@ def per_group_key(stream: StreamLike, notes: list[Notification]) -> list[Card]:
 # The product's own rules (knowledge.relate, knowledge.noise), run over the notifications the
 # way the intake and its sweep run them: firings in arrival order, a held warning released at
 # its due time unless a notification said it resolved by then, an unconfirmed incident posted
-# at its due time unless its warning was heard resolved by then, and unconfirmed incidents
-# whose alerts tie to the one an alert joins gathered into it (`correlation._absorb`).
+# at its due time unless its warning was heard resolved by then, unconfirmed incidents
+# whose alerts tie to the one an alert joins gathered into it (`correlation._absorb`), and
+# incidents, posted or not, of a backend's clients or of what a down node took with it moved
+# into that one (`correlation._gather_clients`, `_gather_down`).
 
 
 def correlated(stream: StreamLike, notes: list[Notification], *, window: float = WINDOW,
                rules: NoiseRules | None = None, use_topology: bool = True,
-               reads_prometheus: bool = False, gather_clients: bool = True) -> list[Card]:
+               reads_prometheus: bool = False, gather_clients: bool = True,
+               gather_down: bool = True) -> list[Card]:
     """`reads_prometheus`: the sweep also reads Prometheus' alerts API, which knows at once
     whether a firing still fires: a held or lone warning goes as soon as its wait has passed
     if it is still firing then, instead of at Alertmanager's next notification."""
@@ -296,6 +301,36 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
             c.latest, c.first = max(c.latest, other_c.latest), min(c.first, other_c.first)
         if gather_clients:
             clients(card, c, at)
+        if gather_down and not card.merged:
+            for node in sorted(down_nodes(it)):
+                with_node(card, c, node, a.starts_at, at)
+
+    def with_node(card: Card, c: Candidate, node: str, down_at: float, now_at: float) -> None:
+        # Incidents, posted or not, whose alerts are all what the node took down with it
+        # join the node's (`correlation._gather_down`): a posted one is merged, its card
+        # pointing there; one waiting for its card joins before it is due.
+        for src, src_c in cards:
+            if src is card or src.merged or src.quiet or ended(src) is not None \
+                    or not (src.posted or src.unconfirmed_until is not None) \
+                    or not src.alerts or any(j in known_resolved for j in src.alerts) \
+                    or down_with_node(c.related, node, down_at, c.first,
+                                      [(about(alerts[j].labels, topology), alerts[j].starts_at)
+                                       for j in src.alerts], window=window) is None:
+                continue
+            move(src, src_c, card, c, at=now_at)
+
+    def move(src: Card, src_c: Candidate, dst: Card, dst_c: Candidate, *, at: float) -> None:
+        if src.unconfirmed_until is not None:  # never posted: it joins before its card
+            src.unconfirmed_until, src.posted = None, False
+        dst.alerts |= src.alerts
+        dst.placed_at.update(src.placed_at)
+        src.alerts, src.merged = set(), True
+        for part in Related.PARTS:
+            getattr(dst_c.related, part).update(getattr(src_c.related, part))
+        dst_c.latest, dst_c.first = max(dst_c.latest, src_c.latest), min(dst_c.first,
+                                                                            src_c.first)
+        if dst.unconfirmed_until is not None:  # it holds another's alerts: confirmed
+            dst.unconfirmed_until, dst.posted_at = None, at
 
     def clients(card: Card, c: Candidate, now_at: float) -> None:
         # A shared backend's clients whose incident formed on its own, posted or not, join
@@ -320,17 +355,7 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
                                        [(about(alerts[j].labels, topology), alerts[j].starts_at)
                                         for j in src.alerts], window=window) is None:
                 continue
-            if src.unconfirmed_until is not None:  # never posted: it joins before its card
-                src.unconfirmed_until, src.posted = None, False
-            dst.alerts |= src.alerts
-            dst.placed_at.update(src.placed_at)
-            src.alerts, src.merged = set(), True
-            for part in Related.PARTS:
-                getattr(dst_c.related, part).update(getattr(src_c.related, part))
-            dst_c.latest, dst_c.first = max(dst_c.latest, src_c.latest), min(dst_c.first,
-                                                                                src_c.first)
-            if dst.unconfirmed_until is not None:  # it holds its clients' alerts: confirmed
-                dst.unconfirmed_until, dst.posted_at = None, now_at
+            move(src, src_c, dst, dst_c, at=now_at)
             return
 
     def confirm(until: float) -> None:

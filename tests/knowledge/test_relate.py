@@ -12,6 +12,7 @@ from knowledge.relate import (
     about,
     choose,
     clients_failing,
+    down_with_node,
     seconds,
 )
 
@@ -338,3 +339,32 @@ def test_clients_fail_with_a_statefulset_that_stopped_but_not_with_one_down_with
     down = stopped.copy()
     down.add(about({"alertname": "KubeNodeNotReady", "node": NODE}, TOPOLOGY), 0.0)
     assert clients_failing(down, client, window=WINDOW) is None
+
+
+def test_what_a_node_took_down_with_it_is_its_outage_even_when_its_alerts_came_first() -> None:
+    # The node's incident began with its kubelet's target down at 0 s; KubeNodeNotReady at
+    # 300 s. A namespace's group said before it arrived: a pod on it unready, its workload's
+    # replicas missing, a DaemonSet's target down.
+    down = Related()
+    for labels in node_down():
+        down.add(about(labels, TOPOLOGY), 300.0)
+    pod = {"alertname": "KubePodNotReady", "namespace": "search", "pod": "elasticsearch-0"}
+    replicas = {"alertname": "KubeStatefulSetReplicasMismatch", "namespace": "search",
+                "statefulset": "elasticsearch"}
+
+    def took(*alerts: tuple[dict[str, str], float]) -> str | None:
+        return down_with_node(down, NODE, 300.0, 0.0, [(about(a, TOPOLOGY), t)
+                                                       for a, t in alerts], window=WINDOW)
+
+    assert took((pod, 320.0), (replicas, 330.0)) == (
+        f"search/elasticsearch-0 unavailable with node {NODE}, which went down")
+    assert took((pod, -250.0)) is not None  # with the incident's first alert, not only after
+    # Not a pod on another node, not long before or after, not a workload alone (it spans
+    # nodes), not a crash loop or a disk filling (their own trouble).
+    assert took(({**pod, "pod": "elasticsearch-1"}, 320.0)) is None
+    assert took((pod, -400.0)) is None and took((pod, 700.0)) is None
+    assert took((replicas, 330.0)) is None
+    assert took((pod, 320.0), ({**pod, "alertname": "KubePodCrashLooping"}, 330.0)) is None
+    assert took((pod, 320.0), (disk_filling(), 330.0)) is None
+    assert down_with_node(down, OTHER, 300.0, 0.0, [(about(pod, TOPOLOGY), 320.0)],
+                          window=WINDOW) is None  # that node is not down

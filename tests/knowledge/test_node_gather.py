@@ -1,0 +1,123 @@
+"""A node going down, whose pods' alerts reach the copilot before the node's own (each
+namespace's Alertmanager group has its own clock): the pods' incident — posted, or still
+waiting for its card — joins the node's once the node's alert arrives, and says why. Pods
+crash-looping, pods on another node, or pods unready long before the node went down stay
+apart. Through the intake, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from knowledge.correlation import AlertSignal, Intake, apply_alert
+from knowledge.db import Database
+from knowledge.incidents import Incident, IncidentStatus, incidents_with_alerts
+from knowledge.noise import NoiseRules
+from knowledge.outbox import messages
+from knowledge.relate import Topology
+from tests.knowledge.factories import T0, org_id
+
+DOWN, WELL = "ip-10-0-4-7.ec2.internal", "ip-10-0-5-9.ec2.internal"
+CART, WEB, CALICO = "cart-7d9f8c6b5-abcde", "web-5f6d7c8b9-klmno", "calico-node-x7k2p"
+TOPOLOGY = Topology(pods={
+    f"shop/{CART}": (DOWN, "Deployment", "cart"),
+    f"shop/{WEB}": (WELL, "Deployment", "web"),
+    f"kube-system/{CALICO}": (DOWN, "DaemonSet", "calico-node"),
+})
+INTAKE = Intake(window_s=300, noise=NoiseRules(hold_s=120, group_interval_s=300),
+                topology=TOPOLOGY)
+
+
+def _t(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def signal(name: str, at: float, namespace: str, severity: str = "warning", **labels: str
+           ) -> AlertSignal:
+    full = {"alertname": name, "severity": severity, "namespace": namespace,
+            "job": "kube-state-metrics", **labels}
+    return AlertSignal(group_key=f'{{}}:{{namespace="{namespace}"}}',
+                       fingerprint=hashlib.sha256(repr(sorted(full.items())).encode())
+                       .hexdigest()[:16], status="firing",
+                       labels=full, annotations={}, starts_at=_t(at), ends_at=None)
+
+
+def node_down(at: float) -> AlertSignal:
+    return signal("KubeNodeNotReady", at, "monitoring", node=DOWN)
+
+
+def unready(at: float, pod: str, rule: str = "KubePodNotReady") -> AlertSignal:
+    return signal(rule, at, "kube-system" if pod == CALICO else "shop", pod=pod)
+
+
+async def _apply_all(s: AsyncSession, oid: int, signals: list[AlertSignal], now: float
+                     ) -> list[Incident | None]:
+    return [await apply_alert(s, org_id=oid, signal=x, intake=INTAKE, now=_t(now))
+            for x in signals]
+
+
+async def test_a_posted_card_of_pods_on_the_node_joins_the_node_when_its_alert_comes_later(
+        database: Database) -> None:
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        # Two namespaces' groups, each a pod on the node unready for ten minutes: two cards
+        # (the pods are of unrelated workloads), posted before the node's alert arrives.
+        cards = await _apply_all(s, oid, [unready(10, CALICO), unready(15, CART)], now=620)
+        assert all(c is not None and c.unconfirmed_until is None for c in cards)
+        node = (await _apply_all(s, oid, [node_down(0)], now=650))[-1]
+    assert node is not None and cards[0] is not None and cards[1] is not None
+    joined, other = (cards[0], cards[1]) if node.id == cards[0].id else (cards[1], cards[0])
+    assert node.id == joined.id  # the node's alert joins one of them; the other moves there
+    async with database.session() as s:
+        listed = {i.id: (i, sorted(a.alertname for a in alerts))
+                  for i, alerts in await incidents_with_alerts(s, org_id=oid)}
+        said = [m.text for m in await messages(s, org_id=oid) if m.kind == "incident_status"]
+    gone, names = listed[other.id]
+    assert gone.merged_into_id == node.id and names == []
+    assert gone.state is IncidentStatus.RESOLVED  # its card points at the node's
+    held, names = listed[node.id]
+    assert names == ["KubeNodeNotReady", "KubePodNotReady", "KubePodNotReady"]
+    why = f"unavailable with node {DOWN}, which went down"
+    assert why in " ".join(held.related["why"])
+    assert any(other.ref in t and f"merged into {held.ref}" in t and why in t for t in said)
+
+
+async def test_a_waiting_pod_joins_the_node_before_its_card_is_due(database: Database) -> None:
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        # The pod on the node has had its card for a while; another, placed after its hold,
+        # is a lone warning waiting for its card (to see whether it resolves).
+        posted = await apply_alert(s, org_id=oid, signal=unready(10, CART), intake=INTAKE,
+                                   now=_t(620))
+        waiting = await apply_alert(s, org_id=oid, signal=unready(500, CALICO), intake=INTAKE,
+                                    now=_t(630))
+        assert posted is not None and posted.unconfirmed_until is None
+        assert waiting is not None and waiting.unconfirmed_until is not None
+        node = (await _apply_all(s, oid, [node_down(0)], now=640))[-1]
+    assert node is not None
+    async with database.session() as s:
+        opened = [m.incident_id for m in await messages(s, org_id=oid)
+                  if m.kind == "incident_opened"]
+        [(one, alerts)] = [(i, a) for i, a in await incidents_with_alerts(s, org_id=oid) if a]
+    assert one.id == node.id and len(alerts) == 3
+    assert waiting.id not in opened  # no card was ever posted for the waiting pod
+
+
+async def test_crash_loops_pods_elsewhere_and_pods_unready_long_before_stay_apart(
+        database: Database) -> None:
+    cases = {"looping": [unready(10, CALICO), unready(15, CART, "KubePodCrashLooping")],
+             "elsewhere": [unready(10, CALICO), unready(15, WEB)],
+             "before": [unready(10, CALICO), unready(-1200, CART)]}  # twenty minutes before
+    async with database.session() as s, s.begin():
+        orgs = {}
+        for slug, pods in cases.items():
+            orgs[slug] = await org_id(s, slug=slug)
+            await _apply_all(s, orgs[slug], pods, now=620)
+            await _apply_all(s, orgs[slug], [node_down(0)], now=650)
+    async with database.session() as s:
+        for slug, oid in orgs.items():
+            found = await incidents_with_alerts(s, org_id=oid)
+            assert len([i for i, a in found if a]) == 2, slug
+            assert all(i.merged_into_id is None for i, _ in found), slug
