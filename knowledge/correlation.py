@@ -52,6 +52,7 @@ from knowledge.noise import (
     is_critical,
     noise_key,
     on_arrival,
+    outlasted_short,
     release_at,
     resolved_within_hold,
 )
@@ -1037,8 +1038,14 @@ async def _resolved(session: AsyncSession, *, org_id: int, signal: AlertSignal,
                     dedupe_key=f"alert:{signal.fingerprint}:{signal.starts_at.isoformat()}:"
                                + (f"left_out:{ends_at.isoformat()}" if left_out else "resolved"))
     if incident.unconfirmed_until is not None and incident.acknowledged_at is None:
-        await _unconfirmed_resolved(session, incident, ends_at)
-        return None
+        if left_out or not outlasted_short(starts_at=incident.triggered_at.timestamp(),
+                                           ends_at=ends_at.timestamp(), rules=intake.noise):
+            await _unconfirmed_resolved(session, incident, ends_at)
+            return None
+        # It fired past the short span before it resolved: no one-off, though its card was
+        # not due yet (without Prometheus' alerts API, the copilot learns it outlasted the span
+        # only from this notification). Its card goes out now, then says it resolved.
+        await _announce(session, incident)
     if auto_resolve or incident.noise:
         await _resolve_if_done(session, incident, ends_at)
     return incident

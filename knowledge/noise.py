@@ -169,5 +169,12 @@ def shown_firing(labels: Mapping[str, Any], firing: Sequence[Mapping[str, Any]])
                for shown in firing)
 
 
+def outlasted_short(*, starts_at: float, ends_at: float, rules: NoiseRules) -> bool:
+    """Whether a warning that resolved had fired for longer than the short span: not a
+    one-off, whether or not its card was due yet (`confirm_at` waits for the notification
+    that would say it resolved, which may come after it ended)."""
+    return ends_at - starts_at > rules.short_s
+
+
 def resolved_within_hold(*, starts_at: float, ends_at: float, rules: NoiseRules) -> bool:
     return ends_at - starts_at <= rules.hold_s

@@ -40,6 +40,7 @@ from knowledge.noise import (
     confirm_at,
     noise_key,
     on_arrival,
+    outlasted_short,
     release_at,
     resolved_within_hold,
 )
@@ -388,11 +389,15 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
     listed: dict[str, set[int]] = {}  # group → the alerts its last notification said fire
     left_out: set[int] = set()
 
-    def ended_now(i: int, end: float, at: float) -> None:
+    def ended_now(i: int, end: float, at: float, *, muted: bool = False) -> None:
         known_resolved[i], heard[i] = end, at
         for card, c in cards:
             if i in card.alerts:
                 c.related.resolved(about(alerts[i].labels, topology))
+                if card.unconfirmed_until is not None and not muted and outlasted_short(
+                        starts_at=alerts[i].starts_at, ends_at=end, rules=rules):
+                    # Resolved, but after the short span: not a one-off, posted now.
+                    card.unconfirmed_until, card.posted_at = None, at
 
     for n in notes:
         release(n.at)
@@ -436,7 +441,7 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
         release(n.at)
         for i in gone:
             left_out.add(i)
-            ended_now(i, n.at, n.at)
+            ended_now(i, n.at, n.at, muted=True)
     # After the stream's last notification, Alertmanager's next ones would say which of the
     # firings heard of have ended since: a group interval after each ended.
     for i in sorted(arrived - set(known_resolved), key=lambda i: alerts[i].ends_at or 0):

@@ -379,6 +379,34 @@ async def test_a_warning_alone_waits_for_its_card_until_it_is_confirmed(database
     assert not any(i.noise for i, _ in listed)
 
 
+async def test_a_lone_warning_that_resolves_after_the_short_span_is_posted_not_quiet(
+        database: Database) -> None:
+    def disk(at: float, ends: float | None = None) -> AlertSignal:
+        return alert("NodeFilesystemSpaceFillingUp", at=at, instance=f"{NODE}:9100",
+                     mountpoint="/", job="node-exporter", ends=ends,
+                     status="firing" if ends is None else "resolved")
+
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        # Both wait for their card (due 915 s after they started); the notification saying
+        # they resolved comes before that. One fired 540 s: a one-off, quiet. The other fired
+        # 700 s, past the short span (600 s): a problem, posted now that the copilot knows.
+        for org_, lasted in ((oid, 540), (await org_id(s, slug="long"), 700)):
+            await _apply(s, org_, disk(0), now=5)
+            [waiting] = await release_held(s, now=_t(320), intake_of=lambda _o: INTAKE)
+            assert waiting.unconfirmed_until == _t(915)
+            await _apply(s, org_, disk(0, ends=lasted), now=lasted + 5)
+        long_org = org_
+    async with database.session() as s:
+        [(quiet, _)] = await _listed(s, oid)
+        assert quiet.noise and quiet.status == "resolved"
+        assert await messages(s, org_id=oid) == []
+        [(posted, _)] = await _listed(s, long_org)
+        said = [(m.kind, m.incident_id) for m in await messages(s, org_id=long_org)]
+    assert not posted.noise and posted.status == "resolved"
+    assert ("incident_opened", posted.id) in said
+
+
 async def test_an_alert_people_acknowledged_is_never_folded(database: Database) -> None:
     def down(at: float, ends: float | None = None) -> AlertSignal:
         return alert("KubeNodeNotReady", at=at, ends=ends, node=NODE,
