@@ -591,7 +591,8 @@ def down_with_node(down: Related, node: str, down_at: float, first: float,
     in another namespace's group. Every alert says something is unavailable (`UNAVAILABLE`,
     or the node down), reaches the node — a pod on it, the node itself, a workload or scrape
     job with a target there — and is tied to the down node's incident (`tie`: no crash loop,
-    no disk); at least one reaches it through a pod or by name (a workload spans many nodes).
+    no disk); at least one reaches it through a pod or by name (a workload spans many nodes;
+    a pod kube-state-metrics does not place most likely ran there, as `tie` takes it).
     All started within a window of the node's incident — of its first alert (kube-prometheus'
     TargetDown fires minutes before KubeNodeNotReady) or of the node going down, whichever is
     later — and no later than a window after the node went down."""
@@ -603,7 +604,8 @@ def down_with_node(down: Related, node: str, down_at: float, first: float,
         if a.rule not in UNAVAILABLE | NODE_DOWN or not since <= starts_at <= down_at + window \
                 or not _reaches(a, node) or tie(a, down) is None:
             return None
-        pods += sorted(s[1] for s in a.own if s[0] == "pod" and ("node", node) in a.derived)
+        pods += sorted(s[1] for s in a.own if s[0] == "pod" and (
+            ("node", node) in a.derived or ("host", ANY) in a.weak))
         if ("node", node) in a.own:
             pods.append(f"node {node}")
     if not pods:

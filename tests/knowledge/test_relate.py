@@ -368,3 +368,7 @@ def test_what_a_node_took_down_with_it_is_its_outage_even_when_its_alerts_came_f
     assert took((pod, 320.0), (disk_filling(), 330.0)) is None
     assert down_with_node(down, OTHER, 300.0, 0.0, [(about(pod, TOPOLOGY), 320.0)],
                           window=WINDOW) is None  # that node is not down
+    # Without kube-state-metrics a pod's node is unknown: unready while a node is down, it
+    # most likely ran there (as `tie` takes it).
+    assert down_with_node(down, NODE, 300.0, 0.0, [(about(pod), 320.0)],
+                          window=WINDOW) is not None
