@@ -143,6 +143,13 @@ class About:
     burn: float = 0.0
 
 
+def _owner_kind(pod: str) -> tuple[str, str] | None:
+    for pattern, kind in zip(_POD_NAMES[:2], ("deployment", "statefulset"), strict=True):
+        if (m := pattern.match(pod)) is not None:
+            return m.group("owner"), kind
+    return None
+
+
 def owner_by_name(pod: str) -> str | None:
     """The workload a pod's name says owns it, by Kubernetes' naming; None if it says none."""
     for pattern in _POD_NAMES:
@@ -273,6 +280,10 @@ def about(labels: dict[str, str], topology: Topology | None = None) -> About:
         if labels.get("pod") and f"{ns}/{labels['pod']}" in topology.pods:
             _node, kind, owner = topology.pods[f"{ns}/{labels['pod']}"]
             kinds[f"{ns}/{owner}"] = kind.lower()
+        elif labels.get("pod") and (named := _owner_kind(labels["pod"])) is not None:
+            # Not in kube-state-metrics: Kubernetes' naming tells a Deployment's pod
+            # (<name>-<template hash>-<suffix>) and a StatefulSet's (<name>-<ordinal>).
+            kinds[f"{ns}/{named[0]}"] = named[1]
         backend = {("workload", w) for w, k in kinds.items() if k == "statefulset"}
         if name in READINESS:
             client = {("workload", w) for w, k in kinds.items() if k == "deployment"}

@@ -8,8 +8,10 @@ intake, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from datetime import datetime, timedelta
 
+import pytest
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from knowledge.correlation import AlertSignal, Intake, apply_alert
@@ -61,10 +63,10 @@ def clients(at: float, *, rollout: bool = False) -> list[AlertSignal]:
               else [])]
 
 
-async def _apply_all(s: AsyncSession, oid: int, signals: list[AlertSignal], now: float
-                     ) -> list[Incident | None]:
+async def _apply_all(s: AsyncSession, oid: int, signals: list[AlertSignal], now: float,
+                     intake: Intake = INTAKE) -> list[Incident | None]:
     # Received `now`, after their hold: each is placed as it arrives.
-    return [await apply_alert(s, org_id=oid, signal=x, intake=INTAKE, now=_t(now))
+    return [await apply_alert(s, org_id=oid, signal=x, intake=intake, now=_t(now))
             for x in signals]
 
 
@@ -92,15 +94,19 @@ async def test_a_clients_posted_card_joins_its_backend_when_the_backends_alerts_
     assert any(client.ref in t and f"merged into {held.ref}" in t and why in t for t in said)
 
 
+@pytest.mark.parametrize("intake", [INTAKE, replace(INTAKE, topology=Topology())],
+                         ids=["kube-state-metrics", "no-kube-state-metrics"])
 async def test_clients_failing_after_their_backend_join_it_with_no_card_of_their_own(
-        database: Database) -> None:
+        database: Database, intake: Intake) -> None:
+    # Without kube-state-metrics, Kubernetes' pod names say which pods are a StatefulSet's
+    # (postgres-0) and which a Deployment's (label-renderer-7d9f8c6b5-abcde).
     async with database.session() as s, s.begin():
         oid = await org_id(s)
-        db = (await _apply_all(s, oid, backend(0), now=200))[-1]
+        db = (await _apply_all(s, oid, backend(0), now=200, intake=intake))[-1]
         # The clients' scrape target went down first; their pods went unready 40 s after
         # postgres stopped: when the first unready pod joins the target's waiting incident,
         # the whole of it moves to the backend's before its card is due.
-        placed = await _apply_all(s, oid, clients(40), now=230)
+        placed = await _apply_all(s, oid, clients(40), now=230, intake=intake)
     assert db is not None and all(i is not None and i.id == db.id for i in placed[1:])
     async with database.session() as s:
         opened = [m.incident_id for m in await messages(s, org_id=oid)
