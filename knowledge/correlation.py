@@ -44,7 +44,7 @@ from knowledge.incidents import (
     incident_for_pagerduty,
     reopen,
 )
-from knowledge.merging import join_before_its_card, merge
+from knowledge.merging import join_before_its_card, merge, split_off
 from knowledge.noise import (
     HEARTBEATS,
     NoiseRules,
@@ -75,6 +75,8 @@ from knowledge.relate import (
     ranked_ties,
     serves_clients,
     tie,
+    troubled_client,
+    workloads_of,
     young,
 )
 from knowledge.subjects import service_of, subject_of
@@ -543,6 +545,13 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: da
                          window=intake.window_s, lasting=intake.lasting,
                          revive=intake.noise.flap_span_s)
     found = (ranked[0][0], ranked[0][1]) if ranked else None
+    troubled: tuple[Incident, str] | None = None
+    if found is not None and isinstance(found[0].key, Incident) and (w := troubled_client(
+            it, alert.starts_at.timestamp(), found[0].related)) is not None \
+            and found[1].subject == ("workload", w):
+        # Its workload is a backend's client there, but its own trouble began before the
+        # backend stopped: it and that workload's alerts make an incident of their own.
+        troubled, found = (found[0].key, w), None
     opened = found is None
     revived = False
     if found is None:
@@ -600,6 +609,14 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: da
         await session.flush()
     assert incident.id is not None
     intake.pool.add(session, incident)
+    split = [] if troubled is None else await _split_client(
+        session, source=troubled[0], into=incident, workload=troubled[1], alert=alert,
+        intake=intake)
+    for a in split:
+        related.add(about(a.labels, intake.topology), a.starts_at.timestamp())
+        incident.triggered_at = min(incident.triggered_at, a.starts_at)
+    if split:
+        incident.related = {**related.to_json(), "why": whys[-5:]}
     began = incident.triggered_at
     absorbed = await _absorb(session, into=incident, related=related, candidates=candidates,
                              alert=alert, intake=intake, now=now)
@@ -649,7 +666,7 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: da
                                  intake=intake, now=now)
     if into is not None and into is not incident:
         return into
-    gathered = into is incident or await _gather_down(
+    gathered = into is incident or bool(split) or await _gather_down(
         session, incident=incident, alert=alert, candidates=candidates, intake=intake, now=now)
     # An incident that gathered another's alerts holds more than one: it is confirmed.
     due = confirm_at(alert.severity, starts_at=alert.starts_at.timestamp(),
@@ -810,6 +827,37 @@ async def _gather_clients(session: AsyncSession, *, incident: Incident,
             await _announce(session, into)
         return into  # one move per alert placed: the next alert sees the rest
     return None
+
+
+async def _split_client(session: AsyncSession, *, source: Incident, into: Incident,
+                        workload: str, alert: Alert, intake: Intake) -> list[Alert]:
+    """A workload's alerts that joined a shared backend's incident as its client move to the
+    incident just opened by that workload's own trouble, begun before the backend stopped
+    (`relate.troubled_client`): its unready replicas were its own, the timing a coincidence.
+    The backend's card says so. Returns the alerts moved."""
+    assert source.id is not None
+    alerts = await alerts_of_incident(session, org_id=source.org_id, incident_id=source.id)
+    leaving = [a for a in alerts if workload in workloads_of(about(a.labels, intake.topology))]
+    if not leaving or len(leaving) == len(alerts):
+        return []
+    staying = Related()
+    for a in alerts:
+        if a not in leaving:
+            it = about(a.labels, intake.topology)
+            staying.add(it, a.starts_at.timestamp())
+            if a.status != "firing":
+                staying.resolved(it)
+    stopped, backend = min((float(t), w) for w, t in intake.relations(source).backends)
+    why = (f"{alert.alertname} on workload {workload} "
+           f"{stopped - alert.starts_at.timestamp():.0f} s before StatefulSet {backend} "
+           "stopped serving")
+    await split_off(session, source=source, into=into, alerts=leaving,
+                    what=f"{len(leaving)} alert(s) about workload {workload}",
+                    by=f"the copilot ({why})")
+    source.related = {**source.related, **staying.to_json()}
+    session.add(source)
+    intake.pool.add(session, source)
+    return leaving
 
 
 async def _gather_down(session: AsyncSession, *, incident: Incident, alert: Alert,

@@ -125,24 +125,32 @@ async def split(session: AsyncSession, *, source: Incident, alertname: str, by: 
     session.add(new)
     await session.flush()
     assert new.id is not None
-    for alert in leaving:
-        alert.incident_id = new.id
-        session.add(alert)
-    # Its count and first alert are counted again at its next alert.
-    source.related = {k: v for k, v in source.related.items() if k not in ("alerts", "first")}
-    session.add(source)
-    await _record_split(session, source=source, new=new, alertname=first.alertname, by=by,
-                        moved=len(leaving))
     await enqueue_message(session, org_id=new.org_id, incident_id=new.id,
                           key=f"incident:{new.id}:opened", kind="incident_opened",
                           text=f"🔥 {new.ref} opened: {new.title}",
                           payload={"incident_id": new.id})
-    await enqueue_message(session, org_id=source.org_id, incident_id=source.id,
-                          key=f"incident:{source.id}:split:{new.id}", kind="incident_status",
-                          text=f"✂️ {first.alertname} split off {source.ref} into {new.ref} "
-                               f"by {by}",
-                          payload={"incident_id": source.id, "status": source.status})
+    await split_off(session, source=source, into=new, alerts=leaving, what=first.alertname,
+                    by=by)
     return new
+
+
+async def split_off(session: AsyncSession, *, source: Incident, into: Incident,
+                    alerts: list[Alert], what: str, by: str) -> None:
+    """Move `alerts` off `source` into `into` (a person's split, or the copilot's when they
+    turn out to have a cause of their own); both timelines say so, and `source`'s card."""
+    assert into.id is not None
+    for alert in alerts:
+        alert.incident_id = into.id
+        session.add(alert)
+    # Its count and first alert are counted again at its next alert.
+    source.related = {k: v for k, v in source.related.items() if k not in ("alerts", "first")}
+    session.add(source)
+    await _record_split(session, source=source, new=into, alertname=what, by=by,
+                        moved=len(alerts))
+    await enqueue_message(session, org_id=source.org_id, incident_id=source.id,
+                          key=f"incident:{source.id}:split:{into.id}", kind="incident_status",
+                          text=f"✂️ {what} split off {source.ref} into {into.ref} by {by}",
+                          payload={"incident_id": source.id, "status": source.status})
 
 
 async def _record_split(session: AsyncSession, *, source: Incident, new: Incident,

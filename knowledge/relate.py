@@ -545,7 +545,7 @@ def may_be_client(incident: Related) -> bool:
         and not any(incident.symptoms[("rule", r)] for r in ROLLOUT)
 
 
-def _workloads(a: About) -> set[str]:
+def workloads_of(a: About) -> set[str]:
     return {s[1] for s in (*a.own, *a.derived) if s[0] == "workload"}
 
 
@@ -564,8 +564,10 @@ def clients_failing(backend: Related, alerts: list[tuple[About, float]], *,
     StatefulSet then."""
     follows = FOLLOWS * window
     stopped = sorted((float(t), w) for (w, t) in backend.backends)
-    if not alerts or not serves_clients(backend) or any(a.rule in ROLLOUT for a, _ in alerts):
-        return None
+    if not alerts or not serves_clients(backend) or any(
+            a.rule in ROLLOUT or (a.rule in NEEDS_KUBELET and t < stopped[0][0])
+            for a, t in alerts):
+        return None  # a rollout, or a crash loop from before it stopped: their own trouble
     named: dict[str, str] = {}  # client workload → why
     for a, starts_at in alerts:
         if a.rule != "KubePodNotReady":
@@ -578,10 +580,28 @@ def clients_failing(backend: Related, alerts: list[tuple[About, float]], *,
         for _, w in sorted(a.client):
             named.setdefault(w, f"{a.rule} on {_said(('workload', w))} {starts_at - t:.0f} s "
                                 f"after StatefulSet {b} stopped serving")
-    if not named or any(not _workloads(a) or not _workloads(a) <= set(named)
+    if not named or any(not workloads_of(a) or not workloads_of(a) <= set(named)
                         or starts_at < stopped[0][0] - window for a, starts_at in alerts):
         return None
     return "; ".join(named[w] for w in sorted(named))
+
+
+def troubled_client(a: About, starts_at: float, incident: Related) -> str | None:
+    """The workload this alert says is in trouble of its own — a crash loop, a rollout —
+    if the incident holds it only as a shared backend's client (a Deployment of another
+    namespace going unready after the backend stopped) and its trouble began before the
+    backend stopped serving: its unready replicas were its own, the timing a coincidence."""
+    if a.rule not in NEEDS_KUBELET | ROLLOUT or not serves_clients(incident):
+        return None
+    stopped = min(float(t) for _, t in incident.backends)
+    spaces = {w.split("/", 1)[0] for w, _ in incident.backends}
+    if starts_at >= stopped:
+        return None
+    for w in sorted(workloads_of(a)):
+        if w.split("/", 1)[0] not in spaces and (incident.own[("workload", w)] or any(
+                incident.symptoms[(rule, w)] for rule in READINESS)):
+            return w
+    return None
 
 
 def down_nodes(a: About) -> set[str]:

@@ -57,6 +57,8 @@ from knowledge.relate import (
     ranked_ties,
     serves_clients,
     tie,
+    troubled_client,
+    workloads_of,
     young,
 )
 
@@ -217,13 +219,14 @@ def per_group_key(stream: StreamLike, notes: list[Notification]) -> list[Card]:
 # at its due time unless its warning was heard resolved by then, unconfirmed incidents
 # whose alerts tie to the one an alert joins gathered into it (`correlation._absorb`), and
 # incidents, posted or not, of a backend's clients or of what a down node took with it moved
-# into that one (`correlation._gather_clients`, `_gather_down`).
+# into that one (`correlation._gather_clients`, `_gather_down`), and a client's alerts split
+# off its backend's incident when its own trouble began first (`correlation._split_client`).
 
 
 def correlated(stream: StreamLike, notes: list[Notification], *, window: float = WINDOW,
                rules: NoiseRules | None = None, use_topology: bool = True,
                reads_prometheus: bool = False, gather_clients: bool = True,
-               gather_down: bool = True) -> list[Card]:
+               gather_down: bool = True, split_clients: bool = True) -> list[Card]:
     """`reads_prometheus`: the sweep also reads Prometheus' alerts API, which knows at once
     whether a firing still fires: a held or lone warning goes as soon as its wait has passed
     if it is still firing then, instead of at Alertmanager's next notification."""
@@ -264,7 +267,31 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
                                                and not card.merged],
                              window=window, lasting=LASTING, revive=rules.flap_span_s)
         found = ranked[0] if ranked else None
-        if found is None:
+        troubled = troubled_client(it, a.starts_at, found[0].related) \
+            if found is not None and split_clients else None
+        if troubled is not None and found is not None \
+                and found[1].subject == ("workload", troubled):
+            # A client's own trouble, begun before its backend stopped: its alerts leave the
+            # backend's incident for one of their own, with this one (`correlation._split_client`).
+            x_card, x_c = cards[int(str(found[0].key))]
+            leaving = {j for j in x_card.alerts
+                       if troubled in workloads_of(about(alerts[j].labels, topology))}
+            card, c = Card(posted_at=at), Candidate(len(cards), Related(), a.starts_at,
+                                                    a.starts_at, None)
+            cards.append((card, c))
+            for j in sorted(leaving):
+                x_card.alerts.discard(j)
+                card.alerts.add(j)
+                card.placed_at[j] = x_card.placed_at.pop(j, at)
+                c.related.add(about(alerts[j].labels, topology), alerts[j].starts_at)
+                c.first = min(c.first, alerts[j].starts_at)
+            x_c.related = Related()
+            for j in x_card.alerts:
+                x_c.related.add(about(alerts[j].labels, topology), alerts[j].starts_at)
+                if j in known_resolved:
+                    x_c.related.resolved(about(alerts[j].labels, topology))
+            found = None
+        elif found is None:
             card, c = Card(), Candidate(len(cards), Related(), a.starts_at, a.starts_at, None)
             cards.append((card, c))
             due = early(i, rules.short_s, confirm_at(

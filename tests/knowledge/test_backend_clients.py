@@ -158,3 +158,30 @@ async def test_clients_join_a_claim_that_filled_hours_into_its_incident(database
     assert one.id == filling.id and len(alerts) == 6
     assert "30 s after StatefulSet databases/postgres stopped serving" in " ".join(
         one.related["why"])
+
+
+async def test_a_client_whose_own_crash_loop_began_first_is_split_off_its_backend(
+        database: Database) -> None:
+    # label-renderer's replicas went missing 40 s after postgres stopped: its client, as far
+    # as the copilot can tell. Then its crash loop arrives, begun 30 s *before* postgres
+    # stopped: a bad rollout of its own, not postgres' doing.
+    replicas = signal("KubeDeploymentReplicasMismatch", 40, "shipping",
+                      deployment="label-renderer", job="kube-state-metrics")
+    looping = signal("KubePodCrashLooping", -30, "shipping", pod=CLIENT_PODS[0],
+                     job="kube-state-metrics")
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        db = (await _apply_all(s, oid, [*backend(0), replicas], now=300))[-1]
+        own = (await _apply_all(s, oid, [looping], now=330))[-1]
+    assert db is not None and own is not None and own.id != db.id
+    async with database.session() as s:
+        listed = {i.id: sorted(a.alertname for a in alerts)
+                  for i, alerts in await incidents_with_alerts(s, org_id=oid)}
+        said = [(m.incident_id, m.text) for m in await messages(s, org_id=oid)]
+    assert listed == {db.id: ["KubePodNotReady", "KubeStatefulSetReplicasMismatch"],
+                      own.id: ["KubeDeploymentReplicasMismatch", "KubePodCrashLooping"]}
+    why = ("KubePodCrashLooping on workload shipping/label-renderer 30 s before StatefulSet "
+           "databases/postgres stopped serving")
+    assert any(i == db.id and f"split off {db.ref} into {own.ref}" in t and why in t
+               for i, t in said)
+    assert any(i == own.id and "opened" in t for i, t in said)  # its own card
