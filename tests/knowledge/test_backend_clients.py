@@ -7,7 +7,6 @@ intake, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -16,11 +15,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from knowledge.correlation import AlertSignal, Intake, apply_alert
 from knowledge.db import Database
-from knowledge.incidents import Incident, IncidentStatus, incidents_with_alerts
+from knowledge.incidents import Incident, incidents_with_alerts
 from knowledge.noise import NoiseRules
 from knowledge.outbox import messages
 from knowledge.relate import Topology
-from tests.knowledge.factories import T0, org_id
+from tests.knowledge.factories import T0, apply_each, merged_away, org_id
+from tests.knowledge.factories import in_namespace as signal
 
 DB_NODE, APP_NODE = "ip-10-0-3-13.ec2.internal", "ip-10-0-2-12.ec2.internal"
 CLIENT_PODS = ("label-renderer-7d9f8c6b5-abcde", "label-renderer-7d9f8c6b5-fghij")
@@ -34,15 +34,6 @@ INTAKE = Intake(window_s=300, noise=NoiseRules(hold_s=120, group_interval_s=300)
 
 def _t(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
-
-
-def signal(name: str, at: float, namespace: str, severity: str = "warning", **labels: str
-           ) -> AlertSignal:
-    full = {"alertname": name, "severity": severity, "namespace": namespace, **labels}
-    return AlertSignal(group_key=f'{{}}:{{namespace="{namespace}"}}',
-                       fingerprint=hashlib.sha256(repr(sorted(full.items())).encode())
-                       .hexdigest()[:16], status="firing",
-                       labels=full, annotations={}, starts_at=_t(at), ends_at=None)
 
 
 def backend(at: float) -> list[AlertSignal]:
@@ -65,9 +56,7 @@ def clients(at: float, *, rollout: bool = False) -> list[AlertSignal]:
 
 async def _apply_all(s: AsyncSession, oid: int, signals: list[AlertSignal], now: float,
                      intake: Intake = INTAKE) -> list[Incident | None]:
-    # Received `now`, after their hold: each is placed as it arrives.
-    return [await apply_alert(s, org_id=oid, signal=x, intake=intake, now=_t(now))
-            for x in signals]
+    return await apply_each(s, oid, signals, now=now, intake=intake)
 
 
 async def test_a_clients_posted_card_joins_its_backend_when_the_backends_alerts_come_later(
@@ -79,14 +68,8 @@ async def test_a_clients_posted_card_joins_its_backend_when_the_backends_alerts_
         assert client is not None and client.unconfirmed_until is None
         db = (await _apply_all(s, oid, backend(140), now=330))[-1]
     assert db is not None and db.id != client.id
-    async with database.session() as s:
-        listed = {i.id: (i, sorted(a.alertname for a in alerts))
-                  for i, alerts in await incidents_with_alerts(s, org_id=oid)}
-        said = [m.text for m in await messages(s, org_id=oid) if m.kind == "incident_status"]
-    gone, names = listed[client.id]
-    assert gone.merged_into_id == db.id and names == []
-    assert gone.state is IncidentStatus.RESOLVED  # its card points at the backend's
-    held, names = listed[db.id]
+    assert client.id is not None and db.id is not None
+    held, names, said = await merged_away(database, oid, source=client.id, into=db.id)
     assert names == ["KubePodNotReady"] * 3 + ["KubeStatefulSetReplicasMismatch", "TargetDown"]
     why = ("KubePodNotReady on workload shipping/label-renderer 20 s after StatefulSet "
            "databases/postgres stopped serving")

@@ -6,18 +6,17 @@ apart. Through the intake, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime, timedelta
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from knowledge.correlation import AlertSignal, Intake, apply_alert
 from knowledge.db import Database
-from knowledge.incidents import Incident, IncidentStatus, incidents_with_alerts
+from knowledge.incidents import Incident, incidents_with_alerts
 from knowledge.noise import NoiseRules
 from knowledge.outbox import messages
 from knowledge.relate import Topology
-from tests.knowledge.factories import T0, org_id
+from tests.knowledge.factories import T0, apply_each, in_namespace, merged_away, org_id
 
 DOWN, WELL = "ip-10-0-4-7.ec2.internal", "ip-10-0-5-9.ec2.internal"
 CART, WEB, CALICO = "cart-7d9f8c6b5-abcde", "web-5f6d7c8b9-klmno", "calico-node-x7k2p"
@@ -34,14 +33,8 @@ def _t(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-def signal(name: str, at: float, namespace: str, severity: str = "warning", **labels: str
-           ) -> AlertSignal:
-    full = {"alertname": name, "severity": severity, "namespace": namespace,
-            "job": "kube-state-metrics", **labels}
-    return AlertSignal(group_key=f'{{}}:{{namespace="{namespace}"}}',
-                       fingerprint=hashlib.sha256(repr(sorted(full.items())).encode())
-                       .hexdigest()[:16], status="firing",
-                       labels=full, annotations={}, starts_at=_t(at), ends_at=None)
+def signal(name: str, at: float, namespace: str, **labels: str) -> AlertSignal:
+    return in_namespace(name, at, namespace, job="kube-state-metrics", **labels)
 
 
 def node_down(at: float) -> AlertSignal:
@@ -54,8 +47,7 @@ def unready(at: float, pod: str, rule: str = "KubePodNotReady") -> AlertSignal:
 
 async def _apply_all(s: AsyncSession, oid: int, signals: list[AlertSignal], now: float
                      ) -> list[Incident | None]:
-    return [await apply_alert(s, org_id=oid, signal=x, intake=INTAKE, now=_t(now))
-            for x in signals]
+    return await apply_each(s, oid, signals, now=now, intake=INTAKE)
 
 
 async def test_a_posted_card_of_pods_on_the_node_joins_the_node_when_its_alert_comes_later(
@@ -70,14 +62,8 @@ async def test_a_posted_card_of_pods_on_the_node_joins_the_node_when_its_alert_c
     assert node is not None and cards[0] is not None and cards[1] is not None
     joined, other = (cards[0], cards[1]) if node.id == cards[0].id else (cards[1], cards[0])
     assert node.id == joined.id  # the node's alert joins one of them; the other moves there
-    async with database.session() as s:
-        listed = {i.id: (i, sorted(a.alertname for a in alerts))
-                  for i, alerts in await incidents_with_alerts(s, org_id=oid)}
-        said = [m.text for m in await messages(s, org_id=oid) if m.kind == "incident_status"]
-    gone, names = listed[other.id]
-    assert gone.merged_into_id == node.id and names == []
-    assert gone.state is IncidentStatus.RESOLVED  # its card points at the node's
-    held, names = listed[node.id]
+    assert other.id is not None and node.id is not None
+    held, names, said = await merged_away(database, oid, source=other.id, into=node.id)
     assert names == ["KubeNodeNotReady", "KubePodNotReady", "KubePodNotReady"]
     why = f"unavailable with node {DOWN}, which went down"
     assert why in " ".join(held.related["why"])
