@@ -652,9 +652,7 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: da
         count += 1
         if alert.starts_at.isoformat() < str(first[0]):
             first = [alert.starts_at.isoformat(), alert.alertname]
-    started = datetime.fromisoformat(str(first[0]))
-    incident.reason = (explain(related, count, first=f"{first[1]} at {started:%H:%M} UTC")
-                       + ("" if not whys else f" — {'; '.join(whys[:3])}"))[:2000]
+    incident.reason = _reason(related, count, first=first, whys=whys)
     incident.related = {**incident.related, "alerts": count, "first": first}
     session.add(incident)
     if opened or started_earlier:  # the changes before its (earlier) start are evidence
@@ -854,10 +852,25 @@ async def _split_client(session: AsyncSession, *, source: Incident, into: Incide
     await split_off(session, source=source, into=into, alerts=leaving,
                     what=f"{len(leaving)} alert(s) about workload {workload}",
                     by=f"the copilot ({why})")
-    source.related = {**source.related, **staying.to_json()}
+    # Its card says why its alerts belong together: no longer by the workload that left.
+    whys = [w for w in source.related.get("why", []) if workload not in w]
+    rest = [a for a in alerts if a not in leaving]
+    earliest = min(rest, key=lambda a: (a.starts_at, a.id or 0))
+    first = [earliest.starts_at.isoformat(), earliest.alertname]
+    source.related = {**source.related, **staying.to_json(), "why": whys,
+                      "alerts": len(rest), "first": first}
+    source.reason = _reason(staying, len(rest), first=first, whys=whys)
     session.add(source)
     intake.pool.add(session, source)
     return leaving
+
+
+def _reason(related: Related, count: int, *, first: list[Any], whys: list[str]) -> str:
+    """An incident's reason line: what its alerts share, since its first alert, and the ties
+    that brought the others in."""
+    started = datetime.fromisoformat(str(first[0]))
+    return (explain(related, count, first=f"{first[1]} at {started:%H:%M} UTC")
+            + ("" if not whys else f" — {'; '.join(whys[:3])}"))[:2000]
 
 
 async def _gather_down(session: AsyncSession, *, incident: Incident, alert: Alert,

@@ -168,3 +168,8 @@ async def test_a_client_whose_own_crash_loop_began_first_is_split_off_its_backen
     assert any(i == db.id and f"split off {db.ref} into {own.ref}" in t and why in t
                for i, t in said)
     assert any(i == own.id and "opened" in t for i, t in said)  # its own card
+    async with database.session() as s:
+        [left] = [i for i, _ in await incidents_with_alerts(s, org_id=oid) if i.id == db.id]
+    # The backend's card no longer says the workload that left is its client.
+    assert "label-renderer" not in (left.reason or "")
+    assert "label-renderer" not in " ".join(left.related["why"])
