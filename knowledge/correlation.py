@@ -62,6 +62,7 @@ from knowledge.noise import (
 from knowledge.outbox import enqueue_message
 from knowledge.relate import (
     FOLLOWS,
+    NODE_DOWN,
     About,
     Candidate,
     Related,
@@ -74,6 +75,7 @@ from knowledge.relate import (
     may_be_client,
     ranked_ties,
     serves_clients,
+    stranded_workload,
     tie,
     troubled_client,
     workloads_of,
@@ -609,9 +611,10 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: da
         await session.flush()
     assert incident.id is not None
     intake.pool.add(session, incident)
-    split = [] if troubled is None else await _split_client(
+    split = await _split_client(
         session, source=troubled[0], into=incident, workload=troubled[1], alert=alert,
-        intake=intake)
+        intake=intake) if troubled is not None else await _split_stranded(
+        session, into=incident, it=it, alert=alert, candidates=candidates, intake=intake)
     for a in split:
         related.add(about(a.labels, intake.topology), a.starts_at.timestamp())
         incident.triggered_at = min(incident.triggered_at, a.starts_at)
@@ -838,6 +841,51 @@ async def _split_client(session: AsyncSession, *, source: Incident, into: Incide
     leaving = [a for a in alerts if workload in workloads_of(about(a.labels, intake.topology))]
     if not leaving or len(leaving) == len(alerts):
         return []
+    stopped, backend = min((float(t), w) for w, t in intake.relations(source).backends)
+    why = (f"{alert.alertname} on workload {workload} "
+           f"{stopped - alert.starts_at.timestamp():.0f} s before StatefulSet {backend} "
+           "stopped serving")
+    await _split_workload(session, source=source, into=into, workload=workload,
+                          alerts=alerts, leaving=leaving, why=why, intake=intake)
+    return leaving
+
+
+async def _split_stranded(session: AsyncSession, *, into: Incident, it: About, alert: Alert,
+                          candidates: list[Candidate], intake: Intake) -> list[Alert]:
+    """A workload's crash loop (or stuck rollout) takes that workload's alerts off an open
+    node outage that holds them with nothing placing its pods on the node
+    (`relate.stranded_workload`), if they began no more than a window before it: a down
+    node's kubelet restarts nothing, so the crash loop, not the node, explains its missing
+    replicas. One that began longer before it was the node's doing, and stays. The node's card
+    says so. Returns the alerts moved."""
+    moved: list[Alert] = []
+    for c in candidates:
+        source = c.key
+        if not isinstance(source, Incident) or source.id is None or source.id == into.id \
+                or source.merged_into_id is not None or c.ended is not None \
+                or (workload := stranded_workload(it, c.related, intake.topology)) is None:
+            continue
+        alerts = await alerts_of_incident(session, org_id=source.org_id, incident_id=source.id)
+        leaving = [a for a in alerts
+                   if workload in workloads_of(about(a.labels, intake.topology))]
+        if not leaving or len(leaving) == len(alerts) or alert.starts_at > min(
+                a.starts_at for a in leaving) + timedelta(seconds=intake.window_s):
+            continue
+        nodes = sorted({node for (rule, node), n in c.related.symptoms.items()
+                        if rule in NODE_DOWN and n})
+        why = (f"{alert.alertname} on workload {workload}: a down node's kubelet restarts "
+               f"nothing, and nothing places its pods on node {', '.join(nodes)}")
+        await _split_workload(session, source=source, into=into, workload=workload,
+                              alerts=alerts, leaving=leaving, why=why, intake=intake)
+        moved += leaving
+    return moved
+
+
+async def _split_workload(session: AsyncSession, *, source: Incident, into: Incident,
+                          workload: str, alerts: list[Alert], leaving: list[Alert], why: str,
+                          intake: Intake) -> None:
+    """Move a workload's alerts (`leaving`, of the source's `alerts`) to `into`, said on both
+    timelines and the source's card, and rebuild the source's reason line without it."""
     staying = Related()
     for a in alerts:
         if a not in leaving:
@@ -845,10 +893,6 @@ async def _split_client(session: AsyncSession, *, source: Incident, into: Incide
             staying.add(it, a.starts_at.timestamp())
             if a.status != "firing":
                 staying.resolved(it)
-    stopped, backend = min((float(t), w) for w, t in intake.relations(source).backends)
-    why = (f"{alert.alertname} on workload {workload} "
-           f"{stopped - alert.starts_at.timestamp():.0f} s before StatefulSet {backend} "
-           "stopped serving")
     await split_off(session, source=source, into=into, alerts=leaving,
                     what=f"{len(leaving)} alert(s) about workload {workload}",
                     by=f"the copilot ({why})")
@@ -862,7 +906,6 @@ async def _split_client(session: AsyncSession, *, source: Incident, into: Incide
     source.reason = _reason(staying, len(rest), first=first, whys=whys)
     session.add(source)
     intake.pool.add(session, source)
-    return leaving
 
 
 def _reason(related: Related, count: int, *, first: list[Any], whys: list[str]) -> str:

@@ -604,6 +604,25 @@ def troubled_client(a: About, starts_at: float, incident: Related) -> str | None
     return None
 
 
+def stranded_workload(a: About, incident: Related, topology: Topology) -> str | None:
+    """The workload this alert says is in trouble of its own — a crash loop, a stuck rollout —
+    if the incident is a node's outage that holds that workload's alerts while nothing places
+    one of its pods on a node that went down (no kube-state-metrics for them: an unplaced
+    pod unready while a node is down most likely ran there, `about` assumes). A down node's
+    kubelet restarts nothing, so its crash loop is the workload's own trouble, and it
+    explains the missing replicas that the node was only guessed to."""
+    if a.rule not in NEEDS_KUBELET | ROLLOUT:
+        return None
+    down = {node for (rule, node), n in incident.symptoms.items() if rule in NODE_DOWN and n}
+    if not down:
+        return None
+    for w in sorted(workloads_of(a)):
+        if (incident.own[("workload", w)] or incident.derived[("workload", w)]) \
+                and not topology.nodes_of({w}) & down:
+            return w
+    return None
+
+
 def down_nodes(a: About) -> set[str]:
     """The nodes an alert says are down (`NODE_DOWN`)."""
     return {s[1] for s in a.own if s[0] == "node"} if a.rule in NODE_DOWN else set()

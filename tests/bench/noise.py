@@ -46,6 +46,7 @@ from knowledge.noise import (
 )
 from knowledge.relate import (
     FOLLOWS,
+    About,
     Candidate,
     Related,
     Topology,
@@ -56,6 +57,7 @@ from knowledge.relate import (
     may_be_client,
     ranked_ties,
     serves_clients,
+    stranded_workload,
     tie,
     troubled_client,
     workloads_of,
@@ -219,14 +221,17 @@ def per_group_key(stream: StreamLike, notes: list[Notification]) -> list[Card]:
 # at its due time unless its warning was heard resolved by then, unconfirmed incidents
 # whose alerts tie to the one an alert joins gathered into it (`correlation._absorb`), and
 # incidents, posted or not, of a backend's clients or of what a down node took with it moved
-# into that one (`correlation._gather_clients`, `_gather_down`), and a client's alerts split
-# off its backend's incident when its own trouble began first (`correlation._split_client`).
+# into that one (`correlation._gather_clients`, `_gather_down`), a client's alerts split
+# off its backend's incident when its own trouble began first (`correlation._split_client`),
+# and a crash-looping workload's unplaced replicas split off a node outage
+# (`correlation._split_stranded`).
 
 
 def correlated(stream: StreamLike, notes: list[Notification], *, window: float = WINDOW,
                rules: NoiseRules | None = None, use_topology: bool = True,
                reads_prometheus: bool = False, gather_clients: bool = True,
-               gather_down: bool = True, split_clients: bool = True) -> list[Card]:
+               gather_down: bool = True, split_clients: bool = True,
+               split_stranded: bool = True) -> list[Card]:
     """`reads_prometheus`: the sweep also reads Prometheus' alerts API, which knows at once
     whether a firing still fires: a held or lone warning goes as soon as its wait has passed
     if it is still firing then, instead of at Alertmanager's next notification."""
@@ -327,11 +332,39 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
             for part in Related.PARTS:
                 getattr(c.related, part).update(getattr(other_c.related, part))
             c.latest, c.first = max(c.latest, other_c.latest), min(c.first, other_c.first)
+        if split_stranded:
+            stranded(card, c, it, a.starts_at, at)
         if gather_clients:
             clients(card, c, at)
         if gather_down and not card.merged:
             for node in sorted(down_nodes(it)):
                 with_node(card, c, node, a.starts_at, at)
+
+    def stranded(card: Card, c: Candidate, it: About, it_starts: float, now_at: float) -> None:
+        # A crash-looping workload whose unplaced replicas an open node outage holds: its
+        # alerts leave the node's incident for the crash loop's (`correlation._split_stranded`).
+        for src, src_c in cards:
+            if src is card or src.merged or not src.alerts or ended(src) is not None \
+                    or (w := stranded_workload(it, src_c.related, topology)) is None:
+                continue
+            leaving = {j for j in src.alerts
+                       if w in workloads_of(about(alerts[j].labels, topology))}
+            if not leaving or leaving == src.alerts or it_starts > min(
+                    alerts[j].starts_at for j in leaving) + window:
+                continue
+            for j in sorted(leaving):
+                src.alerts.discard(j)
+                card.alerts.add(j)
+                card.placed_at[j] = src.placed_at.pop(j, now_at)
+                c.related.add(about(alerts[j].labels, topology), alerts[j].starts_at)
+                c.first = min(c.first, alerts[j].starts_at)
+            src_c.related = Related()
+            for j in src.alerts:
+                src_c.related.add(about(alerts[j].labels, topology), alerts[j].starts_at)
+                if j in known_resolved:
+                    src_c.related.resolved(about(alerts[j].labels, topology))
+            if card.unconfirmed_until is not None:  # it holds more than one alert now
+                card.unconfirmed_until, card.posted_at = None, now_at
 
     def with_node(card: Card, c: Candidate, node: str, down_at: float, now_at: float) -> None:
         # Incidents, posted or not, whose alerts are all what the node took down with it

@@ -6,6 +6,7 @@ apart. Through the intake, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -107,3 +108,61 @@ async def test_crash_loops_pods_elsewhere_and_pods_unready_long_before_stay_apar
             found = await incidents_with_alerts(s, org_id=oid)
             assert len([i for i, a in found if a]) == 2, slug
             assert all(i.merged_into_id is None for i, _ in found), slug
+
+
+def replicas(at: float, deployment: str) -> AlertSignal:
+    return signal("KubeDeploymentReplicasMismatch", at, "shop", deployment=deployment)
+
+
+async def _listed(database: Database, oid: int) -> dict[int | None, list[str]]:
+    async with database.session() as s:
+        return {i.id: sorted(a.alertname for a in alerts)
+                for i, alerts in await incidents_with_alerts(s, org_id=oid) if alerts}
+
+
+async def test_a_crash_loop_takes_its_unplaced_replicas_off_a_node_outage(
+        database: Database) -> None:
+    # No kube-state-metrics: web's missing replicas, while the node is down, most likely ran
+    # there, so they join the node's incident. Then web's own crash loop arrives, begun 40 s
+    # after them: a down node's kubelet restarts nothing, so the crash loop explains them.
+    blind = replace(INTAKE, topology=Topology())
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        node = (await apply_each(s, oid, [node_down(0), unready(20, CALICO), replicas(60, "web")],
+                                 now=700, intake=blind))[-1]
+        looping = await apply_alert(s, org_id=oid, signal=unready(100, WEB, "KubePodCrashLooping"),
+                                    intake=blind, now=_t(700))
+    assert node is not None and looping is not None and looping.id != node.id
+    assert await _listed(database, oid) == {
+        node.id: ["KubeNodeNotReady", "KubePodNotReady"],
+        looping.id: ["KubeDeploymentReplicasMismatch", "KubePodCrashLooping"]}
+    async with database.session() as s:
+        said = [(m.incident_id, m.text) for m in await messages(s, org_id=oid)]
+        [left] = [i for i, _ in await incidents_with_alerts(s, org_id=oid) if i.id == node.id]
+    why = (f"KubePodCrashLooping on workload shop/web: a down node's kubelet restarts nothing, "
+           f"and nothing places its pods on node {DOWN}")
+    assert any(i == node.id and f"split off {node.ref} into {looping.ref}" in t and why in t
+               for i, t in said)
+    assert any(i == looping.id and "opened" in t for i, t in said)  # its own card
+    assert "shop/web" not in (left.reason or "") + " ".join(left.related["why"])
+
+
+async def test_replicas_the_node_took_stay_with_it_when_a_crash_loop_comes_later_or_on_it(
+        database: Database) -> None:
+    # Web's crash loop beginning twenty minutes after its replicas went missing with the
+    # node is trouble of its own; cart's replicas, which kube-state-metrics places on the
+    # node, are the node's however its pod fares.
+    cases = {"later": (replace(INTAKE, topology=Topology()), "web", WEB, 1260),
+             "placed": (INTAKE, "cart", CART, 100)}
+    async with database.session() as s, s.begin():
+        orgs = {}
+        for slug, (intake, workload, pod, at) in cases.items():
+            orgs[slug] = oid = await org_id(s, slug=slug)
+            await apply_each(s, oid, [node_down(0), unready(20, CALICO), replicas(60, workload)],
+                             now=700, intake=intake)
+            await apply_alert(s, org_id=oid, signal=unready(at, pod, "KubePodCrashLooping"),
+                              intake=intake, now=_t(at + 600))
+    for slug, oid in orgs.items():
+        assert sorted((await _listed(database, oid)).values()) == [
+            ["KubeDeploymentReplicasMismatch", "KubeNodeNotReady", "KubePodNotReady"],
+            ["KubePodCrashLooping"]], slug
