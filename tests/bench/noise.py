@@ -284,17 +284,7 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
             card, c = Card(posted_at=at), Candidate(len(cards), Related(), a.starts_at,
                                                     a.starts_at, None)
             cards.append((card, c))
-            for j in sorted(leaving):
-                x_card.alerts.discard(j)
-                card.alerts.add(j)
-                card.placed_at[j] = x_card.placed_at.pop(j, at)
-                c.related.add(about(alerts[j].labels, topology), alerts[j].starts_at)
-                c.first = min(c.first, alerts[j].starts_at)
-            x_c.related = Related()
-            for j in x_card.alerts:
-                x_c.related.add(about(alerts[j].labels, topology), alerts[j].starts_at)
-                if j in known_resolved:
-                    x_c.related.resolved(about(alerts[j].labels, topology))
+            split(x_card, x_c, card, c, leaving, at)
             found = None
         elif found is None:
             card, c = Card(), Candidate(len(cards), Related(), a.starts_at, a.starts_at, None)
@@ -340,6 +330,22 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
             for node in sorted(down_nodes(it)):
                 with_node(card, c, node, a.starts_at, at)
 
+    def split(src: Card, src_c: Candidate, dst: Card, dst_c: Candidate, leaving: set[int],
+              at: float) -> None:
+        # A workload's alerts move to another incident; the source's relations are counted
+        # again without them (`correlation._split_workload`).
+        for j in sorted(leaving):
+            src.alerts.discard(j)
+            dst.alerts.add(j)
+            dst.placed_at[j] = src.placed_at.pop(j, at)
+            dst_c.related.add(about(alerts[j].labels, topology), alerts[j].starts_at)
+            dst_c.first = min(dst_c.first, alerts[j].starts_at)
+        src_c.related = Related()
+        for j in src.alerts:
+            src_c.related.add(about(alerts[j].labels, topology), alerts[j].starts_at)
+            if j in known_resolved:
+                src_c.related.resolved(about(alerts[j].labels, topology))
+
     def stranded(card: Card, c: Candidate, it: About, it_starts: float, now_at: float) -> None:
         # A crash-looping workload whose unplaced replicas an open node outage holds: its
         # alerts leave the node's incident for the crash loop's (`correlation._split_stranded`).
@@ -352,17 +358,7 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
             if not leaving or leaving == src.alerts or it_starts > min(
                     alerts[j].starts_at for j in leaving) + window:
                 continue
-            for j in sorted(leaving):
-                src.alerts.discard(j)
-                card.alerts.add(j)
-                card.placed_at[j] = src.placed_at.pop(j, now_at)
-                c.related.add(about(alerts[j].labels, topology), alerts[j].starts_at)
-                c.first = min(c.first, alerts[j].starts_at)
-            src_c.related = Related()
-            for j in src.alerts:
-                src_c.related.add(about(alerts[j].labels, topology), alerts[j].starts_at)
-                if j in known_resolved:
-                    src_c.related.resolved(about(alerts[j].labels, topology))
+            split(src, src_c, card, c, leaving, now_at)
             if card.unconfirmed_until is not None:  # it holds more than one alert now
                 card.unconfirmed_until, card.posted_at = None, now_at
 
