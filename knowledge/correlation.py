@@ -852,7 +852,7 @@ async def _split_client(session: AsyncSession, *, source: Incident, into: Incide
 
 async def _split_stranded(session: AsyncSession, *, into: Incident, it: About, alert: Alert,
                           candidates: list[Candidate], intake: Intake) -> list[Alert]:
-    """A workload's crash loop (or stuck rollout) takes that workload's alerts off an open
+    """A workload's crash loop takes that workload's alerts off an open
     node outage that holds them with nothing placing its pods on the node
     (`relate.stranded_workload`), if they began no more than a window before it: a down
     node's kubelet restarts nothing, so the crash loop, not the node, explains its missing

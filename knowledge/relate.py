@@ -605,13 +605,13 @@ def troubled_client(a: About, starts_at: float, incident: Related) -> str | None
 
 
 def stranded_workload(a: About, incident: Related, topology: Topology) -> str | None:
-    """The workload this alert says is in trouble of its own — a crash loop, a stuck rollout —
-    if the incident is a node's outage that holds that workload's alerts while nothing places
-    one of its pods on a node that went down (no kube-state-metrics for them: an unplaced
-    pod unready while a node is down most likely ran there, `about` assumes). A down node's
-    kubelet restarts nothing, so its crash loop is the workload's own trouble, and it
-    explains the missing replicas that the node was only guessed to."""
-    if a.rule not in NEEDS_KUBELET | ROLLOUT:
+    """The workload this alert says is crash-looping, if the incident is a node's outage that
+    holds that workload's alerts while nothing places one of its pods on a node that went down
+    (no kube-state-metrics for them: an unplaced pod unready while a node is down most likely
+    ran there, `about` assumes). A down node's kubelet restarts nothing, so its crash loop is
+    the workload's own trouble, and it explains the missing replicas that the node was only
+    guessed to. (A stuck rollout names its workload, so it joins the node's incident itself.)"""
+    if a.rule not in NEEDS_KUBELET:
         return None
     down = {node for (rule, node), n in incident.symptoms.items() if rule in NODE_DOWN and n}
     if not down:
