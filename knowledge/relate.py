@@ -62,8 +62,9 @@ UNAVAILABLE = frozenset({"KubePodNotReady", "KubeDeploymentReplicasMismatch",
                          "KubeDeploymentRolloutStuck", "TargetDown"})
 # Kubernetes names a Deployment's pod <deployment>-<template hash>-<5 characters>, a
 # StatefulSet's <statefulset>-<ordinal>, a DaemonSet's or Job's <owner>-<5 characters>.
-_POD_NAMES = (re.compile(r"^(?P<owner>.+)-[a-z0-9]{6,10}-[a-z0-9]{5}$"),
-              re.compile(r"^(?P<owner>.+)-\d+$"), re.compile(r"^(?P<owner>.+)-[a-z0-9]{5}$"))
+_POD_NAMES = ((re.compile(r"^(?P<owner>.+)-[a-z0-9]{6,10}-[a-z0-9]{5}$"), "deployment"),
+              (re.compile(r"^(?P<owner>.+)-\d+$"), "statefulset"),
+              (re.compile(r"^(?P<owner>.+)-[a-z0-9]{5}$"), ""))
 # kube-state-metrics' labels for the objects its series describe, other than a pod.
 KSM_OBJECTS = ("node", *WORKLOAD_LABELS, "job_name", "persistentvolumeclaim", "replicaset",
                "horizontalpodautoscaler", "resourcequota", "poddisruptionbudget")
@@ -144,7 +145,9 @@ class About:
 
 
 def _owner_kind(pod: str) -> tuple[str, str] | None:
-    for pattern, kind in zip(_POD_NAMES[:2], ("deployment", "statefulset"), strict=True):
+    """The workload a pod's name says owns it, by Kubernetes' naming, and its kind where the
+    name tells it (a Deployment's, a StatefulSet's; "" for a DaemonSet's or a Job's)."""
+    for pattern, kind in _POD_NAMES:
         if (m := pattern.match(pod)) is not None:
             return m.group("owner"), kind
     return None
@@ -152,10 +155,8 @@ def _owner_kind(pod: str) -> tuple[str, str] | None:
 
 def owner_by_name(pod: str) -> str | None:
     """The workload a pod's name says owns it, by Kubernetes' naming; None if it says none."""
-    for pattern in _POD_NAMES:
-        if (m := pattern.match(pod)) is not None:
-            return m.group("owner")
-    return None
+    named = _owner_kind(pod)
+    return named[0] if named else None
 
 
 def about(labels: dict[str, str], topology: Topology | None = None) -> About:
@@ -280,7 +281,8 @@ def about(labels: dict[str, str], topology: Topology | None = None) -> About:
         if labels.get("pod") and f"{ns}/{labels['pod']}" in topology.pods:
             _node, kind, owner = topology.pods[f"{ns}/{labels['pod']}"]
             kinds[f"{ns}/{owner}"] = kind.lower()
-        elif labels.get("pod") and (named := _owner_kind(labels["pod"])) is not None:
+        elif labels.get("pod") and (named := _owner_kind(labels["pod"])) is not None \
+                and named[1]:
             # Not in kube-state-metrics: Kubernetes' naming tells a Deployment's pod
             # (<name>-<template hash>-<suffix>) and a StatefulSet's (<name>-<ordinal>).
             kinds[f"{ns}/{named[0]}"] = named[1]
