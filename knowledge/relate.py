@@ -853,21 +853,29 @@ def ranked_ties(a: About, starts_at: float, candidates: list[Candidate], *, wind
     within `revive` seconds of its end (the flap span): a Job's failure is no threshold at its
     edge, and a CronJob that fails run after run — each failed Job deleted by the next, its
     alert short — is failing, not flapping."""
-    found: list[tuple[tuple[bool, int, int, float], Candidate, Tie, bool]] = []
+    # Sorted by: a tie at all beyond timing, the same alert escalating, within the window,
+    # the tie's strength and share, the latest incident.
+    found: list[tuple[tuple[bool, bool, bool, int, int, float], Candidate, Tie, bool]] = []
     for c in candidates:
         if c.quiet:
             if c.ended is not None and c.ended < starts_at <= c.ended + revive and (
                     t := recurred(a, c.related, starts_at - c.first, window)):
-                found.append(((False, *t.rank, c.latest), c, t, False))
+                found.append(((t.strength > 0, False, False, *t.rank, c.latest), c, t, False))
             continue
         if c.ended is not None and starts_at > c.ended + window:
             if (t := slo_burned(a, c.related, starts_at - c.first)) or (
                     starts_at <= c.ended + lasting * window
                     and (t := recurred(a, c.related, starts_at - c.first, window))):
-                found.append(((False, *t.rank, c.latest), c, t, False))
+                found.append(((t.strength > 0, False, False, *t.rank, c.latest), c, t, False))
             continue
         gap = max(starts_at - c.latest, c.first - starts_at)
         near = gap <= window
+        if (t := still_firing(a, c.related)) is not None:
+            # The same alert in another severity (or the same SLO over another window), still
+            # firing there, beats any tie of timing: a claim's warning and, eight minutes on,
+            # its critical are one problem even when a crash loop of its pod began between.
+            found.append(((True, True, near, *t.rank, c.latest), c, t, near))
+            continue
         if near:
             t = tie(a, c.related, starts_at=young(starts_at, c.first, window),
                     follows=FOLLOWS * window)
@@ -878,7 +886,7 @@ def ranked_ties(a: About, starts_at: float, candidates: list[Candidate], *, wind
                 slo_burned(a, c.related, starts_at - c.first)) if late is not None),
                 key=lambda late: late.rank, default=None)
         if t is not None:
-            found.append(((near, *t.rank, c.latest), c, t, near))
+            found.append(((t.strength > 0, False, near, *t.rank, c.latest), c, t, near))
     # Any tie of what the alerts are about beats one of timing alone (a backend's clients).
-    found.sort(key=lambda f: (f[2].strength > 0, f[0]), reverse=True)
+    found.sort(key=lambda f: f[0], reverse=True)
     return [(c, t, near) for _, c, t, near in found]

@@ -258,3 +258,15 @@ async def test_once_the_filesystems_alert_resolved_a_later_one_is_its_own(
         (root_fs("NodeFilesystemAlmostOutOfSpace", 70 * MIN), 80 * MIN)])
     assert sorted(alerts for alerts, _ in cards) == [
         ["NodeFilesystemAlmostOutOfSpace/warning"], ["NodeFilesystemSpaceFillingUp/warning"]]
+
+
+async def test_a_claims_critical_joins_its_warning_not_a_crash_loop_begun_between(
+        database: Database) -> None:
+    # The claim's warning, its pod crash-looping 8 min on (past the window: an incident of
+    # its own), then the claim's critical 2 min later — within the window of the crash loop.
+    # The same alert getting worse is the warning's problem, not a tie of timing.
+    cards = await _cards(database, [(filling("warning", 0), 60 * MIN),
+                                    (crash_loop(8 * MIN), 61 * MIN),
+                                    (filling("critical", 10 * MIN), 62 * MIN)])
+    claim = [alerts for alerts, _ in cards if "KubePersistentVolumeFillingUp/warning" in alerts]
+    assert claim and "KubePersistentVolumeFillingUp/critical" in claim[0], cards
