@@ -27,7 +27,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import and_, func, or_
 from sqlmodel import col, select
@@ -47,6 +47,7 @@ from knowledge.incidents import (
 from knowledge.merging import join_before_its_card, merge, split_off
 from knowledge.noise import (
     HEARTBEATS,
+    QUIET,
     NoiseRules,
     confirm_at,
     is_critical,
@@ -61,6 +62,7 @@ from knowledge.noise import (
 )
 from knowledge.outbox import enqueue_message
 from knowledge.relate import (
+    ACTED,
     FOLLOWS,
     NODE_DOWN,
     About,
@@ -397,6 +399,10 @@ async def _fired(session: AsyncSession, *, org_id: int, signal: AlertSignal, ale
                      acknowledged_before=acknowledged, rules=intake.noise,
                      alertname=alert.alertname)
     if why is not None:
+        if alert.alertname in ACTED and (alert.severity or "").lower() in QUIET and (
+                placed := await _place(session, alert=alert, intake=intake, now=now,
+                                       only_tied=True)) is not None:
+            return placed  # the kubelet acted on a node an incident is about: it joins
         await _to_noise(session, alert=alert, why=why, intake=intake)
         if why.startswith(FLAPPING):  # folded unless it outlasts the short span
             alert.held_until = _outlasts(signal.starts_at, now, intake.noise)
@@ -527,17 +533,35 @@ async def _candidates(session: AsyncSession, *, org_id: int, starts_at: datetime
     return found
 
 
+@overload
 async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: datetime
-                 ) -> Incident:
+                 ) -> Incident: ...
+
+
+@overload
+async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: datetime,
+                 only_tied: bool) -> Incident | None: ...
+
+
+async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: datetime,
+                 only_tied: bool = False) -> Incident | None:
     """Put a firing on the incident it shares a cause with, or open one, and queue its card
     unless it waits to be confirmed (see `knowledge.noise`). Joining an unconfirmed incident
-    confirms it."""
+    confirms it. With `only_tied` (the kubelet acting on a node, `relate.ACTED`), it opens
+    none: None when nothing is tied. Such a consequence joins and gathers nothing more, nor
+    keeps its incident young (`last_alert_at`, from which the window counts)."""
     it = about(alert.labels, intake.topology)
+    consequence = it.rule in ACTED
     candidates = await _candidates(session, org_id=alert.org_id, starts_at=alert.starts_at,
                                    intake=intake)
     if it.run:  # a CronJob's run: its last run's quiet one-off may be the same failure
-        candidates += await _quiet_runs(session, org_id=alert.org_id,
-                                        starts_at=alert.starts_at, intake=intake)
+        candidates += await _quiet_runs(
+            session, org_id=alert.org_id, since=alert.starts_at - timedelta(
+                seconds=intake.noise.flap_span_s), until=alert.starts_at, intake=intake)
+    if consequence:  # the kubelet acting: a node's warning just before was no one-off
+        candidates += await _quiet_runs(
+            session, org_id=alert.org_id, since=alert.starts_at - timedelta(
+                seconds=intake.window_s), until=None, intake=intake)
     if it.burn > intake.reach.total_seconds():  # an SLO's long window may hold an older burn
         candidates += await _burned_within(session, org_id=alert.org_id, alert=alert,
                                            window=it.burn, intake=intake,
@@ -547,6 +571,8 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: da
                          window=intake.window_s, lasting=intake.lasting,
                          revive=intake.noise.flap_span_s)
     found = (ranked[0][0], ranked[0][1]) if ranked else None
+    if found is None and only_tied:
+        return None
     troubled: tuple[Incident, str] | None = None
     if found is not None and isinstance(found[0].key, Incident) and (w := troubled_client(
             it, alert.starts_at.timestamp(), found[0].related)) is not None \
@@ -578,9 +604,9 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: da
         related, whys = candidate.related.copy(), list(incident.related.get("why", []))
         if tie.why not in whys:
             whys.append(tie.why)
-        if incident.noise:  # a quiet one-off whose CronJob failed again: real after all
-            revived = True
-            await _revive(session, incident=incident, alert=alert)
+        if incident.noise:  # a quiet one-off whose CronJob failed again, or the kubelet
+            revived = True  # acted on its node: real after all
+            await _revive(session, incident=incident, alert=alert, why=tie.why)
     related.add(it, alert.starts_at.timestamp())
     if not opened and not revived and await reopen(session, incident=incident, at=alert.starts_at,
                                    actor=f"Alertmanager ({alert.alertname} fired again)",
@@ -600,7 +626,9 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: da
     # Alerts arrive in no particular order: an incident starts when its earliest alert did,
     # or MTTA/MTTR come out too short.
     incident.triggered_at = min(incident.triggered_at, alert.starts_at)
-    incident.last_alert_at = max(incident.last_alert_at or alert.starts_at, alert.starts_at)
+    if not consequence:
+        incident.last_alert_at = max(incident.last_alert_at or alert.starts_at,
+                                     alert.starts_at)
     kept = {k: v for k, v in (incident.related or {}).items()
             if k in ("maybe_same", "maybe_why", "alerts", "first", "reopened")} \
         if not opened else {}
@@ -613,7 +641,7 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: da
     intake.pool.add(session, incident)
     split = await _split_client(
         session, source=troubled[0], into=incident, workload=troubled[1], alert=alert,
-        intake=intake) if troubled is not None else await _split_stranded(
+        intake=intake) if troubled is not None else [] if consequence else await _split_stranded(
         session, into=incident, it=it, alert=alert, candidates=candidates, intake=intake)
     for a in split:
         related.add(about(a.labels, intake.topology), a.starts_at.timestamp())
@@ -621,8 +649,9 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: da
     if split:
         incident.related = {**related.to_json(), "why": whys[-5:]}
     began = incident.triggered_at
-    absorbed = await _absorb(session, into=incident, related=related, candidates=candidates,
-                             alert=alert, intake=intake, now=now)
+    absorbed = [] if consequence else await _absorb(
+        session, into=incident, related=related, candidates=candidates, alert=alert,
+        intake=intake, now=now)
     started_earlier = started_earlier or incident.triggered_at < began
     if absorbed:  # its subjects, alert count and first alert now include theirs
         kept = {k: v for k, v in kept.items() if k not in ("alerts", "first")}
@@ -631,7 +660,7 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: da
     # Apart from a backend's clients and a down node's pods (`_gather_clients`,
     # `_gather_down`), the copilot does not merge a posted one on its own; the newer card
     # offers the merge to a person.
-    others = [c.key for c, t, near in ranked[1:] if near and t.strength >= 2
+    others = [c.key for c, t, near in ranked[1:] if near and t.strength >= 2 and not consequence
               and isinstance(c.key, Incident) and c.key.id != incident.id
               and c.key.merged_into_id is None]
     if others:
@@ -661,6 +690,10 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: da
     if opened or started_earlier:  # the changes before its (earlier) start are evidence
         await link_recent_changes(session, incident=incident)
     await _record_fired(session, [alert, *absorbed], incident_id=incident.id, intake=intake)
+    if consequence:
+        if revived or incident.unconfirmed_until is not None:
+            await _announce(session, incident)
+        return incident
     # A client's incident moves to its backend's before its own card is posted, if not yet.
     into = await _gather_clients(session, incident=incident, candidates=candidates,
                                  posted=not opened and incident.unconfirmed_until is None,
@@ -681,17 +714,19 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: da
     return incident
 
 
-async def _quiet_runs(session: AsyncSession, *, org_id: int, starts_at: datetime,
-                      intake: Intake) -> list[Candidate]:
-    """Quiet one-offs that resolved within the flap span before a CronJob run's alert started:
-    `relate.ranked_ties` ties one to it only if it is the same CronJob's previous run."""
-    since = starts_at - timedelta(seconds=intake.noise.flap_span_s)
+async def _quiet_runs(session: AsyncSession, *, org_id: int, since: datetime,
+                      until: datetime | None, intake: Intake) -> list[Candidate]:
+    """Quiet one-offs that resolved since then (and before `until`): before a CronJob run's
+    alert started, within the flap span — `relate.ranked_ties` ties one to it only if it is
+    the same CronJob's previous run — or, for the kubelet acting on a node, within the window
+    (`relate.acted_on`)."""
     stmt = (select(Incident)
             .where(Incident.org_id == org_id, Incident.source == "alertmanager",
                    Incident.noise == True,  # noqa: E712 (SQL, not Python)
-                   col(Incident.merged_into_id).is_(None),
-                   col(Incident.resolved_at) >= since, col(Incident.resolved_at) < starts_at)
+                   col(Incident.merged_into_id).is_(None), col(Incident.resolved_at) >= since)
             .order_by(col(Incident.resolved_at).desc()).limit(100))
+    if until is not None:
+        stmt = stmt.where(col(Incident.resolved_at) < until)
     return [Candidate(key=incident, related=intake.relations(incident),
                       first=incident.triggered_at.timestamp(),
                       latest=(incident.last_alert_at or incident.triggered_at).timestamp(),
@@ -726,7 +761,8 @@ async def _burned_within(session: AsyncSession, *, org_id: int, alert: Alert, wi
     return found
 
 
-async def _revive(session: AsyncSession, *, incident: Incident, alert: Alert) -> None:
+async def _revive(session: AsyncSession, *, incident: Incident, alert: Alert, why: str
+                  ) -> None:
     """A quiet one-off is a real incident after all: no longer noise, neither it nor its
     alerts, back under the group key the new alert came by, and triggered again (its card is
     posted as a new incident's: none was before)."""
@@ -738,7 +774,7 @@ async def _revive(session: AsyncSession, *, incident: Incident, alert: Alert) ->
     incident.group_key = alert.group_key
     incident.group_key_hash = group_key_hash(alert.group_key or "")
     await reopen(session, incident=incident, at=alert.starts_at,
-                 actor=f"Alertmanager ({alert.alertname} on the CronJob's next run)",
+                 actor=f"Alertmanager ({why})",
                  source="alertmanager")
 
 

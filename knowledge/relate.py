@@ -92,6 +92,18 @@ NEEDS_KUBELET = frozenset({"KubePodCrashLooping", "KubeContainerWaiting"})
 # kube-prometheus's alerts that say a node is down (not merely unwell).
 NODE_DOWN = frozenset({"KubeNodeNotReady", "KubeNodeUnreachable", "KubeletDown", "NodeDown",
                        "KubeletInstanceUnreachable"})
+# What the kubelet does, or says, when its node runs short of memory, disk or PIDs: it evicts
+# pods, it sets a pressure condition. kube-prometheus rates both info, yet neither is a
+# threshold hovering at its edge — Kubernetes acted — so a warning about that node just
+# before was no one-off. Such an alert joins an incident about its node (`acted_on`), never
+# one of its own.
+ACTED = frozenset({"KubeNodeEviction", "KubeNodePressure"})
+# What the kubelet ran short of, from the eviction signal or the node condition it names, and
+# the words in the names of the alerts about that resource (node-exporter's, kube-prometheus'):
+# a node whose disk fills may run short of memory too, and that is another problem.
+SHORT_OF = (("memory", ("memory",), ("Memory", "OOM")),
+            ("disk", ("nodefs", "imagefs", "disk"), ("Filesystem", "Disk", "Inode")),
+            ("pids", ("pid",), ("Pid", "Process")))
 NOUN = {"instance": "target", "node": "node", "pod": "pod", "workload": "workload",
         "pvc": "volume claim", "service": "service", "component": "", "rule": "alert rule",
         "host": "node", "object": "", "api": "aggregated API"}
@@ -142,6 +154,7 @@ class About:
     client: frozenset[Subject] = frozenset()
     # A burn-rate alert's long window, in seconds (its `long` label), 0 for any other alert.
     burn: float = 0.0
+    short_of: str = ""  # what the kubelet ran short of (`ACTED`), if it says
 
 
 def _owner_kind(pod: str) -> tuple[str, str] | None:
@@ -296,7 +309,12 @@ def about(labels: dict[str, str], topology: Topology | None = None) -> About:
     return About(rule=name, own=frozenset(own), derived=derived, weak=frozenset(weak),
                  identity=identity, part=part, severity=labels.get("severity", ""), run=run,
                  scheduled=scheduled, backend=frozenset(backend), client=frozenset(client),
-                 burn=burn)
+                 burn=burn, short_of=_short_of(labels) if name in ACTED else "")
+
+
+def _short_of(labels: dict[str, str]) -> str:
+    said = f"{labels.get('eviction_signal', '')} {labels.get('condition', '')}".lower()
+    return next((what for what, words, _ in SHORT_OF if any(w in said for w in words)), "")
 
 
 @dataclass
@@ -782,6 +800,32 @@ def recurred(a: About, incident: Related, since_first: float, window: float) -> 
                                       "after the last one's ended")
 
 
+def acted_on(a: About, incident: Related) -> Tie | None:
+    """The kubelet acted on a node (`ACTED`: evicting pods, a pressure condition) that the
+    incident's alerts are about: the tie that lets it join — even an incident that was a quiet
+    one-off, its warning resolved moments before (memory high for five minutes, then pods
+    evicted, is a leak the kubelet stopped, not a blip)."""
+    if a.rule not in ACTED:
+        return None
+    names = [rule for (kind, rule), n in incident.symptoms.items() if kind == "rule" and n]
+    about_it = next((alerts for what, _, alerts in SHORT_OF if what == a.short_of), ())
+    if about_it and not any(word in rule for rule in names for word in about_it):
+        return None  # short of memory, and the incident is about its disk
+    t = tie(a, incident)
+    if t is not None and t.subject[0] in HOSTS:
+        return Tie(3, t.shared, t.subject, f"{a.rule}: the kubelet acted on {_said(t.subject)}")
+    # Without kube-state-metrics a node-exporter target is only an address; the kubelet's
+    # target on that address names its node, so the alert says which node the address is.
+    node = next((name for kind, name in a.own if kind == "node"), None)
+    ips = {name.rsplit(":", 1)[0] for kind, name in a.own
+           if kind == "instance" and _IP_INSTANCE.match(name)}
+    for (kind, name), n in sorted(incident.own.items()):
+        if node and n and kind == "instance" and name.rsplit(":", 1)[0] in ips:
+            return Tie(3, n, ("instance", name),
+                       f"{a.rule}: the kubelet acted on node {node} ({name.rsplit(':', 1)[0]})")
+    return None
+
+
 def _down(incident: Related, node: str) -> bool:
     """Whether the incident holds an alert that says this node is down."""
     return any(incident.symptoms[(rule, node)] for rule in NODE_DOWN)
@@ -852,11 +896,20 @@ def ranked_ties(a: About, starts_at: float, candidates: list[Candidate], *, wind
     tie is within the window. A quiet one-off is tied only to its CronJob's next run failing
     within `revive` seconds of its end (the flap span): a Job's failure is no threshold at its
     edge, and a CronJob that fails run after run — each failed Job deleted by the next, its
-    alert short — is failing, not flapping."""
+    alert short — is failing, not flapping — or to the kubelet acting on its node no later
+    than a window after its end (`acted_on`)."""
     # Sorted by: a tie at all beyond timing, the same alert escalating, within the window,
     # the tie's strength and share, the latest incident.
     found: list[tuple[tuple[bool, bool, bool, int, int, float], Candidate, Tie, bool]] = []
     for c in candidates:
+        if c.first <= starts_at and (c.ended is None or starts_at <= c.ended + window) and (
+                t := acted_on(a, c.related)):
+            # While its alerts fire, or a window after (quiet one-offs too), however long
+            # its warning fired first.
+            found.append(((True, False, True, *t.rank, c.latest), c, t, True))
+            continue
+        if a.rule in ACTED:
+            continue  # the kubelet acting is tied only to trouble with what it ran short of
         if c.quiet:
             if c.ended is not None and c.ended < starts_at <= c.ended + revive and (
                     t := recurred(a, c.related, starts_at - c.first, window)):

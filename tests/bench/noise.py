@@ -36,6 +36,7 @@ from statistics import median
 from typing import Any, Protocol
 
 from knowledge.noise import (
+    QUIET,
     NoiseRules,
     confirm_at,
     noise_key,
@@ -45,6 +46,7 @@ from knowledge.noise import (
     resolved_within_hold,
 )
 from knowledge.relate import (
+    ACTED,
     FOLLOWS,
     About,
     Candidate,
@@ -259,19 +261,22 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
             return max(at, then)
         return due
 
-    def place(i: int, at: float) -> None:
+    def place(i: int, at: float, *, only_tied: bool = False) -> bool:
         a = alerts[i]
         it = about(a.labels, topology)
         for card, c in cards:
             c.ended = ended(card)
         for card, c in cards:
             c.quiet = card.quiet
-        # Quiet noise is a candidate only for its CronJob's next run (`relate.ranked_ties`).
+        # Quiet noise is a candidate only for its CronJob's next run, or the kubelet acting on
+        # its node (`relate.ranked_ties`).
         ranked = ranked_ties(it, a.starts_at, [c for card, c in cards
                                                if (card.posted or card.quiet)
                                                and not card.merged],
                              window=window, lasting=LASTING, revive=rules.flap_span_s)
         found = ranked[0] if ranked else None
+        if only_tied and found is None:
+            return False  # the kubelet acting on a node no incident is about: info noise
         troubled = troubled_client(it, a.starts_at, found[0].related) \
             if found is not None and split_clients else None
         if troubled is not None and found is not None \
@@ -296,14 +301,18 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
         else:
             c = found[0]
             card = cards[int(str(c.key))][0]
-            if card.quiet:  # its CronJob failed again: a real incident, posted now
+            if card.quiet:  # its CronJob failed again, or the kubelet acted: real, posted now
                 card.quiet, card.posted, card.posted_at = False, True, at
             if card.unconfirmed_until is not None:  # another alert joined: confirmed
                 card.unconfirmed_until, card.posted_at = None, at
         card.alerts.add(i)
         card.placed_at[i] = at
         c.related.add(it, a.starts_at)
-        c.latest, c.first = max(c.latest, a.starts_at), min(c.first, a.starts_at)
+        if a.labels["alertname"] not in ACTED:  # a consequence: it does not keep it young
+            c.latest = max(c.latest, a.starts_at)
+        c.first = min(c.first, a.starts_at)
+        if a.labels["alertname"] in ACTED:
+            return True  # a consequence joins; it gathers nothing (`correlation._place`)
         for other, other_c in cards:
             # Waiting for its card, still firing, started within the lasting reach, and its
             # alerts tie to the incident this alert joined: they move there.
@@ -329,6 +338,7 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
         if gather_down and not card.merged:
             for node in sorted(down_nodes(it)):
                 with_node(card, c, node, a.starts_at, at)
+        return True
 
     def split(src: Card, src_c: Candidate, dst: Card, dst_c: Candidate, leaving: set[int],
               at: float) -> None:
@@ -491,6 +501,8 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
                                                       + rules.grace_s), n.at)
                 continue
             if why is not None:
+                if a.labels["alertname"] in ACTED and (sev or "").lower() in QUIET:
+                    place(i, n.at, only_tied=True)  # joins an incident about its node, if any
                 continue
             held[i] = early(i, rules.hold_s, release_at(sev, starts_at=a.starts_at,
                                                         received_at=n.at, rules=rules), n.at)
