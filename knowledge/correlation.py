@@ -869,8 +869,9 @@ async def _gather_clients(session: AsyncSession, *, incident: Incident,
 async def _split_client(session: AsyncSession, *, source: Incident, into: Incident,
                         workload: str, alert: Alert, intake: Intake) -> list[Alert]:
     """A workload's alerts that joined a shared backend's incident as its client move to the
-    incident just opened by that workload's own trouble, begun before the backend stopped
-    (`relate.troubled_client`): its unready replicas were its own, the timing a coincidence.
+    incident just opened by that workload's own trouble, begun before the backend stopped or
+    a rollout stuck (`relate.troubled_client`): its unready replicas were its own, the timing
+    a coincidence.
     The backend's card says so. Returns the alerts moved."""
     assert source.id is not None
     alerts = await alerts_of_incident(session, org_id=source.org_id, incident_id=source.id)
@@ -878,9 +879,11 @@ async def _split_client(session: AsyncSession, *, source: Incident, into: Incide
     if not leaving or len(leaving) == len(alerts):
         return []
     stopped, backend = min((float(t), w) for w, t in intake.relations(source).backends)
-    why = (f"{alert.alertname} on workload {workload} "
-           f"{stopped - alert.starts_at.timestamp():.0f} s before StatefulSet {backend} "
-           "stopped serving")
+    began = alert.starts_at.timestamp()
+    why = (f"{alert.alertname} on workload {workload} {stopped - began:.0f} s before "
+           f"StatefulSet {backend} stopped serving") if began < stopped else (
+        f"{alert.alertname} on workload {workload}: a rollout under way is its own change, "
+        f"not StatefulSet {backend}'s doing")
     await _split_workload(session, source=source, into=into, workload=workload,
                           alerts=alerts, leaving=leaving, why=why, intake=intake)
     return leaving

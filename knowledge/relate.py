@@ -610,12 +610,16 @@ def troubled_client(a: About, starts_at: float, incident: Related) -> str | None
     """The workload this alert says is in trouble of its own — a crash loop, a rollout —
     if the incident holds it only as a shared backend's client (a Deployment of another
     namespace going unready after the backend stopped) and its trouble began before the
-    backend stopped serving: its unready replicas were its own, the timing a coincidence."""
+    backend stopped serving, or is a rollout stuck, whenever it is heard of: its unready
+    replicas were its own, the timing a coincidence. A rollout is a change to the workload
+    itself (a new ReplicaSet whose pods do not come up); a shared backend's clients fail with
+    no rollout under way. Kubernetes says a rollout is stuck only after its progress deadline
+    (10 minutes by default), so the alert comes well after the replicas went unready."""
     if a.rule not in NEEDS_KUBELET | ROLLOUT or not serves_clients(incident):
         return None
     stopped = min(float(t) for _, t in incident.backends)
     spaces = {w.split("/", 1)[0] for w, _ in incident.backends}
-    if starts_at >= stopped:
+    if starts_at >= stopped and a.rule not in ROLLOUT:
         return None
     for w in sorted(workloads_of(a)):
         if w.split("/", 1)[0] not in spaces and (incident.own[("workload", w)] or any(

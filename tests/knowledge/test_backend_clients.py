@@ -173,3 +173,29 @@ async def test_a_client_whose_own_crash_loop_began_first_is_split_off_its_backen
     # The backend's card no longer says the workload that left is its client.
     assert "label-renderer" not in (left.reason or "")
     assert "label-renderer" not in " ".join(left.related["why"])
+
+
+async def test_a_client_whose_rollout_is_stuck_is_split_off_its_backend(database: Database
+                                                                        ) -> None:
+    # label-renderer's replicas went missing 40 s after postgres stopped: its client, as far
+    # as the copilot can tell. Ten minutes on, Kubernetes says its rollout is stuck (past the
+    # progress deadline): a new ReplicaSet of its own failing, not postgres' doing.
+    replicas = signal("KubeDeploymentReplicasMismatch", 40, "shipping",
+                      deployment="label-renderer", job="kube-state-metrics")
+    stuck = signal("KubeDeploymentRolloutStuck", 640, "shipping",
+                   deployment="label-renderer", job="kube-state-metrics")
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        db = (await _apply_all(s, oid, [*backend(0), replicas], now=300))[-1]
+        own = (await _apply_all(s, oid, [stuck], now=1000))[-1]
+    assert db is not None and own is not None and own.id != db.id
+    async with database.session() as s:
+        listed = {i.id: sorted(a.alertname for a in alerts)
+                  for i, alerts in await incidents_with_alerts(s, org_id=oid)}
+        said = [(m.incident_id, m.text) for m in await messages(s, org_id=oid)]
+    assert listed == {db.id: ["KubePodNotReady", "KubeStatefulSetReplicasMismatch"],
+                      own.id: ["KubeDeploymentReplicasMismatch", "KubeDeploymentRolloutStuck"]}
+    why = ("KubeDeploymentRolloutStuck on workload shipping/label-renderer: a rollout under "
+           "way is its own change, not StatefulSet databases/postgres's doing")
+    assert any(i == db.id and f"split off {db.ref} into {own.ref}" in t and why in t
+               for i, t in said), said
