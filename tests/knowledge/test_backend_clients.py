@@ -143,30 +143,41 @@ async def test_clients_join_a_claim_that_filled_hours_into_its_incident(database
         one.related["why"])
 
 
-async def test_a_client_whose_own_crash_loop_began_first_is_split_off_its_backend(
-        database: Database) -> None:
-    # label-renderer's replicas went missing 40 s after postgres stopped: its client, as far
-    # as the copilot can tell. Then its crash loop arrives, begun 30 s *before* postgres
-    # stopped: a bad rollout of its own, not postgres' doing.
+async def _split_off_by(database: Database, trouble: AlertSignal, *, now: float, why: str
+                       ) -> tuple[int, Incident, Incident, list[tuple[int | None, str]]]:
+    """label-renderer's replicas go missing 40 s after postgres stopped (its client, as far as
+    the copilot can tell), then `trouble` of its own arrives: the replicas leave the backend's
+    incident for the one `trouble` opened, and the backend's card says so, and `why`. Returns
+    the org, the backend's incident, the one `trouble` opened and the messages queued."""
     replicas = signal("KubeDeploymentReplicasMismatch", 40, "shipping",
                       deployment="label-renderer", job="kube-state-metrics")
-    looping = signal("KubePodCrashLooping", -30, "shipping", pod=CLIENT_PODS[0],
-                     job="kube-state-metrics")
     async with database.session() as s, s.begin():
         oid = await org_id(s)
         db = (await _apply_all(s, oid, [*backend(0), replicas], now=300))[-1]
-        own = (await _apply_all(s, oid, [looping], now=330))[-1]
+        own = (await _apply_all(s, oid, [trouble], now=now))[-1]
     assert db is not None and own is not None and own.id != db.id
     async with database.session() as s:
         listed = {i.id: sorted(a.alertname for a in alerts)
                   for i, alerts in await incidents_with_alerts(s, org_id=oid)}
         said = [(m.incident_id, m.text) for m in await messages(s, org_id=oid)]
     assert listed == {db.id: ["KubePodNotReady", "KubeStatefulSetReplicasMismatch"],
-                      own.id: ["KubeDeploymentReplicasMismatch", "KubePodCrashLooping"]}
-    why = ("KubePodCrashLooping on workload shipping/label-renderer 30 s before StatefulSet "
-           "databases/postgres stopped serving")
+                      own.id: sorted(["KubeDeploymentReplicasMismatch", trouble.alertname])}
     assert any(i == db.id and f"split off {db.ref} into {own.ref}" in t and why in t
-               for i, t in said)
+               for i, t in said), said
+    return oid, db, own, said
+
+
+async def test_a_client_whose_own_crash_loop_began_first_is_split_off_its_backend(
+        database: Database) -> None:
+    # label-renderer's replicas went missing 40 s after postgres stopped: its client, as far
+    # as the copilot can tell. Then its crash loop arrives, begun 30 s *before* postgres
+    # stopped: a bad rollout of its own, not postgres' doing.
+    looping = signal("KubePodCrashLooping", -30, "shipping", pod=CLIENT_PODS[0],
+                     job="kube-state-metrics")
+    oid, db, own, said = await _split_off_by(
+        database, looping, now=330,
+        why="KubePodCrashLooping on workload shipping/label-renderer 30 s before StatefulSet "
+            "databases/postgres stopped serving")
     assert any(i == own.id and "opened" in t for i, t in said)  # its own card
     async with database.session() as s:
         [left] = [i for i, _ in await incidents_with_alerts(s, org_id=oid) if i.id == db.id]
@@ -180,22 +191,9 @@ async def test_a_client_whose_rollout_is_stuck_is_split_off_its_backend(database
     # label-renderer's replicas went missing 40 s after postgres stopped: its client, as far
     # as the copilot can tell. Ten minutes on, Kubernetes says its rollout is stuck (past the
     # progress deadline): a new ReplicaSet of its own failing, not postgres' doing.
-    replicas = signal("KubeDeploymentReplicasMismatch", 40, "shipping",
-                      deployment="label-renderer", job="kube-state-metrics")
     stuck = signal("KubeDeploymentRolloutStuck", 640, "shipping",
                    deployment="label-renderer", job="kube-state-metrics")
-    async with database.session() as s, s.begin():
-        oid = await org_id(s)
-        db = (await _apply_all(s, oid, [*backend(0), replicas], now=300))[-1]
-        own = (await _apply_all(s, oid, [stuck], now=1000))[-1]
-    assert db is not None and own is not None and own.id != db.id
-    async with database.session() as s:
-        listed = {i.id: sorted(a.alertname for a in alerts)
-                  for i, alerts in await incidents_with_alerts(s, org_id=oid)}
-        said = [(m.incident_id, m.text) for m in await messages(s, org_id=oid)]
-    assert listed == {db.id: ["KubePodNotReady", "KubeStatefulSetReplicasMismatch"],
-                      own.id: ["KubeDeploymentReplicasMismatch", "KubeDeploymentRolloutStuck"]}
-    why = ("KubeDeploymentRolloutStuck on workload shipping/label-renderer: a rollout under "
-           "way is its own change, not StatefulSet databases/postgres's doing")
-    assert any(i == db.id and f"split off {db.ref} into {own.ref}" in t and why in t
-               for i, t in said), said
+    await _split_off_by(
+        database, stuck, now=1000,
+        why="KubeDeploymentRolloutStuck on workload shipping/label-renderer: a rollout under "
+            "way is its own change, not StatefulSet databases/postgres's doing")
