@@ -551,7 +551,9 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: da
     none: None when nothing is tied. Such a consequence joins and gathers nothing more, nor
     keeps its incident young (`last_alert_at`, from which the window counts)."""
     it = about(alert.labels, intake.topology)
-    consequence = it.rule in ACTED
+    # Only as info: an eviction someone rated a warning is placed like any warning (and may
+    # open an incident that is posted).
+    consequence = only_tied
     candidates = await _candidates(session, org_id=alert.org_id, starts_at=alert.starts_at,
                                    intake=intake)
     if it.run:  # a CronJob's run: its last run's quiet one-off may be the same failure

@@ -308,10 +308,10 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
         card.alerts.add(i)
         card.placed_at[i] = at
         c.related.add(it, a.starts_at)
-        if a.labels["alertname"] not in ACTED:  # a consequence: it does not keep it young
+        if not only_tied:  # a consequence (info): it does not keep its incident young
             c.latest = max(c.latest, a.starts_at)
         c.first = min(c.first, a.starts_at)
-        if a.labels["alertname"] in ACTED:
+        if only_tied:
             return True  # a consequence joins; it gathers nothing (`correlation._place`)
         for other, other_c in cards:
             # Waiting for its card, still firing, started within the lasting reach, and its
