@@ -117,6 +117,10 @@ class Topology:
 
     pods: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     hosts: dict[str, str] = field(default_factory=dict)  # an exporter's host or IP → node
+    # The pods that mount each claim (`namespace/claim` → `namespace/pod`s), from
+    # kube_pod_spec_volumes_persistentvolumeclaims_info: the only tie a Deployment's claim
+    # has, since only a StatefulSet's is named after its pod.
+    claims: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def job_owner(self, namespace: str, job: str) -> str:
         """The workload a scrape job is named after: kube-prometheus names a job after its
@@ -233,7 +237,13 @@ def about(labels: dict[str, str], topology: Topology | None = None) -> About:
     if labels.get("persistentvolumeclaim"):
         claim = labels["persistentvolumeclaim"]
         own.add(("pvc", f"{ns}/{claim}"))
-        if not topology.pods:
+        mounted = topology.claims.get(f"{ns}/{claim}", ())
+        for key in mounted:
+            pod = key.split("/", 1)[1]
+            derived[("pod", key)] = f"claim {claim} is mounted by pod {pod}"
+            if owner := (topology.pods[key][2] if key in topology.pods else owner_by_name(pod)):
+                derived[("workload", f"{ns}/{owner}")] = f"claim {claim} is {owner}'s"
+        if not mounted and not topology.pods:
             # No kube-state-metrics: a StatefulSet's claim is <template>-<pod>, and its pod
             # <statefulset>-<ordinal> — every way of reading the name that fits.
             parts = claim.split("-")
@@ -244,7 +254,8 @@ def about(labels: dict[str, str], topology: Topology | None = None) -> About:
                     derived[("workload", f"{ns}/{owner}")] = f"claim {claim} is {owner}'s"
         for pod, (_node, _kind, workload) in topology.pods.items():
             # A StatefulSet's claim is named <template>-<pod>.
-            if pod.startswith(ns + "/") and claim.endswith("-" + pod.split("/", 1)[1]):
+            if not mounted and pod.startswith(ns + "/") \
+                    and claim.endswith("-" + pod.split("/", 1)[1]):
                 derived[("pod", pod)] = f"claim {claim} is pod {pod}'s"
                 derived[("workload", f"{ns}/{workload}")] = f"claim {claim} is {workload}'s"
     if labels.get("pod"):

@@ -94,6 +94,32 @@ def test_a_claim_does_not_join_its_statefulset_down_elsewhere_with_a_node() -> N
     assert joins(claim, crash) == "KubePodCrashLooping"
 
 
+def test_a_deployments_claim_joins_the_pod_kube_state_metrics_says_mounts_it() -> None:
+    # A Deployment's claim is not named after its pod: only
+    # kube_pod_spec_volumes_persistentvolumeclaims_info ties the two.
+    pod = "payments/payments-api-7d9f8c6b5d-abcde"
+    mounts = Topology(pods=TOPOLOGY.pods, hosts=TOPOLOGY.hosts,
+                      claims={"payments/payments-uploads": (pod,)})
+    claim = {"alertname": "KubePersistentVolumeFillingUp", "namespace": "payments",
+             "persistentvolumeclaim": "payments-uploads", "severity": "critical"}
+    crash = {"alertname": "KubePodCrashLooping", "namespace": "payments",
+             "pod": pod.split("/", 1)[1]}
+
+    def joined(topology: Topology) -> object | None:
+        related = Related()
+        related.add(about(crash, topology))
+        found = choose(about(claim, topology), 60.0,
+                       [Candidate("crash", related, 0.0, 0.0, None)], window=WINDOW)
+        return found[0].key if found else None
+
+    assert joined(mounts) == "crash"
+    assert about(claim, mounts).derived[("pod", pod)] == (
+        "claim payments-uploads is mounted by pod payments-api-7d9f8c6b5d-abcde")
+    assert ("workload", "payments/payments-api") in about(claim, mounts).derived
+    # Without the mount, the claim says nothing of the pod, and the two stay apart.
+    assert joined(TOPOLOGY) is None
+
+
 def test_a_node_down_does_not_join_replicas_missing_behind_a_full_claim() -> None:
     mismatch = {"alertname": "KubeStatefulSetReplicasMismatch", "namespace": "search",
                 "statefulset": "elasticsearch"}
