@@ -239,7 +239,8 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
     if it is still firing then, instead of at Alertmanager's next notification."""
     rules = rules or NoiseRules()
     alerts: list[AlertLike] = stream.alerts
-    topology = Topology(getattr(stream, "pods", {}) if use_topology else {})
+    topology = Topology(getattr(stream, "pods", {}), claims=getattr(stream, "claims", {})) \
+        if use_topology else Topology()
     known_resolved: dict[int, float] = {}  # alert → its end, once a notification said so
     heard: dict[int, float] = {}  # alert → when that notification came
     episodes: dict[str, list[int]] = {}  # by the product's noise_key

@@ -35,6 +35,7 @@ class Stream:
     alerts: list[StreamAlert]
     incidents: dict[str, str]
     pods: dict[str, tuple[str, str, str]]  # "ns/pod" -> (node, workload kind, workload name)
+    claims: dict[str, tuple[str, ...]] = field(default_factory=dict)  # "ns/claim" -> its pods
 
 
 @dataclass
@@ -42,16 +43,19 @@ class _Cluster:
     rng: random.Random
     pods: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     used: set[str] = field(default_factory=set)  # workloads a problem was already made of
+    claims: dict[str, tuple[str, ...]] = field(default_factory=dict)  # as kube-state-metrics says
 
     def build(self) -> None:
         for ns in NAMESPACES:
             for w in range(self.rng.randint(2, 4)):
                 kind = "StatefulSet" if w == 0 and ns in ("data", "search") else "Deployment"
                 name = f"{ns}-{['api', 'worker', 'db', 'cache'][w]}"
-                suffix = self.rng.randbytes(3).hex()[:5]
+                # As Kubernetes names a Deployment's pods: its ReplicaSet's pod-template hash,
+                # then five random characters of the pod's own.
+                template = self.rng.randbytes(3).hex()
                 for r in range(self.rng.randint(2, 4)):
                     pod = (f"{name}-{r}" if kind == "StatefulSet"
-                           else f"{name}-{self.rng.randbytes(4).hex()[:8]}-{suffix}{r}")
+                           else f"{name}-{template}-{self.rng.randbytes(4).hex()[:5]}")
                     self.pods[f"{ns}/{pod}"] = (self.rng.choice(NODES), kind, name)
 
     def on_node(self, node: str) -> list[str]:
@@ -110,8 +114,12 @@ def _crashloop(c: _Cluster, tid: str, t: float, ns: str) -> tuple[list[StreamAle
 
 
 def _pvc_filling(c: _Cluster, tid: str, t: float, ns: str) -> tuple[list[StreamAlert], str]:
-    _name, pods = c.of_workload(ns)
-    pvc = f"data-{pods[0].split('/', 1)[1]}"
+    name, pods = c.of_workload(ns)
+    # A StatefulSet's claim is named after its pod (<template>-<pod>); a Deployment's is not,
+    # and only kube-state-metrics says which pod mounts it.
+    pvc = (f"data-{pods[0].split('/', 1)[1]}" if c.pods[pods[0]][1] == "StatefulSet"
+           else f"{name}-data")
+    c.claims[f"{ns}/{pvc}"] = (pods[0],)
     end = t + c.rng.uniform(1200, 3600)
     return [_alert("KubePersistentVolumeFillingUp", "critical", t, end, tid, None, "kubernetes",
                    f"PersistentVolume claimed by {pvc} is filling up", namespace=ns,
@@ -204,5 +212,5 @@ def generate(seed: int, *, incidents: int = 12, noise_episodes: int = 60,
                          rng.choice(("info", "flapping", "chronic", "blip", "blip")), duration_s)
     return Stream(seed=seed, duration_s=duration_s,
                   alerts=sorted(alerts, key=lambda a: a.starts_at), incidents=truth,
-                  pods=dict(c.pods))
+                  pods=dict(c.pods), claims=dict(c.claims))
 

@@ -76,7 +76,8 @@ def kube_prometheus_config(webhook_url: str, token: str) -> dict[str, Any]:
 
 
 def topology_series(stream: noise_cases.Stream, now: float) -> str:
-    """kube-state-metrics' kube_pod_info for the stream's pods, over the last ten minutes."""
+    """kube-state-metrics' kube_pod_info for the stream's pods and the claims they mount, over
+    the last ten minutes."""
     points = [(now - 600 + 30 * i, 1.0) for i in range(21)]
     samples = []
     for key, (node, kind, workload) in stream.pods.items():
@@ -85,7 +86,12 @@ def topology_series(stream: noise_cases.Stream, now: float) -> str:
                              else (kind, workload))
         samples.append(({"namespace": ns, "pod": pod, "node": node,
                          "created_by_kind": owner_kind, "created_by_name": owner}, points))
-    return openmetrics([MetricFamily("kube_pod_info", "gauge", samples=samples)])
+    mounts = [({"namespace": key.split("/", 1)[0], "pod": pod.split("/", 1)[1],
+                "volume": "data", "persistentvolumeclaim": key.split("/", 1)[1]}, points)
+              for key, pods in stream.claims.items() for pod in pods]
+    return openmetrics([MetricFamily("kube_pod_info", "gauge", samples=samples),
+                        MetricFamily("kube_pod_spec_volumes_persistentvolumeclaims_info",
+                                     "gauge", samples=mounts)])
 
 
 class Replayer:
@@ -208,6 +214,12 @@ def test_a_stream_through_real_alertmanager_posts_one_card_per_problem(
     assert set(where) == set(stream.incidents), "a real incident was never posted"
     fragmented = [t for t, ids in where.items() if len(ids) > 1]
     assert len(fragmented) <= 1, f"fragmented: {fragmented}"
+    # A Deployment's full claim and the crash loop of the pod that mounts it are one card:
+    # only kube-state-metrics' mount series, read from Prometheus, ties the two.
+    for claim in stream.claims:
+        tid = next(a.truth for a in stream.alerts
+                   if a.labels.get("persistentvolumeclaim") == claim.split("/", 1)[1])
+        assert len(where[str(tid)]) == 1, f"{claim}'s incident {tid} is split: {where[str(tid)]}"
     posted_noise = [a for i in real for a in i["alerts"] if truth(a).noise]
     noise_total = sum(1 for a in stream.alerts if a.noise and a.labels["alertname"]
                       not in ("Watchdog", "InfoInhibitor"))
