@@ -54,6 +54,7 @@ LASTING = frozenset({"node", "pvc", "rule", "workload", "service"})
 # etcd, the API server, the scheduler and the controller manager fail together.
 CONTROL_PLANE = ("etcd", "KubeAPI", "KubeClient", "KubeControllerManager", "KubeScheduler")
 _CRON_RUN = re.compile(r"-(\d{8,})$")  # a CronJob's Job: <cronjob>-<scheduled minute>
+_METRICS_SERVICE = re.compile(r"^(?P<workload>[a-z0-9-]+)-metrics$")
 _IP_INSTANCE = re.compile(r"^\d+\.\d+\.\d+\.\d+(:\d+)?$")
 WORKLOAD_LABELS = ("deployment", "statefulset", "daemonset", "cronjob")
 # kube-prometheus's alerts that a pod or a workload's replicas are not serving.
@@ -276,6 +277,10 @@ def about(labels: dict[str, str], topology: Topology | None = None) -> About:
         own.update(("api", "-".join(group[:n])) for n in (1, 2))
     if name == "TargetDown" and labels.get("job") and labels["job"] not in NODE_AGENTS:
         own.add(("workload", f"{ns}/{topology.job_owner(ns, labels['job'])}"))
+        if not topology.pods and (m := _METRICS_SERVICE.match(labels["job"])) is not None:
+            # No kube-state-metrics to list the workloads: the job may be named after a chart's
+            # `<workload>-metrics` Service, or be a workload so named (kube-state-metrics).
+            own.add(("workload", f"{ns}/{m.group('workload')}"))
     if name.startswith(CONTROL_PLANE):
         derived[("component", "control-plane")] = "the control plane"
     for kind, workload in [*own, *derived]:

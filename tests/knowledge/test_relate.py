@@ -120,6 +120,30 @@ def test_a_deployments_claim_joins_the_pod_kube_state_metrics_says_mounts_it() -
     assert joined(TOPOLOGY) is None
 
 
+def test_without_kube_state_metrics_a_metrics_services_target_is_its_workloads() -> None:
+    # ingress-nginx's chart names its metrics Service, and so the job, `<workload>-metrics`;
+    # kube-state-metrics is a workload whose own name ends so.
+    def joined(target: dict[str, str], pod: dict[str, str]) -> object | None:
+        related = Related()
+        related.add(about(target, Topology()))
+        found = choose(about(pod, Topology()), 240.0,
+                       [Candidate("TargetDown", related, 0.0, 0.0, None)], window=WINDOW)
+        return found[0].key if found else None
+
+    down = {"alertname": "TargetDown", "namespace": "ingress-nginx",
+            "job": "ingress-nginx-controller-metrics",
+            "service": "ingress-nginx-controller-metrics"}
+    unready = {"alertname": "KubePodNotReady", "namespace": "ingress-nginx",
+               "pod": "ingress-nginx-controller-27cjckjgml-c67hb", "job": "kube-state-metrics"}
+    assert joined(down, unready) == "TargetDown"
+    ksm = {"alertname": "TargetDown", "namespace": "monitoring", "job": "kube-state-metrics",
+           "service": "kube-state-metrics"}
+    assert joined(ksm, {"alertname": "KubeDeploymentReplicasMismatch", "namespace": "monitoring",
+                        "deployment": "kube-state-metrics"}) == "TargetDown"
+    # Another workload of the namespace is not the target's.
+    assert joined(down, {**unready, "pod": "default-backend-5b7d8c9f6d-x2x9k"}) is None
+
+
 def test_a_node_down_does_not_join_replicas_missing_behind_a_full_claim() -> None:
     mismatch = {"alertname": "KubeStatefulSetReplicasMismatch", "namespace": "search",
                 "statefulset": "elasticsearch"}
