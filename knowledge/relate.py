@@ -428,6 +428,9 @@ class Tie:
     shared: int
     subject: Subject
     why: str
+    # Where the alert's pods run is unknown (no kube-state-metrics): tied to a node down only
+    # because it could have run there.
+    guess: bool = False
 
     @property
     def rank(self) -> tuple[int, int]:
@@ -521,7 +524,7 @@ def tie(a: About, incident: Related, *, lasting_only: bool = False,
             for (rule, n), count in incident.symptoms.items():
                 if rule in NODE_DOWN:
                     offer(Tie(1, count, ("node", n), f"it has a target on node {n}, which "
-                                                     "is down"))
+                                                     "is down", guess=True))
         elif _down(incident, node):
             offer(Tie(1, incident.own[("node", node)], ("node", node),
                       f"a pod of the workload runs on node {node}, which is down"))
@@ -959,7 +962,10 @@ def ranked_ties(a: About, starts_at: float, candidates: list[Candidate], *, wind
                 slo_burned(a, c.related, starts_at - c.first)) if late is not None),
                 key=lambda late: late.rank, default=None)
         if t is not None:
-            found.append(((t.strength > 0, False, near, *t.rank, c.latest), c, t, near))
+            # A guess of where it runs counts as no nearness: the alert's own workload's
+            # incident, open for longer than the window, is the better tie.
+            found.append(((t.strength > 0, False, near and not t.guess, *t.rank, c.latest), c,
+                          t, near))
     # Any tie of what the alerts are about beats one of timing alone (a backend's clients).
     found.sort(key=lambda f: f[0], reverse=True)
     return [(c, t, near) for _, c, t, near in found]

@@ -473,6 +473,34 @@ async def test_without_kube_state_metrics_names_and_a_down_node_still_relate(
     assert crash is not None and sts is not None and crash.id == sts.id == claim.id != node.id
 
 
+async def test_without_kube_state_metrics_a_workloads_own_incident_beats_a_guess_of_its_node(
+        database: Database) -> None:
+    """A bad rollout's pods crash-loop; fifteen minutes on a node goes down, and in the same
+    minute the Deployment's rollout is reported stuck. Where its pods run is unknown, so the
+    node could only be guessed: the rollout's own incident, older than the window, is the tie.
+    An unready pod of another workload, with nothing else to tie to, still joins the node."""
+    bare = Intake(window_s=300, noise=NoiseRules(hold_s=0), topology=Topology())
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+
+        async def fire(name: str, at: float, **labels: str) -> Incident | None:
+            return await _apply(s, oid, alert(name, at=at, severity="critical", **labels),
+                                now=at + 30, intake=bare)
+
+        rollout = await fire("KubePodCrashLooping", 0, namespace="orders",
+                             pod="order-events-qk29x2xv5c-86n9b")
+        await fire("KubePodCrashLooping", 40, namespace="orders",
+                   pod="order-events-qk29x2xv5c-qqx2q")
+        node = await fire("KubeNodeNotReady", 900, node=NODE, job="kube-state-metrics")
+        other = await fire("KubePodNotReady", 930, namespace="search",
+                           pod="search-api-hhvstw9d7c-trj58")
+        stuck = await fire("KubeDeploymentRolloutStuck", 960, namespace="orders",
+                           deployment="order-events", job="kube-state-metrics")
+    assert rollout is not None and node is not None and rollout.id != node.id
+    assert other is not None and other.id == node.id
+    assert stuck is not None and stuck.id == rollout.id
+
+
 async def test_a_watchdog_repeated_twice_a_day_is_not_silent_after_ten_minutes(
         database: Database) -> None:
     async with database.session() as s, s.begin():
