@@ -8,6 +8,7 @@ silent Watchdog opens an incident of its own."""
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -446,17 +447,24 @@ async def test_a_silent_watchdog_opens_an_incident_until_it_is_heard_again(
 
 
 
+def _bare(s: AsyncSession, oid: int) -> Callable[..., Awaitable[Incident | None]]:
+    """Fires a critical alert (never held) `at` seconds after T0, heard 30 s later, by an intake
+    with no kube-state-metrics topology: labels alone relate alerts."""
+    bare = Intake(window_s=300, noise=NoiseRules(hold_s=0), topology=Topology())
+
+    async def fire(name: str, at: float, **labels: str) -> Incident | None:
+        return await _apply(s, oid, alert(name, at=at, severity="critical", **labels),
+                            now=at + 30, intake=bare)
+    return fire
+
+
 async def test_without_kube_state_metrics_names_and_a_down_node_still_relate(
         database: Database) -> None:
     """No Prometheus topology: Kubernetes' naming ties a claim to its StatefulSet's pod, and
     pods going unready while a node is down are taken to have run there."""
-    bare = Intake(window_s=300, noise=NoiseRules(hold_s=0), topology=Topology())
     async with database.session() as s, s.begin():
         oid = await org_id(s)
-
-        async def fire(name: str, at: float, **labels: str) -> Incident | None:
-            return await _apply(s, oid, alert(name, at=at, severity="critical", **labels),
-                                now=at + 30, intake=bare)
+        fire = _bare(s, oid)
 
         node = await fire("KubeNodeNotReady", 0, node=NODE, job="kube-state-metrics")
         pods = [await fire("KubePodNotReady", 40, namespace="payments",
@@ -479,13 +487,9 @@ async def test_without_kube_state_metrics_a_workloads_own_incident_beats_a_guess
     minute the Deployment's rollout is reported stuck. Where its pods run is unknown, so the
     node could only be guessed: the rollout's own incident, older than the window, is the tie.
     An unready pod of another workload, with nothing else to tie to, still joins the node."""
-    bare = Intake(window_s=300, noise=NoiseRules(hold_s=0), topology=Topology())
     async with database.session() as s, s.begin():
         oid = await org_id(s)
-
-        async def fire(name: str, at: float, **labels: str) -> Incident | None:
-            return await _apply(s, oid, alert(name, at=at, severity="critical", **labels),
-                                now=at + 30, intake=bare)
+        fire = _bare(s, oid)
 
         rollout = await fire("KubePodCrashLooping", 0, namespace="orders",
                              pod="order-events-qk29x2xv5c-86n9b")
