@@ -962,10 +962,15 @@ def ranked_ties(a: About, starts_at: float, candidates: list[Candidate], *, wind
                 slo_burned(a, c.related, starts_at - c.first)) if late is not None),
                 key=lambda late: late.rank, default=None)
         if t is not None:
-            # A guess of where it runs counts as no nearness: the alert's own workload's
-            # incident, open for longer than the window, is the better tie.
-            found.append(((t.strength > 0, False, near and not t.guess, *t.rank, c.latest), c,
-                          t, near))
+            found.append(((t.strength > 0, False, near, *t.rank, c.latest), c, t, near))
     # Any tie of what the alerts are about beats one of timing alone (a backend's clients).
     found.sort(key=lambda f: f[0], reverse=True)
+    if found and found[0][2].guess:
+        # A guess of where it runs does not outweigh what it is about: its own workload's
+        # incident, still open though begun longer than the window ago.
+        owned = next((f for f in found if not f[3] and f[1].ended is None
+                      and f[2].strength >= 2), None)
+        if owned is not None:
+            found.remove(owned)
+            found.insert(0, owned)
     return [(c, t, near) for _, c, t, near in found]
