@@ -641,10 +641,13 @@ async def _place(session: AsyncSession, *, alert: Alert, intake: Intake, now: da
         await session.flush()
     assert incident.id is not None
     intake.pool.add(session, incident)
-    split = await _split_client(
-        session, source=troubled[0], into=incident, workload=troubled[1], alert=alert,
-        intake=intake) if troubled is not None else [] if consequence else await _split_stranded(
-        session, into=incident, it=it, alert=alert, candidates=candidates, intake=intake)
+    split: list[Alert] = []
+    if troubled is not None:
+        split = await _split_client(session, source=troubled[0], into=incident,
+                                    workload=troubled[1], alert=alert, intake=intake)
+    elif not consequence:
+        split = await _split_stranded(session, into=incident, it=it, alert=alert,
+                                      candidates=candidates, intake=intake)
     for a in split:
         related.add(about(a.labels, intake.topology), a.starts_at.timestamp())
         incident.triggered_at = min(incident.triggered_at, a.starts_at)
