@@ -531,8 +531,14 @@ def tie(a: About, incident: Related, *, lasting_only: bool = False,
     # A node down joins an incident about workloads with a pod on it only while nothing else
     # explains them: not replicas missing behind a full claim or crash-looping containers.
     has_cause = crash_looping or any(kind == "pvc" for kind, _ in incident.own)
+    # Where its pods run unknown (no kube-state-metrics), the node is only guessed to hold
+    # them: only an incident that says nothing but that pods are unavailable is so guessed.
+    only_unready = pods > 0 and all(
+        rule in UNAVAILABLE | NODE_DOWN for (kind, rule), n in incident.symptoms.items()
+        if kind == "rule" and n)
     for (_kind, node), count in incident.weak.items():
-        if a.rule in NODE_DOWN and not has_cause and (("node", node) in a.own or node == ANY):
+        if a.rule in NODE_DOWN and not has_cause and (("node", node) in a.own or (
+                node == ANY and only_unready)):
             offer(Tie(1, count, ("node", node) if node != ANY else next(iter(a.own)),
                       "the incident's targets run on it"))
     if best is None and starts_at is not None and a.client:

@@ -422,3 +422,27 @@ def test_what_a_node_took_down_with_it_is_its_outage_even_when_its_alerts_came_f
     # most likely ran there (as `tie` takes it).
     assert down_with_node(down, NODE, 300.0, 0.0, [(about(pod), 320.0)],
                           window=WINDOW) is not None
+
+
+def test_without_kube_state_metrics_a_node_down_is_not_guessed_into_an_apis_outage() -> None:
+    # Third generator, seed 8: metrics-server crash-loops and the metrics API goes down; in the
+    # same minute a node goes down. Where metrics-server's pod runs is unknown, so the node
+    # could only be guessed to hold it — not enough to take the API's failing discovery
+    # checks for the node's doing.
+    def joined(*alerts: dict[str, str]) -> object | None:
+        related = Related()
+        for labels in alerts:
+            related.add(about(labels, Topology()))
+        found = choose(about({"alertname": "KubeNodeUnreachable", "node": NODE}, Topology()),
+                       60.0, [Candidate("incident", related, 0.0, 0.0, None)], window=WINDOW)
+        return found[0].key if found else None
+
+    api = {"alertname": "KubeAggregatedAPIDown", "name": "v1beta1.metrics.k8s.io",
+           "namespace": "kube-system"}
+    unready = {"alertname": "KubePodNotReady", "namespace": "kube-system",
+               "pod": "metrics-server-6d94bc8694-pkbmn", "job": "kube-state-metrics"}
+    mismatch = {"alertname": "KubeDeploymentReplicasMismatch", "namespace": "kube-system",
+                "deployment": "metrics-server", "job": "kube-state-metrics"}
+    assert joined(api, unready, mismatch) is None
+    # Pods and replicas unready with nothing else said: the node down may well be why.
+    assert joined(unready, mismatch) == "incident"
