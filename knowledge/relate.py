@@ -971,6 +971,15 @@ def ranked_ties(a: About, starts_at: float, candidates: list[Candidate], *, wind
             found.append(((t.strength > 0, False, near, *t.rank, c.latest), c, t, near))
     # Any tie of what the alerts are about beats one of timing alone (a backend's clients).
     found.sort(key=lambda f: f[0], reverse=True)
+    if found and found[0][3] and found[0][2].subject[0] == "node" \
+            and not _down(found[0][1].related, found[0][2].subject[1]):
+        # A pod on a node unwell (not down) in the same minute: its own named cause, a
+        # critical still firing that reaches it (its claim full), comes first.
+        grave = next((f for f in found if not f[3] and f[2].subject[0] == "pod"
+                      and still_grave(a, f[1].related) is not None), None)
+        if grave is not None:
+            found.remove(grave)
+            found.insert(0, grave)
     if found and found[0][2].guess:
         # A guess of where it runs does not outweigh what it is about: its own workload's
         # incident, still open though begun longer than the window ago.
