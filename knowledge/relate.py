@@ -928,7 +928,9 @@ def ranked_ties(a: About, starts_at: float, candidates: list[Candidate], *, wind
     alert short — is failing, not flapping — or to the kubelet acting on its node no later
     than a window after its end (`acted_on`)."""
     # Sorted by: a tie at all beyond timing, the same alert escalating, within the window,
-    # the tie's strength and share, the latest incident.
+    # the tie's strength and share, the latest incident. Two exceptions follow the sort: a
+    # guess of the node it runs on gives way to its own workload's open incident, and its
+    # node's warning to a critical still firing about its pod (its claim full).
     found: list[tuple[tuple[bool, bool, bool, int, int, float], Candidate, Tie, bool]] = []
     for c in candidates:
         if c.first <= starts_at and (c.ended is None or starts_at <= c.ended + window) and (
