@@ -29,12 +29,12 @@ from sqlalchemy.engine import URL
 
 from tests.bench import noise_cases
 from tests.conftest import need, url_string
+from tests.fakes.alertmanager_replay import Replayer, kube_prometheus_config, settings_env
 from tests.fakes.alertmanager_server import (
     alertmanager,
     copilot_server,
     find_alertmanager,
     free_port,
-    iso,
 )
 from tests.fakes.prometheus_server import MetricFamily, openmetrics, running_prometheus
 from tests.fakes.real_copilot import _executable
@@ -44,35 +44,6 @@ pytestmark = pytest.mark.slow
 
 SCALE = 120.0  # stream seconds per wall-clock second
 SEED, INCIDENTS, NOISE, DURATION = 3, 4, 12, 1800.0  # a 30-minute stream: 15 s of wall clock
-WINDOW, HOLD = 300 / SCALE, 120 / SCALE
-GROUP_WAIT, GROUP_INTERVAL = 30 / SCALE, 300 / SCALE
-
-
-def kube_prometheus_config(webhook_url: str, token: str) -> dict[str, Any]:
-    """kube-prometheus-stack's Alertmanager configuration (its defaults, waits scaled), with
-    Watchdog routed to the copilot (the README's route for the dead man's switch)."""
-    receiver = {"name": "copilot", "webhook_configs": [{
-        "url": webhook_url, "send_resolved": True,
-        "http_config": {"authorization": {"type": "Bearer", "credentials": token}}}]}
-    ms = lambda seconds: f"{int(seconds * 1000)}ms"  # noqa: E731
-    return {
-        "route": {"receiver": "copilot", "group_by": ["namespace"],
-                  "group_wait": ms(GROUP_WAIT), "group_interval": ms(GROUP_INTERVAL),
-                  "repeat_interval": "12h",
-                  "routes": [{"receiver": "copilot", "matchers": ['alertname = "Watchdog"'],
-                              "group_wait": "0s", "group_interval": ms(WINDOW / 4),
-                              "repeat_interval": ms(WINDOW / 2)},
-                             {"receiver": "null", "matchers": ['alertname = "InfoInhibitor"']}]},
-        "inhibit_rules": [
-            {"source_matchers": ['severity = "critical"'],
-             "target_matchers": ['severity =~ "warning|info"'],
-             "equal": ["namespace", "alertname"]},
-            {"source_matchers": ['severity = "warning"'], "target_matchers": ['severity = "info"'],
-             "equal": ["namespace", "alertname"]},
-            {"source_matchers": ['alertname = "InfoInhibitor"'],
-             "target_matchers": ['severity = "info"'], "equal": ["namespace"]}],
-        "receivers": [receiver, {"name": "null"}],
-    }
 
 
 def topology_series(stream: noise_cases.Stream, now: float) -> str:
@@ -94,46 +65,6 @@ def topology_series(stream: noise_cases.Stream, now: float) -> str:
                                      "gauge", samples=mounts)])
 
 
-class Replayer:
-    """Pushes the stream's alerts into Alertmanager at their (scaled) times, as Prometheus
-    would: a firing alert re-sent with a far end, a resolved one with its end."""
-
-    def __init__(self, am_url: str, stream: noise_cases.Stream, start: datetime) -> None:
-        self.url, self.stream, self.start = am_url, stream, start
-        self.errors: list[str] = []
-
-    def at(self, seconds: float) -> datetime:
-        return self.start + timedelta(seconds=seconds / SCALE)
-
-    def run(self, stop_watchdog_after: float) -> None:
-        events = []
-        for a in self.stream.alerts:
-            events.append((a.starts_at, a, False))
-            if a.ends_at is not None and a.ends_at < self.stream.duration_s:
-                events.append((a.ends_at, a, True))
-        events.sort(key=lambda e: (e[0], e[2]))
-        with httpx.Client(timeout=10) as http:
-            for at, a, ends in events:
-                wait = (self.at(at) - datetime.now(UTC)).total_seconds()
-                if wait > 0:
-                    time.sleep(wait)
-                self._post(http, a, ends=self.at(at) if ends else None)
-            time.sleep(max(0.0, (self.at(stop_watchdog_after) - datetime.now(UTC))
-                           .total_seconds()))
-            watchdog = next(a for a in self.stream.alerts if a.labels["alertname"] == "Watchdog")
-            self._post(http, watchdog, ends=datetime.now(UTC))
-
-    def _post(self, http: httpx.Client, a: noise_cases.StreamAlert, *, ends: datetime | None
-              ) -> None:
-        body = [{"labels": a.labels, "annotations": a.annotations,
-                 "startsAt": iso(self.at(a.starts_at)),
-                 "endsAt": iso(ends or self.at(a.starts_at) + timedelta(hours=6)),
-                 "generatorURL": "http://prometheus.test/graph"}]
-        r = http.post(f"{self.url}/api/v2/alerts", json=body)
-        if r.status_code != 200:
-            self.errors.append(f"{r.status_code} {r.text[:200]}")
-
-
 @pytest.fixture
 def db_url(pg_url: URL) -> URL:
     """PostgreSQL, as replicas in production share it; the intake's rules run on SQLite too in
@@ -150,7 +81,8 @@ def parts(tmp_path: Path, db_url: URL) -> Iterator[tuple[str, str, Any, str]]:
     token, port = secrets.token_urlsafe(16), free_port()
     stream = noise_cases.generate(SEED, incidents=INCIDENTS, noise_episodes=NOISE,
                                   duration_s=DURATION)
-    config = kube_prometheus_config(f"http://127.0.0.1:{port}/webhooks/alertmanager", token)
+    config = kube_prometheus_config(f"http://127.0.0.1:{port}/webhooks/alertmanager", token,
+                                    SCALE)
     with running_prometheus(tmp_path / "prom", topology_series(stream, time.time())) as prom, \
             running_slack() as slack, alertmanager(binary, tmp_path / "am", config) as am, \
             copilot_server(_executable(), tmp_path / "copilot", database_url=url_string(db_url),
@@ -158,8 +90,7 @@ def parts(tmp_path: Path, db_url: URL) -> Iterator[tuple[str, str, Any, str]]:
                                **slack.copilot_env(), "PROMETHEUS_URL": prom,
                                "SRE_COPILOT_HISTORY": "false",
                                "SRE_COPILOT_WORKER_POLL_SECONDS": "0.1",
-                               "SRE_COPILOT_CORRELATION_WINDOW_SECONDS": str(WINDOW),
-                               "SRE_COPILOT_NOISE_HOLD_SECONDS": str(HOLD)}) as copilot:
+                               **settings_env(SCALE)}) as copilot:
         yield am.base_url, copilot.base_url, (stream, slack), url_string(db_url)
 
 
@@ -177,7 +108,7 @@ def test_a_stream_through_real_alertmanager_posts_one_card_per_problem(
         parts: tuple[str, str, Any, str], tmp_path: Path) -> None:
     am_url, _copilot_url, (stream, slack), db_url = parts
     start = datetime.now(UTC) + timedelta(seconds=1)
-    replay = Replayer(am_url, stream, start)
+    replay = Replayer(am_url, stream, start, SCALE)
     # Watchdog stops a little after the stream: the switch trips 2 windows later.
     thread = threading.Thread(target=replay.run, args=(DURATION + 60,), daemon=True)
     thread.start()
