@@ -13,6 +13,7 @@ from knowledge.relate import (
     choose,
     clients_failing,
     down_with_node,
+    recurred,
     seconds,
 )
 
@@ -465,3 +466,20 @@ def test_a_pods_full_claim_outweighs_its_nodes_warning_of_the_same_minute() -> N
     assert joins(unready, conntrack, at=1000.0) == "NodeHighNumberConntrackEntriesUsed"
     down = incident({"alertname": "KubeNodeNotReady", "node": NODE}, at=900.0)
     assert joins(unready, claim, down, at=1000.0) == "KubeNodeNotReady"
+
+
+def test_a_cronjobs_next_run_is_read_on_the_copilots_clock() -> None:
+    # A Job's name says its scheduled minute on the cluster's clock. A test that replays a
+    # stream sixty times faster sets the windows sixty times shorter (5 s) and leaves the
+    # names as they were: 30 minutes between two runs is then 30 s of the copilot's clock.
+    def run(minute: int) -> dict[str, str]:
+        return {"alertname": "KubeJobFailed", "namespace": "search",
+                "job_name": f"reindex-{minute}", "job": "kube-state-metrics"}
+
+    failed = Related()
+    failed.add(about(run(28478970)), 0.0)
+    assert recurred(about(run(28479000)), failed, since_first=40 * 60, window=300) is not None
+    assert recurred(about(run(28479000)), failed, since_first=40, window=5) is not None
+    # A run scheduled twelve days on is still no next run, on either clock.
+    assert recurred(about(run(28496446)), failed, since_first=40 * 60, window=300) is None
+    assert recurred(about(run(28496446)), failed, since_first=40, window=5) is None
