@@ -531,7 +531,7 @@ def tie(a: About, incident: Related, *, lasting_only: bool = False,
     # A node down joins an incident about workloads with a pod on it only while nothing else
     # explains them: not replicas missing behind a full claim or crash-looping containers.
     has_cause = crash_looping or any(kind == "pvc" for kind, _ in incident.own)
-    # Where its pods run unknown (no kube-state-metrics), the node is only guessed to hold
+    # Where its pods run is unknown (no kube-state-metrics), the node is only guessed to hold
     # them: only an incident that says nothing but that pods are unavailable is so guessed.
     only_unready = pods > 0 and all(
         rule in UNAVAILABLE | NODE_DOWN for (kind, rule), n in incident.symptoms.items()
