@@ -73,10 +73,10 @@ def replayed(stream: Any, scale: float, workdir: Path, database_url: str
         return json.loads(done.stdout), sent, len(slack.incident_cards()), replay
 
 
-def product_score(stream: Any, listed: list[dict[str, Any]], sent: float,
-                  replay: Replayer) -> Score:
-    """`noise.score` over the incidents the copilot posted: each listed alert is the stream's
-    alert with its labels that started nearest its start."""
+def product_cards(stream: Any, listed: list[dict[str, Any]], replay: Replayer
+                  ) -> list[tuple[str, Card]]:
+    """The incidents the copilot posted, by id, as the stream's alerts they hold: each listed
+    alert is the stream's alert with its labels that started nearest its start."""
     def index(alert: dict[str, Any]) -> int | None:
         at = replay.stream_seconds(datetime.fromisoformat(alert["starts_at"]))
         same = [i for i, a in enumerate(stream.alerts) if a.labels == alert["labels"]]
@@ -88,8 +88,23 @@ def product_score(stream: Any, listed: list[dict[str, Any]], sent: float,
                 or incident["title"].startswith("No Watchdog"):
             continue
         found = {i for a in incident["alerts"] if (i := index(a)) is not None}
-        cards.append(Card(alerts=found, posted_at=0.0, placed_at=dict.fromkeys(found, 0.0)))
-    return replace(score(stream, [], cards), notifications=int(sent))
+        cards.append((incident["id"], Card(alerts=found, posted_at=0.0,
+                                           placed_at=dict.fromkeys(found, 0.0))))
+    return cards
+
+
+def misjudged(stream: Any, cards: list[tuple[str, Card]]) -> list[str]:
+    """The posted incidents that hold noise or more than one real incident, in words."""
+    said = []
+    for incident_id, card in cards:
+        alerts = [stream.alerts[i] for i in sorted(card.alerts)]
+        truths = sorted({a.truth for a in alerts if a.truth})
+        noise = [f"{a.labels['alertname']} ({a.noise}, {a.starts_at:.0f}–"
+                 f"{'' if a.ends_at is None else f'{a.ends_at:.0f}'} s)"
+                 for a in alerts if a.noise]
+        if noise or len(truths) > 1:
+            said.append(f"{incident_id}: incidents {truths or 'none'}; noise {noise}")
+    return said
 
 
 def line(label: str, s: Score) -> str:
@@ -105,6 +120,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[2])
     parser.add_argument("--scale", type=float, default=60.0,
                         help="stream seconds per wall-clock second")
+    parser.add_argument("--show", action="store_true",
+                        help="list the product's cards that hold noise or two incidents")
+    parser.add_argument("--keep", default="",
+                        help="keep each seed's database and logs under this directory")
     args = parser.parse_args()
     module = importlib.import_module(f"tests.bench.{args.generator}")
     print(f"{'seed  run':<30}{'notes':>6}{'cards':>6}{'fewer':>7}{'found':>7}{'frag':>5}"
@@ -112,13 +131,20 @@ def main() -> None:
     for seed in args.seeds:
         stream = module.generate(seed)
         with tempfile.TemporaryDirectory() as tmp:
-            url = f"sqlite:///{Path(tmp) / 'copilot.sqlite3'}"
-            listed, sent, slack_cards, replay = replayed(stream, args.scale, Path(tmp), url)
-        product = product_score(stream, listed, sent, replay)
+            workdir = Path(args.keep) / f"{args.generator}-{seed}" if args.keep else Path(tmp)
+            workdir.mkdir(parents=True, exist_ok=True)
+            url = f"sqlite:///{workdir / 'copilot.sqlite3'}"
+            listed, sent, slack_cards, replay = replayed(stream, args.scale, workdir, url)
+        posted = product_cards(stream, listed, replay)
+        product = replace(score(stream, [], [card for _, card in posted]),
+                          notifications=int(sent))
         notes = alertmanager(stream)
         model = score(stream, notes, correlated(stream, notes, use_topology=False))
         print(line(f"{seed:<6}product (Slack: {slack_cards})", product))
         print(line(f"{seed:<6}simulation", model), flush=True)
+        if args.show:
+            for said in misjudged(stream, posted):
+                print(f"      {said}")
 
 
 if __name__ == "__main__":
