@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 Subject = tuple[str, str]
@@ -533,7 +534,7 @@ def tie(a: About, incident: Related, *, lasting_only: bool = False,
     has_cause = crash_looping or any(kind == "pvc" for kind, _ in incident.own)
     # Where its pods run is unknown (no kube-state-metrics), the node is only guessed to hold
     # them: only an incident that says nothing but that pods are unavailable is so guessed.
-    only_unready = pods > 0 and all(
+    only_unready = a.rule in NODE_DOWN and pods > 0 and all(
         rule in UNAVAILABLE | NODE_DOWN for (kind, rule), n in incident.symptoms.items()
         if kind == "rule" and n)
     for (_kind, node), count in incident.weak.items():
@@ -921,6 +922,10 @@ def choose(a: About, starts_at: float, candidates: list[Candidate], *, window: f
     return (ranked[0][0], ranked[0][1]) if ranked else None
 
 
+# A tie as `ranked_ties` sorts it: its sort key, the incident, the tie, whether within the window.
+_Found = tuple[tuple[bool, bool, bool, int, int, float], "Candidate", Tie, bool]
+
+
 def ranked_ties(a: About, starts_at: float, candidates: list[Candidate], *, window: float,
                 lasting: int = 4, revive: float = 0.0) -> list[tuple[Candidate, Tie, bool]]:
     """Every incident the alert is tied to, best first (see `choose`), each with whether the
@@ -933,7 +938,7 @@ def ranked_ties(a: About, starts_at: float, candidates: list[Candidate], *, wind
     # the tie's strength and share, the latest incident. Two exceptions follow the sort: a
     # guess of the node it runs on gives way to its own workload's open incident, and its
     # node's warning to a critical still firing about its pod (its claim full).
-    found: list[tuple[tuple[bool, bool, bool, int, int, float], Candidate, Tie, bool]] = []
+    found: list[_Found] = []
     for c in candidates:
         if c.first <= starts_at and (c.ended is None or starts_at <= c.ended + window) and (
                 t := acted_on(a, c.related)):
@@ -979,17 +984,18 @@ def ranked_ties(a: About, starts_at: float, candidates: list[Candidate], *, wind
             and not _down(found[0][1].related, found[0][2].subject[1]):
         # A pod on a node unwell (not down) in the same minute: its own named cause, a
         # critical still firing that reaches it (its claim full), comes first.
-        grave = next((f for f in found if not f[3] and f[2].subject[0] == "pod"
-                      and still_grave(a, f[1].related) is not None), None)
-        if grave is not None:
-            found.remove(grave)
-            found.insert(0, grave)
+        _first(found, lambda f: not f[3] and f[2].subject[0] == "pod"
+               and still_grave(a, f[1].related) is not None)
     if found and found[0][2].guess:
         # A guess of where it runs does not outweigh what it is about: its own workload's
         # incident, still open though begun longer than the window ago.
-        owned = next((f for f in found if not f[3] and f[1].ended is None
-                      and f[2].strength >= 2), None)
-        if owned is not None:
-            found.remove(owned)
-            found.insert(0, owned)
+        _first(found, lambda f: not f[3] and f[1].ended is None and f[2].strength >= 2)
     return [(c, t, near) for _, c, t, near in found]
+
+
+def _first(found: list[_Found], pick: Callable[[_Found], bool]) -> None:
+    """Move the best-ranked tie that `pick` takes, if any, to the front."""
+    chosen = next((f for f in found if pick(f)), None)
+    if chosen is not None:
+        found.remove(chosen)
+        found.insert(0, chosen)
