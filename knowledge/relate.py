@@ -254,6 +254,12 @@ def about(labels: dict[str, str], topology: Topology | None = None) -> About:
                 if re.fullmatch(r".+-\d+", pod) and (owner := owner_by_name(pod)):
                     derived[("pod", f"{ns}/{pod}")] = f"claim {claim} is pod {pod}'s"
                     derived[("workload", f"{ns}/{owner}")] = f"claim {claim} is {owner}'s"
+            if not any(kind == "pod" for kind, _ in derived):
+                # A Deployment's claim names no pod; charts name it after their Deployment
+                # (<fullname>, or <fullname>-data): its pods are the workload's so named.
+                for owner in {claim, claim.rsplit("-", 1)[0]}:
+                    derived[("workload", f"{ns}/{owner}")] = \
+                        f"claim {claim} is named after {owner}"
         for pod, (_node, _kind, workload) in topology.pods.items():
             # A StatefulSet's claim is named <template>-<pod>.
             if not mounted and pod.startswith(ns + "/") \
@@ -359,9 +365,11 @@ class Related:
     burns: Counter[Subject] = field(default_factory=Counter)
     # The parts of hosts (a filesystem, a device) its alerts still firing are about.
     lit: Counter[Subject] = field(default_factory=Counter)
+    # The workloads its claims' critical alerts reach: (workload, since, in whole seconds).
+    filled: Counter[Subject] = field(default_factory=Counter)
 
     PARTS = ("own", "active", "derived", "symptoms", "weak", "identities", "parts", "firing",
-             "grave", "runs", "backends", "burns", "lit")
+             "grave", "runs", "backends", "burns", "lit", "filled")
 
     def add(self, a: About, starts_at: float = 0.0) -> None:
         self.own.update(a.own)
@@ -377,6 +385,9 @@ class Related:
         self.firing[_rule_on(a)] += 1
         if a.severity == "critical":
             self.grave.update(_below(a))
+            if any(kind == "pvc" for kind, _ in a.own):
+                self.filled.update((w, str(int(starts_at))) for kind, w in a.derived
+                                   if kind == "workload")
         if a.run:
             self.runs[(a.run, str(a.scheduled))] += 1
         self.backends.update((w, str(int(starts_at))) for _, w in a.backend)
@@ -815,6 +826,22 @@ def still_grave(a: About, incident: Related) -> Tie | None:
                                         "still firing")
 
 
+def named_claim(a: About, starts_at: float, incident: Related) -> Tie | None:
+    """However late: a pod of the Deployment a claim of the incident is named after (`about`:
+    without kube-state-metrics, nothing else says which pods mount it), failing since the
+    claim went critical (full) and while it still is. A claim predicted to fill takes no pod
+    down, and a pod that failed before the claim filled failed for something else."""
+    if not any(kind == "pod" for kind, _ in a.own) or any(
+            kind == "pod" for kind, _ in incident.derived):
+        return None  # a claim that names its pods reaches them by name (`still_grave`, `tie`)
+    for s in sorted(a.derived):
+        if s[0] == "workload" and incident.grave[s] and any(
+                w == s[1] and float(since) <= starts_at for w, since in incident.filled):
+            return Tie(2, incident.grave[s], s, f"{_said(s)}'s claim, named after it, is "
+                                                "full, and this pod of it failed since")
+    return None
+
+
 def recurred(a: About, incident: Related, since_first: float, window: float) -> Tie | None:
     """Soon after the incident ended: the same alert about a CronJob's next run (a Job of its
     own, named after its scheduled minute) is its trouble back, not a new one. Next: scheduled
@@ -968,12 +995,15 @@ def ranked_ties(a: About, starts_at: float, candidates: list[Candidate], *, wind
             found.append(((True, True, near, *t.rank, c.latest), c, t, near))
             continue
         if near:
-            t = tie(a, c.related, starts_at=young(starts_at, c.first, window),
-                    follows=FOLLOWS * window)
+            t = max((t for t in (tie(a, c.related, starts_at=young(starts_at, c.first, window),
+                                     follows=FOLLOWS * window),
+                                 named_claim(a, starts_at, c.related)) if t is not None),
+                    key=lambda t: t.rank, default=None)
         else:  # the strongest of the late ties: a burn still firing beats the control plane
             t = max((late for late in (
                 tie(a, c.related, lasting_only=True) if gap <= lasting * window else None,
                 still_firing(a, c.related), still_grave(a, c.related), still_lit(a, c.related),
+                named_claim(a, starts_at, c.related),
                 slo_burned(a, c.related, starts_at - c.first)) if late is not None),
                 key=lambda late: late.rank, default=None)
         if t is not None:
