@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 RUNBOOKS = "https://runbooks.prometheus-operator.dev/runbooks"
 NAMESPACES = ("shop", "payments", "search", "auth", "data", "ingest")
 NODES = tuple(f"ip-10-0-{i}-{10 + i}.ec2.internal" for i in range(6))
+SPAN = (-600.0, 3600.0)  # the most a problem's alerts run before and after its start
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,16 @@ class _Cluster:
     pods: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     used: set[str] = field(default_factory=set)  # workloads a problem was already made of
     claims: dict[str, tuple[str, ...]] = field(default_factory=dict)  # as kube-state-metrics says
+    # When each workload's or node's disk's problems run: one Prometheus series cannot fire
+    # twice at once, and a workload failing twice at once is one problem, not two.
+    busy: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+
+    def free(self, key: str, t: float) -> bool:
+        return all(t + SPAN[1] < start or end < t + SPAN[0]
+                   for start, end in self.busy.get(key, []))
+
+    def hold(self, key: str, t: float) -> None:
+        self.busy.setdefault(key, []).append((t + SPAN[0], t + SPAN[1]))
 
     def build(self) -> None:
         for ns in NAMESPACES:
@@ -61,12 +72,19 @@ class _Cluster:
     def on_node(self, node: str) -> list[str]:
         return [p for p, (n, _, _) in self.pods.items() if n == node]
 
-    def of_workload(self, ns: str) -> tuple[str, list[str]]:
-        """A workload of `ns` no earlier problem was made of: two incidents on one workload
-        would be one problem, whatever the ground truth says."""
+    def workloads_free(self, ns: str, t: float) -> bool:
+        return any(self.free(w, t) for p, (_, _, w) in self.pods.items()
+                   if p.startswith(ns + "/"))
+
+    def of_workload(self, ns: str, t: float) -> tuple[str, list[str]]:
+        """A workload of `ns` no earlier problem was made of, else one with no problem at the
+        time: two incidents on one workload at once would be one problem, whatever the
+        ground truth says."""
         names = sorted({w for p, (_, _, w) in self.pods.items() if p.startswith(ns + "/")})
-        name = self.rng.choice([n for n in names if n not in self.used] or names)
+        name = self.rng.choice([n for n in names if n not in self.used]
+                               or [n for n in names if self.free(n, t)] or names)
         self.used.add(name)
+        self.hold(name, t)
         return name, [p for p, (_, _, w) in self.pods.items() if w == name]
 
 
@@ -103,7 +121,7 @@ def _node_down(c: _Cluster, tid: str, t: float) -> tuple[list[StreamAlert], str]
 
 
 def _crashloop(c: _Cluster, tid: str, t: float, ns: str) -> tuple[list[StreamAlert], str]:
-    name, pods = c.of_workload(ns)
+    name, pods = c.of_workload(ns, t)
     end = t + c.rng.uniform(600, 2400)
     out = [_alert("KubePodCrashLooping", "warning", t + c.rng.uniform(0, 180), end, tid, None,
                   "kubernetes", f"Pod {p} is restarting", **_pod_labels(p)) for p in pods]
@@ -114,7 +132,7 @@ def _crashloop(c: _Cluster, tid: str, t: float, ns: str) -> tuple[list[StreamAle
 
 
 def _pvc_filling(c: _Cluster, tid: str, t: float, ns: str) -> tuple[list[StreamAlert], str]:
-    name, pods = c.of_workload(ns)
+    name, pods = c.of_workload(ns, t)
     # A StatefulSet's claim is named after its pod (<template>-<pod>); a Deployment's is not,
     # and only kube-state-metrics says which pod mounts it.
     pvc = (f"data-{pods[0].split('/', 1)[1]}" if c.pods[pods[0]][1] == "StatefulSet"
@@ -133,7 +151,8 @@ def _pvc_filling(c: _Cluster, tid: str, t: float, ns: str) -> tuple[list[StreamA
 
 
 def _disk_filling(c: _Cluster, tid: str, t: float) -> tuple[list[StreamAlert], str]:
-    node = c.rng.choice(NODES)
+    node = c.rng.choice([n for n in NODES if c.free(f"disk {n}", t)] or NODES)
+    c.hold(f"disk {node}", t)
     end = t + c.rng.uniform(900, 3600)
     inst = {"instance": f"{node}:9100", "job": "node-exporter", "namespace": "monitoring",
             "mountpoint": "/var/lib/containerd", "device": "/dev/nvme0n1p1"}
@@ -199,9 +218,12 @@ def generate(seed: int, *, incidents: int = 12, noise_episodes: int = 60,
         truth[tid] = made[1]
     # Two unrelated problems in one namespace at once: grouping by namespace merges them. The
     # second starts two minutes into a crash loop or a full PVC, in that one's namespace.
-    twin = next(a for a in alerts if a.truth and a.labels.get("namespace") in NAMESPACES
-                and a.labels["alertname"] in ("KubePodCrashLooping",
-                                              "KubePersistentVolumeFillingUp"))
+    # (The first such problem whose namespace has a workload with no problem then.)
+    twins = [a for a in alerts if a.truth and a.labels.get("namespace") in NAMESPACES
+             and a.labels["alertname"] in ("KubePodCrashLooping",
+                                           "KubePersistentVolumeFillingUp")]
+    twin = next((a for a in twins if c.workloads_free(a.labels["namespace"],
+                                                      a.starts_at + 120)), twins[0])
     tid, ns = f"I{incidents}", twin.labels["namespace"]
     made = _crashloop(c, tid, twin.starts_at + 120, ns) if "PersistentVolume" in \
         twin.labels["alertname"] else _pvc_filling(c, tid, twin.starts_at + 120, ns)
