@@ -996,8 +996,8 @@ async def _gather_down(session: AsyncSession, *, incident: Incident, alert: Aler
                                        now=now)
         else:
             await merge(session, source=source, into=incident, by=f"the copilot ({why})")
-        for it, _ in held:
-            related.add(it)
+        for it, at in held:
+            related.add(it, at)
         incident.related = {**incident.related, "why": [*incident.related.get("why", []),
                                                         why][-5:]}
         incident.severity = _worse(incident.severity, source.severity)

@@ -1016,6 +1016,12 @@ def ranked_ties(a: About, starts_at: float, candidates: list[Candidate], *, wind
         # critical still firing that reaches it (its claim full), comes first.
         _first(found, lambda f: not f[3] and f[2].subject[0] == "pod"
                and still_grave(a, f[1].related) is not None)
+    if a.rule in UNAVAILABLE and any(kind == "pod" for kind, _ in a.own):
+        # A pod the topology places on a node down in the same minutes is unready for that
+        # (the node controller marks its pods so), whatever it was doing before: its crash
+        # loop, or its full claim, can no longer be seen from a node that is gone.
+        _first(found, lambda f: f[3] and f[2].subject[0] == "node" and not f[2].guess
+               and f[2].strength >= 2 and _down(f[1].related, f[2].subject[1]))
     if found and found[0][2].guess:
         # A guess of where it runs does not outweigh what it is about: its own workload's
         # incident, still open though begun longer than the window ago.

@@ -517,3 +517,20 @@ def test_without_kube_state_metrics_a_deployments_full_claim_takes_the_pods_name
     assert not joined(pod("KubePodNotReady"), 580.0, *full)
     assert not joined(pod("KubePodCrashLooping"), 300.0, ("warning", 0.0))
     assert not joined(pod("KubePodCrashLooping", "shop-web-58b791-3c344"), 840.0, *full)
+
+
+def test_a_crash_looping_pod_unready_when_its_node_goes_down_is_the_nodes() -> None:
+    # Our generator, seeds 19, 23, 53, 59, reading kube-state-metrics: payments-api
+    # crash-loops; its pod on prod-worker-2 goes unready minutes after that node went down.
+    # The node controller marks a down node's pods unready; both generators' truth is the node.
+    pod = {"alertname": "KubePodCrashLooping", "namespace": "payments",
+           "pod": "payments-api-7d9f8c6b5d-abcde"}
+    crash = incident(pod, {**pod, "pod": "payments-api-7d9f8c6b5d-fghjk"}, at=0.0)
+    down = incident(*node_down()[:2], at=30.0)
+    unready = {**pod, "alertname": "KubePodNotReady"}
+    assert joins(unready, crash, down, at=90.0) == "KubeNodeNotReady"
+    # Its crash loop's other replica, on a node that is up, stays with the crash loop; and
+    # with no node down, the unready pod is its crash loop's.
+    assert joins({**unready, "pod": "payments-api-7d9f8c6b5d-fghjk"}, crash, down,
+                 at=90.0) == "KubePodCrashLooping"
+    assert joins(unready, crash, at=90.0) == "KubePodCrashLooping"
