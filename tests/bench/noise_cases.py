@@ -72,6 +72,9 @@ class _Cluster:
     def on_node(self, node: str) -> list[str]:
         return [p for p, (n, _, _) in self.pods.items() if n == node]
 
+    def down(self, node: str, t: float) -> bool:
+        return any(start <= t <= end for start, end in self.busy.get(f"down {node}", []))
+
     def workloads_free(self, ns: str, t: float) -> bool:
         return any(self.free(w, t) for p, (_, _, w) in self.pods.items()
                    if p.startswith(ns + "/"))
@@ -107,6 +110,7 @@ def _node_down(c: _Cluster, tid: str, t: float) -> tuple[list[StreamAlert], str]
     node = c.rng.choice([n for n in NODES if len({p.split("/")[0] for p in c.on_node(n)}) >= 3]
                         or list(NODES))
     end = t + c.rng.uniform(900, 3000)
+    c.busy.setdefault(f"down {node}", []).append((t, end))
     out = [_alert("KubeNodeNotReady", "warning", t, end, tid, None, "kubernetes",
                   f"{node} is unready", node=node, job="kube-state-metrics"),
            _alert("KubeNodeUnreachable", "warning", t + 20, end, tid, None, "kubernetes",
@@ -123,8 +127,11 @@ def _node_down(c: _Cluster, tid: str, t: float) -> tuple[list[StreamAlert], str]
 def _crashloop(c: _Cluster, tid: str, t: float, ns: str) -> tuple[list[StreamAlert], str]:
     name, pods = c.of_workload(ns, t)
     end = t + c.rng.uniform(600, 2400)
-    out = [_alert("KubePodCrashLooping", "warning", t + c.rng.uniform(0, 180), end, tid, None,
-                  "kubernetes", f"Pod {p} is restarting", **_pod_labels(p)) for p in pods]
+    # A node that is down restarts nothing: its pods' crash loops cannot begin then.
+    starts = [(p, t + c.rng.uniform(0, 180)) for p in pods]
+    out = [_alert("KubePodCrashLooping", "warning", start, end, tid, None, "kubernetes",
+                  f"Pod {p} is restarting", **_pod_labels(p)) for p, start in starts
+           if not c.down(c.pods[p][0], start)]
     out.append(_alert("KubeDeploymentReplicasMismatch", "warning", t + 300, end, tid, None,
                       "kubernetes", f"Deployment {ns}/{name} has not matched its replicas",
                       namespace=ns, deployment=name, job="kube-state-metrics"))
@@ -133,8 +140,8 @@ def _crashloop(c: _Cluster, tid: str, t: float, ns: str) -> tuple[list[StreamAle
 
 def _pvc_filling(c: _Cluster, tid: str, t: float, ns: str) -> tuple[list[StreamAlert], str]:
     name, pods = c.of_workload(ns, t)
-    # A StatefulSet's claim is named after its pod (<template>-<pod>); a Deployment's is not,
-    # and only kube-state-metrics says which pod mounts it.
+    # A StatefulSet's claim is named after its pod (<template>-<pod>); a Deployment's after
+    # the Deployment, and only kube-state-metrics says which of its pods mounts it.
     pvc = (f"data-{pods[0].split('/', 1)[1]}" if c.pods[pods[0]][1] == "StatefulSet"
            else f"{name}-data")
     c.claims[f"{ns}/{pvc}"] = (pods[0],)
@@ -146,8 +153,8 @@ def _pvc_filling(c: _Cluster, tid: str, t: float, ns: str) -> tuple[list[StreamA
                    "kubernetes", f"PersistentVolume claimed by {pvc} will fill up",
                    namespace=ns, persistentvolumeclaim=pvc, job="kubelet"),
             _alert("KubePodCrashLooping", "warning", t + 240, end, tid, None, "kubernetes",
-                   f"Pod {pods[0]} is restarting", **_pod_labels(pods[0]))], \
-        f"PVC {ns}/{pvc} full"
+                   f"Pod {pods[0]} is restarting", **_pod_labels(pods[0]))
+            ][:2 if c.down(c.pods[pods[0]][0], t + 240) else 3], f"PVC {ns}/{pvc} full"
 
 
 def _disk_filling(c: _Cluster, tid: str, t: float) -> tuple[list[StreamAlert], str]:
