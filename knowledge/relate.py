@@ -161,6 +161,8 @@ class About:
     # A burn-rate alert's long window, in seconds (its `long` label), 0 for any other alert.
     burn: float = 0.0
     short_of: str = ""  # what the kubelet ran short of (`ACTED`), if it says
+    # Where a claim's pods run: its kubelet's `node` label, for each pod it reaches (pod, node).
+    places: frozenset[Subject] = frozenset()
 
 
 def _owner_kind(pod: str) -> tuple[str, str] | None:
@@ -329,10 +331,15 @@ def about(labels: dict[str, str], topology: Topology | None = None) -> About:
                         if k not in ("alertname", "severity"))
     burn = next((seconds(labels[k]) for k in BURN_WINDOWS if labels.get(k)), 0.0)
     part = ",".join(f"{k}={labels[k]}" for k in NODE_PARTS if labels.get(k))
+    # The kubelet that reports a claim's volume (its `node` label) is where the claim is
+    # mounted: where the pods it reaches run.
+    places = frozenset((pod, labels["node"]) for kind, pod in derived if kind == "pod"
+                       and labels.get("persistentvolumeclaim") and labels.get("node"))
     return About(rule=name, own=frozenset(own), derived=derived, weak=frozenset(weak),
                  identity=identity, part=part, severity=labels.get("severity", ""), run=run,
                  scheduled=scheduled, backend=frozenset(backend), client=frozenset(client),
-                 burn=burn, short_of=_short_of(labels) if name in ACTED else "")
+                 burn=burn, short_of=_short_of(labels) if name in ACTED else "",
+                 places=places)
 
 
 def _short_of(labels: dict[str, str]) -> str:
@@ -367,9 +374,10 @@ class Related:
     lit: Counter[Subject] = field(default_factory=Counter)
     # The workloads its claims' critical alerts reach: (workload, since, in whole seconds).
     filled: Counter[Subject] = field(default_factory=Counter)
+    placed: Counter[Subject] = field(default_factory=Counter)  # (pod, node): `About.places`
 
     PARTS = ("own", "active", "derived", "symptoms", "weak", "identities", "parts", "firing",
-             "grave", "runs", "backends", "burns", "lit", "filled")
+             "grave", "runs", "backends", "burns", "lit", "filled", "placed")
 
     def add(self, a: About, starts_at: float = 0.0) -> None:
         self.own.update(a.own)
@@ -388,6 +396,7 @@ class Related:
             if any(kind == "pvc" for kind, _ in a.own):
                 self.filled.update((w, str(int(starts_at))) for kind, w in a.derived
                                    if kind == "workload")
+        self.placed.update(a.places)
         if a.run:
             self.runs[(a.run, str(a.scheduled))] += 1
         self.backends.update((w, str(int(starts_at))) for _, w in a.backend)
@@ -1016,13 +1025,17 @@ def ranked_ties(a: About, starts_at: float, candidates: list[Candidate], *, wind
         # critical still firing that reaches it (its claim full), comes first.
         _first(found, lambda f: not f[3] and f[2].subject[0] == "pod"
                and still_grave(a, f[1].related) is not None)
-    if a.rule in UNAVAILABLE and any(kind == "pod" for kind, _ in a.own):
-        # A pod the topology places on a node down in the same minutes is unready for that
-        # (the node controller marks its pods so), whatever it was doing before: its crash
-        # loop, or its full claim, can no longer be seen from a node that is gone.
-        _first(found, lambda f: f[3] and f[2].subject[0] == "node" and not f[2].guess
-               and f[2].strength >= 2 and _down(f[1].related, f[2].subject[1]))
-    if found and found[0][2].guess:
+    pods = [pod for kind, pod in a.own if kind == "pod"]
+    placed = {node for c in candidates for pod, node in c.related.placed if pod in pods}
+    if a.rule in UNAVAILABLE and pods:
+        # A pod placed on a node down in the same minutes is unready for that (the node
+        # controller marks its pods so), whatever it was doing before: its crash loop, or its
+        # full claim, can no longer be seen from a node that is gone. Placed by the topology,
+        # or, without kube-state-metrics, by the kubelet that reports its claim.
+        _first(found, lambda f: f[3] and f[2].subject[0] == "node"
+               and _down(f[1].related, f[2].subject[1]) and (
+                   (not f[2].guess and f[2].strength >= 2) or f[2].subject[1] in placed))
+    if found and found[0][2].guess and found[0][2].subject[1] not in placed:
         # A guess of where it runs does not outweigh what it is about: its own workload's
         # incident, still open though begun longer than the window ago.
         _first(found, lambda f: not f[3] and f[1].ended is None and f[2].strength >= 2)

@@ -534,3 +534,35 @@ def test_a_crash_looping_pod_unready_when_its_node_goes_down_is_the_nodes() -> N
     assert joins({**unready, "pod": "payments-api-7d9f8c6b5d-fghjk"}, crash, down,
                  at=90.0) == "KubePodCrashLooping"
     assert joins(unready, crash, at=90.0) == "KubePodCrashLooping"
+
+
+def test_without_kube_state_metrics_a_claims_kubelet_places_its_pod_on_a_down_node() -> None:
+    # Independent generator, seed 19, no kube-state-metrics: elasticsearch-1's claim fills
+    # and the pod crash-loops; twenty minutes on its node goes down and the pod goes unready.
+    # The claim's alert came from the kubelet of prod-worker-2 (its `node` label), so the pod
+    # runs there: it is the node's, not a guess the pod's own incident outweighs.
+    def claim(node: str) -> Candidate:
+        related = Related()
+        for labels in ({"alertname": "KubePersistentVolumeFillingUp", "namespace": "search",
+                        "persistentvolumeclaim": "data-elasticsearch-1", "job": "kubelet",
+                        "node": node, "severity": "critical"},
+                       {"alertname": "KubePodCrashLooping", "namespace": "search",
+                        "pod": "elasticsearch-1"}):
+            related.add(about(labels), 0.0)
+        return Candidate("claim", related, 0.0, 100.0, None)
+
+    down = Related()
+    for labels in node_down()[:2]:
+        down.add(about(labels), 1200.0)
+    unready = about({"alertname": "KubePodNotReady", "namespace": "search",
+                     "pod": "elasticsearch-1"})
+
+    def joined(node: str) -> object:
+        found = choose(unready, 1300.0, [claim(node), Candidate("down", down, 1200.0, 1220.0,
+                                                                None)], window=WINDOW)
+        return found[0].key if found else None
+
+    assert joined(NODE) == "down"
+    # Mounted on another node: only a guess places the pod on the down one, and its own
+    # incident, still open, outweighs it.
+    assert joined(OTHER) == "claim"
