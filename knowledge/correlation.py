@@ -78,6 +78,7 @@ from knowledge.relate import (
     ranked_ties,
     serves_clients,
     stranded_workload,
+    strands,
     tie,
     troubled_client,
     workloads_of,
@@ -911,7 +912,7 @@ async def _split_stranded(session: AsyncSession, *, into: Incident, it: About, a
             continue
         alerts = await alerts_of_incident(session, org_id=source.org_id, incident_id=source.id)
         leaving = [a for a in alerts
-                   if workload in workloads_of(about(a.labels, intake.topology))]
+                   if strands(it, about(a.labels, intake.topology), workload)]
         if not leaving or len(leaving) == len(alerts) or alert.starts_at > min(
                 a.starts_at for a in leaving) + timedelta(seconds=intake.window_s):
             continue

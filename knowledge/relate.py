@@ -693,6 +693,17 @@ def stranded_workload(a: About, incident: Related, topology: Topology) -> str | 
     return None
 
 
+def strands(crash: About, other: About, workload: str) -> bool:
+    """Whether `other`, an alert a node outage holds, leaves it with `crash`, the crash loop of
+    `workload` (`stranded_workload`): the workload's own alerts (its replicas missing) and the
+    crash-looping pod's do; another pod of it unready does not — a pod that can still
+    crash-loop is on a node that is up, but that one went unready with the node."""
+    if workload not in workloads_of(other):
+        return False
+    pods = {s for s in other.own if s[0] == "pod"}
+    return not pods or bool(pods & crash.own)
+
+
 def down_nodes(a: About) -> set[str]:
     """The nodes an alert says are down (`NODE_DOWN`)."""
     return {s[1] for s in a.own if s[0] == "node"} if a.rule in NODE_DOWN else set()

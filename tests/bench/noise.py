@@ -60,6 +60,7 @@ from knowledge.relate import (
     ranked_ties,
     serves_clients,
     stranded_workload,
+    strands,
     tie,
     troubled_client,
     workloads_of,
@@ -376,7 +377,7 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
                     or (w := stranded_workload(it, src_c.related, topology)) is None:
                 continue
             leaving = {j for j in src.alerts
-                       if w in workloads_of(about(alerts[j].labels, topology))}
+                       if strands(it, about(alerts[j].labels, topology), w)}
             if not leaving or leaving == src.alerts or it_starts > min(
                     alerts[j].starts_at for j in leaving) + window:
                 continue

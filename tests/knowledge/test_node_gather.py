@@ -166,3 +166,25 @@ async def test_replicas_the_node_took_stay_with_it_when_a_crash_loop_comes_later
         assert sorted((await _listed(database, oid)).values()) == [
             ["KubeDeploymentReplicasMismatch", "KubeNodeNotReady", "KubePodNotReady"],
             ["KubePodCrashLooping"]], slug
+
+
+async def test_a_crash_loop_leaves_its_workloads_pod_that_went_unready_with_the_node(
+        database: Database) -> None:
+    # No kube-state-metrics. Web's pod on the down node goes unready with it, and web's
+    # replicas go missing; then another pod of web crash-loops (on a node that is up: a down
+    # node restarts nothing). The missing replicas are the crash loop's; the pod that went
+    # unready with the node is not crash-looping, so it ran there and stays (our generator,
+    # seeds 14, 17, 23: it had been split off with the rest).
+    blind = replace(INTAKE, topology=Topology())
+    other = WEB.replace("klmno", "pqrst")
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        node = (await apply_each(s, oid, [node_down(0), unready(20, CALICO), unready(40, WEB),
+                                          replicas(60, "web")], now=700, intake=blind))[-1]
+        looping = await apply_alert(s, org_id=oid,
+                                    signal=unready(100, other, "KubePodCrashLooping"),
+                                    intake=blind, now=_t(700))
+    assert node is not None and looping is not None and looping.id != node.id
+    assert await _listed(database, oid) == {
+        node.id: ["KubeNodeNotReady", "KubePodNotReady", "KubePodNotReady"],
+        looping.id: ["KubeDeploymentReplicasMismatch", "KubePodCrashLooping"]}
