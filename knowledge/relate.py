@@ -982,9 +982,10 @@ def ranked_ties(a: About, starts_at: float, candidates: list[Candidate], *, wind
     alert short — is failing, not flapping — or to the kubelet acting on its node no later
     than a window after its end (`acted_on`)."""
     # Sorted by: a tie at all beyond timing, the same alert escalating, within the window,
-    # the tie's strength and share, the latest incident. Two exceptions follow the sort: a
-    # guess of the node it runs on gives way to its own workload's open incident, and its
-    # node's warning to a critical still firing about its pod (its claim full).
+    # the tie's strength and share, the latest incident. Three exceptions follow the sort:
+    # its node's warning gives way to a critical still firing about its pod (its claim full);
+    # a pod known to run on a node gone down goes with that node, whatever else it is tied to;
+    # and a guess of the node it runs on gives way to its own workload's open incident.
     found: list[_Found] = []
     for c in candidates:
         if c.first <= starts_at and (c.ended is None or starts_at <= c.ended + window) and (
