@@ -848,10 +848,12 @@ def still_grave(a: About, incident: Related) -> Tie | None:
 
 def named_claim(a: About, starts_at: float, incident: Related) -> Tie | None:
     """However late: a pod of the Deployment a claim of the incident is named after (`about`:
-    without kube-state-metrics, nothing else says which pods mount it), failing since the
-    claim went critical (full) and while it still is. A claim predicted to fill takes no pod
-    down, and a pod that failed before the claim filled failed for something else."""
-    if not any(kind == "pod" for kind, _ in a.own) or any(
+    without kube-state-metrics, nothing else says which pods mount it), crash-looping since
+    the claim went critical (full) and while it still is. A claim predicted to fill takes no
+    pod down, a pod that failed before the claim filled failed for something else, and
+    another replica merely unready says nothing of mounting it (one pod mounts a claim
+    written to; a full disk makes it crash)."""
+    if a.rule not in NEEDS_KUBELET or not any(kind == "pod" for kind, _ in a.own) or any(
             kind == "pod" for kind, _ in incident.derived):
         return None  # a claim that names its pods reaches them by name (`still_grave`, `tie`)
     for s in sorted(a.derived):
