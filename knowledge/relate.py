@@ -1049,11 +1049,23 @@ def ranked_ties(a: About, starts_at: float, candidates: list[Candidate], *, wind
         _first(found, lambda f: f[3] and f[2].subject[0] == "node"
                and _down(f[1].related, f[2].subject[1]) and (
                    (not f[2].guess and f[2].strength >= 2) or f[2].subject[1] in placed))
+        if found and _crash_loops_elsewhere(a, found[0][1].related):
+            # Its workload crash-loops, and not this pod: a pod that can crash-loop is on a
+            # node that is up, so one merely unready while a node is down ran there — as
+            # `strands` leaves it when the crash loop comes second.
+            _first(found, lambda f: f[3] and f[2].guess and _down(f[1].related,
+                                                                   f[2].subject[1]))
     if found and found[0][2].guess and found[0][2].subject[1] not in placed:
         # A guess of where it runs does not outweigh what it is about: its own workload's
         # incident, still open though begun longer than the window ago.
         _first(found, lambda f: not f[3] and f[1].ended is None and f[2].strength >= 2)
     return [(c, t, near) for _, c, t, near in found]
+
+
+def _crash_loops_elsewhere(a: About, incident: Related) -> bool:
+    """Whether the incident says the alert's workload crash-loops, on pods other than its."""
+    return not any(incident.own[s] for s in a.own if s[0] == "pod") and any(
+        incident.symptoms[(rule, w)] for rule in NEEDS_KUBELET for w in workloads_of(a))
 
 
 def _first(found: list[_Found], pick: Callable[[_Found], bool]) -> None:

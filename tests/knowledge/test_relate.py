@@ -568,3 +568,31 @@ def test_without_kube_state_metrics_a_claims_kubelet_places_its_pod_on_a_down_no
     # Mounted on another node: only a guess places the pod on the down one, and its own
     # incident, still open, outweighs it.
     assert joined(OTHER) == "claim"
+
+
+def test_a_pod_merely_unready_while_its_workload_crash_loops_elsewhere_goes_with_the_down_node(
+        ) -> None:
+    # Our generator's seed 14 through the product, no kube-state-metrics: ingest-db's replicas
+    # crash-loop (one came first and opened an incident, its replicas missing beside it) and
+    # its pod on the down node, merely unready, came second. Which came first must not
+    # matter: with the crash loop second, `strands` leaves that pod with the node.
+    def pod(rule: str, name: str) -> dict[str, str]:
+        return {"alertname": rule, "namespace": "ingest", "pod": f"ingest-db-8f624d-{name}",
+                "job": "kube-state-metrics"}
+
+    looping, down = Related(), Related()
+    looping.add(about(pod("KubePodCrashLooping", "d3f8d")), 60.0)
+    looping.add(about({"alertname": "KubeDeploymentReplicasMismatch", "namespace": "ingest",
+                       "deployment": "ingest-db", "job": "kube-state-metrics"}), 40.0)
+    for labels in node_down()[:2]:
+        down.add(about(labels), 0.0)
+    candidates = [Candidate("down", down, 0.0, 20.0, None),
+                  Candidate("looping", looping, 40.0, 60.0, None)]
+
+    def joined(labels: dict[str, str]) -> object:
+        found = choose(about(labels), 30.0, candidates, window=WINDOW)
+        return found[0].key if found else None
+
+    assert joined(pod("KubePodNotReady", "c2432")) == "down"
+    # The crash-looping pod's own unready is its crash loop's.
+    assert joined(pod("KubePodNotReady", "d3f8d")) == "looping"
