@@ -520,7 +520,8 @@ async def test_a_card_suggests_merging_only_into_an_incident_that_was_posted(
         database: Database) -> None:
     """A pod's alert ties to its own crash loop and, less closely, to its node going down:
     the crash loop's card offers "maybe the same as" the node's incident once that one has a
-    card, not while it is a lone warning still waiting for one."""
+    card, not while it is a lone warning still waiting for one. (Its throttling, not its
+    being unready: that a node gone down takes outright, `relate.ranked_ties`.)"""
     pod = {"namespace": "payments", "pod": "payments-api-7d9f8-abcde",
            "job": "kube-state-metrics"}
     suggested = {}
@@ -531,8 +532,8 @@ async def test_a_card_suggests_merging_only_into_an_incident_that_was_posted(
                                               node=NODE, job="kube-state-metrics"), now=330)
             crash = await _apply(s, oid, alert("KubePodCrashLooping", at=350,
                                                severity="critical", **pod), now=360)
-            ready = await _apply(s, oid, alert("KubePodNotReady", at=380, severity="critical",
-                                               **pod), now=390)
+            ready = await _apply(s, oid, alert("CPUThrottlingHigh", at=380,
+                                               severity="critical", **pod), now=390)
             assert node is not None and crash is not None and ready is not None
             assert ready.id == crash.id != node.id
             assert (node.unconfirmed_until is not None) == (severity == "warning")
