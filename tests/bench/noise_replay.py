@@ -116,7 +116,7 @@ def line(label: str, s: Score) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--generator", default="noise_third",
-                        choices=["noise_cases", "noise_independent", "noise_third"])
+                        choices=["noise_cases", "noise_independent", "noise_third", "noise_fourth"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[2])
     parser.add_argument("--scale", type=float, default=60.0,
                         help="stream seconds per wall-clock second")
