@@ -501,8 +501,8 @@ async def _candidates(session: AsyncSession, *, org_id: int, starts_at: datetime
     from Alertmanager, with alerts that started within the lasting reach of it or resolved
     within it (a CronJob's next run failing: `relate.recurred`), and open ones however old,
     which it joins only through an alert still firing there (`relate.still_firing`,
-    `relate.still_grave`). Read from the batch's pool, which is read again only for a span it
-    does not cover."""
+    `relate.still_grave`, `relate.still_lit`, `relate.still_unwell`). Read from the batch's
+    pool, which is read again only for a span it does not cover."""
     lo, hi = starts_at - intake.reach, starts_at + intake.reach
     pool = intake.pool
     pool.use(session, org_id)

@@ -24,7 +24,8 @@ alerts started within the correlation window — or, for a lasting subject, a fe
 however long ago, those on which the same alert in another severity still fires
 (`still_firing`), a critical alert still fires that reaches the alert's subject
 (`still_grave`: a full claim's pod), or an alert still fires about the same part of a host
-(`still_lit`: a filesystem predicted to fill, then almost full); and, even resolved, those
+(`still_lit`: a filesystem predicted to fill, then almost full) or about the same pod
+(`still_unwell`: unready, then its container waiting); and, even resolved, those
 whose SLO burned over a shorter window inside the alert's long one (`slo_burned`).
 
 Whole incidents, not single alerts, are judged when their alerts came first and formed an
@@ -830,6 +831,18 @@ def still_lit(a: About, incident: Related) -> Tie | None:
     return None
 
 
+def still_unwell(a: About, incident: Related) -> Tie | None:
+    """However late: a pod another alert of the incident still fires about — a rollout's new
+    pods unready, and an hour on (the rule's `for:`) their containers waiting on a config
+    error, are one problem the pod still shows. The pod itself, named by both: a workload
+    outlives its pods' troubles (a node outage holding one replica's alert says nothing of
+    the next rollout's)."""
+    s = next((s for s in sorted(a.own) if s[0] == "pod" and incident.active[s]), None)
+    if s is None:
+        return None
+    return Tie(2, incident.active[s], s, f"{_said(s)}, which an alert of it still fires about")
+
+
 def _below(a: About) -> list[Subject]:
     """What an alert's subject reaches downward: a claim's pod and workload, a pod's workload."""
     return [s for s in a.derived if s[0] in ("pod", "workload")]
@@ -1026,6 +1039,7 @@ def ranked_ties(a: About, starts_at: float, candidates: list[Candidate], *, wind
             t = max((late for late in (
                 tie(a, c.related, lasting_only=True) if gap <= lasting * window else None,
                 still_firing(a, c.related), still_grave(a, c.related), still_lit(a, c.related),
+                still_unwell(a, c.related),
                 named_claim(a, starts_at, c.related),
                 slo_burned(a, c.related, starts_at - c.first)) if late is not None),
                 key=lambda late: late.rank, default=None)

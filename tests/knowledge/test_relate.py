@@ -320,6 +320,22 @@ def test_a_filesystem_still_alerting_takes_its_later_alerts_however_late() -> No
     assert joins(almost_full, filling, at=70 * 60.0) is None
 
 
+def test_a_pod_still_unready_takes_its_later_alerts_however_late() -> None:
+    unready = {"alertname": "KubePodNotReady", "namespace": "frontend",
+               "pod": "web-qwqht8lzn-r7k8l"}
+    rollout = incident(unready, {"alertname": "KubeDeploymentRolloutStuck",
+                                 "namespace": "frontend", "deployment": "web"})
+    waiting = {"alertname": "KubeContainerWaiting", "namespace": "frontend",
+               "pod": "web-qwqht8lzn-r7k8l", "reason": "CreateContainerConfigError"}
+    # Fifty minutes on (the rule's `for:` is an hour), while the pod is still unready.
+    assert joins(waiting, rollout, at=50 * 60.0) == "KubePodNotReady"
+    # Another pod of the workload, or the workload itself, is not held that long ...
+    assert joins({**waiting, "pod": "web-qwqht8lzn-jd26h"}, rollout, at=50 * 60.0) is None
+    # ... nor is the pod once its alert resolved.
+    rollout.related.resolved(about(unready, TOPOLOGY))
+    assert joins(waiting, rollout, at=50 * 60.0) is None
+
+
 def backend_down(at: float = 0.0) -> Candidate:
     """A StatefulSet in `databases` that stopped serving at `at`."""
     related = Related()
