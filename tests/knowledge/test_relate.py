@@ -336,6 +336,17 @@ def test_a_pod_still_unready_takes_its_later_alerts_however_late() -> None:
     assert joins(waiting, rollout, at=50 * 60.0) is None
 
 
+def test_an_autoscaler_at_its_maximum_is_the_load_problem_of_the_workload_named_alike() -> None:
+    maxed = incident({"alertname": "KubeHpaMaxedOut", "namespace": "payments",
+                      "horizontalpodautoscaler": "payments-api", "job": "kube-state-metrics",
+                      "pod": "kube-prometheus-stack-kube-state-metrics-6d4f9c8b7-x2x9z"})
+    mismatch = {"alertname": "KubeDeploymentReplicasMismatch", "namespace": "payments",
+                "deployment": "payments-api", "job": "kube-state-metrics"}
+    assert joins(mismatch, maxed) == "KubeHpaMaxedOut"
+    # Another workload of the namespace going short at the same time is not its load.
+    assert joins({**mismatch, "deployment": "ledger"}, maxed) is None
+
+
 def backend_down(at: float = 0.0) -> Candidate:
     """A StatefulSet in `databases` that stopped serving at `at`."""
     related = Related()
