@@ -92,6 +92,8 @@ HOST_EXPORTERS = frozenset({"node-exporter", "node_exporter"})
 SCRAPE_LABELS = frozenset({"pod", "container", "service", "namespace", "endpoint"})
 # Alerts only a running kubelet raises: a down node cannot be their cause.
 NEEDS_KUBELET = frozenset({"KubePodCrashLooping", "KubeContainerWaiting"})
+# kube-state-metrics' alerts about a pod's own state (with its `pod` label).
+POD_STATE = UNAVAILABLE | NEEDS_KUBELET
 # kube-prometheus's alerts that say a node is down (not merely unwell).
 NODE_DOWN = frozenset({"KubeNodeNotReady", "KubeNodeUnreachable", "KubeletDown", "NodeDown",
                        "KubeletInstanceUnreachable"})
@@ -381,9 +383,10 @@ class Related:
     # The workloads its claims' critical alerts reach: (workload, since, in whole seconds).
     filled: Counter[Subject] = field(default_factory=Counter)
     placed: Counter[Subject] = field(default_factory=Counter)  # (pod, node): `About.places`
+    unwell: Counter[Subject] = field(default_factory=Counter)  # pods its alerts still firing
 
     PARTS = ("own", "active", "derived", "symptoms", "weak", "identities", "parts", "firing",
-             "grave", "runs", "backends", "burns", "lit", "filled", "placed")
+             "grave", "runs", "backends", "burns", "lit", "filled", "placed", "unwell")
 
     def add(self, a: About, starts_at: float = 0.0) -> None:
         self.own.update(a.own)
@@ -395,6 +398,7 @@ class Related:
         self.identities[("identity", a.identity)] += 1
         self.parts.update((s[1], a.part) for s in a.own if s[0] in HOSTS)
         self.lit.update(_lit(a))
+        self.unwell.update(_unwell(a))
         self.symptoms[("rule", a.rule)] += 1
         self.firing[_rule_on(a)] += 1
         if a.severity == "critical":
@@ -415,6 +419,8 @@ class Related:
         self.active = +self.active
         self.lit.subtract(_lit(a))
         self.lit = +self.lit
+        self.unwell.subtract(_unwell(a))
+        self.unwell = +self.unwell
         self.firing.subtract([_rule_on(a)])
         self.firing = +self.firing
         if a.severity == "critical":
@@ -426,6 +432,7 @@ class Related:
         again (it was muted): its subjects are active again."""
         self.active.update(a.own)
         self.lit.update(_lit(a))
+        self.unwell.update(_unwell(a))
         self.firing[_rule_on(a)] += 1
         if a.severity == "critical":
             self.grave.update(_below(a))
@@ -836,16 +843,26 @@ def still_lit(a: About, incident: Related) -> Tie | None:
     return None
 
 
+def _unwell(a: About) -> list[Subject]:
+    """The pods whose state the alert is about (unready, crash-looping, waiting) — not a pod
+    that is merely the scrape target of a rule about something else (Alertmanager's
+    notifications, Prometheus' rules)."""
+    return [s for s in a.own if s[0] == "pod" and a.rule in POD_STATE]
+
+
 def still_unwell(a: About, incident: Related) -> Tie | None:
-    """However late: a pod another alert of the incident still fires about — a rollout's new
-    pods unready, and an hour on (the rule's `for:`) their containers waiting on a config
+    """However late: a pod another alert of the incident still says is unwell — a rollout's
+    new pods unready, and an hour on (the rule's `for:`) their containers waiting on a config
     error, are one problem the pod still shows. The pod itself, named by both: a workload
     outlives its pods' troubles (a node outage holding one replica's alert says nothing of
     the next rollout's)."""
-    s = next((s for s in sorted(a.own) if s[0] == "pod" and incident.active[s]), None)
-    if s is None:
+    s = next((s for s in sorted(_unwell(a)) if incident.unwell[s]), None)
+    if s is None or (a.rule in NEEDS_KUBELET and any(
+            _down(incident, node) for kind, node in incident.own if kind == "node")):
+        # A crash loop is never a node outage's: a down node's kubelet restarts nothing.
         return None
-    return Tie(2, incident.active[s], s, f"{_said(s)}, which an alert of it still fires about")
+    return Tie(2, incident.unwell[s], s, f"{_said(s)}, which an alert of it still says is "
+                                         "unwell")
 
 
 def _below(a: About) -> list[Subject]:

@@ -336,6 +336,22 @@ def test_a_pod_still_unready_takes_its_later_alerts_however_late() -> None:
     assert joins(waiting, rollout, at=50 * 60.0) is None
 
 
+def test_a_pod_that_is_only_a_rules_scrape_target_is_not_held_unwell() -> None:
+    # Prometheus' rules failing name the Prometheus pod that evaluates them; that pod going
+    # unready an hour on is not the rules' problem.
+    rules = incident({"alertname": "PrometheusRuleFailures", "namespace": "monitoring",
+                      "pod": "prometheus-k8s-0", "rule_group": "/etc/prometheus/rules/kpis"})
+    assert joins({"alertname": "KubePodNotReady", "namespace": "monitoring",
+                  "pod": "prometheus-k8s-0"}, rules, at=60 * 60.0) is None
+
+
+def test_a_pod_left_unready_by_its_node_going_down_does_not_take_a_later_crash_loop() -> None:
+    down = incident(*node_down())
+    # Its node is still down: a crash loop hours on cannot be that pod on that node.
+    assert joins({"alertname": "KubePodCrashLooping", "namespace": "search",
+                  "pod": "elasticsearch-0"}, down, at=3 * 3600.0) is None
+
+
 def test_an_autoscaler_at_its_maximum_is_the_load_problem_of_the_workload_named_alike() -> None:
     maxed = incident({"alertname": "KubeHpaMaxedOut", "namespace": "payments",
                       "horizontalpodautoscaler": "payments-api", "job": "kube-state-metrics",
