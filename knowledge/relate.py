@@ -861,7 +861,9 @@ def still_unwell(a: About, incident: Related) -> Tie | None:
             _down(incident, node) for kind, node in incident.own if kind == "node")):
         # A crash loop is never a node outage's: a down node's kubelet restarts nothing.
         return None
-    return Tie(2, incident.unwell[s], s, f"{_said(s)}, which an alert of it still says is "
+    # Weaker than a tie of what a subject is (a claim's pod, its workload): a pod unready in
+    # the minutes a node went down may have run there, whatever it showed before.
+    return Tie(1, incident.unwell[s], s, f"{_said(s)}, which an alert of it still says is "
                                          "unwell")
 
 
