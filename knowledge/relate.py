@@ -166,6 +166,9 @@ class About:
     short_of: str = ""  # what the kubelet ran short of (`ACTED`), if it says
     # Where a claim's pods run: its kubelet's `node` label, for each pod it reaches (pod, node).
     places: frozenset[Subject] = frozenset()
+    # A node agent's scrape target down (TargetDown of the kubelet's or node-exporter's job):
+    # one runs on every node.
+    agent: bool = False
 
 
 def _owner_kind(pod: str) -> tuple[str, str] | None:
@@ -347,7 +350,7 @@ def about(labels: dict[str, str], topology: Topology | None = None) -> About:
                  identity=identity, part=part, severity=labels.get("severity", ""), run=run,
                  scheduled=scheduled, backend=frozenset(backend), client=frozenset(client),
                  burn=burn, short_of=_short_of(labels) if name in ACTED else "",
-                 places=places)
+                 places=places, agent=name == "TargetDown" and labels.get("job") in NODE_AGENTS)
 
 
 def _short_of(labels: dict[str, str]) -> str:
@@ -727,6 +730,9 @@ def _reaches(a: About, node: str) -> bool:
         or bool({("host", node), ("host", ANY)} & a.weak)
 
 
+NODE_AGENT_LEAD = 0.25  # of the window: see `down_with_node`
+
+
 def down_with_node(down: Related, node: str, down_at: float, first: float,
                    alerts: list[tuple[About, float]], *, window: float) -> str | None:
     """Why an incident's alerts (each with its start) are all what a node going down at
@@ -745,13 +751,20 @@ def down_with_node(down: Related, node: str, down_at: float, first: float,
     since = max(first, down_at - window) - window
     pods: list[str] = []
     for a, starts_at in alerts:
-        if a.rule not in UNAVAILABLE | NODE_DOWN or not since <= starts_at <= down_at + window \
+        # A node agent's scrape target down leads by more: TargetDown's `for:` is 10 minutes,
+        # KubeNodeNotReady's 15, and the node controller waits its grace (40 s) before it
+        # marks the node — a quarter of the default window over the 5 minutes that is.
+        lead = NODE_AGENT_LEAD * window if a.agent else 0.0
+        if a.rule not in UNAVAILABLE | NODE_DOWN \
+                or not since - lead <= starts_at <= down_at + window \
                 or not _reaches(a, node) or tie(a, down) is None:
             return None
         pods += sorted(s[1] for s in a.own if s[0] == "pod" and (
             ("node", node) in a.derived or ("host", ANY) in a.weak))
         if ("node", node) in a.own:
             pods.append(f"node {node}")
+        if lead:  # one runs on every node: the down node's is down
+            pods.append("a node agent's scrape target")
     if not pods:
         return None
     named = ", ".join(pods[:3]) + (f" and {len(pods) - 3} more" if len(pods) > 3 else "")

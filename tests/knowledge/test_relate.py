@@ -468,6 +468,23 @@ def test_what_a_node_took_down_with_it_is_its_outage_even_when_its_alerts_came_f
                           window=WINDOW) is not None
 
 
+def test_a_node_agents_target_down_minutes_before_the_node_is_its_outage() -> None:
+    down = incident(*node_down()[:2], at=1000.0)
+    kubelet = {"alertname": "TargetDown", "job": "kubelet", "namespace": "kube-system",
+               "service": "kube-prometheus-stack-kubelet"}
+    # TargetDown's `for:` is 10 minutes, KubeNodeNotReady's 15: it leads by a little more
+    # than the five minutes the window is.
+    assert down_with_node(down.related, NODE, 1000.0, 1000.0,
+                          [(about(kubelet, TOPOLOGY), 1000.0 - 330.0)], window=WINDOW)
+    # Not so an application's target down that long before, nor the kubelet's an hour before.
+    app = {**kubelet, "job": "checkout-api", "namespace": "checkout",
+           "service": "checkout-api"}
+    assert down_with_node(down.related, NODE, 1000.0, 1000.0,
+                          [(about(app, TOPOLOGY), 1000.0 - 330.0)], window=WINDOW) is None
+    assert down_with_node(down.related, NODE, 4600.0, 4600.0,
+                          [(about(kubelet, TOPOLOGY), 1000.0)], window=WINDOW) is None
+
+
 def test_without_kube_state_metrics_a_node_down_is_not_guessed_into_an_apis_outage() -> None:
     # Third generator, seed 8: metrics-server crash-loops and the metrics API goes down; in the
     # same minute a node goes down. Where metrics-server's pod runs is unknown, so the node
