@@ -64,7 +64,9 @@ from knowledge.outbox import enqueue_message
 from knowledge.relate import (
     ACTED,
     FOLLOWS,
+    NODE_AGENT_LEAD,
     NODE_DOWN,
+    UNAVAILABLE,
     About,
     Candidate,
     Related,
@@ -75,6 +77,7 @@ from knowledge.relate import (
     down_with_node,
     explain,
     may_be_client,
+    mostly_down_with_node,
     ranked_ties,
     serves_clients,
     stranded_workload,
@@ -890,8 +893,9 @@ async def _split_client(session: AsyncSession, *, source: Incident, into: Incide
            f"StatefulSet {backend} stopped serving") if began < stopped else (
         f"{alert.alertname} on workload {workload}: a rollout under way is its own change, "
         f"not StatefulSet {backend}'s doing")
-    await _split_workload(session, source=source, into=into, workload=workload,
-                          alerts=alerts, leaving=leaving, why=why, intake=intake)
+    await _split_alerts(session, source=source, into=into, alerts=alerts, leaving=leaving,
+                        what=f"{len(leaving)} alert(s) about workload {workload}",
+                        subject=workload, why=why, intake=intake)
     return leaving
 
 
@@ -920,17 +924,19 @@ async def _split_stranded(session: AsyncSession, *, into: Incident, it: About, a
                         if rule in NODE_DOWN and n})
         why = (f"{alert.alertname} on workload {workload}: a down node's kubelet restarts "
                f"nothing, and nothing places its pods on node {', '.join(nodes)}")
-        await _split_workload(session, source=source, into=into, workload=workload,
-                              alerts=alerts, leaving=leaving, why=why, intake=intake)
+        await _split_alerts(session, source=source, into=into, alerts=alerts, leaving=leaving,
+                            what=f"{len(leaving)} alert(s) about workload {workload}",
+                            subject=workload, why=why, intake=intake)
         moved += leaving
     return moved
 
 
-async def _split_workload(session: AsyncSession, *, source: Incident, into: Incident,
-                          workload: str, alerts: list[Alert], leaving: list[Alert], why: str,
-                          intake: Intake) -> None:
-    """Move a workload's alerts (`leaving`, of the source's `alerts`) to `into`, said on both
-    timelines and the source's card, and rebuild the source's reason line without it."""
+async def _split_alerts(session: AsyncSession, *, source: Incident, into: Incident,
+                       alerts: list[Alert], leaving: list[Alert], what: str, subject: str,
+                       why: str, intake: Intake) -> None:
+    """Move some of the source's `alerts` (`leaving`: a workload's, or a down node's) to
+    `into`, said on both timelines and the source's card, and rebuild the source's reason
+    line without the `subject` they were about."""
     # By identity: comparing rows field by field is the slow way to tell them apart.
     gone = {id(a) for a in leaving}
     rest = [a for a in alerts if id(a) not in gone]
@@ -940,11 +946,10 @@ async def _split_workload(session: AsyncSession, *, source: Incident, into: Inci
         staying.add(it, a.starts_at.timestamp())
         if a.status != "firing":
             staying.resolved(it)
-    await split_off(session, source=source, into=into, alerts=leaving,
-                    what=f"{len(leaving)} alert(s) about workload {workload}",
+    await split_off(session, source=source, into=into, alerts=leaving, what=what,
                     by=f"the copilot ({why})")
-    # Its card says why its alerts belong together: no longer by the workload that left.
-    whys = [w for w in source.related.get("why", []) if workload not in w]
+    # Its card says why its alerts belong together: no longer by what left.
+    whys = [w for w in source.related.get("why", []) if subject not in w]
     earliest = min(rest, key=lambda a: (a.starts_at, a.id or 0))
     first = [earliest.starts_at.isoformat(), earliest.alertname]
     source.related = {**source.related, **staying.to_json(), "why": whys,
@@ -975,22 +980,47 @@ async def _gather_down(session: AsyncSession, *, incident: Incident, alert: Aler
         return False
     related = intake.relations(incident).copy()
     down_at, first = alert.starts_at.timestamp(), incident.triggered_at.timestamp()
-    since = first - intake.window_s  # none of its alerts may start earlier (`down_with_node`)
+    # None of its alerts may start earlier (`down_with_node`; a node agent's target down, a
+    # little earlier still).
+    since = first - intake.window_s * (1 + NODE_AGENT_LEAD)
     joined = False
     for c in candidates:
         source = c.key
         if not isinstance(source, Incident) or c.quiet or source.id in (None, incident.id) \
                 or source.merged_into_id is not None or source.noise \
-                or source.state is IncidentStatus.RESOLVED or c.first < since \
-                or tie(intake.opener(source), related) is None:
-            continue  # (its opener ties, or not all of its alerts do)
+                or source.state is IncidentStatus.RESOLVED:
+            continue
+        whole = c.first >= since and tie(intake.opener(source), related) is not None
+        if not whole and not any(c.related.symptoms[("rule", r)] for r in UNAVAILABLE):
+            continue  # (its opener ties, or not all of its alerts do; nor is any unavailable)
         alerts = await alerts_of_incident(session, org_id=source.org_id, incident_id=source.id)
-        if not alerts or any(a.status != "firing" for a in alerts):
+        if not alerts:
             continue
         held = [(about(a.labels, intake.topology), a.starts_at.timestamp()) for a in alerts]
         why = next((w for node in sorted(nodes) if (w := down_with_node(
-            related, node, down_at, first, held, window=intake.window_s)) is not None), None)
+            related, node, down_at, first, held, window=intake.window_s)) is not None), None) \
+            if whole and all(a.status == "firing" for a in alerts) else None
         if why is None:
+            # Mostly what the node took, with something else begun before: the node's part
+            # moves to the node's incident (`relate.mostly_down_with_node`).
+            its = [(*h, a.status == "firing") for h, a in zip(held, alerts, strict=True)]
+            most = next((m for node in sorted(nodes) if (m := mostly_down_with_node(
+                related, node, down_at, first, its, window=intake.window_s)) is not None), None)
+            if most is None:
+                continue
+            leaving = [alerts[k] for k in most[0]]
+            await _split_alerts(session, source=source, into=incident, alerts=alerts,
+                                leaving=leaving, what=f"{len(leaving)} alert(s) of a node down",
+                                subject="node", why=most[1], intake=intake)
+            for k in most[0]:
+                related.add(*held[k])
+            incident.related = {**incident.related, "why": [
+                *incident.related.get("why", []), most[1]][-5:]}
+            incident.triggered_at = min(incident.triggered_at,
+                                        min(a.starts_at for a in leaving))
+            session.add(incident)
+            intake.pool.add(session, incident)
+            joined = True
             continue
         if source.unconfirmed_until is not None:
             await join_before_its_card(session, source=source, into=incident, alerts=alerts,

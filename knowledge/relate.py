@@ -730,7 +730,37 @@ def _reaches(a: About, node: str) -> bool:
         or bool({("host", node), ("host", ANY)} & a.weak)
 
 
-NODE_AGENT_LEAD = 0.25  # of the window: see `down_with_node`
+NODE_AGENT_LEAD = 0.25  # of the window: see `_took`
+
+
+def _took(down: Related, node: str, down_at: float, first: float, a: About, starts_at: float,
+          *, window: float) -> bool:
+    """Whether one alert may be what the node took down with it (`down_with_node`)."""
+    # A node agent's scrape target down leads by more: TargetDown's `for:` is 10 minutes,
+    # KubeNodeNotReady's 15, and the node controller waits its grace (40 s) before it marks
+    # the node — a quarter of the default window over the 5 minutes that is.
+    lead = NODE_AGENT_LEAD * window if a.agent else 0.0
+    since = max(first, down_at - window) - window - lead
+    return a.rule in UNAVAILABLE | NODE_DOWN and since <= starts_at <= down_at + window \
+        and _reaches(a, node) and tie(a, down) is not None
+
+
+def mostly_down_with_node(down: Related, node: str, down_at: float, first: float,
+                          alerts: list[tuple[About, float, bool]], *,
+                          window: float) -> tuple[list[int], str] | None:
+    """The alerts of an incident (each with its start and whether it still fires) that a
+    node going down took with it — by index — and why, when they are most of its alerts but
+    not all: a namespace's card may hold something else — a replica that restarted minutes
+    before, resolved since — beside the node's pods unready. Most, so that a node outage does
+    not pull one pod out of another problem (a bad rollout whose replica ran there). Only
+    those still firing move."""
+    took = [i for i, (a, t, firing) in enumerate(alerts)
+            if firing and _took(down, node, down_at, first, a, t, window=window)]
+    if len(took) == len(alerts) or 2 * len(took) <= len(alerts):
+        return None
+    why = down_with_node(down, node, down_at, first, [alerts[i][:2] for i in took],
+                         window=window)
+    return (took, why) if why is not None else None
 
 
 def down_with_node(down: Related, node: str, down_at: float, first: float,
@@ -748,22 +778,15 @@ def down_with_node(down: Related, node: str, down_at: float, first: float,
     later — and no later than a window after the node went down."""
     if not alerts or not _down(down, node):
         return None
-    since = max(first, down_at - window) - window
     pods: list[str] = []
     for a, starts_at in alerts:
-        # A node agent's scrape target down leads by more: TargetDown's `for:` is 10 minutes,
-        # KubeNodeNotReady's 15, and the node controller waits its grace (40 s) before it
-        # marks the node — a quarter of the default window over the 5 minutes that is.
-        lead = NODE_AGENT_LEAD * window if a.agent else 0.0
-        if a.rule not in UNAVAILABLE | NODE_DOWN \
-                or not since - lead <= starts_at <= down_at + window \
-                or not _reaches(a, node) or tie(a, down) is None:
+        if not _took(down, node, down_at, first, a, starts_at, window=window):
             return None
         pods += sorted(s[1] for s in a.own if s[0] == "pod" and (
             ("node", node) in a.derived or ("host", ANY) in a.weak))
         if ("node", node) in a.own:
             pods.append(f"node {node}")
-        if lead:  # one runs on every node: the down node's is down
+        if a.agent:  # one runs on every node: the down node's is down
             pods.append("a node agent's scrape target")
     if not pods:
         return None

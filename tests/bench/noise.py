@@ -59,6 +59,7 @@ from knowledge.relate import (
     down_nodes,
     down_with_node,
     may_be_client,
+    mostly_down_with_node,
     ranked_ties,
     serves_clients,
     stranded_workload,
@@ -391,15 +392,23 @@ def correlated(stream: StreamLike, notes: list[Notification], *, window: float =
         # Incidents, posted or not, whose alerts are all what the node took down with it
         # join the node's (`correlation._gather_down`): a posted one is merged, its card
         # pointing there; one waiting for its card joins before it is due.
+        # One mostly what the node took, with something else that began before, gives the
+        # node its part (`relate.mostly_down_with_node`).
         for src, src_c in cards:
             if src is card or src.merged or src.quiet or ended(src) is not None \
-                    or not (src.posted or src.unconfirmed_until is not None) \
-                    or not src.alerts or any(j in known_resolved for j in src.alerts) \
-                    or down_with_node(c.related, node, down_at, c.first,
-                                      [(about(alerts[j].labels, topology), alerts[j].starts_at)
-                                       for j in src.alerts], window=window) is None:
+                    or not (src.posted or src.unconfirmed_until is not None) or not src.alerts:
                 continue
-            move(src, src_c, card, c, at=now_at)
+            held = sorted(src.alerts)
+            its = [(about(alerts[j].labels, topology), alerts[j].starts_at) for j in held]
+            if not any(j in known_resolved for j in held) and down_with_node(
+                    c.related, node, down_at, c.first, its, window=window) is not None:
+                move(src, src_c, card, c, at=now_at)
+                continue
+            most = mostly_down_with_node(
+                c.related, node, down_at, c.first,
+                [(*its[k], j not in known_resolved) for k, j in enumerate(held)], window=window)
+            if most is not None:
+                split(src, src_c, card, c, {held[k] for k in most[0]}, now_at)
 
     def move(src: Card, src_c: Candidate, dst: Card, dst_c: Candidate, *, at: float) -> None:
         if src.unconfirmed_until is not None:  # never posted: it joins before its card

@@ -13,6 +13,7 @@ from knowledge.relate import (
     choose,
     clients_failing,
     down_with_node,
+    mostly_down_with_node,
     recurred,
     seconds,
 )
@@ -483,6 +484,24 @@ def test_a_node_agents_target_down_minutes_before_the_node_is_its_outage() -> No
                           [(about(app, TOPOLOGY), 1000.0 - 330.0)], window=WINDOW) is None
     assert down_with_node(down.related, NODE, 4600.0, 4600.0,
                           [(about(kubelet, TOPOLOGY), 1000.0)], window=WINDOW) is None
+
+
+def test_a_node_down_takes_its_pods_from_a_card_mostly_its_own_not_one_from_another() -> None:
+    down = incident(*node_down()[:2], at=1000.0)
+    search, payments = (about({"alertname": "KubePodNotReady", "namespace": ns, "pod": pod},
+                              TOPOLOGY) for ns, pod in (
+        ("search", "elasticsearch-0"), ("payments", "payments-api-7d9f8c6b5d-abcde")))
+    elsewhere = about({"alertname": "KubePodNotReady", "namespace": "search",
+                       "pod": "elasticsearch-1"}, TOPOLOGY)  # on another node
+    # A replica on the node restarted minutes before (resolved since), a pod elsewhere, and
+    # three alerts of pods unready with the node: the three move, as they are most of it.
+    held = [(search, 700.0, False), (payments, 1010.0, True), (elsewhere, 1020.0, True),
+            (search, 1030.0, True), (payments, 1040.0, True)]
+    took = mostly_down_with_node(down.related, NODE, 1000.0, 1000.0, held, window=WINDOW)
+    assert took is not None and took[0] == [1, 3, 4]
+    # Half is not most: one pod of another problem's card stays there.
+    assert mostly_down_with_node(down.related, NODE, 1000.0, 1000.0, held[1:3],
+                                 window=WINDOW) is None
 
 
 def test_without_kube_state_metrics_a_node_down_is_not_guessed_into_an_apis_outage() -> None:
