@@ -17,7 +17,14 @@ from knowledge.incidents import Incident, incidents_with_alerts
 from knowledge.noise import NoiseRules
 from knowledge.outbox import messages
 from knowledge.relate import Topology
-from tests.knowledge.factories import T0, apply_each, in_namespace, merged_away, org_id
+from tests.knowledge.factories import (
+    T0,
+    apply_each,
+    in_namespace,
+    merged_away,
+    org_id,
+    resolution,
+)
 
 DOWN, WELL = "ip-10-0-4-7.ec2.internal", "ip-10-0-5-9.ec2.internal"
 CART, WEB, CALICO = "cart-7d9f8c6b5-abcde", "web-5f6d7c8b9-klmno", "calico-node-x7k2p"
@@ -188,3 +195,37 @@ async def test_a_crash_loop_leaves_its_workloads_pod_that_went_unready_with_the_
     assert await _listed(database, oid) == {
         node.id: ["KubeNodeNotReady", "KubePodNotReady", "KubePodNotReady"],
         looping.id: ["KubeDeploymentReplicasMismatch", "KubePodCrashLooping"]}
+
+
+async def test_the_node_takes_its_pods_from_a_card_that_also_holds_a_replica_resolved_since(
+        database: Database) -> None:
+    # Three of cart's replicas on the node: one unready and back (a restart) minutes before
+    # the node went, two unready with it — one card; four of coredns' replicas there,
+    # another. The node's alert joins the larger; of cart's card, the two still firing move
+    # there too, and the one resolved stays where it was, its card saying so.
+    cart = {f"shop/cart-7d9f8c6b5-{s}": (DOWN, "Deployment", "cart")
+            for s in ("aaaaa", "bbbbb", "ccccc")}
+    system = {f"kube-system/coredns-5d78c9869d-{s}": (DOWN, "Deployment", "coredns")
+              for s in ("x7k2p", "q8r4t", "m2n6v", "w9z3c")}
+    intake = replace(INTAKE, topology=Topology(pods={**cart, **system}))
+    restarted, *with_node = [unready(at, p.split("/")[1])
+                             for at, p in zip((-120, 10, 15), cart, strict=True)]
+    daemons = [signal("KubePodNotReady", 5 + n, "kube-system", pod=p.split("/")[1])
+               for n, p in enumerate(system)]
+    async with database.session() as s, s.begin():
+        oid = await org_id(s)
+        placed = await apply_each(s, oid, [restarted, *with_node, *daemons], now=620,
+                                  intake=intake)
+        card, kube_system = placed[2], placed[-1]
+        assert card is not None and kube_system is not None and card.id != kube_system.id
+        await apply_alert(s, org_id=oid, signal=resolution(restarted, minutes=10),
+                          intake=intake, now=_t(630))
+        node = (await apply_each(s, oid, [node_down(0)], now=650, intake=intake))[-1]
+    assert node is not None and node.id == kube_system.id
+    listed = await _listed(database, oid)
+    assert listed[node.id] == ["KubeNodeNotReady", *["KubePodNotReady"] * 6]
+    assert listed[card.id] == ["KubePodNotReady"]
+    async with database.session() as s:
+        said = [m.text for m in await messages(s, org_id=oid) if m.kind == "incident_status"]
+    assert any(f"2 alert(s) of a node down split off {card.ref} into {node.ref}" in t
+               for t in said)
