@@ -753,9 +753,12 @@ def mostly_down_with_node(down: Related, node: str, down_at: float, first: float
     not all: a namespace's card may hold something else — a replica that restarted minutes
     before, resolved since — beside the node's pods unready. Most, so that a node outage does
     not pull one pod out of another problem (a bad rollout whose replica ran there). Only
-    those still firing move."""
+    those still firing, and placed on the node, move."""
+    # Placed there by name or by kube-state-metrics: a guess of where it ran (no topology)
+    # does not take an alert out of an incident it was tied into.
     took = [i for i, (a, t, firing) in enumerate(alerts)
-            if firing and _took(down, node, down_at, first, a, t, window=window)]
+            if firing and ("node", node) in (*a.own, *a.derived)
+            and _took(down, node, down_at, first, a, t, window=window)]
     if len(took) == len(alerts) or 2 * len(took) <= len(alerts):
         return None
     why = down_with_node(down, node, down_at, first, [alerts[i][:2] for i in took],
