@@ -287,11 +287,6 @@ def about(labels: dict[str, str], topology: Topology | None = None) -> About:
     for key in OBJECT_LABELS:
         if labels.get(key):
             own.add(("object", f"{key} {labels[key]}"))
-    if labels.get("horizontalpodautoscaler"):
-        # An autoscaler is named after the workload it scales (`kubectl autoscale`, charts'
-        # <fullname>): at its maximum, it and that workload's pods are one load problem.
-        hpa = labels["horizontalpodautoscaler"]
-        derived[("workload", f"{ns}/{hpa}")] = f"autoscaler {hpa} is named after its workload"
     if (api := _API_SERVICE.match(labels.get("name", ""))) is not None:
         group = api.group("group").split(".")
         own.update(("api", "-".join(group[:n])) for n in (1, 2))

@@ -353,17 +353,6 @@ def test_a_pod_left_unready_by_its_node_going_down_does_not_take_a_later_crash_l
                   "pod": "elasticsearch-0"}, down, at=3 * 3600.0) is None
 
 
-def test_an_autoscaler_at_its_maximum_is_the_load_problem_of_the_workload_named_alike() -> None:
-    maxed = incident({"alertname": "KubeHpaMaxedOut", "namespace": "payments",
-                      "horizontalpodautoscaler": "payments-api", "job": "kube-state-metrics",
-                      "pod": "kube-prometheus-stack-kube-state-metrics-6d4f9c8b7-x2x9z"})
-    mismatch = {"alertname": "KubeDeploymentReplicasMismatch", "namespace": "payments",
-                "deployment": "payments-api", "job": "kube-state-metrics"}
-    assert joins(mismatch, maxed) == "KubeHpaMaxedOut"
-    # Another workload of the namespace going short at the same time is not its load.
-    assert joins({**mismatch, "deployment": "ledger"}, maxed) is None
-
-
 def backend_down(at: float = 0.0) -> Candidate:
     """A StatefulSet in `databases` that stopped serving at `at`."""
     related = Related()
