@@ -66,7 +66,6 @@ from knowledge.relate import (
     FOLLOWS,
     NODE_AGENT_LEAD,
     NODE_DOWN,
-    UNAVAILABLE,
     About,
     Candidate,
     Related,
@@ -991,8 +990,9 @@ async def _gather_down(session: AsyncSession, *, incident: Incident, alert: Aler
                 or source.state is IncidentStatus.RESOLVED:
             continue
         whole = c.first >= since and tie(intake.opener(source), related) is not None
-        if not whole and not any(c.related.symptoms[("rule", r)] for r in UNAVAILABLE):
-            continue  # (its opener ties, or not all of its alerts do; nor is any unavailable)
+        if not whole and not any(c.related.own[("node", n)] or c.related.derived[("node", n)]
+                                 for n in nodes):
+            continue  # (its opener ties, or not all of its alerts do; nothing is placed there)
         alerts = await alerts_of_incident(session, org_id=source.org_id, incident_id=source.id)
         if not alerts:
             continue
@@ -1014,7 +1014,8 @@ async def _gather_down(session: AsyncSession, *, incident: Incident, alert: Aler
                                 subject="node", why=most[1], intake=intake)
             for k in most[0]:
                 related.add(*held[k])
-            incident.related = {**incident.related, "why": [
+            # Its stored relations take in what moved, as a merge's do (`merging._combined`).
+            incident.related = {**incident.related, **related.to_json(), "why": [
                 *incident.related.get("why", []), most[1]][-5:]}
             incident.triggered_at = min(incident.triggered_at,
                                         min(a.starts_at for a in leaving))

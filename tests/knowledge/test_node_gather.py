@@ -13,10 +13,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from knowledge.correlation import AlertSignal, Intake, apply_alert
 from knowledge.db import Database
-from knowledge.incidents import Incident, incidents_with_alerts
+from knowledge.incidents import Incident, get_incident, incidents_with_alerts
 from knowledge.noise import NoiseRules
 from knowledge.outbox import messages
-from knowledge.relate import Topology
+from knowledge.relate import Related, Topology
 from tests.knowledge.factories import (
     T0,
     apply_each,
@@ -225,6 +225,11 @@ async def test_the_node_takes_its_pods_from_a_card_that_also_holds_a_replica_res
     listed = await _listed(database, oid)
     assert listed[node.id] == ["KubeNodeNotReady", *["KubePodNotReady"] * 6]
     assert listed[card.id] == ["KubePodNotReady"]
+    async with database.session() as s:
+        stored = await get_incident(s, org_id=oid, incident_id=node.id)
+    # Its stored relations hold the pods that moved, still unready, for the alerts to come.
+    assert {("pod", p) for p in list(cart)[1:]} <= set(
+        Related.from_json(stored.related).unwell)
     async with database.session() as s:
         said = [m.text for m in await messages(s, org_id=oid) if m.kind == "incident_status"]
     assert any(f"2 alert(s) of a node down split off {card.ref} into {node.ref}" in t
